@@ -1,0 +1,30 @@
+# Each target installs what it needs into .venv first, so a fresh clone needs one command.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint sandbox clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/automations demo
+
+sandbox: $(STAMP)
+	$(BIN)/automations sandbox
+
+lint: $(STAMP)
+	$(BIN)/ruff check automations tests bench
+	$(BIN)/ruff format --check automations tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

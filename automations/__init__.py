@@ -1,0 +1,3 @@
+"""Run incident.io automations without Slack."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,16 @@
+"""Shared fixtures: the OpenAPI conformance checker and the running sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.openapi_conformance import Conformance, SpecMissing, load_spec
+
+
+@pytest.fixture(scope="session")
+def openapi() -> Conformance:
+    """The real incident.io schema, or a skip that says where it was looked for."""
+    try:
+        return Conformance(load_spec())
+    except SpecMissing as exc:
+        pytest.skip(str(exc))

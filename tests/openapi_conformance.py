@@ -1,0 +1,240 @@
+"""Check requests and responses against the real incident.io OpenAPI 3 schema.
+
+The schema lives outside the repository (``../shared/incident-io-openapi3.json``
+or the path in ``INCIDENT_IO_OPENAPI``); tests that need it skip with a clear
+reason when it is absent.
+
+Two deliberate adjustments, both from INCIDENT_IO_API.md:
+
+- ``required`` lists name hidden attributes (external_id, organisation_id, ...)
+  that are not in ``properties`` and are never emitted; only the intersection of
+  the two lists is required (section 3).
+- Objects with declared ``properties`` and no ``additionalProperties`` are
+  checked strictly, so a field the real API does not have fails the test
+  instead of slipping through. The schema uses no allOf/oneOf, so this is safe.
+
+Query strings use the bracketed deepObject form (section 4), which OpenAPI's
+default ``form`` style cannot describe, so they are decoded here and each
+parameter's value is validated against its own schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openapi_schema_validator import OAS30Validator
+
+SPEC_ENV = "INCIDENT_IO_OPENAPI"
+DEFAULT_SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "incident-io-openapi3.json"
+
+# Parameters newer than the stored schema that the real API accepts (section 4).
+NEWER_QUERY_PARAMS: dict[str, dict[str, Any]] = {
+    "/v2/incidents": {
+        "sort_by": {
+            "type": "string",
+            "enum": ["created_at_newest_first", "created_at_oldest_first"],
+        },
+        "filter_mode": {"type": "string", "enum": ["all", "any"]},
+    },
+}
+
+# The error envelope (section 6); the stored schema documents success codes only.
+ERROR_ENVELOPE: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "status", "request_id", "errors"],
+    "properties": {
+        "type": {"type": "string"},
+        "status": {"type": "integer"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "source": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "pointer": {"type": "string"}},
+                        "additionalProperties": False,
+                    },
+                    "metadata": {"type": "object"},
+                },
+                "additionalProperties": False,
+            },
+        },
+        "rate_limit": {
+            "type": "object",
+            "required": ["name", "limit", "remaining", "retry_after"],
+            "properties": {
+                "name": {"type": "string"},
+                "limit": {"type": "integer"},
+                "remaining": {"type": "integer"},
+                "retry_after": {"type": "string", "format": "date-time"},
+            },
+        },
+        "debug": {"type": "object"},
+    },
+    "additionalProperties": False,
+}
+
+
+class SpecMissing(RuntimeError):
+    """The OpenAPI schema file is not where tests look for it."""
+
+
+def spec_path() -> Path:
+    return Path(os.environ.get(SPEC_ENV) or DEFAULT_SPEC)
+
+
+def _tighten(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {k: _tighten(v) for k, v in schema.items()}
+        props = out.get("properties")
+        if isinstance(props, dict):
+            if "required" in out:
+                out["required"] = [r for r in out["required"] if r in props]
+                if not out["required"]:
+                    del out["required"]
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(schema, list):
+        return [_tighten(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def load_spec() -> dict[str, Any]:
+    path = spec_path()
+    if not path.is_file():
+        raise SpecMissing(
+            f"incident.io OpenAPI schema not found at {path}; put it in ../shared/ "
+            f"or set {SPEC_ENV} to its path"
+        )
+    raw = json.loads(path.read_text())
+    spec = copy.deepcopy(raw)
+    spec["components"]["schemas"] = _tighten(spec["components"]["schemas"])
+    return spec  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    template: str
+    spec: dict[str, Any]
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+class Conformance:
+    """Validates bodies and query strings for the routes of one spec."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self._routes: list[tuple[re.Pattern[str], str]] = sorted(
+            ((_template_regex(t), t) for t in spec["paths"]),
+            key=lambda item: item[1].count("{"),  # literal segments win over {id}
+        )
+
+    def operation(self, method: str, path: str) -> Operation:
+        for regex, template in self._routes:
+            if regex.match(path):
+                ops = self.spec["paths"][template]
+                if method.lower() in ops:
+                    return Operation(method.upper(), template, ops[method.lower()])
+        raise AssertionError(f"{method} {path} is not a route of the incident.io API")
+
+    def _validator(self, schema: dict[str, Any]) -> OAS30Validator:
+        wrapped = {**schema, "components": self.spec["components"]}
+        return OAS30Validator(wrapped)
+
+    def _check(self, schema: dict[str, Any], value: Any, what: str) -> None:
+        errors = sorted(self._validator(schema).iter_errors(value), key=lambda e: list(e.path))
+        if errors:
+            lines = [
+                f"- {'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors[:10]
+            ]
+            raise AssertionError(f"{what} does not match the schema:\n" + "\n".join(lines))
+
+    def validate_response(self, method: str, path: str, status: int, body: Any) -> None:
+        op = self.operation(method, path)
+        what = f"response {status} to {op.method} {op.template}"
+        if status >= 400:
+            self._check(ERROR_ENVELOPE, body, what)
+            return
+        responses = op.spec["responses"]
+        assert str(status) in responses, f"{what}: the schema documents only {list(responses)}"
+        schema = responses[str(status)]["content"]["application/json"]["schema"]
+        self._check(schema, body, what)
+
+    def validate_request(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]] = (),
+        body: Any = None,
+    ) -> None:
+        op = self.operation(method, path)
+        what = f"request {op.method} {op.template}"
+        params = {p["name"]: p for p in op.spec.get("parameters", []) if p["in"] == "query"}
+        extra = NEWER_QUERY_PARAMS.get(op.template, {})
+        for name, value in decode_deep_object(query).items():
+            if name in params:
+                schema = params[name]["schema"]
+            elif name in extra:
+                schema = extra[name]
+            else:
+                raise AssertionError(f"{what}: unknown query parameter {name!r}")
+            self._check(schema, _coerce(schema, value), f"{what} parameter {name}")
+        request_body = op.spec.get("requestBody")
+        if request_body is None:
+            assert body is None, f"{what} takes no body"
+            return
+        if request_body.get("required"):
+            assert body is not None, f"{what} requires a body"
+        if body is not None:
+            schema = request_body["content"]["application/json"]["schema"]
+            self._check(schema, body, f"{what} body")
+
+
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+def decode_deep_object(query: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``a[b][c]=v`` pairs to ``{"a": {"b": {"c": [v, ...]}}}``; plain keys stay scalar."""
+    out: dict[str, Any] = {}
+    for key, value in query:
+        match = _KEY.match(key)
+        if not match:
+            raise AssertionError(f"malformed query key {key!r}")
+        name, brackets = match.group(1), re.findall(r"\[([^\[\]]*)\]", match.group(2))
+        if not brackets:
+            if name in out:
+                raise AssertionError(f"query key {name!r} repeated")
+            out[name] = value
+            continue
+        node = out.setdefault(name, {})
+        for part in brackets[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(brackets[-1], []).append(value)
+    return out
+
+
+def _coerce(schema: dict[str, Any], value: Any) -> Any:
+    if schema.get("type") == "integer" and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
