@@ -1,0 +1,39 @@
+"""The SQLite ledger: every processed event, every run, the catalog cache and the outbox.
+
+It is what makes the daemon safe to restart: an action is claimed here before
+its side effect and confirmed after, so it happens at most once, ever.
+
+    migrations.py   the schema, as sqlite-utils named migrations
+    base.py         connection (WAL, busy timeout), one-daemon lock, sqlite3 -> LedgerError
+    events.py       claim / mark_* / release / history
+    runs.py         one row per cycle
+    catalog.py      last good severities, statuses, ...
+    outbox.py       rendered digests waiting for SMTP
+"""
+
+from __future__ import annotations
+
+from automations.ledger.base import LedgerLocked
+from automations.ledger.catalog import CatalogStore
+from automations.ledger.events import Event, EventState, EventStore
+from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
+from automations.ledger.runs import Run, RunStatus, RunStore
+
+__all__ = [
+    "Event",
+    "EventState",
+    "Ledger",
+    "LedgerLocked",
+    "OutboxItem",
+    "OutboxState",
+    "Run",
+    "RunStatus",
+]
+
+
+class Ledger(EventStore, RunStore, CatalogStore, OutboxStore):
+    """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
+
+    Opening creates the file if needed and applies pending migrations. Call
+    ``acquire_lock()`` in the daemon so a second daemon on the same file refuses to start.
+    """

@@ -1,0 +1,244 @@
+"""Events: claim an action before its side effect, confirm it after.
+
+The unique ``event_key`` (``rule/incident/step``) is what makes an action
+happen at most once: ``claim`` is a single INSERT that either creates the row
+or finds one already there, whatever its state, across threads and processes.
+A claim is PLANNED until it is confirmed: applied, skipped, failed, or
+reconciled after a restart. Only a PLANNED claim that provably did not take
+effect may be released, so a later cycle can try again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from automations.errors import LedgerError
+from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+
+
+class EventState(StrEnum):
+    """Where a claimed action stands; only PLANNED ever changes."""
+
+    PLANNED = "planned"
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    RECONCILED = "reconciled"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of ``events``."""
+
+    id: int
+    rule: str
+    incident_id: str
+    incident_reference: str
+    event_key: str
+    state: EventState
+    reason: str
+    request_body: dict[str, Any] | None
+    request_id: str | None
+    error: str | None
+    dry_run: bool
+    claimed_at: datetime
+    finished_at: datetime | None
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Event:
+        """Decode the JSON, boolean and time columns."""
+        body = row["request_body"]
+        return cls(
+            id=row["id"],
+            rule=row["rule"],
+            incident_id=row["incident_id"],
+            incident_reference=row["incident_reference"],
+            event_key=row["event_key"],
+            state=EventState(row["state"]),
+            reason=row["reason"],
+            request_body=None if body is None else json.loads(body),
+            request_id=row["request_id"],
+            error=row["error"],
+            dry_run=bool(row["dry_run"]),
+            claimed_at=from_text(row["claimed_at"]),
+            finished_at=maybe_time(row["finished_at"]),
+            attempts=row["attempts"],
+        )
+
+
+class EventStore(LedgerBase):
+    """The ``events`` table (and ``releases``, which carries attempts across a release)."""
+
+    def claim(
+        self,
+        *,
+        rule: str,
+        incident_id: str,
+        incident_reference: str,
+        event_key: str,
+        reason: str,
+        request_body: dict[str, Any] | None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record the intent before acting; False means the key is already done or in flight."""
+        params = {
+            "rule": rule,
+            "incident_id": incident_id,
+            "incident_reference": incident_reference,
+            "event_key": event_key,
+            "state": EventState.PLANNED.value,
+            "reason": reason,
+            "request_body": None
+            if request_body is None
+            else json.dumps(request_body, ensure_ascii=False),
+            "dry_run": int(dry_run),
+            "claimed_at": to_text(current(now)),
+        }
+        with self._guard(f"claiming event {event_key!r}"):
+            cursor = self._execute(
+                """
+                INSERT INTO events (rule, incident_id, incident_reference, event_key, state,
+                                    reason, request_body, dry_run, claimed_at, attempts)
+                VALUES (:rule, :incident_id, :incident_reference, :event_key, :state,
+                        :reason, :request_body, :dry_run, :claimed_at,
+                        1 + coalesce((SELECT attempts FROM releases
+                                      WHERE event_key = :event_key), 0))
+                ON CONFLICT (event_key) DO NOTHING
+                """,
+                params,
+            )
+            return cursor.rowcount == 1
+
+    def mark_applied(
+        self, event_key: str, *, request_id: str | None, now: datetime | None = None
+    ) -> None:
+        """The API accepted the edit; keep its request id for support."""
+        self._finish(event_key, EventState.APPLIED, now, request_id=request_id)
+
+    def mark_skipped(self, event_key: str, *, reason: str, now: datetime | None = None) -> None:
+        """The re-check said no (e.g. a human got there first); the reason replaces the plan's."""
+        self._finish(event_key, EventState.SKIPPED, now, reason=reason)
+
+    def mark_failed(self, event_key: str, *, error: str, now: datetime | None = None) -> None:
+        """The side effect failed; the key stays taken so it is never retried blindly."""
+        self._finish(event_key, EventState.FAILED, now, error=error)
+
+    def mark_reconciled(self, event_key: str, *, reason: str, now: datetime | None = None) -> None:
+        """After a restart the incident shows the change took effect; the reason says how."""
+        self._finish(event_key, EventState.RECONCILED, now, reason=reason)
+
+    def _finish(
+        self, event_key: str, state: EventState, now: datetime | None, **columns: str | None
+    ) -> None:
+        assignments = "".join(f", {name} = :{name}" for name in columns)
+        params = {
+            **columns,
+            "event_key": event_key,
+            "state": state.value,
+            "finished_at": to_text(current(now)),
+        }
+        with self._guard(f"marking event {event_key!r} {state}"):
+            cursor = self._execute(
+                f"""
+                UPDATE events SET state = :state, finished_at = :finished_at{assignments}
+                WHERE event_key = :event_key AND state = 'planned'
+                """,
+                params,
+            )
+            if cursor.rowcount != 1:
+                raise self._not_planned(event_key, f"mark it {state}")
+
+    def release(self, event_key: str, *, now: datetime | None = None) -> None:
+        """Delete a PLANNED claim that provably did not take effect, so a later cycle may retry."""
+        with self._guard(f"releasing event {event_key!r}"), self._transaction():
+            row = self._one("SELECT state, attempts FROM events WHERE event_key = ?", [event_key])
+            if row is None or row["state"] != EventState.PLANNED:
+                raise self._not_planned(event_key, "release it")
+            self._execute("DELETE FROM events WHERE event_key = ?", [event_key])
+            self._execute(
+                """
+                INSERT INTO releases (event_key, attempts, released_at) VALUES (?, ?, ?)
+                ON CONFLICT (event_key) DO UPDATE
+                SET attempts = excluded.attempts, released_at = excluded.released_at
+                """,
+                [event_key, row["attempts"], to_text(current(now))],
+            )
+
+    def _not_planned(self, event_key: str, action: str) -> LedgerError:
+        row = self._one("SELECT state FROM events WHERE event_key = ?", [event_key])
+        if row is None:
+            return LedgerError(f"cannot {action}: event {event_key!r} is not in ledger {self.path}")
+        return LedgerError(
+            f"cannot {action}: event {event_key!r} is already {row['state']} "
+            f"in ledger {self.path}; only a planned event can change"
+        )
+
+    def unconfirmed(self) -> list[Event]:
+        """Claims with no outcome (a crash between claim and record), oldest first."""
+        with self._guard("listing unconfirmed events"):
+            rows = self._rows(
+                "SELECT * FROM events WHERE state = 'planned' ORDER BY claimed_at, id"
+            )
+        return [Event.from_row(row) for row in rows]
+
+    def get_event(self, event_key: str) -> Event | None:
+        """The event with this key, if it was ever claimed (and not released)."""
+        with self._guard(f"reading event {event_key!r}"):
+            row = self._one("SELECT * FROM events WHERE event_key = ?", [event_key])
+        return None if row is None else Event.from_row(row)
+
+    def events(
+        self,
+        *,
+        rule: str | None = None,
+        incident: str | None = None,
+        since: datetime | None = None,
+        states: Iterable[EventState] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """History, newest first; ``incident`` is an id or a reference like ``INC-123``."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if rule is not None:
+            where.append("rule = :rule")
+            params["rule"] = rule
+        if incident is not None:
+            where.append(
+                "(incident_id = :incident OR incident_reference = :incident COLLATE NOCASE)"
+            )
+            params["incident"] = incident
+        if since is not None:
+            where.append("claimed_at >= :since")
+            params["since"] = to_text(since)
+        if states is not None:
+            names = {f"state{i}": EventState(s).value for i, s in enumerate(states)}
+            where.append(f"state IN ({', '.join(':' + name for name in names)})")
+            params.update(names)
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY claimed_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT :limit"
+            params["limit"] = limit
+        with self._guard("listing events"):
+            rows = self._rows(sql, params)
+        return [Event.from_row(row) for row in rows]
+
+    def event_keys(self, prefix: str) -> set[str]:
+        """Existing keys starting with ``prefix`` (e.g. ``rule/``), so evaluation skips them."""
+        # A range on the unique index (LIKE would be case-insensitive and treat _ as a
+        # wildcard); U+10FFFF sorts after any character that can follow the prefix.
+        with self._guard(f"listing event keys under {prefix!r}"):
+            rows = self._db.execute(
+                "SELECT event_key FROM events WHERE event_key >= ? AND event_key < ?",
+                [prefix, prefix + "\U0010ffff"],
+            ).fetchall()
+        return {key for (key,) in rows if key.startswith(prefix)}

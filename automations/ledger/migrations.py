@@ -1,0 +1,166 @@
+"""The ledger schema as named migrations, applied in order and recorded once each.
+
+Never edit a migration that has shipped: add a new one, so every existing
+ledger file reaches the same schema. Times are ISO 8601 UTC text with
+microseconds (``2026-11-23T08:00:00.000000+00:00``), so text order is time
+order. Tables are STRICT: a wrong type is an error, not a silent coercion.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "automations"
+
+
+def build_migrations() -> Migrations:
+    """A fresh migration set (no module-level registry, so importing has no side effects)."""
+    migrations = Migrations(MIGRATION_SET)
+
+    @migrations(name="0001_events")
+    def events(db: Database) -> None:
+        # One row per action the automation decided to take, claimed before the side effect.
+        db.table("events").create(
+            {
+                "id": int,
+                "rule": str,
+                "incident_id": str,
+                "incident_reference": str,
+                "event_key": str,
+                "state": str,  # planned | applied | skipped | failed | reconciled
+                "reason": str,
+                "request_body": str,  # JSON: the exact edit body sent, or None
+                "request_id": str,  # the API's, for support tickets
+                "error": str,
+                "dry_run": int,
+                "claimed_at": str,
+                "finished_at": str,
+                "attempts": int,
+            },
+            pk="id",
+            not_null=[
+                "rule",
+                "incident_id",
+                "incident_reference",
+                "event_key",
+                "state",
+                "reason",
+                "dry_run",
+                "claimed_at",
+                "attempts",
+            ],
+            defaults={"dry_run": 0, "attempts": 1},
+            strict=True,
+        )
+        table = db.table("events")
+        table.create_index(["event_key"], index_name="events_event_key", unique=True)
+        table.create_index(["rule"], index_name="events_rule")
+        table.create_index(["incident_reference"], index_name="events_incident_reference")
+        table.create_index(["claimed_at"], index_name="events_claimed_at")
+
+    @migrations(name="0002_releases")
+    def releases(db: Database) -> None:
+        # A released claim is deleted from events so a later cycle may retry it;
+        # this remembers how many tries the key has had, for events.attempts.
+        db.table("releases").create(
+            {"event_key": str, "attempts": int, "released_at": str},
+            pk="event_key",
+            not_null=["attempts", "released_at"],
+            strict=True,
+        )
+
+    @migrations(name="0003_runs")
+    def runs(db: Database) -> None:
+        db.table("runs").create(
+            {
+                "id": int,
+                "schedule": str,
+                "started_at": str,
+                "finished_at": str,
+                "incidents_seen": int,
+                "actions_planned": int,
+                "actions_applied": int,
+                "actions_failed": int,
+                "actions_skipped": int,
+                "api_requests": int,
+                "error": str,
+                "status": str,  # running | ok | failed
+            },
+            pk="id",
+            not_null=[
+                "schedule",
+                "started_at",
+                "incidents_seen",
+                "actions_planned",
+                "actions_applied",
+                "actions_failed",
+                "actions_skipped",
+                "api_requests",
+                "status",
+            ],
+            defaults={
+                "incidents_seen": 0,
+                "actions_planned": 0,
+                "actions_applied": 0,
+                "actions_failed": 0,
+                "actions_skipped": 0,
+                "api_requests": 0,
+                "status": "running",
+            },
+            strict=True,
+        )
+        db.table("runs").create_index(["schedule", "started_at"], index_name="runs_schedule")
+
+    @migrations(name="0004_catalog")
+    def catalog(db: Database) -> None:
+        # The last good copy of severities, statuses, ... so a daemon can start offline.
+        db.table("catalog").create(
+            {"kind": str, "items": str, "fetched_at": str},
+            pk="kind",
+            not_null=["items", "fetched_at"],
+            strict=True,
+        )
+
+    @migrations(name="0005_outbox")
+    def outbox(db: Database) -> None:
+        # Rendered digests wait here until SMTP accepts them (or they expire).
+        db.table("outbox").create(
+            {
+                "id": int,
+                "digest": str,
+                "period": str,
+                "state": str,  # pending | sending | sent | failed | expired
+                "subject": str,
+                "recipients": str,  # JSON list
+                "message": bytes,  # the rendered RFC 5322 message, sent byte for byte
+                "message_id": str,
+                "attempts": int,
+                "next_attempt_at": str,
+                "last_error": str,
+                "created_at": str,
+                "sent_at": str,
+                "expires_at": str,
+            },
+            pk="id",
+            not_null=[
+                "digest",
+                "period",
+                "state",
+                "subject",
+                "recipients",
+                "message",
+                "message_id",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+                "expires_at",
+            ],
+            defaults={"attempts": 0},
+            strict=True,
+        )
+        table = db.table("outbox")
+        table.create_index(["digest", "period"], index_name="outbox_digest_period", unique=True)
+        table.create_index(["state", "next_attempt_at"], index_name="outbox_due")
+
+    return migrations

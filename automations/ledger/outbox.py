@@ -1,0 +1,209 @@
+"""Outbox: rendered digests wait here until SMTP accepts them, so a crash or outage loses none.
+
+``(digest, period)`` is unique, so each period's digest is enqueued once. The
+message is stored as the exact bytes to send (with its Message-ID), so a retry
+after a crash is the same message and receivers can de-duplicate it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from automations.errors import LedgerError
+from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+
+# A SENDING item is due again: the process that was sending it may have crashed.
+_OPEN = ("pending", "sending")
+
+
+class OutboxState(StrEnum):
+    """Where a queued digest stands; SENT, FAILED and EXPIRED are final."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One row of ``outbox``."""
+
+    id: int
+    digest: str
+    period: str
+    state: OutboxState
+    subject: str
+    recipients: list[str]
+    message: bytes
+    message_id: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> OutboxItem:
+        """Decode the JSON, bytes and time columns."""
+        return cls(
+            id=row["id"],
+            digest=row["digest"],
+            period=row["period"],
+            state=OutboxState(row["state"]),
+            subject=row["subject"],
+            recipients=json.loads(row["recipients"]),
+            message=bytes(row["message"]),
+            message_id=row["message_id"],
+            attempts=row["attempts"],
+            next_attempt_at=from_text(row["next_attempt_at"]),
+            last_error=row["last_error"],
+            created_at=from_text(row["created_at"]),
+            sent_at=maybe_time(row["sent_at"]),
+            expires_at=from_text(row["expires_at"]),
+        )
+
+
+class OutboxStore(LedgerBase):
+    """The ``outbox`` table."""
+
+    def outbox_enqueue(
+        self,
+        *,
+        digest: str,
+        period: str,
+        subject: str,
+        recipients: list[str],
+        message: bytes,
+        message_id: str,
+        expires_at: datetime,
+        now: datetime | None = None,
+    ) -> bool:
+        """Queue a rendered digest, due at once; False if this (digest, period) already exists."""
+        moment = to_text(current(now))
+        with self._guard(f"queueing digest {digest!r} for {period!r}"):
+            cursor = self._execute(
+                """
+                INSERT INTO outbox (digest, period, state, subject, recipients, message,
+                                    message_id, attempts, next_attempt_at, created_at, expires_at)
+                VALUES (?, ?, 'pending', ?, ?, ?, ?, 0, ?, ?, ?)
+                ON CONFLICT (digest, period) DO NOTHING
+                """,
+                [
+                    digest,
+                    period,
+                    subject,
+                    json.dumps(recipients, ensure_ascii=False),
+                    bytes(message),
+                    message_id,
+                    moment,
+                    moment,
+                    to_text(expires_at),
+                ],
+            )
+            return cursor.rowcount == 1
+
+    def outbox_due(self, *, now: datetime) -> list[OutboxItem]:
+        """Items to send now: pending or left sending by a crash, due, not expired; oldest first."""
+        moment = to_text(now)
+        with self._guard("listing due outbox items"):
+            rows = self._rows(
+                """
+                SELECT * FROM outbox
+                WHERE state IN (?, ?) AND next_attempt_at <= ? AND expires_at > ?
+                ORDER BY next_attempt_at, id
+                """,
+                [*_OPEN, moment, moment],
+            )
+        return [OutboxItem.from_row(row) for row in rows]
+
+    def outbox_get(self, item_id: int) -> OutboxItem | None:
+        """One item by id, whatever its state."""
+        with self._guard(f"reading outbox item {item_id}"):
+            row = self._one("SELECT * FROM outbox WHERE id = ?", [item_id])
+        return None if row is None else OutboxItem.from_row(row)
+
+    def outbox_mark_sending(self, item_id: int) -> None:
+        """About to hand the message to SMTP: count the attempt first."""
+        self._update_open(item_id, "mark it sending", "state = 'sending', attempts = attempts + 1")
+
+    def outbox_mark_sent(self, item_id: int, *, now: datetime | None = None) -> None:
+        """SMTP accepted the message; it is never sent again."""
+        self._update_open(
+            item_id, "mark it sent", "state = 'sent', sent_at = :at", at=to_text(current(now))
+        )
+
+    def outbox_mark_retry(self, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
+        """A transient SMTP failure: back to pending until ``next_attempt_at``."""
+        self._update_open(
+            item_id,
+            "schedule a retry",
+            "state = 'pending', last_error = :error, next_attempt_at = :at",
+            error=error,
+            at=to_text(next_attempt_at),
+        )
+
+    def outbox_mark_failed(self, item_id: int, *, error: str) -> None:
+        """A permanent SMTP failure (e.g. every recipient rejected): stop trying."""
+        self._update_open(
+            item_id, "mark it failed", "state = 'failed', last_error = :error", error=error
+        )
+
+    def _update_open(self, item_id: int, action: str, assignments: str, **params: Any) -> None:
+        with self._guard(f"outbox item {item_id}: {action}"):
+            cursor = self._execute(
+                f"UPDATE outbox SET {assignments} WHERE id = :id AND state IN (:open0, :open1)",
+                {**params, "id": item_id, "open0": _OPEN[0], "open1": _OPEN[1]},
+            )
+            if cursor.rowcount == 1:
+                return
+            row = self._one("SELECT state FROM outbox WHERE id = ?", [item_id])
+        if row is None:
+            raise LedgerError(f"cannot {action}: no outbox item {item_id} in ledger {self.path}")
+        raise LedgerError(
+            f"cannot {action}: outbox item {item_id} is already {row['state']} "
+            f"in ledger {self.path}"
+        )
+
+    def outbox_expire(self, *, now: datetime) -> list[OutboxItem]:
+        """Give up on unsent items past ``expires_at`` (a stale digest is noise); return them."""
+        moment = to_text(now)
+        with self._guard("expiring outbox items"), self._transaction():
+            ids = [
+                row["id"]
+                for row in self._rows(
+                    "SELECT id FROM outbox WHERE state IN (?, ?) AND expires_at <= ?",
+                    [*_OPEN, moment],
+                )
+            ]
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            self._execute(f"UPDATE outbox SET state = 'expired' WHERE id IN ({marks})", ids)
+            rows = self._rows(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
+        return [OutboxItem.from_row(row) for row in rows]
+
+    def outbox_last_period(self, digest: str) -> str | None:
+        """The latest period ever enqueued for ``digest``, to know which periods were missed."""
+        with self._guard(f"reading the last period of digest {digest!r}"):
+            rows = self._rows("SELECT period FROM outbox WHERE digest = ?", [digest])
+        periods: list[str] = [row["period"] for row in rows]
+        return max(periods, key=_period_order, default=None)
+
+
+def _period_order(period: str) -> tuple[int, datetime | str]:
+    """Order ISO periods by instant, since offsets differ across DST; other keys by text."""
+    try:
+        moment = datetime.fromisoformat(period)
+    except ValueError:
+        return (0, period)
+    if moment.tzinfo is None:
+        return (0, period)
+    return (1, moment)

@@ -1,0 +1,134 @@
+"""Runs: one row per scheduled cycle, for `automations history` and health checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from automations.errors import LedgerError
+from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+
+
+class RunStatus(StrEnum):
+    """A run is RUNNING until finished; a crash leaves it RUNNING."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of ``runs``."""
+
+    id: int
+    schedule: str
+    started_at: datetime
+    finished_at: datetime | None
+    incidents_seen: int
+    actions_planned: int
+    actions_applied: int
+    actions_failed: int
+    actions_skipped: int
+    api_requests: int
+    error: str | None
+    status: RunStatus
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Run:
+        """Decode the time and status columns."""
+        return cls(
+            id=row["id"],
+            schedule=row["schedule"],
+            started_at=from_text(row["started_at"]),
+            finished_at=maybe_time(row["finished_at"]),
+            incidents_seen=row["incidents_seen"],
+            actions_planned=row["actions_planned"],
+            actions_applied=row["actions_applied"],
+            actions_failed=row["actions_failed"],
+            actions_skipped=row["actions_skipped"],
+            api_requests=row["api_requests"],
+            error=row["error"],
+            status=RunStatus(row["status"]),
+        )
+
+
+class RunStore(LedgerBase):
+    """The ``runs`` table."""
+
+    def start_run(self, schedule: str, *, now: datetime | None = None) -> int:
+        """Record that a cycle of ``schedule`` began; returns the run id for ``finish_run``."""
+        with self._guard(f"starting a run of {schedule!r}"):
+            cursor = self._execute(
+                "INSERT INTO runs (schedule, started_at, status) VALUES (?, ?, ?)",
+                [schedule, to_text(current(now)), RunStatus.RUNNING.value],
+            )
+            run_id = cursor.lastrowid
+        assert run_id is not None  # an INSERT into a rowid table always has one
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        incidents_seen: int,
+        actions_planned: int,
+        actions_applied: int,
+        actions_failed: int,
+        actions_skipped: int,
+        api_requests: int,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Record the counts; an ``error`` makes the run FAILED, otherwise it is OK."""
+        params = {
+            "id": run_id,
+            "finished_at": to_text(current(now)),
+            "incidents_seen": incidents_seen,
+            "actions_planned": actions_planned,
+            "actions_applied": actions_applied,
+            "actions_failed": actions_failed,
+            "actions_skipped": actions_skipped,
+            "api_requests": api_requests,
+            "error": error,
+            "status": (RunStatus.OK if error is None else RunStatus.FAILED).value,
+        }
+        with self._guard(f"finishing run {run_id}"):
+            cursor = self._execute(
+                """
+                UPDATE runs SET finished_at = :finished_at, incidents_seen = :incidents_seen,
+                    actions_planned = :actions_planned, actions_applied = :actions_applied,
+                    actions_failed = :actions_failed, actions_skipped = :actions_skipped,
+                    api_requests = :api_requests, error = :error, status = :status
+                WHERE id = :id AND status = 'running'
+                """,
+                params,
+            )
+            if cursor.rowcount != 1:
+                raise LedgerError(
+                    f"cannot finish run {run_id}: no running run with that id in ledger {self.path}"
+                )
+
+    def runs(self, *, schedule: str | None = None, limit: int = 50) -> list[Run]:
+        """Recent runs, newest first, optionally of one schedule."""
+        where = "" if schedule is None else "WHERE schedule = :schedule"
+        with self._guard("listing runs"):
+            rows = self._rows(
+                f"SELECT * FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT :limit",
+                {"schedule": schedule, "limit": limit},
+            )
+        return [Run.from_row(row) for row in rows]
+
+    def last_successful_run(self, schedule: str | None = None) -> Run | None:
+        """The newest OK run (of ``schedule``, or of any)."""
+        where = "" if schedule is None else "AND schedule = :schedule"
+        with self._guard("reading the last successful run"):
+            row = self._one(
+                f"SELECT * FROM runs WHERE status = 'ok' {where} "
+                "ORDER BY started_at DESC, id DESC LIMIT 1",
+                {"schedule": schedule},
+            )
+        return None if row is None else Run.from_row(row)
