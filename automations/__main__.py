@@ -1,0 +1,5 @@
+"""``python -m automations``."""
+
+from automations.cli import main
+
+main()

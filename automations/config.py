@@ -1,0 +1,244 @@
+"""The TOML file: parsed into pydantic models, every error naming file, key and what is allowed.
+
+Rule types are looked up in the registry first (so an unknown ``type`` lists
+the known ones), then the whole file is validated in one pass so a user sees
+every problem at once, e.g.::
+
+    config/automations.toml: rules[1].steps[0].after: '2 hours' is not a duration like 90s, ...
+"""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
+from pydantic_core import ErrorDetails
+
+from automations.errors import ConfigError
+from automations.rules.base import AnyRule, RuleOptions
+from automations.rules.registry import RuleRegistry
+
+
+class IncidentIOSettings(BaseModel):
+    """How to reach the API. The key is not here: it comes from the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = Field(
+        "https://api.incident.io",
+        pattern=r"^https?://",
+        description="API base URL; the sandbox is http://127.0.0.1:8765.",
+    )
+    requests_per_minute: StrictInt = Field(
+        1000, ge=1, le=1200, description="Client-side limit; the API allows 1200/min per key."
+    )
+    timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per-request timeout.")
+    retry_attempts: StrictInt = Field(
+        8, ge=1, le=30, description="Attempts per call on 429/5xx/timeouts."
+    )
+
+
+class StoreSettings(BaseModel):
+    """Where the ledger lives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Field(Path("automations.db"), description="SQLite ledger file.")
+
+
+class AppConfigBase(BaseModel):
+    """Top-level keys; ``rules`` is added per registry (see _app_model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident_io: IncidentIOSettings = Field(default_factory=IncidentIOSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated file: settings plus each rule's options (names not yet resolved)."""
+
+    path: Path
+    incident_io: IncidentIOSettings
+    store: StoreSettings
+    rules: tuple[RuleOptions, ...]
+    rule_types: dict[str, type[AnyRule]]
+
+    def rule_class(self, options: RuleOptions) -> type[AnyRule]:
+        return self.rule_types[options.type]
+
+
+def _app_model(rule_types: dict[str, type[AnyRule]]) -> type[AppConfigBase]:
+    models = [cls.options_model for cls in rule_types.values()]
+    rule_annotation: Any
+    if not models:
+        rule_annotation = RuleOptions
+    elif len(models) == 1:
+        rule_annotation = models[0]
+    else:
+        rule_annotation = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+    model: type[AppConfigBase] = create_model(
+        "AutomationsConfig",
+        __base__=AppConfigBase,
+        rules=(
+            list[rule_annotation],
+            Field(
+                default_factory=list, description="Automations to run (see `automations rules`)."
+            ),
+        ),
+    )
+    return model
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file (pass --config or set AUTOMATIONS_CONFIG)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
+    """Parse and validate a file; ConfigError lists every problem found."""
+    registry = registry or RuleRegistry()
+    data = read_toml(path)
+    rules_raw = data.get("rules", [])
+    problems: list[str] = []
+    rule_types: dict[str, type[AnyRule]] = {}
+    if isinstance(rules_raw, list):
+        for index, rule in enumerate(rules_raw):
+            if not isinstance(rule, dict):
+                continue  # pydantic reports the wrong type below
+            kind = rule.get("type")
+            if not isinstance(kind, str):
+                problems.append(
+                    f"rules[{index}].type: is required; known: {', '.join(registry.names())}"
+                )
+                continue
+            try:
+                rule_types[kind] = registry.load(kind)
+            except ConfigError as exc:
+                problems.append(f"rules[{index}].type: {exc}")
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    model = _app_model(rule_types)
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        rule_models = {name: cls.options_model for name, cls in rule_types.items()}
+        lines = [f"{path}: {format_error(err, model, rule_models)}" for err in exc.errors()]
+        raise ConfigError("\n".join(dict.fromkeys(lines))) from None
+    rules: list[RuleOptions] = list(parsed.rules)  # type: ignore[attr-defined]
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if rule.name in seen:
+            problems.append(
+                f"rules[{index}].name: {rule.name!r} is already used by rules[{seen[rule.name]}]; "
+                "names must be unique (they are part of every event key)"
+            )
+        seen.setdefault(rule.name, index)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    return Config(
+        path=path,
+        incident_io=parsed.incident_io,
+        store=parsed.store,
+        rules=tuple(rules),
+        rule_types=rule_types,
+    )
+
+
+def config_json_schema(registry: RuleRegistry | None = None) -> dict[str, Any]:
+    """JSON Schema of the file, with every installed rule type, for editors."""
+    registry = registry or RuleRegistry()
+    schema = _app_model(registry.load_all()).model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "automations configuration"
+    return schema
+
+
+def format_error(
+    err: ErrorDetails, model: type[BaseModel], rule_models: dict[str, type[RuleOptions]]
+) -> str:
+    """One pydantic error as ``key.path: message; allowed: ...``."""
+    tags = set(rule_models)
+    loc = [part for i, part in enumerate(err["loc"]) if not _is_tag(err["loc"], i, tags)]
+    path = _format_loc(loc)
+    kind, message = err["type"], err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    given = err.get("input")
+    if kind == "missing":
+        message = "is required"
+    elif kind == "extra_forbidden":
+        allowed = _allowed_keys(model, err["loc"][:-1], rule_models)
+        message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+    elif kind in ("literal_error", "enum"):
+        message = f"{given!r} is not allowed; {message[0].lower()}{message[1:]}"
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        message = f"{given!r}: {message[0].lower()}{message[1:]}"
+    return f"{path}: {message}" if path else message
+
+
+def _is_tag(loc: Sequence[int | str], index: int, tags: set[str]) -> bool:
+    return (
+        index >= 2 and loc[0] == "rules" and isinstance(loc[index - 1], int) and loc[index] in tags
+    )
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _allowed_keys(
+    model: type[BaseModel], loc: Sequence[int | str], rule_models: dict[str, type[RuleOptions]]
+) -> list[str]:
+    """Walk the models along ``loc`` to list the keys allowed where an unknown one was."""
+    current: Any = model
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue
+        if _is_tag(loc, i, set(rule_models)):
+            current = rule_models[part]
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(part)
+        if info is None:
+            return []
+        current = _inner_model(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside list[...] / X | None / Annotated[...] (first one wins)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,155 @@
+"""APScheduler wiring: one job per distinct schedule, signals, one log line per cycle.
+
+Rules with the same schedule run in one job, so they share one poll. Job
+defaults are set on purpose (coalesce, one instance, misfire grace, jitter),
+and a skipped or missed run becomes a log line rather than silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from automations.durations import format_duration
+from automations.engine import CycleReport
+from automations.rules.base import AnyRule
+from automations.runtime import Runtime
+
+log = logging.getLogger("automations.daemon")
+
+MISFIRE_GRACE = timedelta(minutes=5)
+
+
+def schedule_key(rule: AnyRule) -> str:
+    """A readable, stable job name for the rule's schedule."""
+    opts = rule.options
+    if opts.every is not None:
+        return f"every {format_duration(opts.every)}"
+    return f"cron {opts.cron} {opts.timezone}"
+
+
+def group_by_schedule(rules: Sequence[AnyRule]) -> dict[str, list[AnyRule]]:
+    groups: dict[str, list[AnyRule]] = defaultdict(list)
+    for rule in rules:
+        groups[schedule_key(rule)].append(rule)
+    return dict(groups)
+
+
+def log_cycle(report: CycleReport) -> None:
+    level = logging.INFO if report.ok else logging.ERROR
+    log.log(level, report.line(), extra={"cycle": report.summary()})
+
+
+def run_once(runtime: Runtime) -> list[CycleReport]:
+    """Every rule group once (the cron-job mode)."""
+    reports = []
+    for name, rules in group_by_schedule(runtime.rules).items():
+        report = runtime.engine.run_cycle(rules, name)
+        log_cycle(report)
+        reports.append(report)
+    return reports
+
+
+class Daemon:
+    """Runs the rule groups on their schedules until SIGTERM/SIGINT."""
+
+    def __init__(self, runtime: Runtime, *, jitter_seconds: int = 5) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.runtime = runtime
+        self.jitter_seconds = jitter_seconds
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+            },
+            timezone="UTC",
+        )
+        self._lock = threading.Lock()  # cycles share one client and ledger: one at a time
+
+    def _job(self, name: str, rules: list[AnyRule]) -> None:
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            report = self.runtime.engine.run_cycle(rules, name)
+            log_cycle(report)
+
+    def add_jobs(self) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        for name, rules in group_by_schedule(self.runtime.rules).items():
+            opts = rules[0].options
+            trigger: Any
+            if opts.every is not None:
+                jitter = min(self.jitter_seconds, int(opts.every.total_seconds() // 10)) or None
+                trigger = IntervalTrigger(seconds=int(opts.every.total_seconds()), jitter=jitter)
+                first_run: Any = None
+            else:
+                trigger = CronTrigger.from_crontab(
+                    opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
+                )
+                first_run = None
+            kwargs: dict[str, Any] = {"id": name, "name": name, "args": (name, rules)}
+            if opts.every is not None:
+                from datetime import UTC, datetime
+
+                first_run = datetime.now(
+                    UTC
+                )  # an interval rule runs at start, not one interval later
+                kwargs["next_run_time"] = first_run
+            self.scheduler.add_job(self._job, trigger, **kwargs)
+
+    def _on_event(self, event: Any) -> None:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+        if event.code == EVENT_JOB_MISSED:
+            log.warning(
+                "schedule %s: a run was missed (daemon busy or asleep); coalesced", event.job_id
+            )
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("schedule %s: skipped, the previous cycle is still running", event.job_id)
+
+    def run(self) -> None:
+        """Block until a signal; the current cycle finishes before exit."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+        settled = self.runtime.engine.reconcile()
+        if settled:
+            log.warning(
+                "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
+            )
+        self.add_jobs()
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info(
+                "received %s: finishing the current cycle, then exiting",
+                signal.Signals(signum).name,
+            )
+            self.stopping.set()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        groups = group_by_schedule(self.runtime.rules)
+        log.info(
+            "daemon started: %d rules in %d schedules (%s)",
+            len(self.runtime.rules),
+            len(groups),
+            "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in groups.items()),
+        )
+        self.scheduler.start()
+        try:
+            while not self.stopping.wait(0.5):
+                pass
+        finally:
+            self.scheduler.shutdown(wait=True)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            log.info("daemon stopped")

@@ -1,0 +1,63 @@
+"""Durations as people write them in TOML: ``90s``, ``15m``, ``2h``, ``7d``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+HINT = "a duration like 90s, 15m, 2h, 7d or 1h30m"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``1h30m``; raise ValueError with the hint users need."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not {HINT}")
+    pairs = zip(match.groups(), _UNITS.values(), strict=True)
+    seconds = sum(int(value) * unit for value, unit in pairs if value)
+    if seconds == 0:
+        raise ValueError(f"{text!r} is zero; use {HINT}")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest ``1d2h`` form, for reasons and logs."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in _UNITS.items():
+        if unit == "w":
+            continue
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _validate(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not {HINT} (write it as a string)")
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_validate),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?$",
+            "description": HINT,
+            "examples": ["90s", "15m", "2h", "7d", "1h30m"],
+        }
+    ),
+]

@@ -1,0 +1,412 @@
+"""One cycle: poll -> evaluate -> claim -> apply -> record.
+
+Reads top to bottom like httpx's send chain: each step handles one concern.
+Every edit is claimed in the ledger before it is sent and confirmed after, so
+a crash can at worst leave an unconfirmed claim, which ``reconcile`` settles
+against the incident's real state before anything else runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from automations import failpoints
+from automations.catalog import Catalog
+from automations.errors import APIError, APIRejected, LedgerError
+from automations.incidentio import FollowUp, Incident, IncidentFilter, IncidentIOClient
+from automations.ledger import Event, Ledger
+from automations.rules.base import AnyRule, PlannedAction
+
+log = logging.getLogger("automations.engine")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RuleOutcome:
+    """What one rule did in one cycle."""
+
+    rule: str
+    planned: list[PlannedAction] = field(default_factory=list)
+    applied: list[PlannedAction] = field(default_factory=list)
+    skipped: list[tuple[PlannedAction, str]] = field(default_factory=list)
+    failed: list[tuple[PlannedAction, str]] = field(default_factory=list)
+    already_done: int = 0
+    braked: int = 0
+    error: str | None = None
+
+
+@dataclass
+class CycleReport:
+    """The numbers behind the one log line per cycle."""
+
+    schedule: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    incidents_seen: int = 0
+    queries: int = 0
+    api_requests: int = 0
+    rules: list[RuleOutcome] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def planned(self) -> int:
+        return sum(len(r.planned) for r in self.rules)
+
+    @property
+    def applied(self) -> int:
+        return sum(len(r.applied) for r in self.rules)
+
+    @property
+    def skipped(self) -> int:
+        return sum(len(r.skipped) for r in self.rules)
+
+    @property
+    def failed(self) -> int:
+        return sum(len(r.failed) for r in self.rules) + sum(1 for r in self.rules if r.error)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.failed == 0
+
+    def summary(self) -> dict[str, Any]:
+        seconds = (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+        return {
+            "schedule": self.schedule,
+            "incidents": self.incidents_seen,
+            "queries": self.queries,
+            "planned": self.planned,
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "braked": sum(r.braked for r in self.rules),
+            "api_requests": self.api_requests,
+            "seconds": round(seconds, 3) if seconds is not None else None,
+            "error": self.error,
+        }
+
+    def line(self) -> str:
+        s = self.summary()
+        text = (
+            f"cycle {s['schedule']}: {s['incidents']} incidents from {s['queries']} queries, "
+            f"{s['planned']} planned, {s['applied']} applied, {s['skipped']} skipped, "
+            f"{s['failed']} failed, {s['api_requests']} API requests in {s['seconds']}s"
+        )
+        if s["braked"]:
+            text += f", {s['braked']} held back by the safety brake"
+        if s["error"]:
+            text += f"; error: {s['error']}"
+        return text
+
+
+class Engine:
+    """Runs cycles for a set of rules against one client and one ledger."""
+
+    def __init__(
+        self,
+        client: IncidentIOClient,
+        ledger: Ledger,
+        catalog: Catalog,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.catalog = catalog
+        self.clock = clock
+
+    # -- poll ---------------------------------------------------------------------------------
+
+    def poll(
+        self, rules: Sequence[AnyRule]
+    ) -> tuple[dict[str, list[Incident]], dict[str, IncidentFilter]]:
+        """Fetch each distinct server-side query once, however many rules share it."""
+        queries: dict[str, IncidentFilter] = {}
+        for rule in rules:
+            query = rule.query()
+            queries.setdefault(query.key(), query)
+        results = {key: list(self.client.iter_incidents(query)) for key, query in queries.items()}
+        return results, queries
+
+    def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
+        """All follow-ups in one request, only when a rule asks about them."""
+        if not any(rule.needs_follow_ups for rule in rules):
+            return None
+        grouped: dict[str, list[FollowUp]] = defaultdict(list)
+        for item in self.client.list_follow_ups():
+            grouped[item.incident_id].append(item)
+        return grouped
+
+    # -- evaluate -----------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        rule: AnyRule,
+        incidents: Sequence[Incident],
+        now: datetime,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+    ) -> list[PlannedAction]:
+        return rule.evaluate(incidents, now, self.catalog, follow_ups)
+
+    def plan(self, rules: Sequence[AnyRule]) -> tuple[list[PlannedAction], CycleReport]:
+        """The dry run: what would be done now. Reads only; writes neither API nor ledger."""
+        report = CycleReport(schedule="plan", started_at=self.clock())
+        before = self.client.counter.total()
+        results, queries = self.poll(rules)
+        report.queries = len(queries)
+        report.incidents_seen = len({i.id for found in results.values() for i in found})
+        follow_ups = self.follow_ups(rules)
+        now = self.clock()
+        actions: list[PlannedAction] = []
+        for rule in rules:
+            outcome = RuleOutcome(rule.name)
+            candidates = self.evaluate(rule, results[rule.query().key()], now, follow_ups)
+            fresh, outcome.already_done = self._not_done(rule, candidates)
+            outcome.planned = fresh[: rule.options.max_actions_per_cycle]
+            outcome.braked = len(fresh) - len(outcome.planned)
+            actions.extend(outcome.planned)
+            report.rules.append(outcome)
+        report.api_requests = self.client.counter.total() - before
+        report.finished_at = self.clock()
+        return actions, report
+
+    def _not_done(
+        self, rule: AnyRule, actions: Sequence[PlannedAction]
+    ) -> tuple[list[PlannedAction], int]:
+        """Drop actions whose key is already in the ledger: done once means done."""
+        done = self.ledger.event_keys(f"{rule.name}/")
+        fresh = [a for a in actions if a.event_key not in done]
+        return fresh, len(actions) - len(fresh)
+
+    # -- the cycle ----------------------------------------------------------------------------
+
+    def run_cycle(self, rules: Sequence[AnyRule], schedule: str) -> CycleReport:
+        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others."""
+        report = CycleReport(schedule=schedule, started_at=self.clock())
+        before = self.client.counter.total()
+        run_id = self.ledger.start_run(schedule, now=report.started_at)
+        try:
+            self.reconcile()
+            results, queries = self.poll(rules)
+            report.queries = len(queries)
+            report.incidents_seen = len({i.id for found in results.values() for i in found})
+            follow_ups = self.follow_ups(rules)
+            for rule in rules:
+                report.rules.append(self._run_rule(rule, results[rule.query().key()], follow_ups))
+        except (APIError, LedgerError) as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+        report.api_requests = self.client.counter.total() - before
+        report.finished_at = self.clock()
+        try:
+            self.ledger.finish_run(
+                run_id,
+                incidents_seen=report.incidents_seen,
+                actions_planned=report.planned,
+                actions_applied=report.applied,
+                actions_failed=report.failed,
+                actions_skipped=report.skipped,
+                api_requests=report.api_requests,
+                error=report.error,
+                now=report.finished_at,
+            )
+        except LedgerError as exc:
+            report.error = report.error or f"LedgerError: {exc}"
+        return report
+
+    def _run_rule(
+        self,
+        rule: AnyRule,
+        incidents: Sequence[Incident],
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+    ) -> RuleOutcome:
+        outcome = RuleOutcome(rule.name)
+        now = self.clock()
+        try:
+            candidates = self.evaluate(rule, incidents, now, follow_ups)
+        except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "rule %s failed to evaluate and skips this cycle: %s", rule.name, outcome.error
+            )
+            return outcome
+        fresh, outcome.already_done = self._not_done(rule, candidates)
+        limit = rule.options.max_actions_per_cycle
+        outcome.planned = fresh[:limit]
+        outcome.braked = len(fresh) - len(outcome.planned)
+        if outcome.braked:
+            log.error(
+                "SAFETY BRAKE: rule %s wanted %d edits this cycle, more than max_actions_per_cycle"
+                "=%d; applying %d and holding back %d. If this is expected, raise the limit; "
+                "otherwise check the rule's where/require with `automations plan`.",
+                rule.name,
+                len(fresh),
+                limit,
+                len(outcome.planned),
+                outcome.braked,
+            )
+        for action in outcome.planned:
+            self._apply(rule, action, outcome)
+        return outcome
+
+    # -- claim, apply, record -----------------------------------------------------------------
+
+    def _apply(self, rule: AnyRule, action: PlannedAction, outcome: RuleOutcome) -> None:
+        body = action.request_body()
+        if not self.ledger.claim(
+            rule=action.rule,
+            incident_id=action.incident_id,
+            incident_reference=action.incident_reference,
+            event_key=action.event_key,
+            reason=action.reason,
+            request_body=body,
+            now=self.clock(),
+        ):
+            outcome.already_done += 1
+            return
+        try:
+            fresh = self.client.get_incident(action.incident_id)
+        except APIRejected as exc:
+            self.ledger.mark_skipped(action.event_key, reason=f"cannot re-read incident: {exc}")
+            outcome.skipped.append((action, str(exc)))
+            return
+        except APIError as exc:
+            self.ledger.release(action.event_key)  # nothing was sent; a later cycle may retry
+            outcome.failed.append((action, str(exc)))
+            log.warning(
+                "%s %s: not applied, re-read failed: %s", rule.name, action.incident_reference, exc
+            )
+            return
+        follow_ups = self._follow_ups_for(rule, fresh.id)
+        why_not = rule.still_applies(action, fresh, self.clock(), follow_ups)
+        if why_not is not None:
+            self.ledger.release(action.event_key)  # the condition may hold again later
+            outcome.skipped.append((action, why_not))
+            log.info("%s %s: skipped, %s", rule.name, action.incident_reference, why_not)
+            return
+        try:
+            self.client.edit_incident(
+                action.incident_id,
+                action.edit,
+                notify_incident_channel=action.notify_incident_channel,
+            )
+        except APIRejected as exc:
+            self.ledger.mark_failed(action.event_key, error=str(exc))
+            outcome.failed.append((action, str(exc)))
+            log.error(
+                "%s %s: the API refused the edit: %s", rule.name, action.incident_reference, exc
+            )
+            return
+        except APIError as exc:
+            # Unknown outcome (the edit may have landed): leave the claim unconfirmed for reconcile.
+            outcome.failed.append((action, str(exc)))
+            log.error(
+                "%s %s: edit outcome unknown, will reconcile: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+            )
+            return
+        failpoints.hit("after_edit")
+        self.ledger.mark_applied(
+            action.event_key, request_id=self.client.last_request_id, now=self.clock()
+        )
+        outcome.applied.append(action)
+        log.info(
+            "%s %s %r: %s",
+            rule.name,
+            action.incident_reference,
+            action.incident_name,
+            action.reason,
+        )
+
+    def _follow_ups_for(self, rule: AnyRule, incident_id: str) -> dict[str, list[FollowUp]] | None:
+        if not rule.needs_follow_ups:
+            return None
+        return {incident_id: list(self.client.list_follow_ups(incident_id=incident_id))}
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def reconcile(self) -> list[tuple[Event, str]]:
+        """Settle claims left unconfirmed by a crash, before anything else acts."""
+        settled: list[tuple[Event, str]] = []
+        for event in self.ledger.unconfirmed():
+            try:
+                incident = self.client.get_incident(event.incident_id)
+            except APIRejected as exc:
+                self.ledger.mark_skipped(
+                    event.event_key, reason=f"reconcile: incident unreadable: {exc}"
+                )
+                settled.append((event, "skipped"))
+                continue
+            if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
+                self.ledger.mark_reconciled(
+                    event.event_key, reason="edit found applied after an interrupted run"
+                )
+                settled.append((event, "reconciled"))
+                log.warning(
+                    "reconciled %s on %s: the edit had landed before the interruption",
+                    event.event_key,
+                    event.incident_reference,
+                )
+            else:
+                self.ledger.release(event.event_key)
+                settled.append((event, "released"))
+                log.warning(
+                    "released %s on %s: the edit had not landed; the rule will re-check it",
+                    event.event_key,
+                    event.incident_reference,
+                )
+        return settled
+
+    def _updates_since(self, event: Event) -> list[dict[str, Any]]:
+        """Severity/status changes made after the claim, to spot an edit a human undid since."""
+        try:
+            updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
+        except APIError:
+            return []
+        return [
+            {
+                "severity_id": u.new_severity.id if u.new_severity else None,
+                "incident_status_id": u.new_incident_status.id,
+            }
+            for u in updates
+            if u.created_at >= event.claimed_at
+        ]
+
+
+def edit_visible(
+    body: Mapping[str, Any], incident: Incident, updates: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Did this edit body land? Checked on the incident now, or in the updates since the claim."""
+    wanted = body.get("incident", {})
+    if not wanted:
+        return False
+    for key, value in wanted.items():
+        if key == "severity_id":
+            ok = (incident.severity is not None and incident.severity.id == value) or any(
+                u.get("severity_id") == value for u in updates
+            )
+        elif key == "incident_status_id":
+            ok = incident.incident_status.id == value or any(
+                u.get("incident_status_id") == value for u in updates
+            )
+        elif key == "custom_field_entries":
+            ok = all(
+                sorted(v.get("value_option_id", "") for v in entry["values"])
+                == sorted(incident.custom_field_option_ids(entry["custom_field_id"]))
+                for entry in value
+            )
+        else:
+            ok = getattr(incident, key, None) == value
+        if not ok:
+            return False
+    return True

@@ -1,0 +1,1 @@
+"""Rules: the Rule base, the registry, and the built-in rule types."""

@@ -1,0 +1,319 @@
+"""sync_status: move incidents between statuses, or mirror the status category into a field.
+
+Transitions (``to_status``) happen when every ``require`` condition holds. A
+target the API would refuse for the source category (INCIDENT_IO_API.md
+section 9) is a config error at start-up, not a 422 at 3am. Mirroring
+(``mirror``) keeps a single-select custom field equal to the status category
+and edits only when it differs, once per category change, so a human who sets
+the field by hand is not fought.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from automations.catalog import Catalog, UnknownName
+from automations.durations import Duration, format_duration
+from automations.errors import ConfigError
+from automations.incidentio import (
+    CustomField,
+    CustomFieldOption,
+    FollowUp,
+    Incident,
+    IncidentEdit,
+    IncidentStatus,
+)
+from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.where import StatusCategoryName
+
+DEFAULT_MODES = ("standard", "retrospective")
+DONE_FOLLOW_UP = frozenset({"completed", "not_doing", "deleted"})
+# The app's labels for categories, tried when no option is named like the category.
+APP_LABELS = {"live": "Active", "learning": "Post-incident"}
+
+
+def transition_allowed(source: str, target: str) -> bool:
+    """What POST /actions/edit accepts (INCIDENT_IO_API.md section 9)."""
+    if target in ("triage", "declined", "merged", "canceled", "paused"):
+        return False
+    if source in ("closed", "declined", "merged", "canceled"):
+        return False
+    if source == target:
+        return True
+    if source in ("triage", "live"):
+        return target in ("learning", "closed")
+    return source == "learning" and target == "closed"
+
+
+class Require(BaseModel):
+    """Conditions checked on each incident before a transition."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    idle_for: Duration | None = Field(None, description="No update (updated_at) for this long.")
+    age: Duration | None = Field(None, description="Created at least this long ago.")
+    postmortem: Literal["present", "absent"] | None = Field(
+        None, description="A postmortem document is linked (present) or not (absent)."
+    )
+    role: dict[str, Literal["assigned", "unassigned"]] = Field(
+        default_factory=dict, description='Role name -> "assigned" | "unassigned".'
+    )
+    custom_field: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Custom field name -> any of these option names."
+    )
+    follow_ups: Literal["completed"] | None = Field(
+        None,
+        description='"completed": every follow-up is completed, not doing or deleted '
+        "(an incident without follow-ups qualifies).",
+    )
+
+
+class Mirror(BaseModel):
+    """Which single-select field mirrors the status category, and its option per category."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str = Field(description='Single-select custom field name, e.g. "Phase".')
+    options: dict[StatusCategoryName, str] = Field(
+        default_factory=dict,
+        description="Category -> option name. Unlisted categories use the option named like the "
+        "category (or the app's label: Active, Post-incident); without one they are left alone.",
+    )
+
+
+class SyncStatusOptions(RuleOptions):
+    """Options of sync_status: exactly one of to_status or mirror."""
+
+    type: Literal["sync_status"]
+    to_status: str | None = Field(None, description='Status name to move to, e.g. "Closed".')
+    require: Require = Field(default_factory=Require, description="Conditions for to_status.")
+    mirror: Mirror | None = Field(None, description="Mirror the status category into a field.")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SyncStatusOptions:
+        if (self.to_status is None) == (self.mirror is None):
+            raise ValueError("give exactly one of to_status or mirror")
+        if self.mirror is not None and self.require != Require():
+            raise ValueError("require only applies to to_status, not mirror")
+        return self
+
+
+class SyncStatus(Rule[SyncStatusOptions]):
+    """Move incidents to a status when conditions hold, or mirror the category into a field."""
+
+    type_name = "sync_status"
+    options_model = SyncStatusOptions
+    summary = "Move incidents to another status when conditions hold, or mirror the category."
+
+    def check(self, catalog: Catalog) -> None:
+        opts = self.options
+        self._filter = opts.where.to_filter(catalog)
+        self.target: IncidentStatus | None = None
+        self.mirror_field: CustomField | None = None
+        self.mirror_options: dict[str, CustomFieldOption] = {}
+        if opts.to_status is not None:
+            self._check_transition(catalog, opts.to_status)
+            self._resolve_require(catalog)
+        elif opts.mirror is not None:
+            self._resolve_mirror(catalog, opts.mirror)
+
+    def _check_transition(self, catalog: Catalog, to_status: str) -> None:
+        try:
+            self.target = catalog.status(to_status)
+        except UnknownName as exc:
+            raise exc.at("to_status") from None
+        where = self.options.where
+        sources = set(where.status_category) | {catalog.status(s).category for s in where.status}
+        if not sources:
+            raise ConfigError(
+                "where.status_category: is required with to_status, so the move can be checked "
+                'against what the API allows (e.g. status_category = ["learning"])'
+            )
+        target = self.target
+        for source in sorted(sources):
+            if not transition_allowed(source, target.category):
+                raise ConfigError(
+                    f"to_status: the API refuses moving {source} incidents to {target.name!r} "
+                    f"({target.category}); it allows the same category, triage/live -> "
+                    "learning/closed, and learning -> closed"
+                )
+
+    def _resolve_require(self, catalog: Catalog) -> None:
+        req = self.options.require
+        self.require_roles = {}
+        for name, state in req.role.items():
+            try:
+                self.require_roles[catalog.role(name).id] = state
+            except UnknownName as exc:
+                raise exc.at("require.role") from None
+        self.require_fields: dict[str, set[str]] = {}
+        for name, values in req.custom_field.items():
+            try:
+                field_ = catalog.custom_field(name)
+            except UnknownName as exc:
+                raise exc.at("require.custom_field") from None
+            ids = set()
+            for index, value in enumerate(values):
+                try:
+                    ids.add(catalog.option(field_, value).id)
+                except UnknownName as exc:
+                    raise exc.at(f"require.custom_field.{name}[{index}]") from None
+            self.require_fields[field_.id] = ids
+
+    def _resolve_mirror(self, catalog: Catalog, mirror: Mirror) -> None:
+        try:
+            field_ = catalog.custom_field(mirror.field)
+        except UnknownName as exc:
+            raise exc.at("mirror.field") from None
+        if field_.field_type != "single_select":
+            raise ConfigError(
+                f"mirror.field: {field_.name!r} is a {field_.field_type} field; "
+                "mirroring needs a single_select field"
+            )
+        self.mirror_field = field_
+        for category, option_name in mirror.options.items():
+            try:
+                self.mirror_options[category] = catalog.option(field_, option_name)
+            except UnknownName as exc:
+                raise exc.at(f"mirror.options.{category}") from None
+        for category in StatusCategoryName.__args__:  # type: ignore[attr-defined]
+            if category in self.mirror_options:
+                continue
+            for candidate in (category, APP_LABELS.get(category)):
+                if candidate is None:
+                    continue
+                try:
+                    self.mirror_options[category] = catalog.option(field_, candidate)
+                    break
+                except UnknownName:
+                    continue
+
+    @property
+    def needs_follow_ups(self) -> bool:
+        return self.options.require.follow_ups is not None
+
+    def evaluate(
+        self,
+        incidents: Sequence[Incident],
+        now: datetime,
+        catalog: Catalog,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
+    ) -> list[PlannedAction]:
+        modes = self.options.where.mode or DEFAULT_MODES
+        actions: list[PlannedAction] = []
+        for incident in incidents:
+            if incident.mode not in modes:
+                continue
+            if self.target is not None:
+                action = self._transition(incident, now, follow_ups)
+            else:
+                action = self._mirror(incident)
+            if action is not None:
+                actions.append(action)
+        return actions
+
+    def _transition(
+        self,
+        incident: Incident,
+        now: datetime,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+    ) -> PlannedAction | None:
+        target = self.target
+        assert target is not None
+        if incident.incident_status.id == target.id:
+            return None
+        if not transition_allowed(incident.incident_status.category, target.category):
+            return None
+        reasons = self._unmet_or_reasons(incident, now, follow_ups)
+        if reasons is None:
+            return None
+        reason = (
+            f"{incident.incident_status.name} -> {target.name}: " + ", ".join(reasons)
+            if reasons
+            else f"{incident.incident_status.name} -> {target.name}"
+        )
+        return PlannedAction(
+            rule=self.name,
+            incident_id=incident.id,
+            incident_reference=incident.reference,
+            incident_name=incident.name,
+            event_key=f"{self.name}/{incident.id}/status-{target.id}",
+            reason=reason,
+            edit=IncidentEdit(incident_status_id=target.id),
+            notify_incident_channel=self.options.notify_incident_channel,
+            kind="status",
+            details={"from": incident.incident_status.name, "to": target.name},
+        )
+
+    def _unmet_or_reasons(
+        self,
+        incident: Incident,
+        now: datetime,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+    ) -> list[str] | None:
+        """The reasons each condition holds, or None as soon as one does not."""
+        req = self.options.require
+        reasons: list[str] = []
+        if req.idle_for is not None:
+            idle = now - incident.updated_at
+            if idle < req.idle_for:
+                return None
+            reasons.append(f"idle for {format_duration(idle)} (>= {format_duration(req.idle_for)})")
+        if req.age is not None:
+            age = now - incident.created_at
+            if age < req.age:
+                return None
+            reasons.append(f"open {format_duration(age)} (>= {format_duration(req.age)})")
+        if req.postmortem is not None:
+            present = bool(incident.postmortem_document_url)
+            if present != (req.postmortem == "present"):
+                return None
+            reasons.append(f"postmortem {req.postmortem}")
+        for role_id, state in self.require_roles.items():
+            assigned = incident.role_assignee(role_id) is not None
+            if assigned != (state == "assigned"):
+                return None
+            reasons.append(f"{self.catalog_role_name(role_id)} {state}")
+        for field_id, option_ids in self.require_fields.items():
+            if not option_ids & set(incident.custom_field_option_ids(field_id)):
+                return None
+        if req.follow_ups == "completed":
+            items = (follow_ups or {}).get(incident.id, ())
+            open_items = [f for f in items if f.status not in DONE_FOLLOW_UP]
+            if open_items:
+                return None
+            reasons.append(f"all {len(items)} follow-ups done" if items else "no follow-ups")
+        return reasons
+
+    def catalog_role_name(self, role_id: str) -> str:
+        return next((r.name for r in self.catalog.roles if r.id == role_id), role_id)
+
+    def _mirror(self, incident: Incident) -> PlannedAction | None:
+        field_ = self.mirror_field
+        assert field_ is not None
+        category = incident.incident_status.category
+        option = self.mirror_options.get(category)
+        if option is None:
+            return None
+        if incident.custom_field_option_ids(field_.id) == (option.id,):
+            return None
+        return PlannedAction(
+            rule=self.name,
+            incident_id=incident.id,
+            incident_reference=incident.reference,
+            incident_name=incident.name,
+            event_key=f"{self.name}/{incident.id}/mirror-{category}",
+            reason=f"status category is {category}; {field_.name} set to {option.value!r}",
+            edit=IncidentEdit(
+                custom_field_entries=[
+                    {"custom_field_id": field_.id, "values": [{"value_option_id": option.id}]}
+                ]
+            ),
+            notify_incident_channel=self.options.notify_incident_channel,
+            kind="mirror",
+            details={"field": field_.name, "to": option.value},
+        )

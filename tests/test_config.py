@@ -1,0 +1,173 @@
+"""Config: a corpus of broken files, each refused with file, key path and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from automations.config import config_json_schema, load_config
+from automations.errors import ConfigError
+from automations.runtime import build_rules
+from automations.settings import Environment
+from tests.factories import CATALOG
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD_RULE = """
+[[rules]]
+name = "esc"
+type = "escalate_severity"
+every = "1m"
+steps = [ { after = "2h", to = "Major" } ]
+"""
+
+# (file body, expected fragment): problems found without the API.
+OFFLINE_CASES = [
+    ("[incident_io\n", "not valid TOML"),
+    ('[[rules]]\nname = "x"\nevery = "1m"\n', "rules[0].type: is required; known: escalate_severity, sync_status"),
+    ('[[rules]]\nname = "x"\ntype = "escalate"\nevery = "1m"\n', "rules[0].type: 'escalate' is not a rule type; known: escalate_severity, sync_status"),
+    (GOOD_RULE.replace('after = "2h"', 'after = "2 hours"'), "rules[0].steps[0].after: '2 hours' is not a duration like 90s, 15m, 2h, 7d"),
+    (GOOD_RULE.replace('every = "1m"', 'every = 60'), "rules[0].every: 60 is not a duration like 90s, 15m, 2h, 7d"),
+    (GOOD_RULE.replace('every = "1m"', 'cron = "0 8 * * *"'), "rules[0]: cron needs a timezone"),
+    (GOOD_RULE.replace('every = "1m"', ""), "rules[0]: give exactly one of every"),
+    (GOOD_RULE + "colour = 'red'\n", "rules[0].colour: unknown key; allowed: cron, enabled, every, max_actions_per_cycle, name, notify_incident_channel, since, steps"),
+    (GOOD_RULE.replace('name = "esc"', 'name = "Esc Rule"'), "rules[0].name: String should match pattern"),
+    (GOOD_RULE + "max_actions_per_cycle = 0\n", "rules[0].max_actions_per_cycle: Input should be greater than or equal to 1"),
+    (GOOD_RULE + "notify_incident_channel = 'yes'\n", "rules[0].notify_incident_channel: 'yes': input should be a valid boolean"),
+    (GOOD_RULE + "where = { status_category = ['active'] }\n", "rules[0].where.status_category[0]: 'active' is not allowed"),
+    (GOOD_RULE + "where = { colour = ['red'] }\n", "rules[0].where.colour: unknown key; allowed: custom_field, incident_type, mode, role, severity"),
+    (GOOD_RULE.replace("steps = [ { after = \"2h\", to = \"Major\" } ]", "steps = []"), "rules[0].steps: Tuple should have at least 1 item"),
+    (GOOD_RULE + GOOD_RULE, "rules[1].name: 'esc' is already used by rules[0]"),
+    ("[incident_io]\nrequests_per_minute = 5000\n", "incident_io.requests_per_minute: Input should be less than or equal to 1200"),
+    ("[incident_io]\napi_key = 'inc_secret'\n", "incident_io.api_key: unknown key; allowed: base_url, requests_per_minute"),
+    ("[stor]\npath = 'x.db'\n", "stor: unknown key; allowed: incident_io, rules, store"),
+    (
+        '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\n',
+        "rules[0]: give exactly one of to_status or mirror",
+    ),
+    (
+        '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nto_status = "Closed"\nrequire = { idle_for = "a week" }\n',
+        "rules[0].require.idle_for: 'a week' is not a duration",
+    ),
+    (
+        '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nto_status = "Closed"\nrequire = { postmortem = "yes" }\n',
+        "rules[0].require.postmortem: 'yes' is not allowed",
+    ),
+]
+
+# Problems only the catalog (the API's names) can reveal.
+CATALOG_CASES = [
+    (GOOD_RULE.replace('to = "Major"', 'to = "Sev 1"'), "rules[0].steps[0].to: 'Sev 1' is not a known severity; valid: Critical, Major, Minor"),
+    (GOOD_RULE + "where = { severity = ['Minor', 'Tiny'] }\n", "rules[0].where.severity[1]: 'Tiny' is not a known severity"),
+    (GOOD_RULE + "where = { custom_field = { Teem = ['Payments'] } }\n", "rules[0].where.custom_field: 'Teem' is not a known custom field; valid: Affected service, Phase, Team"),
+    (GOOD_RULE + "where = { custom_field = { Team = ['Payment'] } }\n", "rules[0].where.custom_field.Team[0]: 'Payment' is not a known option of 'Team'; valid: Payments, Platform"),
+    (GOOD_RULE + "where = { role = { Lead = 'assigned' } }\n", "rules[0].where.role: 'Lead' is not a known incident role"),
+    (GOOD_RULE + 'since = "Impact"\n', "rules[0].since: 'Impact' is not a known incident timestamp (or 'created')"),
+    (
+        '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nwhere = { status_category = ["triage"] }\nto_status = "Declined"\n',
+        "rules[0].to_status: the API refuses moving triage incidents to 'Declined' (declined)",
+    ),
+    (
+        '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nwhere = { status_category = ["learning"] }\nto_status = "Shut"\n',
+        "rules[0].to_status: 'Shut' is not a known incident status",
+    ),
+]
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "automations.toml"
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize(("body", "expected"), OFFLINE_CASES)
+def test_offline_errors(tmp_path: Path, body: str, expected: str) -> None:
+    """Each broken file gives one clear message that starts with the file name."""
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert expected in message, message
+    assert info.value.exit_code == 78
+
+
+@pytest.mark.parametrize(("body", "expected"), CATALOG_CASES)
+def test_name_errors(tmp_path: Path, body: str, expected: str) -> None:
+    """Unknown names and refused moves are reported with the key path and the valid names."""
+    path = write(tmp_path, body)
+    config = load_config(path)
+    with pytest.raises(ConfigError) as info:
+        build_rules(config, CATALOG)
+    assert f"{path}: {expected}" in str(info.value), str(info.value)
+
+
+def test_every_shipped_config_validates() -> None:
+    """Every file in config/ parses, and its names resolve against the sandbox's organisation."""
+    files = sorted((ROOT / "config").glob("*.toml"))
+    assert files, "config/ has no example"
+    for path in files:
+        load_config(path)
+
+
+def test_example_documents_every_key() -> None:
+    """config/example.toml mentions every option of every rule type and every settings key."""
+    text = (ROOT / "config" / "example.toml").read_text()
+    schema = config_json_schema()
+    keys: set[str] = set()
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.get("properties", {}).items():
+                keys.add(key)
+                collect(value)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(schema)
+    missing = sorted(k for k in keys if k not in text)
+    assert not missing, f"config/example.toml does not document: {missing}"
+
+
+def test_missing_api_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No key anywhere, an unreadable key file and an empty one are each a clear error."""
+    monkeypatch.delenv("INCIDENT_IO_API_KEY", raising=False)
+    monkeypatch.delenv("INCIDENT_IO_API_KEY_FILE", raising=False)
+    with pytest.raises(ConfigError, match="set INCIDENT_IO_API_KEY, or INCIDENT_IO_API_KEY_FILE"):
+        Environment().api_key()
+    monkeypatch.setenv("INCIDENT_IO_API_KEY_FILE", str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match="INCIDENT_IO_API_KEY_FILE: cannot read"):
+        Environment().api_key()
+    (tmp_path / "empty").write_text("\n")
+    monkeypatch.setenv("INCIDENT_IO_API_KEY_FILE", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="is empty"):
+        Environment().api_key()
+    (tmp_path / "key").write_text("inc_from_file\n")
+    monkeypatch.setenv("INCIDENT_IO_API_KEY_FILE", str(tmp_path / "key"))
+    assert Environment().api_key().get_secret_value() == "inc_from_file"
+
+
+def test_cli_exit_78_without_traceback(tmp_path: Path) -> None:
+    """`automations validate --offline` on a bad file exits 78 with one line per problem."""
+    path = write(tmp_path, GOOD_RULE.replace('after = "2h"', 'after = "2 hours"'))
+    result = subprocess.run(
+        [sys.executable, "-m", "automations", "validate", "--offline", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78
+    assert "Traceback" not in result.stderr
+    assert f"{path}: rules[0].steps[0].after: '2 hours' is not a duration" in result.stderr
+
+
+def test_schema_lists_rule_types() -> None:
+    """The JSON Schema knows both built-in rule types, for editor completion."""
+    text = str(config_json_schema())
+    assert "escalate_severity" in text and "sync_status" in text
