@@ -309,7 +309,7 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     click.echo(
         f"sandbox incident.io on http://{host}:{port} (key {api_key!r}, seed {seed}, "
         f"{incidents} incidents). Try:\n"
-        f"  curl -H 'Authorization: Bearer {api_key}' "
+        f"  curl -g -H 'Authorization: Bearer {api_key}' "
         f"'http://{host}:{port}/v2/incidents?status_category[one_of]=live&page_size=250'",
         err=True,
     )

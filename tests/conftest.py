@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.openapi_conformance import Conformance, SpecMissing, load_spec
+from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -27,22 +27,61 @@ steps = [ { after = "2h", to = "Major" } ]
 # (file body, expected fragment): problems found without the API.
 OFFLINE_CASES = [
     ("[incident_io\n", "not valid TOML"),
-    ('[[rules]]\nname = "x"\nevery = "1m"\n', "rules[0].type: is required; known: escalate_severity, sync_status"),
-    ('[[rules]]\nname = "x"\ntype = "escalate"\nevery = "1m"\n', "rules[0].type: 'escalate' is not a rule type; known: escalate_severity, sync_status"),
-    (GOOD_RULE.replace('after = "2h"', 'after = "2 hours"'), "rules[0].steps[0].after: '2 hours' is not a duration like 90s, 15m, 2h, 7d"),
-    (GOOD_RULE.replace('every = "1m"', 'every = 60'), "rules[0].every: 60 is not a duration like 90s, 15m, 2h, 7d"),
+    (
+        '[[rules]]\nname = "x"\nevery = "1m"\n',
+        "rules[0].type: is required; known: escalate_severity, sync_status",
+    ),
+    (
+        '[[rules]]\nname = "x"\ntype = "escalate"\nevery = "1m"\n',
+        "rules[0].type: 'escalate' is not a rule type; known: escalate_severity, sync_status",
+    ),
+    (
+        GOOD_RULE.replace('after = "2h"', 'after = "2 hours"'),
+        "rules[0].steps[0].after: '2 hours' is not a duration like 90s, 15m, 2h, 7d",
+    ),
+    (
+        GOOD_RULE.replace('every = "1m"', "every = 60"),
+        "rules[0].every: 60 is not a duration like 90s, 15m, 2h, 7d",
+    ),
     (GOOD_RULE.replace('every = "1m"', 'cron = "0 8 * * *"'), "rules[0]: cron needs a timezone"),
     (GOOD_RULE.replace('every = "1m"', ""), "rules[0]: give exactly one of every"),
-    (GOOD_RULE + "colour = 'red'\n", "rules[0].colour: unknown key; allowed: cron, enabled, every, max_actions_per_cycle, name, notify_incident_channel, since, steps"),
-    (GOOD_RULE.replace('name = "esc"', 'name = "Esc Rule"'), "rules[0].name: String should match pattern"),
-    (GOOD_RULE + "max_actions_per_cycle = 0\n", "rules[0].max_actions_per_cycle: Input should be greater than or equal to 1"),
-    (GOOD_RULE + "notify_incident_channel = 'yes'\n", "rules[0].notify_incident_channel: 'yes': input should be a valid boolean"),
-    (GOOD_RULE + "where = { status_category = ['active'] }\n", "rules[0].where.status_category[0]: 'active' is not allowed"),
-    (GOOD_RULE + "where = { colour = ['red'] }\n", "rules[0].where.colour: unknown key; allowed: custom_field, incident_type, mode, role, severity"),
-    (GOOD_RULE.replace("steps = [ { after = \"2h\", to = \"Major\" } ]", "steps = []"), "rules[0].steps: Tuple should have at least 1 item"),
+    (
+        GOOD_RULE + "colour = 'red'\n",
+        "rules[0].colour: unknown key; allowed: cron, enabled, every, max_actions_per_cycle, name, notify_incident_channel, since, steps",
+    ),
+    (
+        GOOD_RULE.replace('name = "esc"', 'name = "Esc Rule"'),
+        "rules[0].name: String should match pattern",
+    ),
+    (
+        GOOD_RULE + "max_actions_per_cycle = 0\n",
+        "rules[0].max_actions_per_cycle: Input should be greater than or equal to 1",
+    ),
+    (
+        GOOD_RULE + "notify_incident_channel = 'yes'\n",
+        "rules[0].notify_incident_channel: 'yes': input should be a valid boolean",
+    ),
+    (
+        GOOD_RULE + "where = { status_category = ['active'] }\n",
+        "rules[0].where.status_category[0]: 'active' is not allowed",
+    ),
+    (
+        GOOD_RULE + "where = { colour = ['red'] }\n",
+        "rules[0].where.colour: unknown key; allowed: custom_field, incident_type, mode, role, severity",
+    ),
+    (
+        GOOD_RULE.replace('steps = [ { after = "2h", to = "Major" } ]', "steps = []"),
+        "rules[0].steps: Tuple should have at least 1 item",
+    ),
     (GOOD_RULE + GOOD_RULE, "rules[1].name: 'esc' is already used by rules[0]"),
-    ("[incident_io]\nrequests_per_minute = 5000\n", "incident_io.requests_per_minute: Input should be less than or equal to 1200"),
-    ("[incident_io]\napi_key = 'inc_secret'\n", "incident_io.api_key: unknown key; allowed: base_url, requests_per_minute"),
+    (
+        "[incident_io]\nrequests_per_minute = 5000\n",
+        "incident_io.requests_per_minute: Input should be less than or equal to 1200",
+    ),
+    (
+        "[incident_io]\napi_key = 'inc_secret'\n",
+        "incident_io.api_key: unknown key; allowed: base_url, requests_per_minute",
+    ),
     ("[stor]\npath = 'x.db'\n", "stor: unknown key; allowed: incident_io, rules, store"),
     (
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\n',
@@ -60,12 +99,30 @@ OFFLINE_CASES = [
 
 # Problems only the catalog (the API's names) can reveal.
 CATALOG_CASES = [
-    (GOOD_RULE.replace('to = "Major"', 'to = "Sev 1"'), "rules[0].steps[0].to: 'Sev 1' is not a known severity; valid: Critical, Major, Minor"),
-    (GOOD_RULE + "where = { severity = ['Minor', 'Tiny'] }\n", "rules[0].where.severity[1]: 'Tiny' is not a known severity"),
-    (GOOD_RULE + "where = { custom_field = { Teem = ['Payments'] } }\n", "rules[0].where.custom_field: 'Teem' is not a known custom field; valid: Affected service, Phase, Team"),
-    (GOOD_RULE + "where = { custom_field = { Team = ['Payment'] } }\n", "rules[0].where.custom_field.Team[0]: 'Payment' is not a known option of 'Team'; valid: Payments, Platform"),
-    (GOOD_RULE + "where = { role = { Lead = 'assigned' } }\n", "rules[0].where.role: 'Lead' is not a known incident role"),
-    (GOOD_RULE + 'since = "Impact"\n', "rules[0].since: 'Impact' is not a known incident timestamp (or 'created')"),
+    (
+        GOOD_RULE.replace('to = "Major"', 'to = "Sev 1"'),
+        "rules[0].steps[0].to: 'Sev 1' is not a known severity; valid: Critical, Major, Minor",
+    ),
+    (
+        GOOD_RULE + "where = { severity = ['Minor', 'Tiny'] }\n",
+        "rules[0].where.severity[1]: 'Tiny' is not a known severity",
+    ),
+    (
+        GOOD_RULE + "where = { custom_field = { Teem = ['Payments'] } }\n",
+        "rules[0].where.custom_field: 'Teem' is not a known custom field; valid: Affected service, Phase, Team",
+    ),
+    (
+        GOOD_RULE + "where = { custom_field = { Team = ['Payment'] } }\n",
+        "rules[0].where.custom_field.Team[0]: 'Payment' is not a known option of 'Team'; valid: Payments, Platform",
+    ),
+    (
+        GOOD_RULE + "where = { role = { Lead = 'assigned' } }\n",
+        "rules[0].where.role: 'Lead' is not a known incident role",
+    ),
+    (
+        GOOD_RULE + 'since = "Impact"\n',
+        "rules[0].since: 'Impact' is not a known incident timestamp (or 'created')",
+    ),
     (
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nwhere = { status_category = ["triage"] }\nto_status = "Declined"\n',
         "rules[0].to_status: the API refuses moving triage incidents to 'Declined' (declined)",
@@ -170,4 +227,5 @@ def test_cli_exit_78_without_traceback(tmp_path: Path) -> None:
 def test_schema_lists_rule_types() -> None:
     """The JSON Schema knows both built-in rule types, for editor completion."""
     text = str(config_json_schema())
-    assert "escalate_severity" in text and "sync_status" in text
+    assert "escalate_severity" in text
+    assert "sync_status" in text

@@ -88,7 +88,7 @@ def test_config_errors() -> None:
     ):
         make(steps=[{"after": "1h", "to": "Major"}, {"after": "2h", "to": "Huge"}])
     with pytest.raises(
-        UnknownName, match="since: 'Impact start' .* valid: Impact started, created"
+        UnknownName, match=r"since: 'Impact start' .* valid: Impact started, created"
     ):
         make(since="Impact start")
     with pytest.raises(

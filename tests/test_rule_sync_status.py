@@ -38,9 +38,8 @@ def test_transition_requires_every_condition() -> None:
         "incident": {"incident_status_id": "ST-CLOSED"},
         "notify_incident_channel": False,
     }
-    assert (
-        "Documenting -> Closed" in actions[0].reason and "postmortem present" in actions[0].reason
-    )
+    assert "Documenting -> Closed" in actions[0].reason
+    assert "postmortem present" in actions[0].reason
 
 
 def test_roles_fields_age_and_follow_ups() -> None:
@@ -94,10 +93,12 @@ def test_refused_targets_are_config_errors() -> None:
         make(where={"status_category": ["triage"]}, to_status="Declined", require={})
     with pytest.raises(ConfigError, match="refuses moving triage incidents to 'Investigating'"):
         make(where={"status_category": ["triage"]}, to_status="Investigating", require={})
-    with pytest.raises(ConfigError, match="where.status_category: is required"):
+    with pytest.raises(ConfigError, match=r"where\.status_category: is required"):
         make(where={}, to_status="Closed", require={})
-    assert transition_allowed("live", "learning") and transition_allowed("learning", "closed")
-    assert not transition_allowed("closed", "closed") and not transition_allowed("learning", "live")
+    assert transition_allowed("live", "learning")
+    assert transition_allowed("learning", "closed")
+    assert not transition_allowed("closed", "closed")
+    assert not transition_allowed("learning", "live")
 
 
 def test_mirror_edits_only_when_different() -> None:
@@ -140,7 +141,7 @@ def test_mirror_edits_only_when_different() -> None:
 
 def test_mirror_config_errors() -> None:
     """A text field, or an option that does not exist, cannot be mirrored into."""
-    with pytest.raises(ConfigError, match="mirror.field: 'Affected service' is a text field"):
+    with pytest.raises(ConfigError, match=r"mirror\.field: 'Affected service' is a text field"):
         make(to_status=None, require={}, mirror={"field": "Affected service"})
     with pytest.raises(ConfigError, match=r"mirror.options.live: 'Busy' is not a known option"):
         make(to_status=None, require={}, mirror={"field": "Phase", "options": {"live": "Busy"}})

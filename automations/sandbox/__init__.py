@@ -1,0 +1,44 @@
+"""A faithful incident.io simulator on loopback, for the demo and every test.
+
+The API routes, bodies, error envelope, pagination, filters, idempotency and
+rate limit follow ``INCIDENT_IO_API.md``; responses validate against the real
+OpenAPI schema. Build it with ``create_app(SandboxConfig(...))`` (ASGI), run
+it with ``serve(...)`` or ``SandboxThread(...).start()``.
+
+Control endpoints (no auth, not rate limited, not faulted, not logged)::
+
+    GET    /_sandbox                    settings, clock and this list
+    POST   /_sandbox/reset              {seed, incidents, rate_limit_per_minute,
+                                         large_page_size: "clamp"|"accept",
+                                         now?: RFC3339, api_key?}; omitted keys take
+                                         the server's start-up values
+    GET    /_sandbox/clock              {now, offset_seconds}
+    POST   /_sandbox/clock              {advance_seconds: n} or {now: RFC3339}
+    GET    /_sandbox/faults             the active faults
+    POST   /_sandbox/faults             replace them: {next: [{kind: status, status},
+                                         {kind: rate_limit, retry_after, form: seconds|http-date},
+                                         {kind: drop, when?: before|after},
+                                         {kind: latency, seconds},
+                                         {kind: malformed, body: invalid_json|html|
+                                          missing_fields|unknown_enum}],
+                                         paths?: prefix or [prefixes], seed?,
+                                         error_rate, error_status, drop_rate,
+                                         latency_seconds,
+                                         rate_limit_storm: {seconds, retry_after_form}}
+    DELETE /_sandbox/faults             no faults
+    POST   /_sandbox/incidents          add an incident as a human would (see manual.py)
+    GET    /_sandbox/incidents/{id}     any incident, by ID or number
+    PATCH  /_sandbox/incidents/{id}     change it directly, bypassing lifecycle rules
+    GET    /_sandbox/requests           the API request log (last 10,000): request_id,
+                                         method, path, query, query_pairs, body, status,
+                                         fault, time
+    DELETE /_sandbox/requests           clear the log
+"""
+
+from __future__ import annotations
+
+from automations.sandbox.app import create_app
+from automations.sandbox.server import SandboxThread, serve
+from automations.sandbox.state import SandboxConfig
+
+__all__ = ["SandboxConfig", "SandboxThread", "create_app", "serve"]

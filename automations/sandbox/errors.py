@@ -1,0 +1,75 @@
+"""The error envelope every non-2xx answer uses (INCIDENT_IO_API.md section 6).
+
+``{type, status, request_id, errors:[{code, message, source?{field}}], rate_limit?}``.
+Handlers raise ``ApiError``; the request pipeline renders it with the request's ID.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automations.sandbox.model import JSON
+
+# The envelope ``type`` for each status we emit (our mapping; section 6 lists the names).
+TYPE_OF_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "resource_forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limit_reached",
+}
+
+
+class ApiError(Exception):
+    """An answer other than success, raised anywhere below the route handler."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        type_: str | None = None,
+        rate_limit: JSON | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.type = type_ or TYPE_OF_STATUS.get(status, "api_error")
+        self.rate_limit = rate_limit
+        self.headers = headers or {}
+
+    def envelope(self, request_id: str) -> JSON:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["source"] = {"field": self.field}
+        body: JSON = {
+            "type": self.type,
+            "status": self.status,
+            "request_id": request_id,
+            "errors": [error],
+        }
+        if self.rate_limit is not None:
+            body["rate_limit"] = self.rate_limit
+        return body
+
+
+def invalid(field: str, message: str, code: str = "invalid_value") -> ApiError:
+    """422 validation_error naming the offending field."""
+    return ApiError(422, code, message, field=field)
+
+
+def required(field: str, message: str | None = None) -> ApiError:
+    return ApiError(422, "is_required", message or f"{field} is required", field=field)
+
+
+def not_found(what: str, ref: str) -> ApiError:
+    return ApiError(404, "not_found", f"No {what} found with ID {ref!r}")

@@ -1,0 +1,157 @@
+"""In-memory state: the clock, incidents in response order, updates and follow-ups.
+
+Listing 10,000 incidents page by page must stay cheap, so the store keeps the
+incidents sorted newest first, remembers each one's position, caches rendered
+JSON per incident and caches the positions matching each distinct filter until
+the next mutation. A page is then a bisect plus a slice.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from automations.sandbox.catalog import Catalog
+from automations.sandbox.model import JSON, FollowUp, IdFactory, Incident, IncidentUpdate
+from automations.sandbox.render import render_incident
+from automations.sandbox.seed import ID_BASE_MS, History
+
+_MATCH_CACHE_SIZE = 128
+
+
+class Clock:
+    """Sandbox time: real UTC now plus an offset, so moving it ages every incident."""
+
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+    def set(self, now: datetime) -> None:
+        self.offset = now - datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Page:
+    incidents: list[Incident]
+    more: bool
+    total: int
+
+
+class UnknownCursor(LookupError):
+    """``after`` names an incident the store does not have."""
+
+
+class Store:
+    def __init__(self, catalog: Catalog, history: History, seed: int) -> None:
+        self.catalog = catalog
+        self.new_id = IdFactory(random.Random(f"sandbox:runtime:{seed}"), ID_BASE_MS + 2**40)
+        self._order: list[Incident] = []
+        self._position: dict[str, int] = {}
+        self._by_number: dict[int, Incident] = {}
+        self._rendered: dict[str, JSON] = {}
+        self._matches: dict[Hashable, list[int]] = {}
+        self.idempotency: dict[str, str] = {}
+        self.updates: list[IncidentUpdate] = sorted(
+            history.updates, key=lambda u: u.created_at, reverse=True
+        )
+        self.follow_ups: list[FollowUp] = history.follow_ups
+        self._order = list(history.incidents)
+        self._reindex()
+
+    # -- reading --
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def get(self, ref: str) -> Incident | None:
+        """By full ID or by the numeric part of the reference (``123`` for INC-123)."""
+        position = self._position.get(ref)
+        if position is not None:
+            return self._order[position]
+        if ref.isdigit():
+            return self._by_number.get(int(ref))
+        return None
+
+    def all(self) -> list[Incident]:
+        """Newest first; do not mutate the list."""
+        return self._order
+
+    def render(self, incident: Incident) -> JSON:
+        """The cached IncidentV2 JSON; callers must copy before changing it."""
+        body = self._rendered.get(incident.id)
+        if body is None:
+            body = self._rendered[incident.id] = render_incident(incident, self.catalog)
+        return body
+
+    def page(
+        self,
+        key: Hashable,
+        predicate: Callable[[Incident], bool],
+        after: str | None,
+        size: int,
+        newest_first: bool,
+    ) -> Page:
+        """One page of the incidents matching ``predicate`` (cached under ``key``).
+
+        ``after`` is located in the full order, not among the matches, so a
+        cursor whose incident stopped matching between pages still works.
+        """
+        matches = self._matches.get(key)
+        if matches is None:
+            if len(self._matches) >= _MATCH_CACHE_SIZE:
+                self._matches.clear()
+            matches = [i for i, incident in enumerate(self._order) if predicate(incident)]
+            self._matches[key] = matches
+        cursor: int | None = None
+        if after is not None:
+            cursor = self._position.get(after)
+            if cursor is None:
+                raise UnknownCursor(after)
+        if newest_first:
+            start = 0 if cursor is None else bisect_right(matches, cursor)
+            chosen = matches[start : start + size]
+            more = start + size < len(matches)
+        else:
+            end = len(matches) if cursor is None else bisect_left(matches, cursor)
+            begin = max(0, end - size)
+            chosen = matches[begin:end][::-1]
+            more = begin > 0
+        return Page([self._order[i] for i in chosen], more, len(matches))
+
+    # -- writing: every mutation goes through add() or touch() so caches stay right --
+
+    def add(self, incident: Incident) -> None:
+        self._order.append(incident)
+        self._reindex()
+
+    def touch(self, incident: Incident, *, reorder: bool = False) -> None:
+        """Call after changing ``incident``; ``reorder`` when created_at changed."""
+        self._rendered.pop(incident.id, None)
+        self._matches.clear()
+        if reorder:
+            self._reindex()
+
+    def next_number(self) -> int:
+        return max(self._by_number, default=0) + 1
+
+    def add_update(self, update: IncidentUpdate) -> None:
+        # newest first; an update is almost always the newest, so insert near the front
+        index = 0
+        while index < len(self.updates) and self.updates[index].created_at > update.created_at:
+            index += 1
+        self.updates.insert(index, update)
+
+    def _reindex(self) -> None:
+        # Timsort is linear on the nearly sorted list an append leaves behind.
+        self._order.sort(key=lambda i: (i.created_at, i.number), reverse=True)
+        self._position = {incident.id: i for i, incident in enumerate(self._order)}
+        self._by_number = {incident.number: incident for incident in self._order}
+        self._matches.clear()
