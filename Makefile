@@ -13,14 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/automations demo
+	$(BIN)/automations sandbox
 
 sandbox: $(STAMP)
 	$(BIN)/automations sandbox
 
+LINTED := $(wildcard automations tests bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check automations tests bench
-	$(BIN)/ruff format --check automations tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 test: lint

@@ -14,8 +14,8 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from automations.catalog import Catalog
-from automations.config import Config
 from automations.clock import ServerClock
+from automations.config import Config
 from automations.engine import Engine
 from automations.errors import APIError, ConfigError
 from automations.incidentio import IncidentIOClient, TokenBucket

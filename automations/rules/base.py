@@ -34,7 +34,9 @@ class RuleOptions(BaseModel):
         max_length=64,
         description="Unique name: lowercase letters, digits, '-' and '_'. Part of every event key.",
     )
-    enabled: StrictBool = Field(True, description="Set false to keep a rule in the file but not run it.")
+    enabled: StrictBool = Field(
+        True, description="Set false to keep a rule in the file but not run it."
+    )
     every: Duration | None = Field(None, description="Run on an interval, e.g. 1m.")
     cron: str | None = Field(
         None, description="Run on a cron schedule instead, e.g. '*/5 * * * *'."

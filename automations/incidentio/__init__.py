@@ -1,0 +1,78 @@
+"""The incident.io API layer: client, models, filters, pagination, rate limit, errors.
+
+Everything the rest of the product needs is importable from here; the
+submodules are an implementation detail.
+"""
+
+from automations.incidentio.client import IncidentIOClient
+from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.metrics import RequestCounter
+from automations.incidentio.models import (
+    Actor,
+    CustomField,
+    CustomFieldEntry,
+    CustomFieldOption,
+    CustomFieldValue,
+    FollowUp,
+    FollowUpStatus,
+    Incident,
+    IncidentMode,
+    IncidentRole,
+    IncidentRoleAssignment,
+    IncidentStatus,
+    IncidentTimestamp,
+    IncidentTimestampValue,
+    IncidentType,
+    IncidentUpdate,
+    Severity,
+    StatusCategory,
+    User,
+    Visibility,
+)
+from automations.incidentio.pagination import IncidentPage, PaginationLoop
+from automations.incidentio.payloads import (
+    CustomFieldEntryPayload,
+    CustomFieldValuePayload,
+    IncidentCreate,
+    IncidentEdit,
+    IncidentRoleAssignmentPayload,
+    IncidentTimestampValuePayload,
+    UserReference,
+)
+from automations.incidentio.ratelimit import TokenBucket
+
+__all__ = [
+    "Actor",
+    "CustomField",
+    "CustomFieldEntry",
+    "CustomFieldEntryPayload",
+    "CustomFieldOption",
+    "CustomFieldValue",
+    "CustomFieldValuePayload",
+    "FollowUp",
+    "FollowUpStatus",
+    "Incident",
+    "IncidentCreate",
+    "IncidentEdit",
+    "IncidentFilter",
+    "IncidentIOClient",
+    "IncidentMode",
+    "IncidentPage",
+    "IncidentRole",
+    "IncidentRoleAssignment",
+    "IncidentRoleAssignmentPayload",
+    "IncidentStatus",
+    "IncidentTimestamp",
+    "IncidentTimestampValue",
+    "IncidentTimestampValuePayload",
+    "IncidentType",
+    "IncidentUpdate",
+    "PaginationLoop",
+    "RequestCounter",
+    "Severity",
+    "StatusCategory",
+    "TokenBucket",
+    "User",
+    "UserReference",
+    "Visibility",
+]

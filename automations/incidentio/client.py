@@ -1,0 +1,399 @@
+"""The incident.io REST client: one method per call the product makes.
+
+Each call reads top to bottom like httpx's own send chain::
+
+    method -> _call (retries, one log line) -> _attempt (token, HTTP, counter)
+           -> transport_errors (status -> exception) -> models (body -> objects)
+
+Synchronous on purpose: the daemon runs jobs in APScheduler threads, and one
+``httpx.Client`` (connection pool) is safe to share between them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+import stamina
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from automations import __version__
+from automations.errors import APIError, ConfigError
+from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.metrics import RequestCounter
+from automations.incidentio.models import (
+    CustomField,
+    CustomFieldOption,
+    FollowUp,
+    Incident,
+    IncidentRole,
+    IncidentStatus,
+    IncidentTimestamp,
+    IncidentType,
+    IncidentUpdate,
+    PaginationMeta,
+    Severity,
+    User,
+    envelope,
+    parse_without_gc,
+)
+from automations.incidentio.pagination import IncidentPage, Page, check_page_size, paginate
+from automations.incidentio.payloads import IncidentCreate, IncidentEdit
+from automations.incidentio.ratelimit import TokenBucket
+from automations.incidentio.retries import (
+    MAX_RETRY_AFTER,
+    CallState,
+    RetryPolicy,
+    log_outcome,
+    quiet_stamina_for_client,
+)
+from automations.incidentio.transport_errors import (
+    error_from_response,
+    error_from_transport,
+    server_time,
+    unreadable_body,
+)
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+
+MAX_USERS_PAGE_SIZE = 10_000
+FOLLOW_UP_MODES = ("standard", "retrospective", "test", "tutorial", "stream")
+_REFERENCE = re.compile(r"^(?:INC-)?(\d+)$", re.IGNORECASE)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class IncidentIOClient:
+    """Talks to incident.io (or the sandbox) with retries, a shared rate limit and counters.
+
+    Give every client in the process the same ``TokenBucket`` (and
+    ``RequestCounter``) to share them; ``requests_per_minute`` only sizes a
+    private bucket when none is passed.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = "https://api.incident.io",
+        api_key: SecretStr | str,
+        requests_per_minute: float = 1000,
+        rate_limiter: TokenBucket | None = None,
+        timeout: float = 30.0,
+        retry_attempts: int = 8,
+        retry_timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+        counter: RequestCounter | None = None,
+    ) -> None:
+        key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        secret = key.get_secret_value().strip()
+        if not secret:
+            raise ConfigError("the incident.io API key is empty (set INCIDENT_IO_API_KEY)")
+        if not secret.isascii() or not secret.isprintable() or any(c.isspace() for c in secret):
+            # h11 would refuse the header and quote the value in its error.
+            raise ConfigError("the incident.io API key contains spaces or control characters")
+        if not re.match(r"^https?://[^/\s]+", base_url):
+            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+        if retry_attempts < 1 or retry_timeout <= 0 or timeout <= 0:
+            raise ConfigError("retry_attempts must be >= 1; retry_timeout and timeout > 0")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = SecretStr(secret)
+        self.rate_limiter = rate_limiter or TokenBucket(requests_per_minute)
+        self.counter = counter or RequestCounter()
+        self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
+        self._server_time: datetime | None = None
+        self._last = threading.local()
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=_BearerAuth(self._api_key),
+            headers={"User-Agent": f"automations/{__version__}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+        quiet_stamina_for_client()
+
+    # --- incidents ------------------------------------------------------------
+
+    def iter_incident_pages(
+        self, filter: IncidentFilter | None = None, page_size: int = 250
+    ) -> Iterator[IncidentPage]:
+        """Pages of ``GET /v2/incidents``, fetched lazily (one request per page).
+
+        Arguments are checked now; requests start when iteration does.
+        """
+        check_page_size(page_size)
+        base = [*(filter or IncidentFilter()).to_params(), ("page_size", str(page_size))]
+        pages = self._pages("/v2/incidents", "incidents", Incident, base)
+        return (IncidentPage(list(p.items), p.after, p.total_record_count) for p in pages)
+
+    def iter_incidents(
+        self, filter: IncidentFilter | None = None, page_size: int = 250
+    ) -> Iterator[Incident]:
+        return (i for page in self.iter_incident_pages(filter, page_size) for i in page.incidents)
+
+    def get_incident(self, id_or_reference: str) -> Incident:
+        """By ID, number or reference: "01H...", "123" and "INC-123" all work."""
+        ident = _incident_path_id(id_or_reference)
+        return self._one("GET", "/v2/incidents/{id}", "incident", Incident, {"id": ident})
+
+    def edit_incident(
+        self, incident_id: str, edit: IncidentEdit, *, notify_incident_channel: bool
+    ) -> Incident:
+        """Edit only the fields set on ``edit``.
+
+        Retried like any call: every field sets an absolute value, so a repeat
+        after a lost response changes nothing more (at worst the channel is told twice).
+        """
+        payload = edit.payload()
+        if not payload:
+            raise ValueError("IncidentEdit sets no fields: nothing to edit")
+        body = {"incident": payload, "notify_incident_channel": bool(notify_incident_channel)}
+        path = {"id": _incident_path_id(incident_id)}
+        route = "/v2/incidents/{id}/actions/edit"
+        return self._one("POST", route, "incident", Incident, path, body=body)
+
+    def create_incident(self, *, idempotency_key: str, visibility: str, **fields: Any) -> Incident:
+        """Create (200, not 201); the idempotency key makes a retried create safe."""
+        create = IncidentCreate(idempotency_key=idempotency_key, visibility=visibility, **fields)
+        return self._one("POST", "/v2/incidents", "incident", Incident, body=create.payload())
+
+    # --- the catalog ----------------------------------------------------------
+
+    def list_severities(self) -> list[Severity]:
+        return self._all("/v1/severities", "severities", Severity)
+
+    def get_severity(self, severity_id: str) -> Severity:
+        path = {"id": _path_id(severity_id)}
+        return self._one("GET", "/v1/severities/{id}", "severity", Severity, path)
+
+    def list_incident_statuses(self) -> list[IncidentStatus]:
+        return self._all("/v1/incident_statuses", "incident_statuses", IncidentStatus)
+
+    def get_incident_status(self, status_id: str) -> IncidentStatus:
+        path = {"id": _path_id(status_id)}
+        route = "/v1/incident_statuses/{id}"
+        return self._one("GET", route, "incident_status", IncidentStatus, path)
+
+    def list_incident_types(self) -> list[IncidentType]:
+        return self._all("/v1/incident_types", "incident_types", IncidentType)
+
+    def list_incident_roles(self) -> list[IncidentRole]:
+        return self._all("/v2/incident_roles", "incident_roles", IncidentRole)
+
+    def list_custom_fields(self) -> list[CustomField]:
+        return self._all("/v2/custom_fields", "custom_fields", CustomField)
+
+    def list_custom_field_options(self, custom_field_id: str) -> list[CustomFieldOption]:
+        """Every option of one select field (paged, 250 at a time)."""
+        route = "/v1/custom_field_options"
+        base = [("custom_field_id", _path_id(custom_field_id)), ("page_size", "250")]
+        return list(self._items(route, "custom_field_options", CustomFieldOption, base))
+
+    def list_incident_timestamps(self) -> list[IncidentTimestamp]:
+        return self._all("/v2/incident_timestamps", "incident_timestamps", IncidentTimestamp)
+
+    # --- activity ---------------------------------------------------------------
+
+    def iter_incident_updates(
+        self, incident_id: str | None = None, page_size: int = 250
+    ) -> Iterator[IncidentUpdate]:
+        """Status and severity changes, newest first, for one incident or all."""
+        params = [("page_size", str(check_page_size(page_size)))]
+        if incident_id is not None:
+            params.insert(0, ("incident_id", _path_id(incident_id)))
+        return self._items("/v2/incident_updates", "incident_updates", IncidentUpdate, params)
+
+    def list_follow_ups(
+        self, incident_id: str | None = None, incident_mode: str | None = None
+    ) -> list[FollowUp]:
+        """Follow-ups (not paged; /v2/follow_ups is deprecated for 2026-12-31)."""
+        params = []
+        if incident_id is not None:
+            params.append(("incident_id", _path_id(incident_id)))
+        if incident_mode is not None:
+            if incident_mode not in FOLLOW_UP_MODES:
+                raise ValueError(f"incident_mode must be one of {', '.join(FOLLOW_UP_MODES)}")
+            params.append(("incident_mode", incident_mode))
+        return self._all("/v2/follow_ups", "follow_ups", FollowUp, params)
+
+    def iter_users(
+        self, email: str | None = None, slack_user_id: str | None = None, page_size: int = 250
+    ) -> Iterator[User]:
+        params = [("page_size", str(check_page_size(page_size, MAX_USERS_PAGE_SIZE)))]
+        if email is not None:
+            params.append(("email", email))
+        if slack_user_id is not None:
+            params.append(("slack_user_id", slack_user_id))
+        return self._items("/v2/users", "users", User, params)
+
+    # --- state ------------------------------------------------------------------
+
+    @property
+    def server_time(self) -> datetime | None:
+        """The ``Date`` header of the last response: the server's clock (the sandbox's fake one)."""
+        return self._server_time
+
+    @property
+    def last_request_id(self) -> str | None:
+        """The ``X-Request-Id`` of this thread's last response: what incident.io support asks for."""
+        return getattr(self._last, "request_id", None)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IncidentIOClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"IncidentIOClient(base_url={self.base_url!r}, rate_limiter={self.rate_limiter!r})"
+
+    # --- request plumbing -------------------------------------------------------
+
+    def _one(
+        self,
+        method: str,
+        route: str,
+        key: str,
+        model: type[M],
+        path: Mapping[str, str] | None = None,
+        *,
+        body: dict[str, Any] | None = None,
+    ) -> M:
+        wrapper = envelope(key, model, many=False)
+        parsed = self._call(method, route, path, None, body, wrapper.model_validate_json)
+        return cast(M, getattr(parsed, key))
+
+    def _list(
+        self, route: str, key: str, model: type[M], params: list[tuple[str, str]]
+    ) -> tuple[list[M], PaginationMeta | None]:
+        parse = functools.partial(parse_without_gc, envelope(key, model, many=True))
+        parsed = self._call("GET", route, None, params, None, parse)
+        return cast(list[M], getattr(parsed, key)), parsed.pagination_meta  # type: ignore[attr-defined]
+
+    def _all(
+        self, route: str, key: str, model: type[M], params: list[tuple[str, str]] | None = None
+    ) -> list[M]:
+        return self._list(route, key, model, params or [])[0]
+
+    def _pages(
+        self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
+    ) -> Iterator[Page[M]]:
+        def fetch(after: str | None) -> tuple[Sequence[M], PaginationMeta | None]:
+            return self._list(route, key, model, base + ([("after", after)] if after else []))
+
+        return paginate(fetch, _item_id, method="GET", route=route)
+
+    def _items(
+        self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
+    ) -> Iterator[M]:
+        return (item for page in self._pages(route, key, model, base) for item in page.items)
+
+    def _call(
+        self,
+        method: str,
+        route: str,
+        path_params: Mapping[str, str] | None,
+        params: list[tuple[str, str]] | None,
+        body: dict[str, Any] | None,
+        parse: Callable[[bytes], R],
+    ) -> R:
+        """One API call with retries; logs once, however many attempts it took."""
+        path = route.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        call = CallState(method, route)
+        retrying = stamina.retry(
+            on=functools.partial(self._retry.wait, call),
+            attempts=self._retry.attempts,
+            timeout=self._retry.timeout,
+        )(self._attempt)
+        try:
+            result = retrying(call, path, params, body, parse)
+        except APIError as exc:
+            log_outcome(call, exc)
+            raise
+        log_outcome(call, None)
+        return result
+
+    def _attempt(
+        self,
+        call: CallState,
+        path: str,
+        params: list[tuple[str, str]] | None,
+        body: dict[str, Any] | None,
+        parse: Callable[[bytes], R],
+    ) -> R:
+        """One HTTP attempt: a token, the request, the count, then status and body checks."""
+        call.attempts += 1
+        self.rate_limiter.acquire()
+        method, route = call.method, call.route
+        try:
+            response = self._http.request(method, path, params=tuple(params or ()), json=body)
+        except httpx.HTTPError as exc:
+            call.statuses.append("error")
+            self.counter.record(method, route, "error")
+            unavailable = error_from_transport(exc, method, route, self._redact)
+            # Keep the cause for the traceback unless its text had to be redacted.
+            raise unavailable from (None if self._redact(str(exc)) != str(exc) else exc)
+        call.statuses.append(str(response.status_code))
+        self._last.request_id = response.headers.get("x-request-id")
+        self.counter.record(method, route, response.status_code)
+        self._server_time = server_time(response) or self._server_time
+        if not response.is_success:
+            error = error_from_response(response, method, route)
+            if response.status_code == 429 and error.retry_after:
+                self.rate_limiter.defer(min(error.retry_after, MAX_RETRY_AFTER))
+            raise error
+        try:
+            return parse(response.content)
+        except ValidationError as exc:
+            call.statuses[-1] += "-unreadable"
+            raise unreadable_body(response, method, route, exc) from exc
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key.get_secret_value(), "[redacted]")
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the key at send time; it lives nowhere else on the client."""
+
+    def __init__(self, key: SecretStr) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._key.get_secret_value()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(**********)"
+
+
+def _item_id(item: Any) -> str:
+    return str(item.id)
+
+
+def _path_id(value: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not _SAFE_ID.match(text):
+        raise ValueError(f"not an incident.io ID: {value!r}")
+    return text
+
+
+def _incident_path_id(value: str) -> str:
+    """The API takes the ID or the number of the reference (/v2/incidents/123 for INC-123)."""
+    text = value.strip() if isinstance(value, str) else ""
+    match = _REFERENCE.match(text)
+    return match.group(1) if match else _path_id(text)

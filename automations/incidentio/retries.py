@@ -1,0 +1,117 @@
+"""When to retry an API call, how long to wait, and how it is logged.
+
+stamina runs the loop (attempts, total timeout, sleeping, test mode); this
+module is its backoff hook. Only ``APIUnavailable`` is retried. The wait is
+exponential with jitter; after a ``Retry-After`` it is the larger of the two:
+earlier would only earn another 429, and a ``Retry-After`` of 0 or a date in
+the past (clock skew) must not become a hot loop. ``Retry-After`` is capped so
+a bogus "come back tomorrow" cannot park a daemon thread, and a wait that
+would overrun the call's total budget gives up at once instead of sleeping
+only to fail.
+
+Each call logs once (WARNING when it finally fails, INFO when it needed
+retries), so stamina's own per-retry hook is told to skip this client.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import stamina
+from stamina.instrumentation import RetryDetails, RetryHook
+
+from automations.errors import APIUnavailable
+
+LOG = logging.getLogger("automations.incidentio")
+
+MAX_RETRY_AFTER = 300.0
+WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.5, 30.0, 1.0
+
+# stamina names a retried callable by module and qualname; see client.py.
+RETRIED_CALLABLE = "automations.incidentio.client.IncidentIOClient._attempt"
+
+
+@dataclass
+class CallState:
+    """What one logical call has been through, for its single log line."""
+
+    method: str
+    route: str
+    started: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    waited: float = 0.0
+    statuses: list[str] = field(default_factory=list)
+
+    @property
+    def statuses_text(self) -> str:
+        return ",".join(self.statuses) or "none"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 8
+    timeout: float = 120.0
+
+    def wait(self, call: CallState, exc: Exception) -> bool | float:
+        """stamina's backoff hook: False (raise now) or seconds to wait before the next try."""
+        if not isinstance(exc, APIUnavailable) or call.attempts >= self.attempts:
+            return False
+        wait = min(WAIT_MAX, WAIT_INITIAL * 2.0 ** (call.attempts - 1))
+        wait += random.uniform(0, WAIT_JITTER)
+        if exc.retry_after is not None:
+            wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
+        if time.monotonic() - call.started + wait > self.timeout:
+            return False
+        call.waited += wait
+        LOG.debug("%s %s: attempt %d failed (%s); retrying in %.2fs",
+                  call.method, call.route, call.attempts, exc, wait)  # fmt: skip
+        return wait
+
+
+def log_outcome(call: CallState, error: Exception | None) -> None:
+    """The one line per call: a failure, or a success that needed retries."""
+    if error is not None:
+        LOG.warning(
+            "%s %s failed after %d attempt(s) (statuses %s, waited %.1fs): %s",
+            call.method, call.route, call.attempts, call.statuses_text, call.waited, error,
+        )  # fmt: skip
+    elif call.attempts > 1:
+        LOG.info(
+            "%s %s succeeded after %d attempts (statuses %s, waited %.1fs)",
+            call.method, call.route, call.attempts, call.statuses_text, call.waited,
+        )  # fmt: skip
+
+
+class _SkipClientRetries:
+    """Wraps a stamina retry hook so it ignores this client's retries.
+
+    stamina's hooks are process-wide, so each existing hook is wrapped, not
+    replaced: other stamina users keep their per-retry logs and metrics.
+    """
+
+    def __init__(self, hook: RetryHook) -> None:
+        self.hook = hook
+
+    def __call__(self, details: RetryDetails) -> Any:
+        if details.name == RETRIED_CALLABLE:
+            return None
+        return self.hook(details)
+
+
+_HOOKS_LOCK = threading.Lock()
+
+
+def quiet_stamina_for_client() -> None:
+    """Idempotent; run when a client is built (never at import)."""
+    with _HOOKS_LOCK:
+        hooks = stamina.instrumentation.get_on_retry_hooks()
+        if all(isinstance(h, _SkipClientRetries) for h in hooks):
+            return
+        stamina.instrumentation.set_on_retry_hooks(
+            [h if isinstance(h, _SkipClientRetries) else _SkipClientRetries(h) for h in hooks]
+        )
