@@ -12,7 +12,7 @@ import signal
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from automations.durations import format_duration
@@ -82,30 +82,28 @@ class Daemon:
             log_cycle(report)
 
     def add_jobs(self) -> None:
+        """One job per schedule; interval schedules also run once right away."""
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
         for name, rules in group_by_schedule(self.runtime.rules).items():
             opts = rules[0].options
             trigger: Any
+            first_run: datetime | None = None
             if opts.every is not None:
-                jitter = min(self.jitter_seconds, int(opts.every.total_seconds() // 10)) or None
-                trigger = IntervalTrigger(seconds=int(opts.every.total_seconds()), jitter=jitter)
-                first_run: Any = None
+                seconds = int(opts.every.total_seconds())
+                jitter = min(self.jitter_seconds, seconds // 10) or None
+                trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
+                first_run = datetime.now(UTC)
             else:
                 trigger = CronTrigger.from_crontab(
                     opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
                 )
-                first_run = None
-            kwargs: dict[str, Any] = {"id": name, "name": name, "args": (name, rules)}
-            if opts.every is not None:
-                from datetime import UTC, datetime
-
-                first_run = datetime.now(
-                    UTC
-                )  # an interval rule runs at start, not one interval later
-                kwargs["next_run_time"] = first_run
-            self.scheduler.add_job(self._job, trigger, **kwargs)
+            # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
+            start = {"next_run_time": first_run} if first_run else {}
+            self.scheduler.add_job(
+                self._job, trigger, id=name, name=name, args=(name, rules), **start
+            )
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
