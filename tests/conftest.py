@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.engine_harness import harness  # noqa: F401
 from tests.openapi_conformance import Conformance, SpecMissing, load_spec
 from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401
 

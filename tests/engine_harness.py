@@ -1,0 +1,119 @@
+"""Shared set-up for tests that run the real engine, CLI or daemon against the sandbox.
+
+A test writes the rules it needs as TOML; the harness adds the sandbox's URL
+and a ledger in the test's temporary directory, so each test reads like the
+file a user would write.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from automations.config import load_config
+from automations.runtime import Runtime, build_runtime
+from tests.sandbox_server import SandboxControl
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Harness:
+    """One config file, one ledger, one sandbox: what a user has."""
+
+    def __init__(self, sandbox: SandboxControl, tmp_path: Path) -> None:
+        self.sandbox = sandbox
+        self.tmp_path = tmp_path
+        self.ledger_path = tmp_path / "ledger.db"
+        self.config_path = tmp_path / "automations.toml"
+
+    def write(self, rules: str) -> Path:
+        header = (
+            f'[incident_io]\nbase_url = "{self.sandbox.base_url}"\nretry_attempts = 3\n\n'
+            f'[store]\npath = "{self.ledger_path}"\n\n'
+        )
+        self.config_path.write_text(header + rules)
+        return self.config_path
+
+    def runtime(self, *, lock: bool = False) -> Runtime:
+        config = load_config(self.config_path)
+        return build_runtime(config, SecretStr(self.sandbox.api_key), lock=lock)
+
+    def cycle(self) -> Any:
+        """One cycle of every rule in a fresh runtime (a restart each time)."""
+        from automations.daemon import run_once
+
+        runtime = self.runtime()
+        try:
+            return run_once(runtime)
+        finally:
+            runtime.close()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")}
+        env.update(INCIDENT_IO_API_KEY=self.sandbox.api_key, PYTHONPATH=str(REPO), **extra)
+        env.pop("INCIDENT_IO_API_KEY_FILE", None)
+        return env
+
+    def cli(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        """The real CLI in a subprocess, as cron or a shell would run it."""
+        command = [sys.executable, "-m", "automations", *args, "--config", str(self.config_path)]
+        return subprocess.run(
+            command, env=self.env(**env), capture_output=True, text=True, timeout=timeout
+        )
+
+    def posts(self) -> list[dict[str, Any]]:
+        """Edits the sandbox received (successful or not)."""
+        return [
+            r
+            for r in self.sandbox.requests()
+            if r["method"] == "POST" and r["path"].endswith("/actions/edit")
+        ]
+
+    def list_requests(self) -> int:
+        return sum(
+            1
+            for r in self.sandbox.requests()
+            if r["method"] == "GET" and r["path"] == "/v2/incidents"
+        )
+
+    def add(
+        self,
+        name: str,
+        *,
+        age: timedelta,
+        status: str = "Investigating",
+        severity: str | None = "Minor",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        created = self.sandbox.now() - age
+        return self.sandbox.add_incident(
+            name=name,
+            created_at=created.isoformat(),
+            updated_at=fields.pop("updated_at", created).isoformat(),
+            status=status,
+            severity=severity,
+            **fields,
+        )
+
+    def severity(self, incident_id: str) -> str | None:
+        severity = self.sandbox.incident(incident_id).get("severity")
+        return None if severity is None else str(severity["name"])
+
+    def status(self, incident_id: str) -> str:
+        return str(self.sandbox.incident(incident_id)["incident_status"]["name"])
+
+
+@pytest.fixture
+def harness(sandbox: SandboxControl, tmp_path: Path) -> Iterator[Harness]:
+    """An empty organisation (the seeded catalog, no incidents) at a fixed time."""
+    sandbox.reset(incidents=0, now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    sandbox.clear_requests()
+    return Harness(sandbox, tmp_path)
