@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,7 +111,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness(sandbox: SandboxControl, tmp_path: Path) -> Iterator[Harness]:
+def harness(sandbox: SandboxControl, tmp_path: Path) -> Harness:
     """An empty organisation (the seeded catalog, no incidents) at a fixed time."""
     sandbox.reset(incidents=0, now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
     sandbox.clear_requests()
