@@ -323,6 +323,33 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     )
 
 
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config/demo.toml"),
+    show_default=True,
+    help="The demo's rules (its URL, ledger and SMTP settings are replaced).",
+)
+@click.option(
+    "--duration", type=click.FloatRange(min=1), default=None, help="Stop after N seconds."
+)
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("outbox"),
+    show_default=True,
+    help="Where the local SMTP server writes each message (.eml and .html).",
+)
+@click.option("--incidents", default=200, show_default=True, type=click.IntRange(1, 10_000))
+def demo(config_path: Path, duration: float | None, outbox: Path, incidents: int) -> None:
+    """The sandbox, a local SMTP server and the daemon together: no API key, no network."""
+    from automations.demo import run_demo
+
+    run_demo(_load(config_path), outbox=outbox, duration=duration, incidents=incidents)
+
+
 def main() -> None:
     """Entry point: our errors become one line and their exit code, never a traceback."""
     try:

@@ -9,6 +9,7 @@ against the incident's real state before anything else runs.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,11 +53,18 @@ class CycleReport:
     schedule: str
     started_at: datetime
     finished_at: datetime | None = None
+    # Wall-clock duration from a monotonic clock: the server clock can jump mid-cycle.
+    seconds: float | None = None
+    _started: float = field(default_factory=time.monotonic, repr=False)
     incidents_seen: int = 0
     queries: int = 0
     api_requests: int = 0
     rules: list[RuleOutcome] = field(default_factory=list)
     error: str | None = None
+
+    def finish(self, now: datetime) -> None:
+        self.finished_at = now
+        self.seconds = time.monotonic() - self._started
 
     @property
     def planned(self) -> int:
@@ -79,7 +87,7 @@ class CycleReport:
         return self.error is None and self.failed == 0
 
     def summary(self) -> dict[str, Any]:
-        seconds = (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+        seconds = self.seconds
         return {
             "schedule": self.schedule,
             "incidents": self.incidents_seen,
@@ -176,7 +184,7 @@ class Engine:
             actions.extend(outcome.planned)
             report.rules.append(outcome)
         report.api_requests = self.client.counter.total() - before
-        report.finished_at = self.clock()
+        report.finish(self.clock())
         return actions, report
 
     def _not_done(
@@ -205,7 +213,7 @@ class Engine:
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         report.api_requests = self.client.counter.total() - before
-        report.finished_at = self.clock()
+        report.finish(self.clock())
         try:
             self.ledger.finish_run(
                 run_id,
