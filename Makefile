@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/automations sandbox
+	$(BIN)/automations demo
 
 sandbox: $(STAMP)
 	$(BIN)/automations sandbox
