@@ -12,13 +12,22 @@ from __future__ import annotations
 import tomllib
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    create_model,
+)
 from pydantic_core import ErrorDetails
 
+from automations.durations import Duration
 from automations.errors import ConfigError
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
@@ -51,6 +60,21 @@ class StoreSettings(BaseModel):
     path: Path = Field(Path("automations.db"), description="SQLite ledger file.")
 
 
+class ServerSettings(BaseModel):
+    """The optional health and metrics listener; off unless asked for, loopback unless told."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = Field(False, description="Serve /healthz and /metrics.")
+    host: str = Field("127.0.0.1", min_length=1, description="Interface; 0.0.0.0 in Docker.")
+    port: StrictInt = Field(9108, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    stale_after: Duration | None = Field(
+        None,
+        description="/healthz fails when no cycle succeeded for this long "
+        "(default: 3x the longest rule interval, at least 5m; 2h when a rule uses cron).",
+    )
+
+
 class AppConfigBase(BaseModel):
     """Top-level keys; ``rules`` is added per registry (see _app_model)."""
 
@@ -58,6 +82,7 @@ class AppConfigBase(BaseModel):
 
     incident_io: IncidentIOSettings = Field(default_factory=IncidentIOSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
 
 @dataclass(frozen=True)
@@ -69,6 +94,7 @@ class Config:
     store: StoreSettings
     rules: tuple[RuleOptions, ...]
     rule_types: dict[str, type[AnyRule]]
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def rule_class(self, options: RuleOptions) -> type[AnyRule]:
         return self.rule_types[options.type]
@@ -160,6 +186,7 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         store=parsed.store,
         rules=tuple(rules),
         rule_types=rule_types,
+        server=parsed.server,
     )
 
 

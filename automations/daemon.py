@@ -13,12 +13,16 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automations.durations import format_duration
 from automations.engine import CycleReport
 from automations.rules.base import AnyRule
 from automations.runtime import Runtime
+
+if TYPE_CHECKING:
+    from automations.health_server import HealthServer
+    from automations.metrics import Metrics
 
 log = logging.getLogger("automations.daemon")
 
@@ -73,6 +77,8 @@ class Daemon:
             timezone="UTC",
         )
         self._lock = threading.Lock()  # cycles share one client and ledger: one at a time
+        self.metrics: Metrics | None = None
+        self.health_server: HealthServer | None = None
 
     def _job(self, name: str, rules: list[AnyRule]) -> None:
         with self._lock:
@@ -80,6 +86,8 @@ class Daemon:
                 return
             report = self.runtime.engine.run_cycle(rules, name)
             log_cycle(report)
+            if self.metrics is not None:
+                self.metrics.observe_cycle(report)
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
@@ -115,9 +123,26 @@ class Daemon:
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             log.warning("schedule %s: skipped, the previous cycle is still running", event.job_id)
 
+    def serve_health(self) -> None:
+        """Start /healthz and /metrics when ``[server] enabled``; nothing is imported otherwise."""
+        settings = self.runtime.config.server
+        if not settings.enabled:
+            return
+        from automations.health_server import HealthServer
+        from automations.metrics import Metrics, default_stale_after
+
+        stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
+        self.metrics = Metrics(stale_after=stale_after)
+        self.metrics.watch_client(self.runtime.client)
+        self.health_server = HealthServer(
+            self.metrics, host=settings.host, port=settings.port
+        ).start()
+
     def run(self) -> None:
         """Block until a signal; the current cycle finishes before exit."""
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+        self.serve_health()
 
         settled = self.runtime.engine.reconcile()
         if settled:
@@ -148,6 +173,8 @@ class Daemon:
                 pass
         finally:
             self.scheduler.shutdown(wait=True)
+            if self.health_server is not None:
+                self.health_server.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log.info("daemon stopped")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -242,7 +243,7 @@ class IncidentIOClient:
 
     @property
     def last_request_id(self) -> str | None:
-        """The ``X-Request-Id`` of this thread's last response: what incident.io support asks for."""
+        """This thread's last ``X-Request-Id``: what incident.io support asks for."""
         return getattr(self._last, "request_id", None)
 
     def close(self) -> None:
@@ -340,17 +341,18 @@ class IncidentIOClient:
         call.attempts += 1
         self.rate_limiter.acquire()
         method, route = call.method, call.route
+        started = time.monotonic()
         try:
             response = self._http.request(method, path, params=tuple(params or ()), json=body)
         except httpx.HTTPError as exc:
             call.statuses.append("error")
-            self.counter.record(method, route, "error")
+            self.counter.record(method, route, "error", time.monotonic() - started)
             unavailable = error_from_transport(exc, method, route, self._redact)
             # Keep the cause for the traceback unless its text had to be redacted.
             raise unavailable from (None if self._redact(str(exc)) != str(exc) else exc)
         call.statuses.append(str(response.status_code))
         self._last.request_id = response.headers.get("x-request-id")
-        self.counter.record(method, route, response.status_code)
+        self.counter.record(method, route, response.status_code, time.monotonic() - started)
         self._server_time = server_time(response) or self._server_time
         if not response.is_success:
             error = error_from_response(response, method, route)

@@ -11,6 +11,9 @@ from collections import Counter
 
 Status = int | str  # an HTTP status, or "error" when no response arrived
 
+# Upper bounds (seconds) of the latency buckets exported as a Prometheus histogram.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
 
 class RequestCounter:
     """Thread-safe counts by (method, route template, status or "error")."""
@@ -18,10 +21,31 @@ class RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, Status]] = Counter()
+        # (method, route) -> [count per bucket (+Inf last), sum of seconds]
+        self._latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
 
-    def record(self, method: str, route: str, status: Status) -> None:
+    def record(self, method: str, route: str, status: Status, seconds: float | None = None) -> None:
         with self._lock:
             self._counts[(method.upper(), route, status)] += 1
+            if seconds is not None:
+                buckets, total = self._latency.setdefault(
+                    (method.upper(), route), ([0] * (len(LATENCY_BUCKETS) + 1), [0.0])
+                )
+                index = next(
+                    (i for i, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound),
+                    len(LATENCY_BUCKETS),
+                )
+                buckets[index] += 1
+                total[0] += seconds
+
+    def latency(self) -> dict[tuple[str, str], tuple[list[int], float]]:
+        """Per (method, route): request counts per bucket of LATENCY_BUCKETS (+Inf last), sum."""
+        with self._lock:
+            return {key: (list(b), t[0]) for key, (b, t) in self._latency.items()}
+
+    def counts(self) -> dict[tuple[str, str, Status], int]:
+        with self._lock:
+            return dict(self._counts)
 
     def count(
         self, method: str | None = None, route: str | None = None, status: Status | None = None

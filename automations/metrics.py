@@ -1,0 +1,160 @@
+"""Prometheus metrics and the health verdict, fed by the engine, the client and digests.
+
+A private registry (not prometheus_client's global one) so tests and the demo
+can run several daemons in one process. API request counts, latency and
+rate-limit waits are read from the client's own counters at scrape time, so
+the hot path pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from automations.incidentio.metrics import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from automations.engine import CycleReport
+    from automations.incidentio import IncidentIOClient
+    from automations.rules.base import AnyRule
+
+MIN_STALE_AFTER = timedelta(minutes=5)
+CRON_STALE_AFTER = timedelta(hours=2)
+
+
+def default_stale_after(rules: Iterable[AnyRule]) -> timedelta:
+    """Three missed intervals of the slowest rule is unhealthy; cron rules get two hours."""
+    longest = MIN_STALE_AFTER
+    for rule in rules:
+        every = rule.options.every
+        longest = max(longest, CRON_STALE_AFTER if every is None else 3 * every)
+    return longest
+
+
+class _ClientCollector(Collector):
+    """API requests by route and status, latency, rate-limit waits: read at scrape time."""
+
+    def __init__(self, client: IncidentIOClient) -> None:
+        self.client = client
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "automations_api_requests",
+            "incident.io API requests by method, route template and status",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), n in sorted(self.client.counter.counts().items(), key=str):
+            requests.add_metric([method, route, str(status)], n)
+        yield requests
+        latency = HistogramMetricFamily(
+            "automations_api_request_seconds",
+            "incident.io API request latency by method and route template",
+            labels=["method", "route"],
+        )
+        for (method, route), (buckets, total) in sorted(self.client.counter.latency().items()):
+            cumulative, running = [], 0
+            for bound, n in zip([*map(str, LATENCY_BUCKETS), "+Inf"], buckets, strict=True):
+                running += n
+                cumulative.append((bound, running))
+            latency.add_metric([method, route], cumulative, total)
+        yield latency
+        bucket = self.client.rate_limiter
+        waits = CounterMetricFamily(
+            "automations_rate_limit_waits", "Times a request waited for the client-side limit"
+        )
+        waits.add_metric([], bucket.waits)
+        yield waits
+        waited = CounterMetricFamily(
+            "automations_rate_limit_wait_seconds", "Seconds spent waiting for the limit"
+        )
+        waited.add_metric([], bucket.waited_seconds)
+        yield waited
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    reason: str
+
+
+class Metrics:
+    """Everything /metrics shows and /healthz decides, for one daemon."""
+
+    def __init__(self, *, stale_after: timedelta) -> None:
+        self.registry = CollectorRegistry()
+        self.stale_after = stale_after
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._last_success: float | None = None
+        self._last_error: str | None = None
+        self.cycles = Counter(
+            "automations_cycles",
+            "Rule cycles by schedule and outcome (ok, failed)",
+            ["schedule", "outcome"],
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "automations_actions",
+            "Actions by rule and outcome (applied, skipped, failed, braked)",
+            ["rule", "outcome"],
+            registry=self.registry,
+        )
+        self.digests = Counter(
+            "automations_digests",
+            "Digest deliveries by digest and outcome (sent, failed)",
+            ["digest", "outcome"],
+            registry=self.registry,
+        )
+        self.last_success_gauge = Gauge(
+            "automations_last_successful_cycle_timestamp_seconds",
+            "Unix time of the last cycle that finished without failures",
+            registry=self.registry,
+        )
+
+    def watch_client(self, client: IncidentIOClient) -> None:
+        self.registry.register(_ClientCollector(client))
+
+    def observe_cycle(self, report: CycleReport) -> None:
+        self.cycles.labels(report.schedule, "ok" if report.ok else "failed").inc()
+        for rule in report.rules:
+            for outcome, n in (
+                ("applied", len(rule.applied)),
+                ("skipped", len(rule.skipped)),
+                ("failed", len(rule.failed) + (1 if rule.error else 0)),
+                ("braked", rule.braked),
+            ):
+                if n:
+                    self.actions.labels(rule.rule, outcome).inc(n)
+        with self._lock:
+            if report.ok:
+                self._last_success = time.time()
+                self._last_error = None
+                self.last_success_gauge.set(self._last_success)
+            else:
+                self._last_error = report.error or f"{report.failed} actions failed"
+
+    def observe_digest(self, name: str, outcome: str) -> None:
+        self.digests.labels(name, outcome).inc()
+
+    def health(self, now: float | None = None) -> Health:
+        """ok while the last cycle succeeded, within ``stale_after`` (or the daemon is younger)."""
+        now = time.time() if now is None else now
+        limit = self.stale_after.total_seconds()
+        with self._lock:
+            last, error = self._last_success, self._last_error
+        if error is not None:
+            return Health(False, f"the last cycle failed: {error}")
+        if last is not None and now - last <= limit:
+            return Health(True, f"last successful cycle {now - last:.0f}s ago")
+        if last is None and now - self.started <= limit:
+            return Health(True, "starting: no cycle has finished yet")
+        since = "no cycle has succeeded" if last is None else f"no cycle for {now - last:.0f}s"
+        return Health(False, f"{since} (limit {limit:.0f}s)")

@@ -1,0 +1,148 @@
+"""/healthz and /metrics: the verdict's rules, and a real daemon serving both."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from automations.engine import CycleReport, RuleOutcome
+from automations.metrics import Metrics, default_stale_after
+from tests.engine_harness import Harness
+from tests.test_engine_sandbox import ESCALATE
+
+H = timedelta(hours=1)
+
+
+def _report(ok: bool) -> CycleReport:
+    report = CycleReport("every 1m", datetime(2026, 1, 1, tzinfo=UTC))
+    report.rules.append(RuleOutcome("r"))
+    if not ok:
+        report.error = "APIUnavailable: GET /v2/incidents failed: HTTP 503"
+    return report
+
+
+def test_health_is_ok_while_starting_then_needs_a_recent_successful_cycle() -> None:
+    metrics = Metrics(stale_after=timedelta(minutes=5))
+    start = metrics.started
+    assert metrics.health(start + 10).ok
+    late = metrics.health(start + 301)
+    assert not late.ok
+    assert "no cycle has succeeded" in late.reason
+
+    metrics.observe_cycle(_report(ok=True))
+    assert metrics.health().ok
+    assert not metrics.health(time.time() + 301).ok
+
+
+def test_a_failed_last_cycle_is_unhealthy_with_its_reason() -> None:
+    metrics = Metrics(stale_after=timedelta(minutes=5))
+    metrics.observe_cycle(_report(ok=True))
+    metrics.observe_cycle(_report(ok=False))
+
+    verdict = metrics.health()
+
+    assert not verdict.ok
+    assert "HTTP 503" in verdict.reason
+    metrics.observe_cycle(_report(ok=True))
+    assert metrics.health().ok
+
+
+def test_default_staleness_follows_the_slowest_schedule(harness: Harness) -> None:
+    harness.write(ESCALATE.replace('"1m"', '"10m"'))
+    runtime = harness.runtime()
+    try:
+        assert default_stale_after(runtime.rules) == timedelta(minutes=30)
+        assert default_stale_after([]) == timedelta(minutes=5)
+    finally:
+        runtime.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _daemon(harness: Harness, port: int) -> Iterator[str]:
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
+    process = subprocess.Popen(
+        command, env=harness.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        finally:
+            process.kill()
+        assert process.returncode == 0
+
+
+def _wait_for(url: str, predicate: str, timeout: float = 30) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(url, timeout=5)
+            if predicate in response.text:
+                return response
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} never showed {predicate!r}")
+        time.sleep(0.2)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harness) -> None:
+    port = _free_port()
+    harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"5s"'))
+    harness.add("Stuck", age=3 * H)
+
+    with _daemon(harness, port) as url:
+        metrics = _wait_for(f"{url}/metrics", "automations_actions_total").text
+        health = httpx.get(f"{url}/healthz")
+
+    samples = _samples(metrics)
+    assert (
+        samples[("automations_actions_total", (("outcome", "applied"), ("rule", "escalate-minor")))]
+        == 1
+    )
+    assert samples[("automations_cycles_total", (("outcome", "ok"), ("schedule", "every 5s")))] >= 1
+    edits = (("method", "POST"), ("route", "/v2/incidents/{id}/actions/edit"), ("status", "200"))
+    assert samples[("automations_api_requests_total", edits)] == 1
+    assert samples[("automations_api_request_seconds_count", edits[:2])] == 1
+    assert samples[("automations_last_successful_cycle_timestamp_seconds", ())] > 0
+    assert health.status_code == 200
+    assert health.json()["ok"] is True
+
+
+def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
+    port = _free_port()
+    harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"5s"'))
+    with _daemon(harness, port) as url:
+        _wait_for(f"{url}/metrics", 'outcome="ok"')  # started: catalog and a first cycle
+        harness.sandbox.set_faults(error_rate=1.0, error_status=500)
+        response = _wait_for(f"{url}/healthz", "the last cycle failed")
+        harness.sandbox.clear_faults()
+
+    assert response.status_code == 503
+    assert "500" in response.json()["reason"]
