@@ -118,14 +118,13 @@ def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harn
     harness.add("Stuck", age=3 * H)
 
     with _daemon(harness, port) as url:
-        metrics = _wait_for(f"{url}/metrics", "automations_actions_total").text
+        metrics = _wait_for(f"{url}/metrics", "automations_actions_total{").text
         health = httpx.get(f"{url}/healthz")
+        check = harness.cli("healthcheck")
 
     samples = _samples(metrics)
-    assert (
-        samples[("automations_actions_total", (("outcome", "applied"), ("rule", "escalate-minor")))]
-        == 1
-    )
+    applied = (("outcome", "applied"), ("rule", "escalate-minor"))
+    assert samples[("automations_actions_total", applied)] == 1
     assert samples[("automations_cycles_total", (("outcome", "ok"), ("schedule", "every 5s")))] >= 1
     edits = (("method", "POST"), ("route", "/v2/incidents/{id}/actions/edit"), ("status", "200"))
     assert samples[("automations_api_requests_total", edits)] == 1
@@ -133,6 +132,7 @@ def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harn
     assert samples[("automations_last_successful_cycle_timestamp_seconds", ())] > 0
     assert health.status_code == 200
     assert health.json()["ok"] is True
+    assert check.returncode == 0, check.stderr
 
 
 def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
@@ -142,7 +142,10 @@ def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
         _wait_for(f"{url}/metrics", 'outcome="ok"')  # started: catalog and a first cycle
         harness.sandbox.set_faults(error_rate=1.0, error_status=500)
         response = _wait_for(f"{url}/healthz", "the last cycle failed")
+        check = harness.cli("healthcheck")
         harness.sandbox.clear_faults()
 
     assert response.status_code == 503
     assert "500" in response.json()["reason"]
+    assert check.returncode == 1
+    assert "unhealthy: the last cycle failed" in check.stderr
