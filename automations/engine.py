@@ -280,6 +280,7 @@ class Engine:
         ):
             outcome.already_done += 1
             return
+        failpoints.hit("after_claim")
         try:
             fresh = self.client.get_incident(action.incident_id)
         except APIRejected as exc:
@@ -300,6 +301,7 @@ class Engine:
             outcome.skipped.append((action, why_not))
             log.info("%s %s: skipped, %s", rule.name, action.incident_reference, why_not)
             return
+        failpoints.hit("after_reread")
         try:
             self.client.edit_incident(
                 action.incident_id,
@@ -327,6 +329,7 @@ class Engine:
         self.ledger.mark_applied(
             action.event_key, request_id=self.client.last_request_id, now=self.clock()
         )
+        failpoints.hit("after_confirm")
         outcome.applied.append(action)
         log.info(
             "%s %s %r: %s",
@@ -355,6 +358,7 @@ class Engine:
                 )
                 settled.append((event, "skipped"))
                 continue
+            failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 self.ledger.mark_reconciled(
                     event.event_key, reason="edit found applied after an interrupted run"

@@ -1,8 +1,13 @@
 """Named crash points for tests that must kill the process at an exact step.
 
 ``AUTOMATIONS_FAILPOINTS=after_edit`` makes the process exit abruptly (as
-``kill -9`` would, no cleanup) right after the edit is sent and before the
-ledger confirms it. Unset in production: the check is one dict lookup.
+``kill -9`` would, no cleanup) at that point. In-process tests ``arm`` a point
+instead, which raises ``SimulatedCrash`` (a BaseException, so no ``except
+Exception`` in the engine can swallow it). Unset in production: the check is
+an empty-dict test and one environment lookup.
+
+Points, in the order an action meets them: ``after_claim``, ``after_reread``,
+``after_edit``, ``after_confirm``; and ``reconcile_after_read`` at start-up.
 """
 
 from __future__ import annotations
@@ -10,10 +15,33 @@ from __future__ import annotations
 import os
 
 ENV = "AUTOMATIONS_FAILPOINTS"
+POINTS = ("after_claim", "after_reread", "after_edit", "after_confirm", "reconcile_after_read")
+
+_armed: dict[str, int] = {}  # point -> passes left before it fires (in-process tests)
+
+
+class SimulatedCrash(BaseException):
+    """The process 'died' here; the test then restarts it from the ledger."""
+
+
+def arm(name: str, passes: int = 0) -> None:
+    """Fire at ``name`` after it has been passed ``passes`` times."""
+    if name not in POINTS:
+        raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(POINTS)}")
+    _armed[name] = passes
+
+
+def disarm() -> None:
+    _armed.clear()
 
 
 def hit(name: str) -> None:
-    """Exit with 137 if ``name`` is armed in the environment."""
+    """Crash here if ``name`` is armed (in-process), or exit 137 if armed in the environment."""
+    if _armed and name in _armed:
+        if _armed[name] == 0:
+            del _armed[name]
+            raise SimulatedCrash(name)
+        _armed[name] -= 1
     armed = os.environ.get(ENV, "")
     if armed and name in armed.split(","):
         os._exit(137)

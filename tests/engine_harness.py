@@ -18,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from automations.config import load_config
+from automations.incidentio import TokenBucket
 from automations.runtime import Runtime, build_runtime
 from tests.sandbox_server import SandboxControl
 
@@ -42,8 +43,11 @@ class Harness:
         return self.config_path
 
     def runtime(self, *, lock: bool = False) -> Runtime:
+        """In-process tests skip the client-side limit (1000/min) that a real key needs."""
         config = load_config(self.config_path)
-        return build_runtime(config, SecretStr(self.sandbox.api_key), lock=lock)
+        runtime = build_runtime(config, SecretStr(self.sandbox.api_key), lock=lock)
+        runtime.client.rate_limiter = TokenBucket(rate_per_minute=600_000)
+        return runtime
 
     def cycle(self) -> Any:
         """One cycle of every rule in a fresh runtime (a restart each time)."""
@@ -113,6 +117,10 @@ class Harness:
 @pytest.fixture
 def harness(sandbox: SandboxControl, tmp_path: Path) -> Harness:
     """An empty organisation (the seeded catalog, no incidents) at a fixed time."""
-    sandbox.reset(incidents=0, now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    sandbox.reset(
+        incidents=0,
+        now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+        rate_limit_per_minute=100_000,
+    )
     sandbox.clear_requests()
     return Harness(sandbox, tmp_path)
