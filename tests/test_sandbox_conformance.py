@@ -102,6 +102,46 @@ def test_catalog_show_routes_validate(api: httpx.Client, openapi: Conformance) -
         assert check(openapi, response)["type"] == "not_found"
 
 
+def test_custom_field_options_validate(api: httpx.Client, openapi: Conformance) -> None:
+    """Each field's options validate and page by ``after``; bad queries are envelopes."""
+    fields = api.get("/v2/custom_fields").json()["custom_fields"]
+    by_type = {f["field_type"]: f for f in fields}
+    team = next(f for f in fields if f["name"] == "Team")
+    query = {"custom_field_id": team["id"]}
+    body = check(openapi, api.get("/v1/custom_field_options", params=query))
+    options = body["custom_field_options"]
+    assert len(options) >= 3
+    assert body["pagination_meta"] == {"page_size": 25}
+    assert {o["custom_field_id"] for o in options} == {team["id"]}
+    assert [o["sort_key"] for o in options] == sorted(o["sort_key"] for o in options)
+    paged: list[str] = []
+    after = None
+    while True:
+        params = {**query, "page_size": "2", **({"after": after} if after else {})}
+        page = check(openapi, api.get("/v1/custom_field_options", params=params))
+        paged += [o["id"] for o in page["custom_field_options"]]
+        after = page["pagination_meta"].get("after")
+        if after is None:
+            break
+    assert paged == [o["id"] for o in options]
+    text = check(
+        openapi,
+        api.get("/v1/custom_field_options", params={"custom_field_id": by_type["text"]["id"]}),
+    )
+    assert text["custom_field_options"] == []
+    for params, status, field in (
+        ({}, 422, "custom_field_id"),
+        ({**query, "page_size": "251"}, 422, "page_size"),
+        ({**query, "after": "01NOPE"}, 422, "after"),
+        ({"custom_field_id": "01NOPE"}, 404, None),
+    ):
+        response = api.get("/v1/custom_field_options", params=params)
+        assert response.status_code == status, params
+        error = check(openapi, response)
+        if field is not None:
+            assert error["errors"][0]["source"] == {"field": field}
+
+
 def test_full_list_page_validates(api: httpx.Client, openapi: Conformance) -> None:
     """A 250-incident page of every mode validates, with the documented incident fields."""
     params = {"page_size": "250", "mode[one_of]": ["standard", "retrospective", "test", "tutorial"]}

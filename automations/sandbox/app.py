@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from automations.sandbox.control import control_routes
-from automations.sandbox.errors import ApiError, invalid, not_found
+from automations.sandbox.errors import ApiError, invalid, not_found, required
 from automations.sandbox.faults import DroppedResponse, Fault, malform
 from automations.sandbox.filters import parse_incident_query, parse_page_size, scalar_params
 from automations.sandbox.model import JSON, iso
@@ -262,6 +262,32 @@ class Api:
         timestamps = self.state.store.catalog.timestamps
         return 200, {"incident_timestamps": [t.to_json() for t in timestamps]}
 
+    async def custom_field_options(self, request: Request, body: Any) -> tuple[int, JSON]:
+        """One field's options in creation order, paged like the other V1 lists.
+
+        ``custom_field_id`` is required (422 naming it); an unknown field is 404
+        and a text, link or numeric field has no options (an empty list).
+        """
+        catalog = self.state.store.catalog
+        params = scalar_params(
+            request.query_params.multi_items(), ("custom_field_id", "page_size", "after")
+        )
+        field_id = params.get("custom_field_id")
+        if not field_id:
+            raise required("custom_field_id")
+        custom_field = catalog.field_by_id.get(field_id)
+        if custom_field is None:
+            raise not_found("custom field", field_id)
+        size = parse_page_size(params.get("page_size"), 250)
+        options = custom_field.options
+        start = _after_index([o.id for o in options], params.get("after"))
+        chosen = options[start : start + size]
+        meta: JSON = {"page_size": size}
+        if start + size < len(options) and chosen:
+            meta["after"] = chosen[-1].id
+        rendered = [o.to_json() for o in chosen]
+        return 200, {"custom_field_options": rendered, "pagination_meta": meta}
+
     # -- paginated side lists --
 
     async def incident_updates(self, request: Request, body: Any) -> tuple[int, JSON]:
@@ -358,6 +384,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/v2/incident_roles", e(api.roles), methods=["GET"]),
         Route("/v2/custom_fields", e(api.custom_fields), methods=["GET"]),
         Route("/v2/incident_timestamps", e(api.timestamps), methods=["GET"]),
+        Route("/v1/custom_field_options", e(api.custom_field_options), methods=["GET"]),
         Route("/v2/incident_updates", e(api.incident_updates), methods=["GET"]),
         Route("/v2/incident_updates", e(api.post_incident_update), methods=["POST"]),
         Route("/v2/follow_ups", e(api.follow_ups), methods=["GET"]),
