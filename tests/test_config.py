@@ -95,6 +95,42 @@ OFFLINE_CASES = [
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nto_status = "Closed"\nrequire = { postmortem = "yes" }\n',
         "rules[0].require.postmortem: 'yes' is not allowed",
     ),
+    ("[server]\nport = 70000\n", "server.port: Input should be less than or equal to 65535"),
+    ('[server]\nenabled = "yes"\n', "server.enabled: 'yes': input should be a valid boolean"),
+    (
+        '[incident_io]\nbase_url = "ftp://x"\n',
+        "incident_io.base_url: String should match pattern '^https?://'",
+    ),
+    (
+        GOOD_RULE.replace('every = "1m"', 'cron = "61 * * * *"\ntimezone = "UTC"'),
+        "rules[0].cron: '61 * * * *' is not a cron expression like '0 8 * * mon-fri'",
+    ),
+    (
+        GOOD_RULE.replace('every = "1m"', 'cron = "0 8 * * *"\ntimezone = "Mars/Olympus"'),
+        "rules[0].timezone: 'Mars/Olympus' is not an IANA timezone like Europe/London",
+    ),
+    (
+        GOOD_RULE.replace('every = "1m"', 'every = "1m"\ntimezone = "UTC"'),
+        "rules[0]: timezone only applies to cron schedules",
+    ),
+    ('rules = "x"\n', "rules: 'x': input should be a valid list"),
+    (
+        GOOD_RULE.replace(
+            'steps = [ { after = "2h", to = "Major" } ]',
+            'steps = [ { after = "6h", to = "Major" }, { after = "2h", to = "Critical" } ]',
+        ),
+        "rules[0].steps: steps must be in increasing `after` order (2h comes after 6h)",
+    ),
+    ("[store]\npath = 5\n", "store.path: 5: input is not a valid path"),
+    (
+        GOOD_RULE.replace('every = "1m"', 'every = "0s"'),
+        "rules[0].every: '0s' is zero; use a duration like 90s",
+    ),
+    (GOOD_RULE + "since = 5\n", "rules[0].since: 5: input should be a valid string"),
+    (
+        GOOD_RULE.replace('every = "1m"', 'every = "1m"\nevery = "2m"'),
+        "not valid TOML: Cannot overwrite a value",
+    ),
 ]
 
 # Problems only the catalog (the API's names) can reveal.
@@ -222,6 +258,28 @@ def test_cli_exit_78_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert "Traceback" not in result.stderr
     assert f"{path}: rules[0].steps[0].after: '2 hours' is not a duration" in result.stderr
+
+
+def test_the_corpus_is_large_and_every_case_exits_78_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real entry point (in-process, for speed), as a user would see them."""
+    from automations.cli import main
+
+    assert len(OFFLINE_CASES) + len(CATALOG_CASES) >= 30
+    for index, (body, expected) in enumerate(OFFLINE_CASES):
+        path = tmp_path / f"broken-{index}.toml"
+        path.write_text(body)
+        monkeypatch.setattr(
+            sys, "argv", ["automations", "validate", "--offline", "--config", str(path)]
+        )
+        with pytest.raises(SystemExit) as exited:
+            main()
+        err = capsys.readouterr().err
+        assert exited.value.code == 78, (body, err)
+        assert err.startswith(f"error: {path}: "), err
+        assert expected in err, err
+        assert "Traceback" not in err
 
 
 def test_schema_lists_rule_types() -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from automations.catalog import Catalog
 from automations.durations import Duration
 from automations.incidentio import FollowUp, Incident, IncidentEdit, IncidentFilter
+from automations.schedules import CronExpression, TimeZoneName
 from automations.where import Where
 
 
@@ -38,10 +39,12 @@ class RuleOptions(BaseModel):
         True, description="Set false to keep a rule in the file but not run it."
     )
     every: Duration | None = Field(None, description="Run on an interval, e.g. 1m.")
-    cron: str | None = Field(
+    cron: CronExpression | None = Field(
         None, description="Run on a cron schedule instead, e.g. '*/5 * * * *'."
     )
-    timezone: str | None = Field(None, description="IANA timezone for cron, e.g. Europe/London.")
+    timezone: TimeZoneName | None = Field(
+        None, description="IANA timezone for cron, e.g. Europe/London."
+    )
     where: Where = Field(default_factory=Where, description="Server-side incident filters.")
     notify_incident_channel: StrictBool = Field(
         False,
