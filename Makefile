@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint sandbox clean
+.PHONY: demo test lint sandbox bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ demo: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/automations sandbox
 
-LINTED := $(wildcard automations tests bench)
+# Benchmarks (issue 6): results in docs/benchmarks.md; `make bench BENCH_ARGS=--quick` smoke-tests.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+LINTED := $(wildcard automations tests bench examples)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

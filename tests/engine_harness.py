@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from automations.config import load_config
 from automations.incidentio import TokenBucket
+from automations.rules.registry import RuleRegistry
 from automations.runtime import Runtime, build_runtime
 from tests.sandbox_server import SandboxControl
 
@@ -42,9 +43,9 @@ class Harness:
         self.config_path.write_text(header + rules)
         return self.config_path
 
-    def runtime(self, *, lock: bool = False) -> Runtime:
+    def runtime(self, *, lock: bool = False, registry: RuleRegistry | None = None) -> Runtime:
         """In-process tests skip the client-side limit (1000/min) that a real key needs."""
-        config = load_config(self.config_path)
+        config = load_config(self.config_path, registry)
         runtime = build_runtime(config, SecretStr(self.sandbox.api_key), lock=lock)
         runtime.client.rate_limiter = TokenBucket(rate_per_minute=600_000)
         return runtime
