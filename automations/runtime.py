@@ -110,6 +110,8 @@ def build_runtime(
     try:
         if lock:
             ledger.acquire_lock()
+            if interrupted := ledger.close_interrupted_runs():
+                log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
         client = make_client(config, api_key)
         catalog = load_catalog(client, ledger)
         rules = build_rules(config, catalog)

@@ -22,6 +22,7 @@ import pytest
 
 from automations import failpoints
 from automations.daemon import run_once
+from automations.ledger import Ledger, RunStatus
 from automations.runtime import Runtime
 from tests.engine_harness import Harness
 
@@ -113,3 +114,18 @@ def test_kill_9_of_a_running_daemon_never_edits_twice(harness: Harness) -> None:
     assert 0 < edited_before_final < len(ids), "the kills landed while there was work to do"
     assert set(edits) == set(ids)
     assert max(edits.values()) == 1
+
+
+def test_a_run_left_running_by_a_crash_is_closed_at_the_next_start(harness: Harness) -> None:
+    harness.write(ESCALATE_MINOR)
+    harness.add("Stuck", age=3 * H)
+    crashed = harness.cli("once", AUTOMATIONS_FAILPOINTS="after_edit")
+    assert crashed.returncode == 137
+
+    assert harness.cli("once").returncode == 0
+
+    with Ledger(harness.ledger_path) as ledger:
+        first, second = reversed(ledger.runs())
+    assert first.status is RunStatus.FAILED
+    assert "interrupted" in (first.error or "")
+    assert second.status is RunStatus.OK

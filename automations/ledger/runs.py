@@ -13,7 +13,7 @@ from automations.ledger.base import LedgerBase, current, from_text, maybe_time, 
 
 
 class RunStatus(StrEnum):
-    """A run is RUNNING until finished; a crash leaves it RUNNING."""
+    """A run is RUNNING until finished; one a crash left RUNNING is FAILED at the next start."""
 
     RUNNING = "running"
     OK = "ok"
@@ -111,6 +111,19 @@ class RunStore(LedgerBase):
                 raise LedgerError(
                     f"cannot finish run {run_id}: no running run with that id in ledger {self.path}"
                 )
+
+    def close_interrupted_runs(self, *, now: datetime | None = None) -> int:
+        """Mark runs a crash left RUNNING as FAILED; only the lock holder may call this."""
+        with self._guard("closing interrupted runs"):
+            cursor = self._execute(
+                "UPDATE runs SET finished_at = ?, status = ?, error = ? WHERE status = 'running'",
+                [
+                    to_text(current(now)),
+                    RunStatus.FAILED.value,
+                    "interrupted: the process stopped before the cycle finished",
+                ],
+            )
+        return int(cursor.rowcount)
 
     def runs(self, *, schedule: str | None = None, limit: int = 50) -> list[Run]:
         """Recent runs, newest first, optionally of one schedule."""
