@@ -10,12 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from automations.catalog import catalog_from_incidents
+from automations.catalog import Catalog, catalog_from_incidents
 from automations.config import Config
 from automations.errors import ConfigError
 from automations.incidentio import Incident
+from automations.ledger import Ledger
 from automations.rules.base import PlannedAction
-from automations.runtime import build_rules
+from automations.runtime import build_rules, cached_catalog
 
 log = logging.getLogger("automations.offline")
 
@@ -55,8 +56,9 @@ def parse_now(text: str | None) -> datetime:
 def evaluate_offline(
     config: Config, rule_name: str, path: Path, now_text: str | None
 ) -> list[PlannedAction]:
+    now = parse_now(now_text)
     incidents = read_incidents(path)
-    catalog = catalog_from_incidents(incidents)
+    catalog = _offline_catalog(config, incidents)
     (rule,) = build_rules(config, catalog, only=rule_name)
     if rule.needs_follow_ups:
         log.warning(
@@ -64,7 +66,31 @@ def evaluate_offline(
         )
     # The server would have filtered; offline, apply the rule's status filter ourselves.
     matching = [i for i in incidents if _matches_categories(rule, i)]
-    return rule.evaluate(matching, parse_now(now_text), catalog, None)
+    others = sorted(
+        {k.split("[", 1)[0] for k, _ in rule.query().to_params()} - {"status_category", "mode"}
+    )
+    if others:
+        log.warning(
+            "%s: where filters on %s are applied by the API, not offline; save a page fetched "
+            "with them (automations plan shows the live answer)",
+            rule_name,
+            ", ".join(others),
+        )
+    return rule.evaluate(matching, now, catalog, None)
+
+
+def _offline_catalog(config: Config, incidents: list[Incident]) -> Catalog:
+    """The catalog the daemon cached in the ledger; else what the saved incidents mention."""
+    if config.store.path.exists():
+        with Ledger(config.store.path) as ledger:
+            cached = cached_catalog(ledger)
+        if cached is not None:
+            return cached
+    log.warning(
+        "no catalog cached in %s yet: names are resolved from the saved incidents only",
+        config.store.path,
+    )
+    return catalog_from_incidents(incidents)
 
 
 def _matches_categories(rule: Any, incident: Incident) -> bool:

@@ -41,7 +41,7 @@ def load_catalog(client: IncidentIOClient, ledger: Ledger | None) -> Catalog:
     try:
         catalog = Catalog.fetch(client)
     except APIError as exc:
-        cached = _cached_catalog(ledger)
+        cached = cached_catalog(ledger)
         if cached is None:
             raise
         log.warning("catalog: API unavailable (%s); using the copy cached in the ledger", exc)
@@ -52,7 +52,7 @@ def load_catalog(client: IncidentIOClient, ledger: Ledger | None) -> Catalog:
     return catalog
 
 
-def _cached_catalog(ledger: Ledger | None) -> Catalog | None:
+def cached_catalog(ledger: Ledger | None) -> Catalog | None:
     if ledger is None:
         return None
     data = {}
