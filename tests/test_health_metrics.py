@@ -137,7 +137,7 @@ def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harn
 
 def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
     port = _free_port()
-    harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"5s"'))
+    harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"2s"'))
     with _daemon(harness, port) as url:
         _wait_for(f"{url}/metrics", 'outcome="ok"')  # started: catalog and a first cycle
         harness.sandbox.set_faults(error_rate=1.0, error_status=500)
