@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -18,13 +18,15 @@ from automations.incidentio import (
     CustomField,
     CustomFieldOption,
     Incident,
-    IncidentIOClient,
     IncidentRole,
     IncidentStatus,
     IncidentTimestamp,
     IncidentType,
     Severity,
 )
+
+if TYPE_CHECKING:
+    from automations.incidentio import IncidentIOClient
 
 
 class _Named(Protocol):

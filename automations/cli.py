@@ -189,10 +189,22 @@ def once(config_path: Path) -> None:
     try:
         runtime.engine.reconcile()
         reports = run_once(runtime)
+        digests_ok = _send_due_digests(runtime)
     finally:
         runtime.close()
-    if _report_failed(reports):
+    if _report_failed(reports) or not digests_ok:
         sys.exit(1)
+
+
+def _send_due_digests(runtime: Any) -> bool:
+    """`once` also queues a digest whose cron occurrence is due (within its grace) and sends
+    whatever the outbox holds; False if a digest could not be built or sent."""
+    if not runtime.config.digests:
+        return True
+    from automations.digest.service import digests_for
+
+    digests = digests_for(runtime)
+    return digests is None or digests.tick()
 
 
 @cli.command()
@@ -373,6 +385,91 @@ def demo(config_path: Path, duration: float | None, outbox: Path, incidents: int
     from automations.demo import run_demo
 
     run_demo(_load(config_path), outbox=outbox, duration=duration, incidents=incidents)
+
+
+@cli.group()
+def digest() -> None:
+    """Email digests: preview one, or send one now."""
+
+
+def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
+    """A runtime for digest commands; without a ledger file, an in-memory one (no side effect)."""
+    import dataclasses
+
+    from automations.config import StoreSettings
+    from automations.runtime import build_runtime
+
+    config = _load(config_path)
+    if not config.digests:
+        from automations.errors import ConfigError
+
+        raise ConfigError(f"{config_path}: no [[digests]] configured")
+    if not need_ledger and not config.store.path.exists():
+        config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
+    return build_runtime(config, _api_key(), lock=False)
+
+
+@digest.command(name="preview")
+@config_option
+@click.argument("name")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the HTML part here (e.g. digest.html); otherwise print the text part.",
+)
+def digest_preview(config_path: Path, name: str, out: Path | None) -> None:
+    """Render digest NAME from current data. Sends nothing, queues nothing."""
+    from automations.digest.service import Digests
+
+    runtime = _digest_runtime(config_path, need_ledger=False)
+    try:
+        rendered = Digests.from_runtime(runtime).preview(name)
+    finally:
+        runtime.close()
+    click.echo(f"Subject: {rendered.subject}", err=True)
+    if out is None:
+        click.echo(rendered.text, nl=False)
+        return
+    out.write_text(rendered.html, encoding="utf-8")
+    size = len(rendered.html.encode("utf-8"))
+    click.echo(f"wrote {out} ({size:,} bytes of HTML)", err=True)
+
+
+@digest.command(name="send")
+@config_option
+@click.argument("name")
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    help="Send only to this address, and do not record it as the period's digest.",
+)
+def digest_send(config_path: Path, name: str, to: str | None) -> None:
+    """Send digest NAME now; it goes through the outbox like a scheduled one (unless --to)."""
+    from automations.digest.service import digests_for
+    from automations.errors import DeliveryError
+    from automations.ledger import OutboxState
+
+    runtime = _digest_runtime(config_path, need_ledger=True)
+    try:
+        digests = digests_for(runtime)
+        assert digests is not None  # _digest_runtime refused a config without digests
+        delivery = digests.send_now(name, to=to)
+    finally:
+        runtime.close()
+    if to is not None:
+        click.echo(f"digest {name}: sent to {to} (not recorded as a scheduled digest)")
+    elif delivery is not None and delivery.outcome == OutboxState.SENT:
+        click.echo(f"digest {name} for {delivery.period}: sent")
+    elif delivery is not None and delivery.outcome == OutboxState.PENDING:
+        raise DeliveryError(
+            f"digest {name} for {delivery.period}: not sent ({delivery.error}); it stays "
+            "queued and the daemon (or `automations once`) retries it"
+        )
+    else:
+        error = delivery.error if delivery is not None else "unknown"
+        raise DeliveryError(f"digest {name}: refused by the server, not retried: {error}")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from automations.digest.config import DigestOptions, SMTPSettings
 from automations.durations import Duration
 from automations.errors import ConfigError
 from automations.rules.base import AnyRule, RuleOptions
@@ -83,6 +84,10 @@ class AppConfigBase(BaseModel):
     incident_io: IncidentIOSettings = Field(default_factory=IncidentIOSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    smtp: SMTPSettings | None = Field(None, description="Mail server for digests.")
+    digests: list[DigestOptions] = Field(
+        default_factory=list, description="Email digests (see README, Digests)."
+    )
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ class Config:
     rules: tuple[RuleOptions, ...]
     rule_types: dict[str, type[AnyRule]]
     server: ServerSettings = field(default_factory=ServerSettings)
+    smtp: SMTPSettings | None = None
+    digests: tuple[DigestOptions, ...] = ()
 
     def rule_class(self, options: RuleOptions) -> type[AnyRule]:
         return self.rule_types[options.type]
@@ -178,6 +185,7 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
                 "names must be unique (they are part of every event key)"
             )
         seen.setdefault(rule.name, index)
+    problems.extend(_digest_problems(parsed.smtp, parsed.digests))
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     return Config(
@@ -187,7 +195,28 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         rules=tuple(rules),
         rule_types=rule_types,
         server=parsed.server,
+        smtp=parsed.smtp,
+        digests=tuple(parsed.digests),
     )
+
+
+def _digest_problems(smtp: SMTPSettings | None, digests: Sequence[DigestOptions]) -> list[str]:
+    """Checks across tables: unique digest names, and somewhere to send them."""
+    problems = []
+    seen: dict[str, int] = {}
+    for index, digest in enumerate(digests):
+        if digest.name in seen:
+            problems.append(
+                f"digests[{index}].name: {digest.name!r} is already used by "
+                f"digests[{seen[digest.name]}]; names must be unique (they key the outbox)"
+            )
+        seen.setdefault(digest.name, index)
+    if smtp is None and any(d.enabled for d in digests):
+        problems.append(
+            "smtp: is required when a digest is enabled; "
+            'add [smtp] with host and sender, e.g. sender = "Incident Bot <incidents@example.com>"'
+        )
+    return problems
 
 
 def config_json_schema(registry: RuleRegistry | None = None) -> dict[str, Any]:

@@ -21,12 +21,14 @@ from automations.rules.base import AnyRule
 from automations.runtime import Runtime
 
 if TYPE_CHECKING:
+    from automations.digest.service import Digests
     from automations.health_server import HealthServer
     from automations.metrics import Metrics
 
 log = logging.getLogger("automations.daemon")
 
 MISFIRE_GRACE = timedelta(minutes=5)
+OUTBOX_EVERY = timedelta(seconds=30)  # how often queued digests are retried and schedules checked
 
 
 def schedule_key(rule: AnyRule) -> str:
@@ -62,10 +64,17 @@ def run_once(runtime: Runtime) -> list[CycleReport]:
 class Daemon:
     """Runs the rule groups on their schedules until SIGTERM/SIGINT."""
 
-    def __init__(self, runtime: Runtime, *, jitter_seconds: int = 5) -> None:
+    def __init__(
+        self, runtime: Runtime, *, jitter_seconds: int = 5, digests: Digests | None = None
+    ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runtime = runtime
+        if digests is None and runtime.config.digests:
+            from automations.digest.service import digests_for
+
+            digests = digests_for(runtime)
+        self.digests = digests
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(
@@ -112,6 +121,58 @@ class Daemon:
             self.scheduler.add_job(
                 self._job, trigger, id=name, name=name, args=(name, rules), **start
             )
+        self.add_digest_jobs()
+
+    def add_digest_jobs(self) -> None:
+        """Each digest on its own cron (its grace as misfire grace), and the outbox every 30s.
+
+        The outbox job retries failed sends and also queues any digest whose
+        occurrence is due but missing (e.g. the host slept through the cron).
+        """
+        if self.digests is None:
+            return
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        for name in self.digests.names():
+            job = self.digests.job(name)
+            self.scheduler.add_job(
+                self._digest_job,
+                job.schedule.trigger,
+                id=f"digest {name}",
+                name=f"digest {name}",
+                args=(name,),
+                misfire_grace_time=int(job.options.catch_up_grace.total_seconds()),
+            )
+        self.scheduler.add_job(
+            self._outbox_job,
+            IntervalTrigger(seconds=int(OUTBOX_EVERY.total_seconds())),
+            id="digest outbox",
+            name="digest outbox",
+        )
+
+    def _digest_job(self, name: str) -> None:
+        from automations.errors import AutomationsError
+
+        assert self.digests is not None
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            try:
+                self.digests.run_scheduled(name)
+            except AutomationsError as exc:
+                log.error("digest %s: %s", name, exc)
+
+    def _outbox_job(self) -> None:
+        from automations.errors import AutomationsError
+
+        assert self.digests is not None
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            try:
+                self.digests.tick()
+            except AutomationsError as exc:
+                log.error("digest outbox: %s", exc)
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
@@ -134,9 +195,22 @@ class Daemon:
         stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
         self.metrics = Metrics(stale_after=stale_after)
         self.metrics.watch_client(self.runtime.client)
+        if self.digests is not None:
+            from automations.digest.events import DELIVERY_LISTENERS
+
+            DELIVERY_LISTENERS.append(self.metrics.observe_digest)
         self.health_server = HealthServer(
             self.metrics, host=settings.host, port=settings.port
         ).start()
+
+    def stop_health(self) -> None:
+        if self.health_server is not None:
+            self.health_server.stop()
+            self.health_server = None
+        if self.metrics is not None and self.digests is not None:
+            from automations.digest.events import DELIVERY_LISTENERS
+
+            DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
 
     def run(self) -> None:
         """Block until a signal; the current cycle finishes before exit."""
@@ -149,6 +223,9 @@ class Daemon:
             log.warning(
                 "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
             )
+        if self.digests is not None:
+            # A digest missed while down is queued once now; queued ones are retried.
+            self._outbox_job()
         self.add_jobs()
         self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
@@ -167,14 +244,23 @@ class Daemon:
             len(groups),
             "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in groups.items()),
         )
+        if self.digests is not None:
+            log.info(
+                "digests: %s",
+                "; ".join(
+                    f"{name} at {job.options.cron} {job.options.timezone}"
+                    for name, job in self.digests.jobs.items()
+                    if job.options.enabled
+                )
+                or "none enabled",
+            )
         self.scheduler.start()
         try:
             while not self.stopping.wait(0.5):
                 pass
         finally:
             self.scheduler.shutdown(wait=True)
-            if self.health_server is not None:
-                self.health_server.stop()
+            self.stop_health()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log.info("daemon stopped")

@@ -82,7 +82,10 @@ OFFLINE_CASES = [
         "[incident_io]\napi_key = 'inc_secret'\n",
         "incident_io.api_key: unknown key; allowed: base_url, requests_per_minute",
     ),
-    ("[stor]\npath = 'x.db'\n", "stor: unknown key; allowed: incident_io, rules, server, store"),
+    (
+        "[stor]\npath = 'x.db'\n",
+        "stor: unknown key; allowed: digests, incident_io, rules, server, smtp, store",
+    ),
     (
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\n',
         "rules[0]: give exactly one of to_status or mirror",

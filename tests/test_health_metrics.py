@@ -149,3 +149,30 @@ def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
     assert "500" in response.json()["reason"]
     assert check.returncode == 1
     assert "unhealthy: the last cycle failed" in check.stderr
+
+
+def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
+    from automations.daemon import Daemon
+    from automations.digest.events import DELIVERY_LISTENERS, on_delivery
+    from tests.digest_support import write_config
+
+    write_config(
+        harness.tmp_path, harness.sandbox.base_url, _free_port(),
+        more="[server]\nenabled = true\nport = 0\n",
+    )  # fmt: skip
+    runtime = harness.runtime()
+    daemon = Daemon(runtime)
+    try:
+        daemon.serve_health()
+        assert daemon.health_server is not None
+        on_delivery("daily", "sent")
+        on_delivery("daily", "failed")
+        on_delivery("daily", "sent")
+        samples = _samples(httpx.get(f"{daemon.health_server.url}/metrics").text)
+    finally:
+        daemon.stop_health()
+        runtime.close()
+
+    assert samples[("automations_digests_total", (("digest", "daily"), ("outcome", "sent")))] == 2
+    assert samples[("automations_digests_total", (("digest", "daily"), ("outcome", "failed")))] == 1
+    assert DELIVERY_LISTENERS == []

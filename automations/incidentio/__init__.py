@@ -1,10 +1,13 @@
 """The incident.io API layer: client, models, filters, pagination, rate limit, errors.
 
 Everything the rest of the product needs is importable from here; the
-submodules are an implementation detail.
+submodules are an implementation detail. ``IncidentIOClient`` is imported on
+first use, so commands that never call the API (``validate --offline``,
+``test-rule``) do not pay for httpx and stamina at start-up (docs/benchmarks.md).
 """
 
-from automations.incidentio.client import IncidentIOClient
+from typing import TYPE_CHECKING, Any
+
 from automations.incidentio.filters import IncidentFilter
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
@@ -40,6 +43,18 @@ from automations.incidentio.payloads import (
     UserReference,
 )
 from automations.incidentio.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from automations.incidentio.client import IncidentIOClient
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IncidentIOClient":
+        from automations.incidentio.client import IncidentIOClient
+
+        return IncidentIOClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Actor",

@@ -64,9 +64,13 @@ class FollowUpStatus(StrEnum):
 
 
 class _Resource(BaseModel):
-    """Base of every response model: keeps unknown fields, immutable, hashable catalog items."""
+    """Base of every response model: keeps unknown fields, immutable, hashable catalog items.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    ``defer_build``: validators are built on first use, not at import, so commands
+    that never read an API response (``validate --offline``) start faster.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 # --- The organisation's settings (the catalog) ---------------------------------

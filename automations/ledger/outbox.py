@@ -197,6 +197,21 @@ class OutboxStore(LedgerBase):
         periods: list[str] = [row["period"] for row in rows]
         return max(periods, key=_period_order, default=None)
 
+    def outbox_find(self, digest: str, period: str) -> OutboxItem | None:
+        """The item for this (digest, period), whatever its state: rendered once means done."""
+        with self._guard(f"reading digest {digest!r} for {period!r}"):
+            row = self._one(
+                "SELECT * FROM outbox WHERE digest = ? AND period = ?", [digest, period]
+            )
+        return None if row is None else OutboxItem.from_row(row)
+
+    def outbox_periods(self, digest: str) -> list[tuple[str, OutboxState]]:
+        """Every period enqueued for ``digest`` with its state, oldest first (no message bytes)."""
+        with self._guard(f"listing periods of digest {digest!r}"):
+            rows = self._rows("SELECT period, state FROM outbox WHERE digest = ?", [digest])
+        pairs = [(row["period"], OutboxState(row["state"])) for row in rows]
+        return sorted(pairs, key=lambda pair: _period_order(pair[0]))
+
 
 def _period_order(period: str) -> tuple[int, datetime | str]:
     """Order ISO periods by instant, since offsets differ across DST; other keys by text."""

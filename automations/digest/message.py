@@ -1,0 +1,61 @@
+"""One RFC 5322 message: multipart/alternative (text, then HTML), Date and Message-ID.
+
+Kept apart from the SMTP code (as urlwatch does) so the exact bytes can be
+built once, stored in the outbox and sent unchanged on every retry: the same
+Message-ID each time lets receivers drop a duplicate.
+
+Header values that come from incident text (the subject) are folded to one
+line by ``one_line``; addresses come from the config, where a line break is
+refused. ``email.policy.SMTP`` folds long headers and encodes non-ASCII ones
+(RFC 2047), with CRLF line ends as SMTP wants.
+"""
+
+from __future__ import annotations
+
+import email.policy
+from collections.abc import Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from automations import __version__
+from automations.digest.config import address_part
+from automations.digest.content import one_line
+
+
+def new_message_id(sender: str, digest: str, period: str) -> str:
+    """A unique Message-ID in the sender's domain, naming the digest and period."""
+    domain = address_part(sender).rpartition("@")[2] or "automations.invalid"
+    stamp = "".join(ch for ch in period if ch.isalnum())
+    return make_msgid(idstring=f"{digest}.{stamp}", domain=domain)
+
+
+def build_message(
+    *,
+    sender: str,
+    to: Sequence[str],
+    cc: Sequence[str] = (),
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    date: datetime,
+    digest: str,
+) -> bytes:
+    """The bytes to hand to SMTP. Bcc recipients are envelope-only, never a header."""
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["Subject"] = one_line(subject, 900)
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    # RFC 3834: machine-generated, so auto-responders (out of office) stay quiet.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["X-Automations-Digest"] = one_line(digest, 64)
+    message["X-Mailer"] = f"automations {__version__}"
+    message.set_content(text, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    return message.as_bytes()

@@ -1,0 +1,152 @@
+"""DigestData -> subject, plain text and HTML, with Jinja and css-inline.
+
+HTML templates autoescape (incident names are untrusted text); every template
+uses ``StrictUndefined`` so a typo is an error, not a blank. Templates come
+from ``templates_dir`` first, then the ones shipped in the package, so a team
+can override one file or ``{% extends %}`` the built-in one.
+
+Mail clients clip messages near 102 KB (Gmail shows "[Message clipped]"), so
+the HTML is kept under ``HTML_LIMIT``: rendered with ``max_rows`` rows, and if
+it is still too big (very long names, many sections), again with fewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from automations.digest.content import DigestData, limit_rows, one_line
+from automations.errors import ConfigError
+
+HTML_LIMIT = 100_000
+SUBJECT_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A digest ready to become a message."""
+
+    subject: str
+    text: str
+    html: str
+    data: DigestData  # the view that was rendered (rows limited)
+
+
+def human_duration(delta: timedelta | None) -> str:
+    """'3d 4h', '2h 5m', '12m': two units at most, for people skimming a list."""
+    if delta is None:
+        return "-"
+    minutes = int(delta.total_seconds()) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {mins}m" if mins else f"{hours}h"
+    return f"{mins}m" if mins else "<1m"
+
+
+class Renderer:
+    """One digest's templates and filters (times shown in the digest's timezone)."""
+
+    def __init__(self, template: str, zone: ZoneInfo, templates_dir: Path | None = None) -> None:
+        from jinja2 import (
+            ChoiceLoader,
+            Environment,
+            FileSystemLoader,
+            PackageLoader,
+            StrictUndefined,
+            select_autoescape,
+        )
+
+        loaders: list[Any] = []
+        if templates_dir is not None:
+            loaders.append(FileSystemLoader(templates_dir))
+        loaders.append(PackageLoader("automations", "templates"))
+        self.zone = zone
+        self.html_name = f"{template}.html.j2"
+        self.text_name = f"{template}.txt.j2"
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(
+                enabled_extensions=("html", "htm", "html.j2"), default_for_string=False
+            ),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        # Subjects are headers, not HTML: no escaping; one_line() makes them safe.
+        self.subject_env = Environment(undefined=StrictUndefined, autoescape=False)
+        for env in (self.env, self.subject_env):
+            env.filters.update(
+                when=self.when, day=self.day, clock=self.clock, dur=human_duration, zone=self.tz
+            )
+
+    # -- filters ------------------------------------------------------------------------
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone)
+
+    def when(self, moment: datetime) -> str:
+        """'Mon 23 Nov 08:00'."""
+        return self.local(moment).strftime("%a %d %b %H:%M")
+
+    def day(self, moment: datetime) -> str:
+        """'Mon 23 Nov 2026'."""
+        return self.local(moment).strftime("%a %d %b %Y")
+
+    def clock(self, moment: datetime) -> str:
+        return self.local(moment).strftime("%H:%M")
+
+    def tz(self, moment: datetime) -> str:
+        """'GMT', 'BST', 'CET': the abbreviation in force at that moment."""
+        return self.local(moment).tzname() or str(self.zone)
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Load both templates now, so a missing or broken one fails at start-up."""
+        from jinja2 import TemplateError, TemplateNotFound
+
+        for name in (self.html_name, self.text_name):
+            try:
+                self.env.get_template(name)
+            except TemplateNotFound:
+                raise ConfigError(f"template {name!r} not found") from None
+            except TemplateError as exc:
+                raise ConfigError(f"template {name!r}: {exc}") from None
+
+    def render(self, data: DigestData, subject: str, max_rows: int) -> Rendered:
+        """Subject, text and inlined HTML under HTML_LIMIT, shrinking the rows if needed."""
+        from jinja2 import TemplateError
+
+        rows = max_rows
+        try:
+            while True:
+                view = limit_rows(data, rows)
+                html = self._html(view)
+                size = len(html.encode("utf-8"))
+                if size <= HTML_LIMIT or rows == 0:
+                    break
+                # Proportional, with a margin; always at least one row fewer.
+                rows = max(0, min(rows - 1, int(rows * HTML_LIMIT * 0.95 / size)))
+            text = self.env.get_template(self.text_name).render(digest=view)
+            title = self.subject_env.from_string(subject).render(digest=view)
+        except TemplateError as exc:
+            raise ConfigError(f"rendering digest {data.name!r}: {exc}") from exc
+        return Rendered(subject=one_line(title, SUBJECT_LIMIT), text=text, html=html, data=view)
+
+    def _html(self, view: DigestData) -> str:
+        import css_inline
+
+        raw = self.env.get_template(self.html_name).render(digest=view)
+        # keep_at_rules: the dark-mode @media block stays in <style>; the rest is inlined
+        # for clients that drop <style> (older Gmail apps, some webmail).
+        inliner = css_inline.CSSInliner(
+            keep_at_rules=True, minify_css=True, load_remote_stylesheets=False
+        )
+        return inliner.inline(raw)

@@ -1,0 +1,352 @@
+"""Every configured digest, wired: what the daemon schedules and the CLI calls.
+
+``run_due`` is the one entry point for scheduled sending. The cron job, the
+outbox's periodic check and start-up all ask the same question, "is the
+latest occurrence within the grace already queued?", so a run missed while
+the daemon was down is sent once, and a late or repeated trigger is harmless.
+
+Two clocks: ``clock`` is the host's (periods, the outbox: what APScheduler
+fires on); ``data_clock`` is the API's (ages, windows), as the engine uses,
+so a skewed host or the sandbox's moved clock does not misdate incidents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+from automations.catalog import Catalog
+from automations.config import Config
+from automations.digest.config import DigestOptions, address_part, check_address
+from automations.digest.content import build_digest
+from automations.digest.delivery import Mailer
+from automations.digest.fetch import digest_filter, fetch_incidents
+from automations.digest.message import build_message, new_message_id
+from automations.digest.outbox import Backoff, Delivery, DigestOutbox
+from automations.digest.render import Rendered, Renderer
+from automations.digest.schedule import Schedule, period_key
+from automations.errors import APIError, ConfigError, DeliveryError, LedgerError
+from automations.incidentio import IncidentFilter, IncidentIOClient
+from automations.ledger import Ledger, OutboxState
+
+if TYPE_CHECKING:
+    from automations.runtime import Runtime
+
+log = logging.getLogger("automations.digest")
+
+Clock = Callable[[], datetime]
+MAX_WINDOW = timedelta(days=31)  # a digest re-enabled after months is not a history report
+_SUPERSEDED = (OutboxState.EXPIRED, OutboxState.FAILED)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DigestJob:
+    """One ``[[digests]]`` entry with its names resolved and templates loaded."""
+
+    index: int
+    options: DigestOptions
+    schedule: Schedule
+    renderer: Renderer
+    query: IncidentFilter
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+
+class Digests:
+    """Build, render, queue and deliver the configured digests."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: IncidentIOClient,
+        ledger: Ledger,
+        catalog: Catalog,
+        *,
+        mailer: Mailer | None,
+        clock: Clock = utc_now,
+        data_clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.ledger = ledger
+        self.catalog = catalog
+        self.mailer = mailer
+        self.clock = clock
+        self.data_clock = data_clock or clock
+        self.jobs = {
+            options.name: _resolve(config, index, options, catalog)
+            for index, options in enumerate(config.digests)
+        }
+        smtp = config.smtp
+        backoff = (
+            Backoff(smtp.retry_backoff, smtp.retry_backoff_max)
+            if smtp is not None
+            else Backoff(timedelta(minutes=1), timedelta(minutes=30))
+        )
+        self.outbox = DigestOutbox(ledger, mailer, backoff, clock)
+
+    @classmethod
+    def from_runtime(
+        cls,
+        runtime: Runtime,
+        password: SecretStr | None = None,
+        *,
+        clock: Clock = utc_now,
+    ) -> Digests:
+        """The runtime's digests: SMTP from the config, the API's clock for the data."""
+        smtp = runtime.config.smtp
+        mailer = Mailer(smtp, password) if smtp is not None else None
+        return cls(
+            runtime.config,
+            runtime.client,
+            runtime.ledger,
+            runtime.catalog,
+            mailer=mailer,
+            clock=clock,
+            data_clock=runtime.engine.clock,
+        )
+
+    # -- lookup -------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Enabled digests: the ones that are scheduled."""
+        return [name for name, job in self.jobs.items() if job.options.enabled]
+
+    def job(self, name: str) -> DigestJob:
+        try:
+            return self.jobs[name]
+        except KeyError:
+            known = ", ".join(self.jobs) or "(none configured)"
+            raise ConfigError(
+                f"{self.config.path}: no digest named {name!r}; digests: {known}"
+            ) from None
+
+    # -- build and render -----------------------------------------------------------------
+
+    def window_start(self, job: DigestJob, end: datetime) -> datetime:
+        """Since the previous digest of this name (not expired or failed), else default_window."""
+        earlier = [
+            moment
+            for period, state in self.ledger.outbox_periods(job.name)
+            if state not in _SUPERSEDED
+            and (moment := datetime.fromisoformat(period)).tzinfo is not None
+            and moment < end
+        ]
+        start = max(earlier, default=end - job.options.default_window)
+        return max(start, end - MAX_WINDOW)
+
+    def compose(self, name: str, end: datetime) -> Rendered:
+        """Fetch and render the digest for the window ending at ``end`` (host time)."""
+        job = self.job(name)
+        opts = job.options
+        start = self.window_start(job, end)
+        data_now = self.data_clock()
+        shift = _clock_offset(data_now - self.clock())
+        incidents = fetch_incidents(self.client, opts, job.query, start + shift)
+        events = self.ledger.events(since=start + shift - timedelta(hours=1))
+        data = build_digest(
+            name=opts.name,
+            timezone=str(opts.timezone),
+            incidents=incidents,
+            catalog=self.catalog,
+            events=events,
+            now=data_now,
+            window_start=start + shift,
+            window_end=min(end + shift, data_now),
+            sections=opts.sections,
+            include_private=opts.include_private,
+            include_test=opts.include_test,
+            categories=opts.where.status_category,
+        )
+        return job.renderer.render(data, opts.subject, opts.max_incidents)
+
+    def preview(self, name: str) -> Rendered:
+        """Render from current data; nothing is queued or sent."""
+        return self.compose(name, self.clock())
+
+    def message(
+        self, name: str, rendered: Rendered, message_id: str, to: list[str] | None
+    ) -> bytes:
+        """The message bytes; ``to`` replaces the configured recipients (and drops cc)."""
+        opts = self.job(name).options
+        return build_message(
+            sender=self._smtp_sender(),
+            to=to if to is not None else list(opts.to),
+            cc=list(opts.cc) if to is None else [],
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=message_id,
+            date=self.clock(),
+            digest=name,
+        )
+
+    def _smtp_sender(self) -> str:
+        if self.config.smtp is None:
+            raise ConfigError(f"{self.config.path}: digests need an [smtp] table to send")
+        return self.config.smtp.sender
+
+    # -- scheduled sending --------------------------------------------------------------
+
+    def due(self, name: str) -> datetime | None:
+        """The latest occurrence within the grace, unless it (or a later send) is queued."""
+        job = self.job(name)
+        latest = job.schedule.latest(self.clock(), job.options.catch_up_grace)
+        if latest is None:
+            return None
+        if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
+            return None
+        last = self.ledger.outbox_last_period(name)
+        if last is not None and datetime.fromisoformat(last) >= latest:
+            return None  # a `digest send` at or after this occurrence already covered it
+        return latest
+
+    def enqueue(self, name: str, period: datetime) -> bool:
+        """Render the digest for ``period`` once and queue it; False if it was already queued."""
+        job = self.job(name)
+        key = period_key(period, job.options.zone)
+        if self.ledger.outbox_find(name, key) is not None:
+            return False
+        rendered = self.compose(name, period)
+        message_id = new_message_id(self._smtp_sender(), name, key)
+        message = self.message(name, rendered, message_id, None)
+        queued = self.outbox.enqueue(
+            digest=name,
+            period=key,
+            subject=rendered.subject,
+            recipients=job.options.recipients,
+            message=message,
+            message_id=message_id,
+            expire_after=job.options.expire_after,
+        )
+        if queued:
+            f = rendered.data.figures
+            log.info(
+                "digest %s for %s queued: %d live, %d opened, %d resolved, %d actions; "
+                "%d bytes of HTML",
+                name,
+                key,
+                f.live,
+                f.opened,
+                f.resolved,
+                f.actions,
+                len(rendered.html.encode()),
+            )
+        return queued
+
+    def run_due(self, name: str) -> bool:
+        """Queue this digest if an occurrence is due; False when the API or ledger failed."""
+        period = self.due(name)
+        if period is None:
+            return True
+        job = self.job(name)
+        late = self.clock() - period
+        if late > timedelta(minutes=5):
+            log.warning(
+                "digest %s: the run at %s was missed (%s late); sending it once now",
+                name,
+                period_key(period, job.options.zone),
+                str(late).split(".")[0],
+            )
+        try:
+            self.enqueue(name, period)
+        except (APIError, LedgerError) as exc:
+            log.error("digest %s: cannot build it now, will try again: %s", name, exc)
+            return False
+        return True
+
+    def tick(self) -> bool:
+        """Every enabled digest: queue what is due, then deliver what is due. True if all ok."""
+        ok = True
+        for name in self.names():
+            ok = self.run_due(name) and ok
+        try:
+            deliveries = self.outbox.deliver_due()
+        except LedgerError as exc:
+            log.error("digest outbox: %s", exc)
+            return False
+        return ok and all(d.outcome == OutboxState.SENT for d in deliveries)
+
+    def run_scheduled(self, name: str) -> None:
+        """The cron job of one digest."""
+        self.run_due(name)
+        self.outbox.deliver_due()
+
+    # -- sending by hand ----------------------------------------------------------------
+
+    def send_now(self, name: str, to: str | None = None) -> Delivery | None:
+        """Send now. With ``to``: only there, straight to SMTP, not recorded as a period."""
+        job = self.job(name)
+        if self.mailer is None:
+            raise ConfigError(f"{self.config.path}: digests need an [smtp] table to send")
+        now = self.clock()
+        key = period_key(now, job.options.zone)
+        if to is not None:
+            try:
+                check_address(to)
+            except ValueError as exc:
+                raise ConfigError(f"--to: {exc}") from None
+            rendered = self.compose(name, now)
+            message_id = new_message_id(self._smtp_sender(), name, f"test-{key}")
+            message = self.message(name, rendered, message_id, [to])
+            self.mailer.send(message, [address_part(to)])
+            return None
+        if not self.enqueue(name, now):
+            raise DeliveryError(f"digest {name} for {key} is already queued; try again in a second")
+        return self.outbox.deliver(name, key)
+
+
+def _resolve(config: Config, index: int, options: DigestOptions, catalog: Catalog) -> DigestJob:
+    """Names to IDs and templates loaded, with errors that name the file and key."""
+    path = f"digests[{index}]"
+    try:
+        query = digest_filter(options, catalog, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.path}: {exc}") from None
+    templates_dir = options.templates_dir
+    if templates_dir is not None:
+        if not templates_dir.is_absolute():
+            templates_dir = config.path.parent / templates_dir
+        if not templates_dir.is_dir():
+            raise ConfigError(
+                f"{config.path}: {path}.templates_dir: {templates_dir}: no such directory"
+            )
+    renderer = Renderer(options.template, options.zone, templates_dir)
+    try:
+        renderer.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{config.path}: {path}.template: {exc}") from None
+    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+
+
+def _clock_offset(raw: timedelta) -> timedelta:
+    """Host time -> API time, in whole minutes: the API's Date header has 1s resolution, so
+    smaller offsets are noise that would print a window 'since 07:59' for an 08:00 digest."""
+    return timedelta(minutes=round(raw / timedelta(minutes=1)))
+
+
+def digests_for(runtime: Runtime) -> Digests | None:
+    """The digests that will send, password from the environment; None if none configured."""
+    if not runtime.config.digests:
+        return None
+    from automations.settings import Environment
+
+    password = Environment().automations_smtp_password
+    smtp = runtime.config.smtp
+    if smtp is not None and smtp.username and password is None:
+        raise ConfigError(
+            f"{runtime.config.path}: smtp.username is set, so AUTOMATIONS_SMTP_PASSWORD "
+            "must hold its password"
+        )
+    return Digests.from_runtime(runtime, password)
