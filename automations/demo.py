@@ -59,12 +59,26 @@ def demo_config(config: Config, *, base_url: str, state_dir: Path, smtp_port: in
         "incident_io": config.incident_io.model_copy(update={"base_url": base_url}),
         "store": StoreSettings(path=state_dir / "demo.db"),
     }
-    smtp = getattr(config, "smtp", None)
+    if config.server.enabled and not _port_free(config.server.host, config.server.port):
+        changes["server"] = config.server.model_copy(update={"port": 0})
+    smtp = config.smtp
     if smtp is not None:
         changes["smtp"] = smtp.model_copy(
             update={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": None}
         )
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+def _port_free(host: str, port: int) -> bool:
+    """The demo's metrics port is taken (a second demo?): then any free port will do."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _announce_mail(path: Path, message: EmailMessage) -> None:
