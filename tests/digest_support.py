@@ -25,6 +25,7 @@ from automations.incidentio import Incident, IncidentTimestamp, IncidentTimestam
 from automations.incidentio.models import TimestampValue
 from automations.ledger import Event, EventState
 from automations.runtime import Runtime, build_runtime
+from automations.settings import Environment
 from tests.factories import NOW
 from tests.factories import incident as factory_incident
 
@@ -166,7 +167,8 @@ def open_digests(config_path: Path, clock: Clock) -> tuple[Runtime, Digests]:
     """A runtime and its digests on ``clock``, as a fresh process would build them."""
     config = load_config(config_path)
     runtime = build_runtime(config, SecretStr("sandbox"), lock=False, clock=clock)
-    return runtime, Digests.from_runtime(runtime, clock=clock)
+    password = Environment().automations_smtp_password  # as digests_for() reads it
+    return runtime, Digests.from_runtime(runtime, password, clock=clock)
 
 
 def tick_ok(digests: Digests) -> None:

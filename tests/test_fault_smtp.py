@@ -1,0 +1,181 @@
+"""SMTP on a bad day: TLS required but absent, a login refused, a password that must not leak."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from automations.ledger import OutboxState
+from tests.digest_support import Clock, SMTPServer, free_port, open_digests, tick_ok, write_config
+from tests.sandbox_server import SandboxControl
+
+T0 = datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC)
+PERIOD = "2026-11-23T08:00:00+00:00"
+SMTP_PASSWORD = "smtp-pw-Zq81x0LkA"
+
+# AUTH over plain SMTP is fine on loopback; aiosmtpd warns about it in any case.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+@pytest.fixture
+def org(sandbox: SandboxControl) -> SandboxControl:
+    sandbox.reset(incidents=0, now=T0)
+    sandbox.add_incident(
+        name="Checkout latency", created_at=(T0 - timedelta(hours=1)).isoformat(),
+        status="Investigating", severity="Minor",
+    )  # fmt: skip
+    return sandbox
+
+
+class _Authenticator:
+    """Accepts one user with SMTP_PASSWORD; remembers what it was offered."""
+
+    def __init__(self) -> None:
+        self.offered: list[tuple[str, str]] = []
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        user, password = (
+            v.decode() if isinstance(v, bytes) else str(v)
+            for v in (auth_data.login, auth_data.password)
+        )
+        self.offered.append((user, password))
+        return AuthResult(
+            success=user == "incident-bot" and password == SMTP_PASSWORD, handled=False
+        )
+
+
+class AuthSMTPServer(SMTPServer):
+    """The test server, requiring AUTH (over plain SMTP: loopback only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.authenticator = _Authenticator()
+
+    def start(self) -> AuthSMTPServer:
+        self._controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port,
+            authenticator=self.authenticator, auth_required=True, auth_require_tls=False,
+        )  # fmt: skip
+        self._controller.start()
+        return self
+
+
+@pytest.fixture
+def auth_smtp() -> Iterator[AuthSMTPServer]:
+    server = AuthSMTPServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _config(tmp_path: Path, org: SandboxControl, port: int, security: str = "none") -> Path:
+    path = write_config(tmp_path, org.base_url, port)
+    text = path.read_text().replace('security = "none"', f'security = "{security}"')
+    text = text.replace("[smtp]\n", '[smtp]\nusername = "incident-bot"\n', 1)
+    path.write_text(text)
+    return path
+
+
+def test_login_with_the_password_from_the_environment_delivers(
+    org: SandboxControl, tmp_path: Path, auth_smtp: AuthSMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", SMTP_PASSWORD)
+    runtime, digests = open_digests(_config(tmp_path, org, auth_smtp.port), Clock(T0))
+    try:
+        tick_ok(digests)
+    finally:
+        runtime.close()
+
+    assert auth_smtp.authenticator.offered == [("incident-bot", SMTP_PASSWORD)]
+    assert len(auth_smtp.received) == 1
+
+
+def test_a_refused_login_is_reported_and_retried_without_the_password(
+    org: SandboxControl, tmp_path: Path, auth_smtp: AuthSMTPServer,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", SMTP_PASSWORD + "-old")
+    clock = Clock(T0)
+    runtime, digests = open_digests(_config(tmp_path, org, auth_smtp.port), clock)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert not digests.tick()
+        item = runtime.ledger.outbox_find("daily", PERIOD)
+        # The password is rotated: the queued digest goes out on the next attempt, once.
+        monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", SMTP_PASSWORD)
+        runtime.close()
+        runtime, digests = open_digests(_config(tmp_path, org, auth_smtp.port), clock)
+        clock.advance(minutes=2)
+        tick_ok(digests)
+        sent = runtime.ledger.outbox_find("daily", PERIOD)
+    finally:
+        runtime.close()
+
+    assert item is not None
+    assert item.state == OutboxState.PENDING
+    assert item.last_error is not None
+    assert "login failed" in item.last_error
+    assert "535" in item.last_error
+    assert sent is not None
+    assert sent.state == OutboxState.SENT
+    assert len(auth_smtp.received) == 1
+    assert "login failed" in caplog.text
+    assert SMTP_PASSWORD not in caplog.text
+    assert SMTP_PASSWORD not in (item.last_error or "")
+    assert SMTP_PASSWORD.encode() not in (tmp_path / "ledger.db").read_bytes()
+
+
+def test_starttls_required_but_not_offered_is_reported_clearly_and_kept(
+    org: SandboxControl, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", SMTP_PASSWORD)
+    server = SMTPServer().start()  # plain SMTP: no STARTTLS
+    runtime, digests = open_digests(_config(tmp_path, org, server.port, "starttls"), Clock(T0))
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert not digests.tick()
+        item = runtime.ledger.outbox_find("daily", PERIOD)
+    finally:
+        runtime.close()
+        server.stop()
+
+    assert server.received == [], "nothing is sent in clear text when TLS is required"
+    assert item is not None
+    assert item.state == OutboxState.PENDING, "kept for a retry once the server offers TLS"
+    assert item.last_error is not None
+    assert "STARTTLS" in item.last_error
+    assert "STARTTLS" in caplog.text
+    assert SMTP_PASSWORD not in caplog.text
+
+
+def test_tls_on_a_plain_port_is_reported_clearly(
+    org: SandboxControl, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = SMTPServer().start()
+    runtime, digests = open_digests(_config(tmp_path, org, server.port, "tls"), Clock(T0))
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert not digests.tick()
+        item = runtime.ledger.outbox_find("daily", PERIOD)
+    finally:
+        runtime.close()
+        server.stop()
+
+    assert server.received == []
+    assert item is not None
+    assert item.state == OutboxState.PENDING
+    assert item.last_error is not None
+    assert "TLS" in item.last_error or "SSL" in item.last_error
+    assert free_port() != server.port
