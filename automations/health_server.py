@@ -48,6 +48,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A scraper that hung up mid-answer: one debug line, not a traceback on stderr."""
+        log.debug("health server: a request from %s failed", client_address, exc_info=True)
+
     def __init__(self, address: tuple[str, int], metrics: Metrics) -> None:
         self.metrics = metrics
         super().__init__(address, _Handler)

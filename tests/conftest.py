@@ -1,12 +1,51 @@
-"""Shared fixtures: the OpenAPI conformance checker and the running sandbox."""
+"""Shared fixtures: the OpenAPI conformance checker, the running sandbox, and a leak check."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.engine_harness import harness  # noqa: F401
 from tests.openapi_conformance import Conformance, SpecMissing, load_spec
 from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401
+from tests.secret_values import SECRETS
+
+MAX_SCANNED_FILE = 50_000_000
+
+
+def find_leaks(texts: list[str], directory: Path | None) -> list[str]:
+    """Each secret found in ``texts`` or in a file under ``directory``, saying where."""
+    leaks = [f"{secret[:6]}... in output" for secret in SECRETS if any(secret in t for t in texts)]
+    if directory is not None:
+        for path in directory.rglob("*"):
+            if path.is_file() and path.stat().st_size < MAX_SCANNED_FILE:
+                data = path.read_bytes()
+                leaks += [f"{s[:6]}... in {path.name}" for s in SECRETS if s.encode() in data]
+    return leaks
+
+
+@pytest.fixture(autouse=True)
+def _secrets_never_leak(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """After every test: no secret in a log record, the CLI output or a file the test wrote.
+
+    Files include the ledger and its WAL; CLI output is what the harness ran.
+    """
+    yield
+    formatter = logging.Formatter()
+    texts = [
+        formatter.format(record)
+        for phase in ("setup", "call")
+        for record in caplog.get_records(phase)
+    ]
+    texts += getattr(request.node.funcargs.get("harness"), "outputs", [])
+    tmp_path = request.node.funcargs.get("tmp_path")
+    leaks = find_leaks(texts, tmp_path if isinstance(tmp_path, Path) else None)
+    assert not leaks, f"secrets leaked: {leaks}"
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from automations.runtime import Runtime, build_runtime
 from automations.settings import Environment
 from tests.factories import NOW
 from tests.factories import incident as factory_incident
+from tests.secret_values import SANDBOX_KEY
 
 
 def free_port() -> int:
@@ -166,7 +167,7 @@ def write_config(
 def open_digests(config_path: Path, clock: Clock) -> tuple[Runtime, Digests]:
     """A runtime and its digests on ``clock``, as a fresh process would build them."""
     config = load_config(config_path)
-    runtime = build_runtime(config, SecretStr("sandbox"), lock=False, clock=clock)
+    runtime = build_runtime(config, SecretStr(SANDBOX_KEY), lock=False, clock=clock)
     password = Environment().automations_smtp_password  # as digests_for() reads it
     return runtime, Digests.from_runtime(runtime, password, clock=clock)
 

@@ -34,6 +34,7 @@ class Harness:
         self.tmp_path = tmp_path
         self.ledger_path = tmp_path / "ledger.db"
         self.config_path = tmp_path / "automations.toml"
+        self.outputs: list[str] = []
 
     def write(self, rules: str) -> Path:
         header = (
@@ -69,9 +70,11 @@ class Harness:
     def cli(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         """The real CLI in a subprocess, as cron or a shell would run it."""
         command = [sys.executable, "-m", "automations", *args, "--config", str(self.config_path)]
-        return subprocess.run(
+        result = subprocess.run(
             command, env=self.env(**env), capture_output=True, text=True, timeout=timeout
         )
+        self.outputs += [result.stdout, result.stderr]  # searched for secrets after the test
+        return result
 
     def posts(self) -> list[dict[str, Any]]:
         """Edits the sandbox received (successful or not)."""

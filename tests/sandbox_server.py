@@ -15,12 +15,13 @@ import httpx
 import pytest
 
 from automations.sandbox import SandboxConfig, SandboxThread
+from tests.secret_values import SANDBOX_KEY
 
 
 class SandboxControl:
     """What a test needs: where the API is, its key, and the control routes."""
 
-    api_key = "sandbox"
+    api_key = SANDBOX_KEY
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
@@ -108,7 +109,7 @@ class SandboxControl:
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxThread]:
     """One real sandbox server for the whole test session."""
-    server = SandboxThread(SandboxConfig()).start()
+    server = SandboxThread(SandboxConfig(api_key=SANDBOX_KEY)).start()
     try:
         yield server
     finally:

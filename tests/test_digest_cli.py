@@ -18,8 +18,9 @@ from automations.errors import ConfigError
 from automations.ledger import Ledger, OutboxState
 from tests.digest_support import SMTPServer, write_config
 from tests.sandbox_server import SandboxControl
+from tests.secret_values import SANDBOX_KEY
 
-ENV = {"INCIDENT_IO_API_KEY": "sandbox"}
+ENV = {"INCIDENT_IO_API_KEY": SANDBOX_KEY}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from automations.digest.service import Digests, digests_for
 from automations.errors import ConfigError
 from automations.runtime import build_runtime
 from tests.sandbox_server import SandboxControl
+from tests.secret_values import SANDBOX_KEY
 
 SMTP = """
 [smtp]
@@ -129,7 +130,7 @@ def test_names_and_templates_resolved_at_start_up(
         f'[incident_io]\nbase_url = "{sandbox.base_url}"\n'
         f'[store]\npath = "{tmp_path / "ledger.db"}"\n' + SMTP + DIGEST + extra
     )
-    runtime = build_runtime(load_config(path), SecretStr("sandbox"), lock=False)
+    runtime = build_runtime(load_config(path), SecretStr(SANDBOX_KEY), lock=False)
     try:
         with pytest.raises(ConfigError) as info:
             Digests.from_runtime(runtime)
@@ -150,7 +151,7 @@ def test_login_without_a_password_is_refused(
         + SMTP.replace("[smtp]", '[smtp]\nusername = "bot"')
         + DIGEST
     )
-    runtime = build_runtime(load_config(path), SecretStr("sandbox"), lock=False)
+    runtime = build_runtime(load_config(path), SecretStr(SANDBOX_KEY), lock=False)
     try:
         with pytest.raises(ConfigError, match="AUTOMATIONS_SMTP_PASSWORD"):
             digests_for(runtime)

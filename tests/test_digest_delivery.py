@@ -26,6 +26,7 @@ from tests.digest_support import (
     write_config,
 )
 from tests.sandbox_server import SandboxControl
+from tests.secret_values import SANDBOX_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 # Monday 23 November 2026, 30 s after the 08:00 (GMT) run of "0 8 * * mon-fri".
@@ -325,7 +326,7 @@ def test_crash_after_smtp_accepted_is_the_one_duplicate(
     """
     add(org, "Checkout latency", age=timedelta(hours=1))
     path = write_config(tmp_path, org.base_url, smtp.port)
-    env = {**os.environ, "INCIDENT_IO_API_KEY": "sandbox", "AUTOMATIONS_FAILPOINTS": "after_smtp"}
+    env = {**os.environ, "INCIDENT_IO_API_KEY": SANDBOX_KEY, "AUTOMATIONS_FAILPOINTS": "after_smtp"}
     command = [
         sys.executable,
         "-m",

@@ -15,10 +15,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from automations.ledger import OutboxState
 from tests.digest_support import Clock, SMTPServer, free_port, open_digests, tick_ok, write_config
 from tests.sandbox_server import SandboxControl
+from tests.secret_values import SMTP_PASSWORD
 
 T0 = datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC)
 PERIOD = "2026-11-23T08:00:00+00:00"
-SMTP_PASSWORD = "smtp-pw-Zq81x0LkA"
 
 # AUTH over plain SMTP is fine on loopback; aiosmtpd warns about it in any case.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

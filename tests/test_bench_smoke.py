@@ -1,0 +1,40 @@
+"""The requests-per-cycle benchmark, small: a cycle costs exactly the minimum number of requests.
+
+ceil(N/250) list pages per distinct query plus one GET and one POST per edit,
+however many rules share the query (bench/requests_per_cycle.py; the full grid
+runs with ``make bench``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from automations.sandbox import SandboxThread
+from bench.requests_per_cycle import Scenario, measure, sandbox_thread
+
+
+@pytest.fixture(scope="module")
+def bench_sandbox() -> Iterator[SandboxThread]:
+    with sandbox_thread() as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        *(Scenario(live=100, rules=r) for r in range(1, 6)),
+        Scenario(live=100, rules=5, acting=3),
+        Scenario(live=100, rules=4, queries=4),
+    ],
+    ids=lambda s: s.label,
+)
+def test_requests_per_cycle_are_the_minimum(
+    bench_sandbox: SandboxThread, scenario: Scenario
+) -> None:
+    found = measure(bench_sandbox, scenario)
+    assert found.applied == scenario.acting
+    assert found.client_count == found.total  # the client's counter agrees with the server's log
+    assert found.total == found.minimum, found.as_dict()
+    assert found.ratio == 1.0
