@@ -47,6 +47,16 @@ class RuleOutcome:
 
 
 @dataclass
+class Evaluation:
+    """What one poll found: each rule's candidate actions, and rules that raised."""
+
+    candidates: dict[str, list[PlannedAction]]
+    queries: int
+    incidents_seen: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class CycleReport:
     """The numbers behind the one log line per cycle."""
 
@@ -134,16 +144,50 @@ class Engine:
 
     # -- poll ---------------------------------------------------------------------------------
 
-    def poll(
-        self, rules: Sequence[AnyRule]
-    ) -> tuple[dict[str, list[Incident]], dict[str, IncidentFilter]]:
-        """Fetch each distinct server-side query once, however many rules share it."""
-        queries: dict[str, IncidentFilter] = {}
+    def poll_and_evaluate(
+        self,
+        rules: Sequence[AnyRule],
+        now: datetime,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+    ) -> Evaluation:
+        """Fetch each distinct server-side query once, and evaluate it page by page.
+
+        Rules sharing a query see the same pages; only one page is held at a time, so
+        memory stays flat however many incidents match (docs/benchmarks.md). A rule
+        that raises stops evaluating for this cycle; the others go on.
+        """
+        groups: dict[str, tuple[IncidentFilter, list[AnyRule]]] = {}
         for rule in rules:
             query = rule.query()
-            queries.setdefault(query.key(), query)
-        results = {key: list(self.client.iter_incidents(query)) for key, query in queries.items()}
-        return results, queries
+            groups.setdefault(query.key(), (query, []))[1].append(rule)
+        result = Evaluation(candidates={rule.name: [] for rule in rules}, queries=len(groups))
+        seen: set[str] = set()
+        for query, group in groups.values():
+            for page in self.client.iter_incident_pages(query):
+                seen.update(incident.id for incident in page.incidents)
+                for rule in group:
+                    if rule.name not in result.errors:
+                        self._evaluate_page(rule, page.incidents, now, follow_ups, result)
+        result.incidents_seen = len(seen)
+        return result
+
+    def _evaluate_page(
+        self,
+        rule: AnyRule,
+        incidents: Sequence[Incident],
+        now: datetime,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        result: Evaluation,
+    ) -> None:
+        try:
+            result.candidates[rule.name] += rule.evaluate(incidents, now, self.catalog, follow_ups)
+        except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
+            result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "rule %s failed to evaluate and skips this cycle: %s",
+                rule.name,
+                result.errors[rule.name],
+            )
 
     def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
         """All follow-ups in one request, only when a rule asks about them."""
@@ -156,29 +200,17 @@ class Engine:
 
     # -- evaluate -----------------------------------------------------------------------------
 
-    def evaluate(
-        self,
-        rule: AnyRule,
-        incidents: Sequence[Incident],
-        now: datetime,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
-    ) -> list[PlannedAction]:
-        return rule.evaluate(incidents, now, self.catalog, follow_ups)
-
     def plan(self, rules: Sequence[AnyRule]) -> tuple[list[PlannedAction], CycleReport]:
         """The dry run: what would be done now. Reads only; writes neither API nor ledger."""
         report = CycleReport(schedule="plan", started_at=self.clock())
         before = self.client.counter.total()
-        results, queries = self.poll(rules)
-        report.queries = len(queries)
-        report.incidents_seen = len({i.id for found in results.values() for i in found})
         follow_ups = self.follow_ups(rules)
-        now = self.clock()
+        found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
+        report.queries, report.incidents_seen = found.queries, found.incidents_seen
         actions: list[PlannedAction] = []
         for rule in rules:
-            outcome = RuleOutcome(rule.name)
-            candidates = self.evaluate(rule, results[rule.query().key()], now, follow_ups)
-            fresh, outcome.already_done = self._not_done(rule, candidates)
+            outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
+            fresh, outcome.already_done = self._not_done(rule, found.candidates[rule.name])
             outcome.planned = fresh[: rule.options.max_actions_per_cycle]
             outcome.braked = len(fresh) - len(outcome.planned)
             actions.extend(outcome.planned)
@@ -204,12 +236,11 @@ class Engine:
         run_id = self.ledger.start_run(schedule, now=report.started_at)
         try:
             self.reconcile()
-            results, queries = self.poll(rules)
-            report.queries = len(queries)
-            report.incidents_seen = len({i.id for found in results.values() for i in found})
             follow_ups = self.follow_ups(rules)
+            found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
+            report.queries, report.incidents_seen = found.queries, found.incidents_seen
             for rule in rules:
-                report.rules.append(self._run_rule(rule, results[rule.query().key()], follow_ups))
+                report.rules.append(self._run_rule(rule, found, follow_ups))
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         report.api_requests = self.client.counter.total() - before
@@ -233,19 +264,13 @@ class Engine:
     def _run_rule(
         self,
         rule: AnyRule,
-        incidents: Sequence[Incident],
+        found: Evaluation,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
     ) -> RuleOutcome:
-        outcome = RuleOutcome(rule.name)
-        now = self.clock()
-        try:
-            candidates = self.evaluate(rule, incidents, now, follow_ups)
-        except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            log.error(
-                "rule %s failed to evaluate and skips this cycle: %s", rule.name, outcome.error
-            )
+        outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
+        if outcome.error is not None:
             return outcome
+        candidates = found.candidates[rule.name]
         fresh, outcome.already_done = self._not_done(rule, candidates)
         limit = rule.options.max_actions_per_cycle
         outcome.planned = fresh[:limit]

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any, ClassVar, Literal
 
 import pytest
 
+from automations.daemon import run_once
+from automations.incidentio import Incident
 from automations.ledger import EventState, Ledger
+from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
+from automations.rules.registry import RuleRegistry
 from tests.engine_harness import Harness
 
 ESCALATE = """
@@ -220,3 +226,58 @@ def test_events_record_the_request_and_the_api_request_id(harness: Harness) -> N
     assert event.request_body == post["body"]
     assert "Minor" in event.reason
     assert "Major" in event.reason
+
+
+class _RecordingOptions(EscalateSeverityOptions):
+    type: Literal["recording"]  # type: ignore[assignment]
+
+
+class _BrokenOptions(EscalateSeverityOptions):
+    type: Literal["broken"]  # type: ignore[assignment]
+
+
+class _Recording(EscalateSeverity):
+    """Escalates like the built-in, remembering how many incidents each call was handed."""
+
+    options_model = _RecordingOptions
+    calls: ClassVar[list[int]] = []
+
+    def evaluate(self, incidents: Sequence[Incident], *args: Any, **kwargs: Any) -> Any:
+        _Recording.calls.append(len(incidents))
+        return super().evaluate(incidents, *args, **kwargs)
+
+
+class _Broken(EscalateSeverity):
+    options_model = _BrokenOptions
+
+    def evaluate(self, incidents: Sequence[Incident], *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in a plugin")
+
+
+def test_rules_see_one_page_at_a_time_and_a_broken_rule_spares_the_others(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(260):
+        harness.add(f"Young {n}", age=H)
+    stuck = harness.add("Stuck", age=3 * H)
+    harness.write(
+        ESCALATE.replace("escalate_severity", "recording")
+        + ESCALATE.replace("escalate-minor", "broken").replace("escalate_severity", "broken")
+    )
+    _Recording.calls.clear()
+    registry = RuleRegistry(extra={"recording": _Recording, "broken": _Broken})
+    runtime = harness.runtime(registry=registry)
+    try:
+        with caplog.at_level(logging.ERROR):
+            (report,) = run_once(runtime)
+    finally:
+        runtime.close()
+
+    # Two pages, then the re-check of the one incident before its edit.
+    assert _Recording.calls == [250, 11, 1], "evaluated page by page, never all at once"
+    assert report.incidents_seen == 261
+    assert report.applied == 1
+    assert harness.severity(stuck["id"]) == "Major"
+    broken = next(r for r in report.rules if r.rule == "broken")
+    assert broken.error == "RuntimeError: a bug in a plugin"
+    assert "rule broken failed to evaluate and skips this cycle" in caplog.text

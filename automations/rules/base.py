@@ -126,7 +126,11 @@ class Rule(ABC, Generic[OptionsT]):
         catalog: Catalog,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
     ) -> list[PlannedAction]:
-        """Pure: no I/O; ``now`` is passed in so runs are replayable."""
+        """Pure: no I/O; ``now`` is passed in so runs are replayable.
+
+        Called once per page of the rule's query (and on single incidents for the
+        re-check before an edit), so judge each incident on its own.
+        """
 
     def still_applies(
         self,
