@@ -8,14 +8,10 @@ RSS over a child's exec, so the child reports its own ``VmHWM`` at exit
 instead. The same command against 100 live incidents, and
 ``automations validate --offline``, give the baselines (interpreter, imports,
 catalog) so the cost of the incidents themselves shows.
-
-``bench.memory_probe`` runs the same cycle's work in other shapes, each in its
-own child, to size the fixes proposed in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -124,22 +120,6 @@ def run(quick: bool) -> Section:
                         "",
                     )
                 )
-                if live != LIVE_INCIDENTS or quick:
-                    continue
-                for mode in ("engine", "streaming", "shared"):
-                    probe = run_child(
-                        ["-m", "bench.memory_probe", "--config", str(path), "--mode", mode]
-                    )
-                    found = json.loads(probe.stdout.strip().splitlines()[-1])
-                    results[f"probe_{mode}"] = {"mb": probe.rss_mb, **found}
-                    rows.append(
-                        (
-                            f"probe `{mode}`, {live:,} live incidents",
-                            f"{probe.rss_mb:.1f}",
-                            f"{probe.seconds:.2f}",
-                            f"{found['cpu']:.2f}",
-                        )
-                    )
     big = results[f"once_{LIVE_INCIDENTS}"]["mb"]
     small = results["once_100"]["mb"]
     per_incident_kb = (big - small) * 1000 / (LIVE_INCIDENTS - 100)
@@ -161,12 +141,9 @@ def run(quick: bool) -> Section:
             "exit; `ru_maxrss` would include this benchmark's own size, see bench/memory.py), "
             "five rules "
             f"sharing one query. Each incident held costs about {per_incident_kb:.1f} KB over "
-            "the 100-incident baseline. The probes (`python -m bench.memory_probe`, full runs "
-            "only) do the same cycle's polling and evaluation in other shapes: `engine` is "
-            "today's `run_once`, `streaming` evaluates page by page, `shared` shares equal "
-            "catalog sub-objects between incidents; their CPU column is the cycle alone.",
+            "the 100-incident baseline.",
             "",
-            *table(("process", "peak RSS MB", "wall s", "cycle CPU s"), rows),
+            *table(("process", "peak RSS MB", "wall s", ""), rows),
         ],
         raw=results,
     )

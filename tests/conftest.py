@@ -8,12 +8,35 @@ from pathlib import Path
 
 import pytest
 
+from tests.digest_support import SMTPServer
 from tests.engine_harness import harness  # noqa: F401
 from tests.openapi_conformance import Conformance, SpecMissing, load_spec
 from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401
 from tests.secret_values import SECRETS
 
 MAX_SCANNED_FILE = 50_000_000
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    server = SMTPServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI (run in-process) installs its own root handler; later tests need pytest's."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def find_leaks(texts: list[str], directory: Path | None) -> list[str]:

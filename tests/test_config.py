@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -266,18 +263,7 @@ def test_cli_exit_78_without_traceback(tmp_path: Path) -> None:
     assert f"{path}: rules[0].steps[0].after: '2 hours' is not a duration" in result.stderr
 
 
-@contextlib.contextmanager
-def _logging_restored() -> Iterator[None]:
-    """The CLI installs its own root handler; later tests need pytest's back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
+@pytest.mark.usefixtures("restore_logging")
 def test_the_corpus_is_large_and_every_case_exits_78_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,7 +277,7 @@ def test_the_corpus_is_large_and_every_case_exits_78_without_a_traceback(
         monkeypatch.setattr(
             sys, "argv", ["automations", "validate", "--offline", "--config", str(path)]
         )
-        with pytest.raises(SystemExit) as exited, _logging_restored():
+        with pytest.raises(SystemExit) as exited:
             main()
         err = capsys.readouterr().err
         assert exited.value.code == 78, (body, err)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,31 +22,13 @@ ENV = {"INCIDENT_IO_API_KEY": SANDBOX_KEY}
 
 
 @pytest.fixture
-def smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def org(sandbox: SandboxControl) -> SandboxControl:
     sandbox.reset(incidents=0)
     sandbox.add_incident(name="Checkout latency", status="Investigating", severity="Critical")
     return sandbox
 
 
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """The CLI sets up logging on the root logger; put it back for the other tests."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def invoke(*args: str) -> Result:

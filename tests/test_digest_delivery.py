@@ -35,15 +35,6 @@ PERIOD = "2026-11-23T08:00:00+00:00"
 
 
 @pytest.fixture
-def smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def org(sandbox: SandboxControl) -> SandboxControl:
     """The seeded catalog, no incidents, the clock at T0."""
     sandbox.reset(incidents=0, now=T0)

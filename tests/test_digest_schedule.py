@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 
 from automations.daemon import Daemon
@@ -61,15 +59,6 @@ def test_finding_the_latest_occurrence_is_cheap_with_a_long_grace() -> None:
         )
         assert WEEKDAYS.latest(MONDAY + timedelta(days=6), timedelta(days=7)) is not None
     assert time.perf_counter() - started < 1.0
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_missed_runs_send_one_digest_not_many(
