@@ -105,7 +105,9 @@ def test_digest_arrives_with_both_parts_headers_and_the_sandbox_data(
     assert message["Cc"] == "support@example.com"
     assert message["Bcc"] is None  # envelope only
     assert abs(parsedate_to_datetime(message["Date"]) - T0) < timedelta(seconds=2)
-    assert re.fullmatch(r"<[\w.]+\.daily\.20261123T0800000000@example\.com>", message["Message-ID"])
+    # Unique, naming the period, and on one line (a folded one reads back with a space).
+    assert re.fullmatch(r"<[0-9a-f]{16}\.20261123T0800@example\.com>", message["Message-ID"])
+    assert message["X-Automations-Digest"] == "daily"
     assert message["Auto-Submitted"] == "auto-generated"
     text, html = parts(message)
 
