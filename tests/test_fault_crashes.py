@@ -103,7 +103,13 @@ def test_kill_9_of_a_running_daemon_never_edits_twice(harness: Harness) -> None:
         daemon = subprocess.Popen(
             command, env=harness.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.6, 1.6))  # start-up is ~0.5 s: killed mid-cycle or between
+        # Killed while it works: some time after its first edit of this run (the client's
+        # 1000/min limit makes 15 edits take about 2 s, so work is always left over).
+        before = len(harness.posts())
+        deadline = time.monotonic() + 30
+        while len(harness.posts()) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(10)
     edited_before_final = len(_successful_edits(harness))
