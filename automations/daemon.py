@@ -85,7 +85,10 @@ class Daemon:
             },
             timezone="UTC",
         )
-        self._lock = threading.Lock()  # cycles share one client and ledger: one at a time
+        self._lock = threading.Lock()  # rule cycles share one client and ledger: one at a time
+        # Digests have their own lock: a slow or silent SMTP server (up to smtp.timeout_seconds
+        # per attempt) must not hold back an escalation. Ledger and client are thread-safe.
+        self._digest_lock = threading.Lock()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
 
@@ -154,7 +157,7 @@ class Daemon:
         from automations.errors import AutomationsError
 
         assert self.digests is not None
-        with self._lock:
+        with self._digest_lock:
             if self.stopping.is_set():
                 return
             try:
@@ -166,7 +169,7 @@ class Daemon:
         from automations.errors import AutomationsError
 
         assert self.digests is not None
-        with self._lock:
+        with self._digest_lock:
             if self.stopping.is_set():
                 return
             try:

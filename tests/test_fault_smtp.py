@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,8 +17,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from automations.ledger import OutboxState
 from tests.digest_support import Clock, SMTPServer, free_port, open_digests, tick_ok, write_config
+from tests.engine_harness import Harness
 from tests.sandbox_server import SandboxControl
 from tests.secret_values import SMTP_PASSWORD
+from tests.test_engine_sandbox import ESCALATE
 
 T0 = datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC)
 PERIOD = "2026-11-23T08:00:00+00:00"
@@ -179,3 +184,34 @@ def test_tls_on_a_plain_port_is_reported_clearly(
     assert item.last_error is not None
     assert "TLS" in item.last_error or "SSL" in item.last_error
     assert free_port() != server.port
+
+
+def test_a_silent_smtp_server_does_not_hold_back_rule_cycles(harness: Harness) -> None:
+    """A send waiting on SMTP (up to its timeout) runs beside rule cycles, not before them."""
+    from automations.daemon import Daemon
+
+    with socket.socket() as silent:  # accepts connections, never says hello
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        path = write_config(
+            harness.tmp_path, harness.sandbox.base_url, silent.getsockname()[1],
+            cron="* * * * *", timezone="UTC", extra='catch_up_grace = "5m"\n', more=ESCALATE,
+        )  # fmt: skip
+        path.write_text(path.read_text().replace("timeout_seconds = 30", "timeout_seconds = 4"))
+        stuck = harness.add("Stuck", age=timedelta(hours=3))
+        runtime = harness.runtime()
+        daemon = Daemon(runtime)
+        try:
+            sending = threading.Thread(target=daemon._outbox_job)
+            sending.start()
+            time.sleep(0.5)
+            assert sending.is_alive(), "the digest is waiting for the SMTP greeting"
+            started = time.monotonic()
+            daemon._job("every 1m", runtime.rules)
+            took = time.monotonic() - started
+            sending.join(10)
+        finally:
+            runtime.close()
+
+    assert took < 2, f"the rule cycle waited {took:.1f}s for SMTP"
+    assert harness.severity(stuck["id"]) == "Major"
