@@ -7,11 +7,12 @@ and a skipped or missed run becomes a log line rather than silence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -154,28 +155,24 @@ class Daemon:
         )
 
     def _digest_job(self, name: str) -> None:
-        from automations.errors import AutomationsError
-
         assert self.digests is not None
-        with self._digest_lock:
-            if self.stopping.is_set():
-                return
-            try:
-                self.digests.run_scheduled(name)
-            except AutomationsError as exc:
-                log.error("digest %s: %s", name, exc)
+        self._digest_work(f"digest {name}", functools.partial(self.digests.run_scheduled, name))
 
     def _outbox_job(self) -> None:
+        assert self.digests is not None
+        self._digest_work("digest outbox", self.digests.tick)
+
+    def _digest_work(self, label: str, work: Callable[[], object]) -> None:
+        """One digest job at a time, never after a stop; its errors are logged, not raised."""
         from automations.errors import AutomationsError
 
-        assert self.digests is not None
         with self._digest_lock:
             if self.stopping.is_set():
                 return
             try:
-                self.digests.tick()
+                work()
             except AutomationsError as exc:
-                log.error("digest outbox: %s", exc)
+                log.error("%s: %s", label, exc)
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED

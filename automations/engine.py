@@ -209,10 +209,7 @@ class Engine:
         report.queries, report.incidents_seen = found.queries, found.incidents_seen
         actions: list[PlannedAction] = []
         for rule in rules:
-            outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
-            fresh, outcome.already_done = self._not_done(rule, found.candidates[rule.name])
-            outcome.planned = fresh[: rule.options.max_actions_per_cycle]
-            outcome.braked = len(fresh) - len(outcome.planned)
+            outcome = self._select(rule, found)
             actions.extend(outcome.planned)
             report.rules.append(outcome)
         report.api_requests = self.client.counter.total() - before
@@ -226,6 +223,16 @@ class Engine:
         done = self.ledger.event_keys(f"{rule.name}/")
         fresh = [a for a in actions if a.event_key not in done]
         return fresh, len(actions) - len(fresh)
+
+    def _select(self, rule: AnyRule, found: Evaluation) -> RuleOutcome:
+        """Candidates not done before, up to the rule's brake: the same for plan and run."""
+        outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
+        if outcome.error is not None:
+            return outcome
+        fresh, outcome.already_done = self._not_done(rule, found.candidates[rule.name])
+        outcome.planned = fresh[: rule.options.max_actions_per_cycle]
+        outcome.braked = len(fresh) - len(outcome.planned)
+        return outcome
 
     # -- the cycle ----------------------------------------------------------------------------
 
@@ -267,22 +274,15 @@ class Engine:
         found: Evaluation,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
     ) -> RuleOutcome:
-        outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
-        if outcome.error is not None:
-            return outcome
-        candidates = found.candidates[rule.name]
-        fresh, outcome.already_done = self._not_done(rule, candidates)
-        limit = rule.options.max_actions_per_cycle
-        outcome.planned = fresh[:limit]
-        outcome.braked = len(fresh) - len(outcome.planned)
+        outcome = self._select(rule, found)
         if outcome.braked:
             log.error(
                 "SAFETY BRAKE: rule %s wanted %d edits this cycle, more than max_actions_per_cycle"
                 "=%d; applying %d and holding back %d. If this is expected, raise the limit; "
                 "otherwise check the rule's where/require with `automations plan`.",
                 rule.name,
-                len(fresh),
-                limit,
+                len(outcome.planned) + outcome.braked,
+                rule.options.max_actions_per_cycle,
                 len(outcome.planned),
                 outcome.braked,
             )

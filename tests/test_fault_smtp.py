@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from automations.ledger import OutboxState
+from automations.ledger import OutboxItem, OutboxState
 from tests.digest_support import Clock, SMTPServer, free_port, open_digests, tick_ok, write_config
 from tests.engine_harness import Harness
 from tests.sandbox_server import SandboxControl
@@ -141,20 +141,31 @@ def test_a_refused_login_is_reported_and_retried_without_the_password(
     assert SMTP_PASSWORD.encode() not in (tmp_path / "ledger.db").read_bytes()
 
 
+def _one_failed_attempt(
+    tmp_path: Path,
+    org: SandboxControl,
+    server: SMTPServer,
+    security: str,
+    caplog: pytest.LogCaptureFixture,
+) -> OutboxItem | None:
+    """Queue the digest and try it once against ``server``; the outbox item afterwards."""
+    runtime, digests = open_digests(_config(tmp_path, org, server.port, security), Clock(T0))
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert not digests.tick()
+        return runtime.ledger.outbox_find("daily", PERIOD)
+    finally:
+        runtime.close()
+        server.stop()
+
+
 def test_starttls_required_but_not_offered_is_reported_clearly_and_kept(
     org: SandboxControl, tmp_path: Path, caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", SMTP_PASSWORD)
     server = SMTPServer().start()  # plain SMTP: no STARTTLS
-    runtime, digests = open_digests(_config(tmp_path, org, server.port, "starttls"), Clock(T0))
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert not digests.tick()
-        item = runtime.ledger.outbox_find("daily", PERIOD)
-    finally:
-        runtime.close()
-        server.stop()
+    item = _one_failed_attempt(tmp_path, org, server, "starttls", caplog)
 
     assert server.received == [], "nothing is sent in clear text when TLS is required"
     assert item is not None
@@ -169,14 +180,7 @@ def test_tls_on_a_plain_port_is_reported_clearly(
     org: SandboxControl, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = SMTPServer().start()
-    runtime, digests = open_digests(_config(tmp_path, org, server.port, "tls"), Clock(T0))
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert not digests.tick()
-        item = runtime.ledger.outbox_find("daily", PERIOD)
-    finally:
-        runtime.close()
-        server.stop()
+    item = _one_failed_attempt(tmp_path, org, server, "tls", caplog)
 
     assert server.received == []
     assert item is not None

@@ -184,9 +184,7 @@ class Actor(_Resource):
 # --- Incidents -------------------------------------------------------------------
 
 
-class CatalogEntryRef(_Resource):
-    id: str
-    name: str = ""
+CatalogEntryRef = NamedRef  # a catalog entry a custom field points at: the same shape
 
 
 class CustomFieldValue(_Resource):
