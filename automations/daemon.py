@@ -13,9 +13,10 @@ import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
 from automations.rules.base import AnyRule
@@ -115,7 +116,7 @@ class Daemon:
                 seconds = int(opts.every.total_seconds())
                 jitter = min(self.jitter_seconds, seconds // 10) or None
                 trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
-                first_run = datetime.now(UTC)
+                first_run = host_now()
             else:
                 trigger = CronTrigger.from_crontab(
                     opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None

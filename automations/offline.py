@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from automations.catalog import Catalog, catalog_from_incidents
+from automations.clock import Clock, host_now, ledger_clock
 from automations.config import Config
 from automations.errors import ConfigError
 from automations.incidentio import Incident
@@ -41,9 +42,10 @@ def read_incidents(path: Path) -> list[Incident]:
         raise ConfigError(f"{path}: incident {where}: {first['msg']}") from None
 
 
-def parse_now(text: str | None) -> datetime:
+def parse_now(text: str | None, default: Clock) -> datetime:
+    """``--now``, else the product's clock (API time as the daemon last saw it)."""
     if text is None:
-        return datetime.now(UTC)
+        return default()
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -56,8 +58,8 @@ def parse_now(text: str | None) -> datetime:
 def evaluate_offline(
     config: Config, rule_name: str, path: Path, now_text: str | None
 ) -> list[PlannedAction]:
-    now = parse_now(now_text)
     incidents = read_incidents(path)
+    now = parse_now(now_text, _offline_clock(config))
     catalog = _offline_catalog(config, incidents)
     (rule,) = build_rules(config, catalog, only=rule_name)
     if rule.needs_follow_ups:
@@ -77,6 +79,14 @@ def evaluate_offline(
             ", ".join(others),
         )
     return rule.evaluate(matching, now, catalog, None)
+
+
+def _offline_clock(config: Config) -> Clock:
+    """The daemon's clock when it has run with this ledger, else the host's."""
+    if not config.store.path.exists():
+        return host_now
+    with Ledger(config.store.path) as ledger:
+        return ledger_clock(ledger)
 
 
 def _offline_catalog(config: Config, incidents: list[Incident]) -> Catalog:
