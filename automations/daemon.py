@@ -93,6 +93,7 @@ class Daemon:
         self._digest_lock = threading.Lock()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
+        self.first_cycle_done = threading.Event()
 
     def _job(self, name: str, rules: list[AnyRule]) -> None:
         with self._lock:
@@ -102,6 +103,7 @@ class Daemon:
             log_cycle(report)
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
+        self.first_cycle_done.set()
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
@@ -162,6 +164,13 @@ class Daemon:
     def _outbox_job(self) -> None:
         assert self.digests is not None
         self._digest_work("digest outbox", self.digests.tick)
+
+    def send_digests_now(self) -> None:
+        """Every enabled digest now, through the outbox (the demo: after its first cycle)."""
+        if self.digests is None:
+            return
+        for name in self.digests.names():
+            self._digest_work(f"digest {name}", functools.partial(self.digests.send_now, name))
 
     def _digest_work(self, label: str, work: Callable[[], object]) -> None:
         """One digest job at a time, never after a stop; its errors are logged, not raised."""

@@ -5,9 +5,10 @@ outbox's periodic check and start-up all ask the same question, "is the
 latest occurrence within the grace already queued?", so a run missed while
 the daemon was down is sent once, and a late or repeated trigger is harmless.
 
-Two clocks: ``clock`` is the host's (periods, the outbox: what APScheduler
-fires on); ``data_clock`` is the API's (ages, windows), as the engine uses,
-so a skewed host or the sandbox's moved clock does not misdate incidents.
+Both times come from ``automations.clock``: ``clock`` is the host's (cron
+periods and the outbox: what APScheduler fires on), ``data_clock`` the
+product's "now", the API's time that the engine uses (ages, windows), so a
+skewed host or the sandbox's moved clock does not misdate incidents.
 """
 
 from __future__ import annotations
