@@ -54,12 +54,14 @@ def log_cycle(report: CycleReport) -> None:
 
 
 def run_once(runtime: Runtime) -> list[CycleReport]:
-    """Every rule group once (the cron-job mode)."""
+    """Every rule group once (the cron-job mode); stops at the first unreachable API."""
     reports = []
     for name, rules in group_by_schedule(runtime.rules).items():
         report = runtime.engine.run_cycle(rules, name)
         log_cycle(report)
         reports.append(report)
+        if report.unreachable:
+            break  # every other group would wait out the same retries: try again next run
     return reports
 
 
