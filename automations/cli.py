@@ -178,14 +178,15 @@ def once(config_path: Path) -> None:
     config = _load(config_path)
     runtime = build_runtime(config, _api_key(), lock=True)
     try:
-        runtime.engine.reconcile()
+        settled = runtime.engine.reconcile()
         reports = run_once(runtime)
         # Digests need the API too: after an unreachable answer they wait for the next run.
         unreachable = any(r.unreachable for r in reports)
         digests_ok = unreachable or _send_due_digests(runtime)
     finally:
         runtime.close()
-    if _report_failed(reports) or not digests_ok:
+    unsettled = any(outcome == "failed" for _, outcome in settled)
+    if _report_failed(reports) or not digests_ok or unsettled:
         sys.exit(1)
 
 

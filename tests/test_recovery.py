@@ -47,6 +47,25 @@ def test_a_refused_reread_is_failed_and_once_exits_1(harness: Harness) -> None:
     assert harness.posts() == []
 
 
+def test_a_refused_read_when_settling_a_crash_is_failed_and_once_exits_1(
+    harness: Harness,
+) -> None:
+    """A claim left by a crash whose incident can no longer be read is `failed`, exit 1."""
+    harness.write(ESCALATE)
+    stuck = harness.add("Stuck", age=3 * H)
+    crashed = harness.cli("once", AUTOMATIONS_FAILPOINTS="after_claim")
+    _refuse(harness, f"/v2/incidents/{stuck['id']}", 403)
+
+    result = harness.cli("once")
+
+    assert crashed.returncode == 137
+    assert result.returncode == 1, result.stderr
+    event = _event(harness)
+    assert event.state is EventState.FAILED
+    assert "reconcile: cannot re-read the incident" in (event.error or "")
+    assert harness.posts() == []
+
+
 def test_a_refused_edit_is_failed_and_counts_in_the_report(harness: Harness) -> None:
     """A 403 on the edit records `failed` with the API's error, and the cycle is not ok."""
     harness.write(ESCALATE)
@@ -190,6 +209,7 @@ def test_once_gives_up_at_the_first_unreachable_answer(harness: Harness) -> None
     ]
     assert result.returncode == 1, result.stderr
     assert "gave up the cycle, the API is unreachable" in result.stderr
+    assert "not running every 5m this time" in result.stderr
     assert len(polls) == 1, "the second schedule did not poll"
     assert len({r["path"] for r in rereads}) == 1, "one incident re-read, not eight"
     assert len(rereads) == 3, "one call: retry_attempts = 3"
