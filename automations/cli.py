@@ -280,6 +280,7 @@ def retry(
 
     Nothing is sent now. Each keeps its event key, so it still happens at most once.
     """
+    from automations.clock import ledger_clock
     from automations.history import check_rule, cutoff, event_json, existing_ledger, parse_since
     from automations.recovery import rearmed_line
 
@@ -287,7 +288,9 @@ def retry(
     age = parse_since(since)
     with existing_ledger(config) as ledger:
         check_rule(config, ledger, rule)
-        events = ledger.rearm_failed(rule=rule, incident=incident, since=cutoff(ledger, age))
+        events = ledger.rearm_failed(
+            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger)()
+        )
     if as_json:
         click.echo(json.dumps([event_json(e) for e in events], indent=2))
         return

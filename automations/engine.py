@@ -332,7 +332,9 @@ class Engine:
             follow_ups = self._follow_ups_for(rule, fresh.id)
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
-            self.ledger.mark_failed(action.event_key, error=f"cannot re-read the incident: {exc}")
+            self.ledger.mark_failed(
+                action.event_key, error=f"cannot re-read the incident: {exc}", now=self.clock()
+            )
             outcome.failed.append((action, str(exc)))
             log.error(
                 "%s %s: not applied, the API refused the re-read: %s",
@@ -342,7 +344,8 @@ class Engine:
             )
             return
         except APIError as exc:
-            self.ledger.release(action.event_key)  # nothing was sent; a later cycle may retry
+            # Nothing was sent; a later cycle may retry.
+            self.ledger.release(action.event_key, now=self.clock())
             outcome.failed.append((action, str(exc)))
             log.warning(
                 "%s %s: not applied, re-read failed: %s", rule.name, action.incident_reference, exc
@@ -350,7 +353,8 @@ class Engine:
             raise
         why_not = rule.still_applies(action, fresh, self.clock(), follow_ups)
         if why_not is not None:
-            self.ledger.release(action.event_key)  # the condition may hold again later
+            # The condition may hold again later.
+            self.ledger.release(action.event_key, now=self.clock())
             outcome.skipped.append((action, why_not))
             log.info("%s %s: skipped, %s", rule.name, action.incident_reference, why_not)
             return
@@ -362,7 +366,7 @@ class Engine:
                 notify_incident_channel=action.notify_incident_channel,
             )
         except APIRejected as exc:
-            self.ledger.mark_failed(action.event_key, error=str(exc))
+            self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
             outcome.failed.append((action, str(exc)))
             log.error(
                 "%s %s: the API refused the edit: %s", rule.name, action.incident_reference, exc
@@ -408,7 +412,9 @@ class Engine:
             except APIRejected as exc:
                 # Whether the edit landed is unknown: failed, so it shows and can be retried.
                 self.ledger.mark_failed(
-                    event.event_key, error=f"reconcile: cannot re-read the incident: {exc}"
+                    event.event_key,
+                    error=f"reconcile: cannot re-read the incident: {exc}",
+                    now=self.clock(),
                 )
                 settled.append((event, "failed"))
                 log.error(
@@ -421,7 +427,9 @@ class Engine:
             failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 self.ledger.mark_reconciled(
-                    event.event_key, reason="edit found applied after an interrupted run"
+                    event.event_key,
+                    reason="edit found applied after an interrupted run",
+                    now=self.clock(),
                 )
                 settled.append((event, "reconciled"))
                 log.warning(
@@ -430,7 +438,7 @@ class Engine:
                     event.incident_reference,
                 )
             else:
-                self.ledger.release(event.event_key)
+                self.ledger.release(event.event_key, now=self.clock())
                 settled.append((event, "released"))
                 log.warning(
                     "released %s on %s: the edit had not landed; the rule will re-check it",

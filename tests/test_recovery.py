@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from automations.ledger import EventState, Ledger
@@ -121,6 +121,8 @@ def test_retry_end_to_end_refused_then_rearmed_then_applied_once(harness: Harnes
     (row,) = rows
     assert row["event_key"] == failed[0]["event_key"]
     assert (row["state"], row["rearmed"], row["attempts"]) == ("applied", 1, 2)
+    rearmed_at = datetime.fromisoformat(row["rearmed_at"])
+    assert abs(rearmed_at - harness.sandbox.now()) < timedelta(minutes=1), "the API's time"
     assert row["error"] is None
 
 
