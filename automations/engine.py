@@ -19,7 +19,13 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.errors import APIError, APIRejected, LedgerError
-from automations.incidentio import FollowUp, Incident, IncidentFilter, IncidentIOClient
+from automations.incidentio import (
+    FollowUp,
+    Incident,
+    IncidentFilter,
+    IncidentIOClient,
+    IncidentUpdate,
+)
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
 
@@ -54,6 +60,8 @@ class Evaluation:
     queries: int
     incidents_seen: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    # incident ID -> its updates, fetched at most once per poll however many rules ask
+    updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,7 +188,13 @@ class Engine:
         result: Evaluation,
     ) -> None:
         try:
-            result.candidates[rule.name] += rule.evaluate(incidents, now, self.catalog, follow_ups)
+            updates = self._updates_for(rule, incidents, now, result.updates)
+            extra = {} if updates is None else {"updates": updates}
+            result.candidates[rule.name] += rule.evaluate(
+                incidents, now, self.catalog, follow_ups, **extra
+            )
+        except APIError:
+            raise  # the API failed, not the rule: the cycle stops as for a failed page
         except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
             result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -197,6 +211,27 @@ class Engine:
         for item in self.client.list_follow_ups():
             grouped[item.incident_id].append(item)
         return grouped
+
+    def _updates_for(
+        self,
+        rule: AnyRule,
+        incidents: Sequence[Incident],
+        now: datetime,
+        fetched: dict[str, list[IncidentUpdate]],
+    ) -> dict[str, list[IncidentUpdate]] | None:
+        """Updates of the incidents the rule needs them for (``needs_updates``), each
+        incident fetched once per poll; None when the rule needs none on this page."""
+        wanted = [incident.id for incident in incidents if rule.needs_updates(incident, now)]
+        if not wanted:
+            return None
+        for incident_id in wanted:
+            if incident_id not in fetched:
+                fetched[incident_id] = self.incident_updates(incident_id)
+        return {incident_id: fetched[incident_id] for incident_id in wanted}
+
+    def incident_updates(self, incident_id: str) -> list[IncidentUpdate]:
+        """One incident's status and severity changes, oldest first (the API lists newest first)."""
+        return list(reversed(list(self.client.iter_incident_updates(incident_id))))
 
     # -- evaluate -----------------------------------------------------------------------------
 
@@ -306,8 +341,15 @@ class Engine:
             outcome.already_done += 1
             return
         failpoints.hit("after_claim")
+        now = self.clock()
         try:
             fresh = self.client.get_incident(action.incident_id)
+            # The re-check judges the fresh incident by fresh updates, like the poll did.
+            updates = (
+                {fresh.id: self.incident_updates(fresh.id)}
+                if rule.needs_updates(fresh, now)
+                else None
+            )
         except APIRejected as exc:
             self.ledger.mark_skipped(action.event_key, reason=f"cannot re-read incident: {exc}")
             outcome.skipped.append((action, str(exc)))
@@ -320,7 +362,8 @@ class Engine:
             )
             return
         follow_ups = self._follow_ups_for(rule, fresh.id)
-        why_not = rule.still_applies(action, fresh, self.clock(), follow_ups)
+        extra = {} if updates is None else {"updates": updates}
+        why_not = rule.still_applies(action, fresh, now, follow_ups, **extra)
         if why_not is not None:
             self.ledger.release(action.event_key)  # the condition may hold again later
             outcome.skipped.append((action, why_not))
