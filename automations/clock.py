@@ -30,3 +30,8 @@ class ServerClock:
             self._seen = server
             self._offset = server - local
         return local + self._offset
+
+
+def host_now() -> datetime:
+    """The wall clock: read here only."""
+    return datetime.now(UTC)
