@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint sandbox bench clean
+.PHONY: demo test test-shifted-clock lint sandbox bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist): the suite waits on subprocesses and sockets more than on the CPU.
+PYTEST := $(BIN)/pytest -q -n 2
+
 test: lint
-	$(BIN)/pytest -q
+	$(PYTEST)
+	$(MAKE) --no-print-directory test-shifted-clock
+
+# The whole suite again with the host clock a year ahead (libfaketime, inherited by every
+# subprocess): a test that depends on the date it runs at fails here.
+test-shifted-clock: $(STAMP)
+	eval "$$($(BIN)/python-libfaketime)" && FAKETIME=+365d $(PYTEST)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

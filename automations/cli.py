@@ -147,6 +147,7 @@ def _action_json(action: PlannedAction) -> dict[str, Any]:
 def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     """The dry run: print each edit that would be made now, and why. Changes nothing."""
     from automations.catalog import Catalog
+    from automations.clock import ServerClock
     from automations.engine import Engine
     from automations.ledger import Ledger
     from automations.runtime import build_rules, load_catalog, make_client
@@ -155,7 +156,7 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     with make_client(config, _api_key()) as client, Ledger(config.store.path) as ledger:
         catalog: Catalog = load_catalog(client, None)
         rules = build_rules(config, catalog, only=only)
-        engine = Engine(client, ledger, catalog, clock=_clock(client))
+        engine = Engine(client, ledger, catalog, clock=ServerClock(client, ledger))
         actions, report = engine.plan(rules)
     _print_actions(actions, as_json)
     for outcome in report.rules:
@@ -165,12 +166,6 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
                 f"{len(outcome.planned)} edits; {outcome.braked} more held back",
                 err=True,
             )
-
-
-def _clock(client: Any) -> Callable[[], Any]:
-    from automations.clock import ServerClock
-
-    return ServerClock(client)
 
 
 def _report_failed(reports: list[CycleReport]) -> bool:
@@ -238,22 +233,21 @@ def history(
     limit: int,
 ) -> None:
     """What the automations did, from the ledger."""
-    from datetime import UTC, datetime
-
+    from automations.clock import ledger_clock
     from automations.durations import parse_duration
     from automations.errors import ConfigError
     from automations.ledger import Ledger
 
     config = _load(config_path)
-    cutoff = None
-    if since is not None:
-        try:
-            cutoff = datetime.now(UTC) - parse_duration(since)
-        except ValueError as exc:
-            raise ConfigError(f"--since: {exc}") from None
+    try:
+        age = None if since is None else parse_duration(since)
+    except ValueError as exc:
+        raise ConfigError(f"--since: {exc}") from None
     if not config.store.path.exists():
         raise ConfigError(f"{config.store.path}: no ledger yet (nothing has run with this config)")
     with Ledger(config.store.path) as ledger:
+        # The daemon's "now" (API time), not the host's: the ledger's times are API times.
+        cutoff = None if age is None else ledger_clock(ledger)() - age
         events = ledger.events(rule=rule, incident=incident, since=cutoff, limit=limit)
     if as_json:
         click.echo(json.dumps([_event_json(e) for e in events], indent=2, default=str))

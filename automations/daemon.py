@@ -13,9 +13,10 @@ import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
 from automations.rules.base import AnyRule
@@ -92,6 +93,7 @@ class Daemon:
         self._digest_lock = threading.Lock()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
+        self.first_cycle_done = threading.Event()
 
     def _job(self, name: str, rules: list[AnyRule]) -> None:
         with self._lock:
@@ -101,6 +103,7 @@ class Daemon:
             log_cycle(report)
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
+        self.first_cycle_done.set()
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
@@ -115,7 +118,7 @@ class Daemon:
                 seconds = int(opts.every.total_seconds())
                 jitter = min(self.jitter_seconds, seconds // 10) or None
                 trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
-                first_run = datetime.now(UTC)
+                first_run = host_now()
             else:
                 trigger = CronTrigger.from_crontab(
                     opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
@@ -161,6 +164,13 @@ class Daemon:
     def _outbox_job(self) -> None:
         assert self.digests is not None
         self._digest_work("digest outbox", self.digests.tick)
+
+    def send_digests_now(self) -> None:
+        """Every enabled digest now, through the outbox (the demo: after its first cycle)."""
+        if self.digests is None:
+            return
+        for name in self.digests.names():
+            self._digest_work(f"digest {name}", functools.partial(self.digests.send_now, name))
 
     def _digest_work(self, label: str, work: Callable[[], object]) -> None:
         """One digest job at a time, never after a stop; its errors are logged, not raised."""

@@ -95,6 +95,18 @@ def _narrative_logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: one line per SMTP verb
 
 
+def _digest_after_first_cycle(daemon: Daemon) -> None:
+    """A digest right after the first cycle shows what the automations just did, at once."""
+
+    def send() -> None:
+        while not daemon.stopping.is_set():
+            if daemon.first_cycle_done.wait(0.2):
+                daemon.send_digests_now()
+                return
+
+    threading.Thread(target=send, name="demo-first-digest", daemon=True).start()
+
+
 def run_demo(
     config: Config,
     *,
@@ -123,6 +135,7 @@ def run_demo(
             runtime = build_runtime(ready, SecretStr(sandbox.config.api_key), lock=True)
             try:
                 daemon = Daemon(runtime)
+                _digest_after_first_cycle(daemon)
                 if duration is not None:
                     timer = threading.Timer(duration, daemon.stopping.set)
                     timer.daemon = True

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from automations import failpoints
 from automations.catalog import Catalog
+from automations.clock import Clock, host_now
 from automations.errors import APIError, APIRejected, LedgerError
 from automations.incidentio import (
     FollowUp,
@@ -30,12 +31,6 @@ from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
 
 log = logging.getLogger("automations.engine")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -143,7 +138,7 @@ class Engine:
         ledger: Ledger,
         catalog: Catalog,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = host_now,
     ) -> None:
         self.client = client
         self.ledger = ledger

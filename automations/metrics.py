@@ -9,7 +9,6 @@ the hot path pays nothing for them.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from automations.clock import host_now
 from automations.incidentio.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class Metrics:
     def __init__(self, *, stale_after: timedelta) -> None:
         self.registry = CollectorRegistry()
         self.stale_after = stale_after
-        self.started = time.time()
+        self.started = host_now().timestamp()
         self._lock = threading.Lock()
         self._last_success: float | None = None
         self._last_error: str | None = None
@@ -135,7 +135,7 @@ class Metrics:
                     self.actions.labels(rule.rule, outcome).inc(n)
         with self._lock:
             if report.ok:
-                self._last_success = time.time()
+                self._last_success = host_now().timestamp()
                 self._last_error = None
                 self.last_success_gauge.set(self._last_success)
             else:
@@ -146,7 +146,7 @@ class Metrics:
 
     def health(self, now: float | None = None) -> Health:
         """ok while the last cycle succeeded, within ``stale_after`` (or the daemon is younger)."""
-        now = time.time() if now is None else now
+        now = host_now().timestamp() if now is None else now
         limit = self.stale_after.total_seconds()
         with self._lock:
             last, error = self._last_success, self._last_error

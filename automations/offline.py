@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from automations.catalog import Catalog, catalog_from_incidents
-from automations.clock import host_now
+from automations.clock import Clock, host_now, ledger_clock
 from automations.config import Config
 from automations.errors import ConfigError
 from automations.incidentio import Incident
@@ -50,9 +50,10 @@ def read_incidents(path: Path) -> list[Incident]:
         raise ConfigError(f"{path}: incident {where}: {first['msg']}") from None
 
 
-def parse_now(text: str | None) -> datetime:
+def parse_now(text: str | None, default: Clock) -> datetime:
+    """``--now``, else the product's clock (API time as the daemon last saw it)."""
     if text is None:
-        return host_now()
+        return default()
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -65,8 +66,8 @@ def parse_now(text: str | None) -> datetime:
 def evaluate_offline(
     config: Config, rule_name: str, path: Path, now_text: str | None
 ) -> list[PlannedAction]:
-    now = parse_now(now_text)
     incidents = read_incidents(path)
+    now = parse_now(now_text, _offline_clock(config))
     catalog = _offline_catalog(config, incidents)
     (rule,) = build_rules(config, catalog, only=rule_name)
     try:
@@ -93,6 +94,14 @@ def _cannot(rule: AnyRule, why: str) -> ConfigError:
         f"{rule.name}: cannot be tested offline: {why}; "
         f"`automations plan --rule {rule.name}` asks the API instead"
     )
+
+
+def _offline_clock(config: Config) -> Clock:
+    """The daemon's clock when it has run with this ledger, else the host's."""
+    if not config.store.path.exists():
+        return host_now
+    with Ledger(config.store.path) as ledger:
+        return ledger_clock(ledger)
 
 
 def _offline_catalog(config: Config, incidents: list[Incident]) -> Catalog:

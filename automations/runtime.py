@@ -118,5 +118,5 @@ def build_runtime(
     except BaseException:
         ledger.close()
         raise
-    engine = Engine(client, ledger, catalog, clock=clock or ServerClock(client))
+    engine = Engine(client, ledger, catalog, clock=clock or ServerClock(client, ledger))
     return Runtime(config, client, ledger, catalog, rules, engine)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from automations.daemon import run_once
+from automations.durations import human_moment
 from automations.incidentio import Incident, IncidentTimestamp, IncidentUpdate
 from automations.ledger import Ledger
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
@@ -268,7 +269,8 @@ def test_a_triaged_incident_escalates_by_its_time_live(harness: Harness) -> None
 def test_the_edit_action_restarts_a_severity_clock(harness: Harness) -> None:
     """Our own escalation is an update: Major for 6h from then, not from creation."""
     harness.write(LIVE_RULE.format(type="escalate_severity", since="severity"))
-    item = harness.add("Minor for a while", age=3 * H + 30 * S)  # no minute boundary near
+    start = harness.sandbox.now()  # on the hour (the harness), so no minute boundary is near
+    item = harness.add("Minor for a while", age=3 * H + 30 * S)
 
     harness.cycle()
     assert harness.severity(item["id"]) == "Major"
@@ -280,9 +282,11 @@ def test_the_edit_action_restarts_a_severity_clock(harness: Harness) -> None:
     assert harness.severity(item["id"]) == "Critical"
     with Ledger(harness.ledger_path) as ledger:
         events = ledger.events(rule="live-ladder")
+    end = harness.sandbox.now()
+    created = datetime.fromisoformat(item["created_at"])
     assert [e.reason.split(";")[0] for e in reversed(events)] == [
-        "Minor for 3h (since creation at 08:59 UTC)",
-        "Major for 6h 5m (since 12:00 UTC)",
+        f"Minor for 3h (since creation at {human_moment(created, start)})",
+        f"Major for 6h 5m (since {human_moment(start, end)})",  # our own edit, at start
     ]
 
 

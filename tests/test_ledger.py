@@ -51,7 +51,14 @@ ZERO = Counts(
     actions_skipped=0,
     api_requests=0,
 )
-ALL_MIGRATIONS = ["0001_events", "0002_releases", "0003_runs", "0004_catalog", "0005_outbox"]
+ALL_MIGRATIONS = [
+    "0001_events",
+    "0002_releases",
+    "0003_runs",
+    "0004_catalog",
+    "0005_outbox",
+    "0006_meta",
+]
 
 
 @pytest.fixture

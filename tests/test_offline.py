@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from automations.clock import host_now
 from automations.config import load_config
 from automations.engine import Engine
 from automations.errors import ConfigError
@@ -16,7 +17,8 @@ from automations.offline import evaluate_offline
 from automations.rules.base import PlannedAction
 from tests.engine_harness import Harness
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+# Relative to the host's time (never a calendar date): yesterday, on the hour.
+NOW = host_now().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 ALL_MODES = ["standard", "retrospective", "test", "tutorial"]
 
 # One rule per kind of filter, each with actions due in the seeded organisation.

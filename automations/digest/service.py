@@ -5,22 +5,23 @@ outbox's periodic check and start-up all ask the same question, "is the
 latest occurrence within the grace already queued?", so a run missed while
 the daemon was down is sent once, and a late or repeated trigger is harmless.
 
-Two clocks: ``clock`` is the host's (periods, the outbox: what APScheduler
-fires on); ``data_clock`` is the API's (ages, windows), as the engine uses,
-so a skewed host or the sandbox's moved clock does not misdate incidents.
+Both times come from ``automations.clock``: ``clock`` is the host's (cron
+periods and the outbox: what APScheduler fires on), ``data_clock`` the
+product's "now", the API's time that the engine uses (ages, windows), so a
+skewed host or the sandbox's moved clock does not misdate incidents.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from automations.catalog import Catalog
+from automations.clock import Clock, host_now
 from automations.config import Config
 from automations.digest.config import DigestOptions, address_part, check_address
 from automations.digest.content import build_digest
@@ -39,13 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("automations.digest")
 
-Clock = Callable[[], datetime]
 MAX_WINDOW = timedelta(days=31)  # a digest re-enabled after months is not a history report
 _SUPERSEDED = (OutboxState.EXPIRED, OutboxState.FAILED)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class Digests:
         catalog: Catalog,
         *,
         mailer: Mailer | None,
-        clock: Clock = utc_now,
+        clock: Clock = host_now,
         data_clock: Clock | None = None,
     ) -> None:
         self.config = config
@@ -102,7 +98,7 @@ class Digests:
         runtime: Runtime,
         password: SecretStr | None = None,
         *,
-        clock: Clock = utc_now,
+        clock: Clock = host_now,
     ) -> Digests:
         """The runtime's digests: SMTP from the config, the API's clock for the data."""
         smtp = runtime.config.smtp

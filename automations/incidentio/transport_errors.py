@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from automations.clock import host_now
 from automations.errors import APIError, APIErrorDetail, APIRejected, APIUnavailable
 
 # 408 and 425 say "try again"; 429 is the rate limit; 5xx is the server's fault.
@@ -99,7 +100,7 @@ def error_from_response(response: httpx.Response, method: str, route: str) -> AP
         message += f" ({content_type} body, not the API's error envelope)"
     elif 300 <= status < 400:
         message += f" (redirect to {response.headers.get('location', '?')}: check base_url)"
-    now = server_time(response) or datetime.now(UTC)
+    now = server_time(response) or host_now()
     retry_after = parse_retry_after(response.headers.get("retry-after"), now)
     if retry_after is None and body is not None and isinstance(body.get("rate_limit"), dict):
         raw = body["rate_limit"].get("retry_after")

@@ -9,6 +9,7 @@ its side effect and confirmed after, so it happens at most once, ever.
     runs.py         one row per cycle
     catalog.py      last good severities, statuses, ...
     outbox.py       rendered digests waiting for SMTP
+    meta.py         small facts, e.g. the API clock's offset from the host's
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from automations.ledger.base import LedgerLocked
 from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
+from automations.ledger.meta import MetaStore
 from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
 from automations.ledger.runs import Run, RunStatus, RunStore
 
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class Ledger(EventStore, RunStore, CatalogStore, OutboxStore):
+class Ledger(EventStore, RunStore, CatalogStore, OutboxStore, MetaStore):
     """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
 
     Opening creates the file if needed and applies pending migrations. Call

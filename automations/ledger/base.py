@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from sqlite_utils import Database
 
+from automations.clock import host_now
 from automations.errors import AutomationsError, LedgerError
 from automations.ledger.migrations import build_migrations
 
@@ -62,7 +63,7 @@ def maybe_time(text: str | None) -> datetime | None:
 
 def current(now: datetime | None) -> datetime:
     """The injected clock if any, else the wall clock."""
-    return datetime.now(UTC) if now is None else now
+    return host_now() if now is None else now
 
 
 class LedgerBase:

@@ -163,4 +163,11 @@ def build_migrations() -> Migrations:
         table.create_index(["digest", "period"], index_name="outbox_digest_period", unique=True)
         table.create_index(["state", "next_attempt_at"], index_name="outbox_due")
 
+    @migrations(name="0006_meta")
+    def meta(db: Database) -> None:
+        # Small facts that outlive a process, e.g. the API clock's offset from the host's.
+        db.table("meta").create(
+            {"key": str, "value": str}, pk="key", not_null=["value"], strict=True
+        )
+
     return migrations
