@@ -336,9 +336,9 @@ class Engine:
             outcome.already_done += 1
             return
         failpoints.hit("after_claim")
-        now = self.clock()
         try:
             fresh = self.client.get_incident(action.incident_id)
+            now = self.clock()
             # The re-check judges the fresh incident by fresh updates, like the poll did.
             updates = (
                 {fresh.id: self.incident_updates(fresh.id)}
