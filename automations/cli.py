@@ -21,39 +21,105 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CONFIG = "config/automations.toml"
+GIVEN = "automations.global_options"  # ctx.meta key: the global options given so far
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Keep a global option's value if given. ``ctx.meta`` is shared by the whole command
+    line and is filled left to right, so a value after the subcommand's name wins."""
+    if value is not None:
+        ctx.meta.setdefault(GIVEN, {})[param.name] = value
+    return value
+
+
+def _given(ctx: click.Context, name: str, default: Any) -> Any:
+    return ctx.meta.get(GIVEN, {}).get(name, default)
+
+
+def _global_options(*, config: bool) -> list[click.Parameter]:
+    """--log-level and --log-format (and --config for groups), accepted at every level."""
+    options: list[click.Parameter] = [
+        click.Option(
+            ["--log-level"],
+            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+            callback=_remember,
+            expose_value=False,
+            show_default="INFO",
+            help="Before or after the command's name.",
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            callback=_remember,
+            expose_value=False,
+            show_default="text",
+            help="json: one JSON object per line.",
+        ),
+    ]
+    if config:  # a group's --config is only remembered, for the commands below it
+        options.insert(0, click.Option(["--config", "config_path"], **_config_settings(None)))
+    return options
+
+
+def _config_settings(
+    default: Callable[[], Path] | None,
+    shown: str = f"$AUTOMATIONS_CONFIG or {DEFAULT_CONFIG}",
+    text: str = "The TOML file.",
+) -> dict[str, Any]:
+    """On a command (``default`` set) the value passed is the one in effect: given after the
+    command's name, else given before it, else the default."""
+
+    def effective(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
+        _remember(ctx, param, value)
+        return value if default is None else _given(ctx, "config_path", None) or default()
+
+    return {
+        "type": click.Path(dir_okay=False, path_type=Path),
+        "callback": effective,
+        "expose_value": default is not None,
+        "show_default": shown,
+        "help": f"{text} Before or after the command's name.",
+    }
+
+
+def _default_config() -> Path:
+    return Path(os.environ.get("AUTOMATIONS_CONFIG", DEFAULT_CONFIG))
 
 
 def config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=lambda: os.environ.get("AUTOMATIONS_CONFIG", DEFAULT_CONFIG),
-        show_default=f"$AUTOMATIONS_CONFIG or {DEFAULT_CONFIG}",
-        help="The TOML file.",
-    )(func)
+    """The command gets ``config_path``: --config given on either side of its name."""
+    return click.option("--config", "config_path", **_config_settings(_default_config))(func)
 
 
-@click.group()
+class Command(click.Command):
+    """A command that takes the global options too, and sets up logging from them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_global_options(config=False))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from automations.logs import setup_logging
+
+        setup_logging(_given(ctx, "log_level", "INFO"), _given(ctx, "log_format", "text"))
+        return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """A group that takes the global options, for its commands and subgroups to use."""
+
+    command_class = Command
+    group_class = type  # subgroups (``digest``) are Groups too
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_global_options(config=True))
+
+
+@click.group(cls=Group)
 @click.version_option(__version__, prog_name="automations")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-)
-@click.option(
-    "--log-format",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="json: one JSON object per line.",
-)
-def cli(log_level: str, log_format: str) -> None:
+def cli() -> None:
     """Run incident.io automations without Slack."""
-    from automations.logs import setup_logging
-
-    setup_logging(log_level, log_format)
 
 
 def _load(config_path: Path) -> Config:
@@ -354,14 +420,18 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     )
 
 
+DEMO_CONFIG = "config/demo.toml"
+
+
 @cli.command()
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("config/demo.toml"),
-    show_default=True,
-    help="The demo's rules (its URL, ledger and SMTP settings are replaced).",
+    **_config_settings(
+        lambda: Path(DEMO_CONFIG),
+        DEMO_CONFIG,
+        "The demo's rules (its URL, ledger and SMTP settings are replaced).",
+    ),
 )
 @click.option(
     "--duration", type=click.FloatRange(min=1), default=None, help="Stop after N seconds."
@@ -374,11 +444,29 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     help="Where the local SMTP server writes each message (.eml and .html).",
 )
 @click.option("--incidents", default=200, show_default=True, type=click.IntRange(1, 10_000))
-def demo(config_path: Path, duration: float | None, outbox: Path, incidents: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /healthz and /metrics on this port (0: any free port) instead of the file's.",
+)
+def demo(
+    config_path: Path,
+    duration: float | None,
+    outbox: Path,
+    incidents: int,
+    metrics_port: int | None,
+) -> None:
     """The sandbox, a local SMTP server and the daemon together: no API key, no network."""
     from automations.demo import run_demo
 
-    run_demo(_load(config_path), outbox=outbox, duration=duration, incidents=incidents)
+    run_demo(
+        _load(config_path),
+        outbox=outbox,
+        duration=duration,
+        incidents=incidents,
+        metrics_port=metrics_port,
+    )
 
 
 @cli.group()
@@ -436,10 +524,11 @@ def digest_preview(config_path: Path, name: str, out: Path | None) -> None:
 @click.option(
     "--to",
     "to",
-    default=None,
-    help="Send only to this address, and do not record it as the period's digest.",
+    multiple=True,
+    help="Send only to this address (repeat for more: one message to all), and do not record "
+    "it as the period's digest.",
 )
-def digest_send(config_path: Path, name: str, to: str | None) -> None:
+def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
     """Send digest NAME now; it goes through the outbox like a scheduled one (unless --to)."""
     from automations.digest.service import digests_for
     from automations.errors import DeliveryError
@@ -449,11 +538,11 @@ def digest_send(config_path: Path, name: str, to: str | None) -> None:
     try:
         digests = digests_for(runtime)
         assert digests is not None  # _digest_runtime refused a config without digests
-        delivery = digests.send_now(name, to=to)
+        delivery = digests.send_now(name, to=list(to) or None)
     finally:
         runtime.close()
-    if to is not None:
-        click.echo(f"digest {name}: sent to {to} (not recorded as a scheduled digest)")
+    if to:
+        click.echo(f"digest {name}: sent to {', '.join(to)} (not recorded as a scheduled digest)")
     elif delivery is not None and delivery.outcome == OutboxState.SENT:
         click.echo(f"digest {name} for {delivery.period}: sent")
     elif delivery is not None and delivery.outcome == OutboxState.PENDING:
