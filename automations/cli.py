@@ -27,7 +27,8 @@ GIVEN = "automations.global_options"  # ctx.meta key: the global options given s
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """Keep a global option's value if given. ``ctx.meta`` is shared by the whole command
     line and is filled left to right, so a value after the subcommand's name wins."""
-    if value is not None:
+    source = ctx.get_parameter_source(param.name) if param.name else None
+    if value is not None and source not in (None, click.ParameterSource.DEFAULT):
         ctx.meta.setdefault(GIVEN, {})[param.name] = value
     return value
 
@@ -37,22 +38,24 @@ def _given(ctx: click.Context, name: str, default: Any) -> Any:
 
 
 def _global_options(*, config: bool) -> list[click.Parameter]:
-    """--log-level and --log-format (and --config for groups), accepted at every level."""
+    """--log-level and --log-format (and --config for groups): accepted before the command's
+    name and after it."""
     options: list[click.Parameter] = [
         click.Option(
             ["--log-level"],
             type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+            default="INFO",
             callback=_remember,
             expose_value=False,
-            show_default="INFO",
-            help="Before or after the command's name.",
+            show_default=True,
         ),
         click.Option(
             ["--log-format"],
             type=click.Choice(["text", "json"]),
+            default="text",
             callback=_remember,
             expose_value=False,
-            show_default="text",
+            show_default=True,
             help="json: one JSON object per line.",
         ),
     ]
@@ -78,7 +81,7 @@ def _config_settings(
         "callback": effective,
         "expose_value": default is not None,
         "show_default": shown,
-        "help": f"{text} Before or after the command's name.",
+        "help": text,
     }
 
 
@@ -119,7 +122,10 @@ class Group(click.Group):
 @click.group(cls=Group)
 @click.version_option(__version__, prog_name="automations")
 def cli() -> None:
-    """Run incident.io automations without Slack."""
+    """Run incident.io automations without Slack.
+
+    --config, --log-level and --log-format go before or after the command's name.
+    """
 
 
 def _load(config_path: Path) -> Config:

@@ -133,18 +133,22 @@ def test_the_value_after_the_subcommand_wins(harness: Harness) -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
-@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
-def test_config_from_either_side_of_the_subcommand(tmp_path: Path, before: bool) -> None:
-    """Every command that reads a config finds --config on either side of its name."""
+@pytest.mark.parametrize("where", ["before", "after", "environment"])
+def test_config_from_either_side_of_the_subcommand(tmp_path: Path, where: str) -> None:
+    """--config on either side of the command's name wins over $AUTOMATIONS_CONFIG, which
+    is used when --config is absent."""
     path = tmp_path / "mine.toml"
     path.write_text(
         '[[rules]]\nname = "r"\ntype = "escalate_severity"\nevery = "1m"\n'
         'steps = [ { after = "2h", to = "Major" } ]\n'
     )
-    config = ["--config", str(path)]
-    args = [*config, "validate", "--offline"] if before else ["validate", "--offline", *config]
+    args, environment = {
+        "before": (["--config", str(path), "validate", "--offline"], tmp_path / "no.toml"),
+        "after": (["validate", "--offline", "--config", str(path)], tmp_path / "no.toml"),
+        "environment": (["validate", "--offline"], path),
+    }[where]
 
-    result = CliRunner().invoke(cli, args, env={"AUTOMATIONS_CONFIG": str(tmp_path / "no.toml")})
+    result = CliRunner().invoke(cli, args, env={"AUTOMATIONS_CONFIG": str(environment)})
 
     assert result.exit_code == 0, result.output
     assert f"{path}: ok (1 rules; offline)" in result.stdout
