@@ -7,13 +7,13 @@ and a skipped or missed run becomes a log line rather than silence.
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from automations.clock import host_now
@@ -163,29 +163,34 @@ class Daemon:
         )
 
     def _digest_job(self, name: str) -> None:
-        assert self.digests is not None
-        self._digest_work(f"digest {name}", functools.partial(self.digests.run_scheduled, name))
+        self._digest_work(f"digest {name}", methodcaller("run_scheduled", name), name)
 
     def _outbox_job(self) -> None:
-        assert self.digests is not None
-        self._digest_work("digest outbox", self.digests.tick)
+        self._digest_work("digest outbox", methodcaller("tick"))
 
     def send_digests_now(self) -> None:
         """Every enabled digest now, through the outbox (the demo: after its first cycle)."""
         if self.digests is None:
             return
         for name in self.digests.names():
-            self._digest_work(f"digest {name}", functools.partial(self.digests.send_now, name))
+            self._digest_work(f"digest {name}", methodcaller("send_now", name), name)
 
-    def _digest_work(self, label: str, work: Callable[[], object]) -> None:
-        """One digest job at a time, never after a stop; its errors are logged, not raised."""
+    def _digest_work(
+        self, label: str, work: Callable[[Digests], object], name: str | None = None
+    ) -> None:
+        """One digest job at a time, never after a stop; its errors are logged, not raised.
+
+        The digests are looked up under the lock: a job that fired during a reload
+        runs on the new config, or not at all if its digest is gone.
+        """
         from automations.errors import AutomationsError
 
         with self._digest_lock:
-            if self.stopping.is_set():
+            digests = self.digests
+            if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
                 return
             try:
-                work()
+                work(digests)
             except AutomationsError as exc:
                 log.error("%s: %s", label, exc)
 

@@ -155,6 +155,22 @@ def test_reload_rebuilds_rules_schedules_and_digests(harness: Harness, daemon: D
     assert daemon.runtime.client is client
 
 
+def test_a_job_that_fired_before_the_reload_runs_on_the_new_config(
+    harness: Harness, daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job waiting for its lock during the swap finds the new rules, or its digest gone."""
+    harness.write(ladder("a", "1m", "2h", to="Critical") + SMTP_TABLE.format(port=1))
+    stuck = harness.add("Stuck", age=3 * H)
+    assert daemon.reload() is True
+
+    with caplog.at_level(logging.INFO, logger="automations"):
+        daemon._job("every 1m")  # as if it had fired just before the swap
+        daemon._digest_job("daily")
+
+    assert harness.severity(stuck["id"]) == "Critical"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def test_a_bad_file_changes_nothing_and_is_one_log_line(
     harness: Harness, daemon: Daemon, caplog: pytest.LogCaptureFixture
 ) -> None:
