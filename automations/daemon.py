@@ -225,6 +225,17 @@ class Daemon:
 
     # -- SIGHUP ---------------------------------------------------------------------------------
 
+    def _catch_sighup(self) -> dict[int, Any]:
+        """SIGHUP asks the main loop to reload (no work in a signal handler); the previous
+        handler, to restore. Windows has no SIGHUP."""
+        if not hasattr(signal, "SIGHUP"):
+            return {}
+
+        def request(_signum: int, _frame: object) -> None:
+            self.reload_requested.set()
+
+        return {signal.SIGHUP: signal.signal(signal.SIGHUP, request)}
+
     def reload(self) -> bool:
         """Re-read the config file: if all of it is valid, its rules, schedules and digests
         replace the running ones between cycles; otherwise one error line, nothing changes."""
@@ -305,6 +316,7 @@ class Daemon:
         """Block until a signal; the current cycle finishes before exit."""
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 
+        previous = self._catch_sighup()  # first: a reload asked for during start-up waits
         self.serve_health()
 
         settled = self.runtime.engine.reconcile()
@@ -325,12 +337,7 @@ class Daemon:
             )
             self.stopping.set()
 
-        def reload(_signum: int, _frame: object) -> None:
-            self.reload_requested.set()  # the main loop reloads: no work in a signal handler
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        if hasattr(signal, "SIGHUP"):  # not on Windows
-            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
+        previous.update({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)})
         self._log_schedules("daemon started")
         self.scheduler.start()
         try:

@@ -28,22 +28,20 @@ def action_fields(
     come along; the keys every line has win over them.
     """
     details = dict(action.details)
-    return {
-        "fields": {
-            **details,
-            "outcome": outcome,
-            "rule": action.rule,
-            "incident_id": action.incident_id,
-            "incident_reference": action.incident_reference,
-            "incident_name": action.incident_name,
-            "event_key": action.event_key,
-            "kind": action.kind,
-            "from": details.get("from"),
-            "to": details.get("to"),
-            "reason": action.reason if reason is None else reason,
-            "error": error,
-        }
+    fields = {
+        "outcome": outcome,
+        "rule": action.rule,
+        "incident_id": action.incident_id,
+        "incident_reference": action.incident_reference,
+        "incident_name": action.incident_name,
+        "event_key": action.event_key,
+        "kind": action.kind,
+        "from": details.get("from"),
+        "to": details.get("to"),
+        "reason": action.reason if reason is None else reason,
+        "error": error,
     }
+    return {"fields": {**fields, **{k: v for k, v in details.items() if k not in fields}}}
 
 
 def event_fields(event: Event, outcome: str, *, reason: str) -> dict[str, Any]:
