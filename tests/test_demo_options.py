@@ -25,7 +25,7 @@ def test_demo_serves_metrics_on_the_port_given(tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "automations", "demo", "--config", str(DEMO)]
     demo = subprocess.Popen(
-        [*command, "--metrics-port", str(port), "--duration", "3", "--incidents", "20"],
+        [*command, "--metrics-port", str(port), "--duration", "2", "--incidents", "20"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
