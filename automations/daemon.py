@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
-from automations.rules.base import AnyRule
+from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Daemon:
             self._add_rule_job(name, rules[0].options)
         self.add_digest_jobs()
 
-    def _add_rule_job(self, name: str, opts: Any) -> None:
+    def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
         """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
