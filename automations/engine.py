@@ -28,6 +28,7 @@ from automations.incidentio import (
     IncidentUpdate,
 )
 from automations.ledger import Event, Ledger
+from automations.logs import action_fields, event_fields
 from automations.rules.base import AnyRule, PlannedAction
 
 log = logging.getLogger("automations.engine")
@@ -353,7 +354,11 @@ class Engine:
             self.ledger.release(action.event_key)  # nothing was sent; a later cycle may retry
             outcome.failed.append((action, str(exc)))
             log.warning(
-                "%s %s: not applied, re-read failed: %s", rule.name, action.incident_reference, exc
+                "%s %s: not applied, re-read failed: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
             )
             return
         follow_ups = self._follow_ups_for(rule, fresh.id)
@@ -362,7 +367,13 @@ class Engine:
         if why_not is not None:
             self.ledger.release(action.event_key)  # the condition may hold again later
             outcome.skipped.append((action, why_not))
-            log.info("%s %s: skipped, %s", rule.name, action.incident_reference, why_not)
+            log.info(
+                "%s %s: skipped, %s",
+                rule.name,
+                action.incident_reference,
+                why_not,
+                extra=action_fields(action, "skipped", reason=why_not),
+            )
             return
         failpoints.hit("after_reread")
         try:
@@ -375,7 +386,11 @@ class Engine:
             self.ledger.mark_failed(action.event_key, error=str(exc))
             outcome.failed.append((action, str(exc)))
             log.error(
-                "%s %s: the API refused the edit: %s", rule.name, action.incident_reference, exc
+                "%s %s: the API refused the edit: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
             )
             return
         except APIError as exc:
@@ -386,6 +401,7 @@ class Engine:
                 rule.name,
                 action.incident_reference,
                 exc,
+                extra=action_fields(action, "unknown", error=str(exc)),
             )
             return
         failpoints.hit("after_edit")
@@ -400,6 +416,7 @@ class Engine:
             action.incident_reference,
             action.incident_name,
             action.reason,
+            extra=action_fields(action, "applied"),
         )
 
     def _follow_ups_for(self, rule: AnyRule, incident_id: str) -> dict[str, list[FollowUp]] | None:
@@ -423,14 +440,14 @@ class Engine:
                 continue
             failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
-                self.ledger.mark_reconciled(
-                    event.event_key, reason="edit found applied after an interrupted run"
-                )
+                reason = "edit found applied after an interrupted run"
+                self.ledger.mark_reconciled(event.event_key, reason=reason)
                 settled.append((event, "reconciled"))
                 log.warning(
                     "reconciled %s on %s: the edit had landed before the interruption",
                     event.event_key,
                     event.incident_reference,
+                    extra=event_fields(event, "reconciled", reason=reason),
                 )
             else:
                 self.ledger.release(event.event_key)
@@ -439,6 +456,7 @@ class Engine:
                     "released %s on %s: the edit had not landed; the rule will re-check it",
                     event.event_key,
                     event.incident_reference,
+                    extra=event_fields(event, "released", reason="the edit had not landed"),
                 )
         return settled
 
