@@ -25,6 +25,7 @@ from automations.incidentio import (
     IncidentUpdate,
 )
 from automations.schedules import CronExpression, TimeZoneName
+from automations.text import NAME_LIMIT, REASON_LIMIT, clip
 from automations.where import Where
 
 
@@ -76,7 +77,12 @@ OptionsT = TypeVar("OptionsT", bound=RuleOptions)
 
 @dataclass(frozen=True)
 class PlannedAction:
-    """One edit a rule wants, with the key that makes it happen at most once."""
+    """One edit a rule wants, with the key that makes it happen at most once.
+
+    The incident's name and reference, and the reason, are clipped to one bounded
+    line (automations/text.py) here, so plan output, logs and the ledger never carry
+    a megabyte of upstream text, whichever rule (built-in or plugin) made the action.
+    """
 
     rule: str
     incident_id: str
@@ -88,6 +94,14 @@ class PlannedAction:
     notify_incident_channel: bool
     kind: str = "edit"
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, limit in (
+            ("incident_name", NAME_LIMIT),
+            ("incident_reference", NAME_LIMIT),
+            ("reason", REASON_LIMIT),
+        ):
+            object.__setattr__(self, name, clip(getattr(self, name), limit))
 
     def request_body(self) -> dict[str, Any]:
         """The exact body POSTed to /v2/incidents/{id}/actions/edit."""
