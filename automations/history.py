@@ -15,7 +15,7 @@ from automations.config import Config
 from automations.durations import parse_duration
 from automations.errors import ConfigError
 from automations.ledger import Event, EventState, Ledger
-from automations.text import clip
+from automations.text import one_line
 
 STATES = tuple(state.value for state in EventState)
 
@@ -95,7 +95,7 @@ def event_json(event: Event) -> dict[str, Any]:
 def event_lines(event: Event) -> list[str]:
     """One line per event, then indented details (error, retries) when there are any."""
     when = iso(event.claimed_at)
-    name = f" {clip(event.incident_name)!r}" if event.incident_name else ""
+    name = f" {one_line(event.incident_name)!r}" if event.incident_name else ""
     head = f"{when} {event.state.value:<10} {event.incident_reference}{name}"
     lines = [f"{head}  [{event.rule}] {event.reason}"]
     indent = " " * (len(f"{when} ") + 11)

@@ -30,7 +30,7 @@ from automations.errors import APIError, LedgerError
 from automations.history import iso
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
-from automations.text import clip
+from automations.text import one_line
 
 BASELINE = "baseline"
 ADOPT_SCHEDULE = "adopt"
@@ -54,7 +54,7 @@ def reading_engine(
 
 def rearmed_line(event: Event) -> str:
     """What ``retry`` prints for one re-armed event."""
-    name = f" {clip(event.incident_name)!r}" if event.incident_name else ""
+    name = f" {one_line(event.incident_name)!r}" if event.incident_name else ""
     return (
         f"re-armed {event.incident_reference}{name} [{event.rule}] {event.event_key} "
         f"(failed {iso(event.finished_at or event.claimed_at)}: {event.error})"

@@ -1,28 +1,38 @@
 """Upstream free text made fit for one line: incident names, catalog names, reasons.
 
 Anything the API sends can be huge (a 1 MB incident name) or hold line breaks
-that would split a log line in two (or forge one). ``clip`` is the one place
-that bounds it; plan output, log lines, reasons and the ledger all go through
-it, through ``PlannedAction`` or where they print such text themselves.
+that would split a log line or a mail header in two (or forge one).
+``one_line`` is the one place that bounds it: plan output, log lines, reasons,
+the ledger (through ``PlannedAction``) and digests all use it.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-# Incident names, references and catalog names (severities, statuses, options).
+# Incident names, references and catalog names (severities, statuses, options) in
+# plan output, logs and reasons.
 NAME_LIMIT = 120
-# A whole reason: several clipped names plus the rule's own words.
+# A whole reason: several names plus the rule's own words.
 REASON_LIMIT = 500
 ELLIPSIS = "…"
-# Line and paragraph separators a terminal or log viewer honours, and other controls.
-_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_SPACES = re.compile(r"\s+")
+# Control, format (e.g. bidi overrides) and line/paragraph separator characters.
+_NOT_ON_ONE_LINE = ("Cc", "Cf", "Zl", "Zp")
 
 
-def clip(text: str, limit: int = NAME_LIMIT) -> str:
-    """``text`` on one line, at most ``limit`` characters (an ellipsis marks a cut)."""
+def one_line(text: str | None, limit: int = NAME_LIMIT) -> str:
+    """Fold CR/LF, tabs and other control or separator characters to spaces; cut at ``limit``
+    characters, an ellipsis marking the cut."""
+    if not text:
+        return ""
+    # Only the start can show: never fold a megabyte character by character.
     cut = len(text) > limit * 4
-    flat = _BREAKS.sub(" ", text[: limit * 4] if cut else text)  # never scan a megabyte
-    if len(flat) <= limit and not cut:
-        return flat
-    return flat[: limit - len(ELLIPSIS)] + ELLIPSIS
+    if cut:
+        text = text[: limit * 4]
+    cleaned = "".join(" " if unicodedata.category(ch) in _NOT_ON_ONE_LINE else ch for ch in text)
+    cleaned = _SPACES.sub(" ", cleaned).strip()
+    if len(cleaned) > limit or cut:
+        cleaned = cleaned[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+    return cleaned

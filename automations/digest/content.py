@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -23,32 +22,22 @@ from typing import Any
 from automations.catalog import Catalog
 from automations.incidentio import Incident
 from automations.ledger import Event, EventState
+from automations.text import one_line as text_one_line
 
 LIVE = "live"
 RESOLVED_CATEGORIES = ("learning", "closed")
 HIDDEN_MODES = ("test", "tutorial")
 NAME_LIMIT = 200
-_SPACES = re.compile(r"\s+")
 # Incident timestamps that say when an incident was resolved, in order of preference.
 RESOLVED_TIMESTAMPS = ("Resolved at", "Closed at")
 _APPLIED = (EventState.APPLIED, EventState.RECONCILED)
 
 
 def one_line(text: str | None, limit: int = NAME_LIMIT) -> str:
-    """Fold CR/LF, tabs and other control or separator characters to spaces; cut at ``limit``.
-
-    Incident names are free text from people and alerts: a name must not break
-    a subject header, a table row or a line of the plain-text part.
-    """
-    if not text:
-        return ""
-    cleaned = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text
-    )
-    cleaned = _SPACES.sub(" ", cleaned).strip()
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1].rstrip() + "…"
-    return cleaned
+    """automations.text.one_line with the digest's longer default: incident names are free
+    text from people and alerts, and must not break a subject header, a table row or a
+    line of the plain-text part."""
+    return text_one_line(text, limit)
 
 
 def safe_link(url: str | None) -> str | None:

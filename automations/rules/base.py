@@ -25,7 +25,7 @@ from automations.incidentio import (
     IncidentUpdate,
 )
 from automations.schedules import CronExpression, TimeZoneName
-from automations.text import NAME_LIMIT, REASON_LIMIT, clip
+from automations.text import NAME_LIMIT, REASON_LIMIT, one_line
 from automations.where import Where
 
 
@@ -101,7 +101,7 @@ class PlannedAction:
             ("incident_reference", NAME_LIMIT),
             ("reason", REASON_LIMIT),
         ):
-            object.__setattr__(self, name, clip(getattr(self, name), limit))
+            object.__setattr__(self, name, one_line(getattr(self, name), limit))
 
     def request_body(self) -> dict[str, Any]:
         """The exact body POSTed to /v2/incidents/{id}/actions/edit."""

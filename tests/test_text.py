@@ -10,7 +10,7 @@ import pytest
 
 from automations.history import event_lines
 from automations.ledger import Ledger
-from automations.text import ELLIPSIS, NAME_LIMIT, clip
+from automations.text import ELLIPSIS, NAME_LIMIT, one_line
 from tests.engine_harness import Harness
 from tests.test_engine_sandbox import ESCALATE
 
@@ -18,23 +18,23 @@ H = timedelta(hours=1)
 HUGE = "Database down " + "x" * 1_000_000
 
 
-def test_clip_bounds_length_and_marks_the_cut() -> None:
+def test_one_line_bounds_length_and_marks_the_cut() -> None:
     """Long text is cut to the limit with an ellipsis; short text is unchanged."""
-    assert clip("short") == "short"
-    clipped = clip(HUGE)
+    assert one_line("short") == "short"
+    clipped = one_line(HUGE)
     assert len(clipped) == NAME_LIMIT
     assert clipped.startswith("Database down xxx")
     assert clipped.endswith(ELLIPSIS)
-    assert clip("a" * 10, limit=10) == "a" * 10
-    assert clip("a" * 11, limit=10) == "a" * 9 + ELLIPSIS
+    assert one_line("a" * 10, limit=10) == "a" * 10
+    assert one_line("a" * 11, limit=10) == "a" * 9 + ELLIPSIS
 
 
-def test_clip_keeps_text_on_one_line() -> None:
+def test_one_line_keeps_text_on_one_line() -> None:
     """Line breaks (also U+2028, U+0085) and control characters become single spaces."""
-    assert clip("one\nINFO forged line") == "one INFO forged line"
-    assert clip("a\r\n\u2028b\u0085c\x1bd") == "a b c d"
+    assert one_line("one\nINFO forged line") == "one INFO forged line"
+    assert one_line("a\r\n\u2028b\u0085c\x1bd") == "a b c d"
     # A cut in the middle of a run of breaks still shows the ellipsis.
-    assert clip("\n" * 2000, limit=10).endswith(ELLIPSIS)
+    assert one_line("\n" * 2000, limit=10).endswith(ELLIPSIS)
 
 
 def test_plan_logs_and_ledger_clip_a_megabyte_incident_name(
@@ -47,7 +47,7 @@ def test_plan_logs_and_ledger_clip_a_megabyte_incident_name(
     plan = harness.cli("plan")
     assert plan.returncode == 0, plan.stderr[-2000:]
     assert len(plan.stdout) < 2000
-    assert f"'{clip(HUGE)}'" in plan.stdout
+    assert f"'{one_line(HUGE)}'" in plan.stdout
 
     with caplog.at_level(logging.INFO):
         (report,) = harness.cycle()
@@ -56,7 +56,7 @@ def test_plan_logs_and_ledger_clip_a_megabyte_incident_name(
     assert all("\n" not in record.getMessage() for record in caplog.records)
     with Ledger(harness.ledger_path) as ledger:
         (event,) = ledger.events()
-    assert event.incident_name == clip(HUGE)
+    assert event.incident_name == one_line(HUGE)
 
 
 def test_history_clips_names_of_rows_written_before_clipping(tmp_path: Path) -> None:
@@ -74,4 +74,4 @@ def test_history_clips_names_of_rows_written_before_clipping(tmp_path: Path) -> 
         (event,) = ledger.events()
     (line,) = event_lines(event)
     assert len(line) < 300
-    assert clip(HUGE) in line
+    assert one_line(HUGE) in line
