@@ -56,6 +56,11 @@ class UnknownName(ConfigError):
         return UnknownName(self.kind, self.value, self.valid, path)
 
 
+def rank_order(severity: Severity) -> tuple[bool, int]:
+    """Sort key, least severe first; a severity without a rank sorts before all the others."""
+    return (severity.rank is not None, severity.rank or 0)
+
+
 def find(items: Iterable[NamedT], value: str, kind: str) -> NamedT:
     """Match an ID exactly or a name case-insensitively."""
     items = list(items)
@@ -119,6 +124,13 @@ class Catalog:
     def severity_by_id(self, severity_id: str) -> Severity | None:
         return next((s for s in self.severities if s.id == severity_id), None)
 
+    def severity_rank(self, severity_id: str) -> int | None:
+        """The catalog's rank for this severity ID; None when the catalog does not have the
+        severity (e.g. created since start-up) or has it without a rank. The rank an
+        incident embeds is never used: it may be missing, stale or wrong."""
+        severity = self.severity_by_id(severity_id)
+        return None if severity is None else severity.rank
+
     @classmethod
     def fetch(cls, client: IncidentIOClient) -> Catalog:
         """Everything rules may name: one request per kind, plus options per select field."""
@@ -129,7 +141,7 @@ class Catalog:
             if f.field_type in ("single_select", "multi_select")
         }
         return cls(
-            severities=tuple(sorted(client.list_severities(), key=lambda s: s.rank)),
+            severities=tuple(sorted(client.list_severities(), key=rank_order)),
             statuses=tuple(client.list_incident_statuses()),
             incident_types=tuple(client.list_incident_types()),
             roles=tuple(client.list_incident_roles()),
@@ -211,7 +223,7 @@ def catalog_from_incidents(incidents: Iterable[Incident]) -> Catalog:
         for item in incident.incident_timestamp_values:
             timestamps[item.incident_timestamp.id] = item.incident_timestamp
     return Catalog(
-        severities=tuple(sorted(severities.values(), key=lambda s: s.rank)),
+        severities=tuple(sorted(severities.values(), key=rank_order)),
         statuses=tuple(statuses.values()),
         incident_types=tuple(types.values()),
         roles=tuple(roles.values()),

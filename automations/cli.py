@@ -128,6 +128,8 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     for hint in hints:
         click.echo(hint, err=True)
     for outcome in report.rules:
+        for action, reason in outcome.skipped:
+            click.echo(f"{action.incident_reference} [{action.rule}] {reason}", err=True)
         if outcome.braked:
             click.echo(
                 f"safety brake: rule {outcome.rule} would stop after "

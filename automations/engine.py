@@ -149,6 +149,7 @@ class Engine:
         self.ledger = ledger
         self.catalog = catalog
         self.clock = clock
+        self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
 
     # -- poll ---------------------------------------------------------------------------------
 
@@ -260,14 +261,36 @@ class Engine:
         return fresh, len(actions) - len(fresh)
 
     def _select(self, rule: AnyRule, found: Evaluation) -> RuleOutcome:
-        """Candidates not done before, up to the rule's brake: the same for plan and run."""
+        """Candidates not done before, up to the rule's brake: the same for plan and run.
+
+        A refused candidate (``PlannedAction.refused``) is skipped with its reason and
+        never claimed, so it is looked at again next cycle.
+        """
         outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
         if outcome.error is not None:
             return outcome
         fresh, outcome.already_done = self._not_done(rule, found.candidates[rule.name])
+        for action in fresh:
+            if action.refused is not None:
+                outcome.skipped.append((action, action.refused))
+                self._log_refusal(action, action.refused)
+        fresh = [action for action in fresh if action.refused is None]
         outcome.planned = fresh[: rule.options.max_actions_per_cycle]
         outcome.braked = len(fresh) - len(outcome.planned)
         return outcome
+
+    def _log_refusal(self, action: PlannedAction, reason: str) -> None:
+        """Once per process for each key and reason: it stays refused every cycle until fixed."""
+        if (action.event_key, reason) in self._refusals_logged:
+            return
+        self._refusals_logged.add((action.event_key, reason))
+        log.warning(
+            "%s %s: not applied, %s",
+            action.rule,
+            action.incident_reference,
+            reason,
+            extra=action_fields(action, "skipped", reason=reason),
+        )
 
     # -- the cycle ----------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ over a seeded organisation):
   (``all``, the default, or ``any``);
 - ``mode`` is a scope, always AND-ed: without it only standard and
   retrospective incidents match;
-- ``severity[gte|lte]`` compare ranks (higher is more severe) and never match an
+- ``severity[gte|lte]`` compare the catalog's ranks by severity ID (higher is more
+  severe; one the catalog cannot rank matches neither) and never match an
   incident without a severity; ``one_of`` needs a severity, ``not_in`` keeps
   incidents without one (likewise ``incident_type`` and ``custom_field``);
 - ``created_at``/``updated_at`` take dates (midnight UTC) or RFC 3339 times,
@@ -109,19 +110,18 @@ class IncidentMatcher:
         if c.operator in ("one_of", "not_in"):
             negate = c.operator == "not_in"
             return lambda s: (s is not None and s.id in wanted) != negate
-        bound = self.catalog.severity_by_id(c.values[0])
+        bound = self.catalog.severity_rank(c.values[0])
         if bound is None:
             raise UndecidableFilter(
-                f"{c.key}: severity {c.values[0]!r} is not in the catalog, so its rank is unknown"
+                f"{c.key}: severity {c.values[0]!r} is not in the catalog or has no rank there, "
+                "so its rank is unknown"
             )
-        ranks = {s.id: s.rank for s in self.catalog.severities}
+        ranks = {s.id: s.rank for s in self.catalog.severities if s.rank is not None}
 
-        def rank(s: Severity) -> int:
-            return ranks.get(s.id, s.rank)
-
+        # Ranked by the catalog, by ID; a severity it cannot rank matches neither bound.
         if c.operator == "gte":
-            return lambda s: s is not None and rank(s) >= bound.rank
-        return lambda s: s is not None and rank(s) <= bound.rank
+            return lambda s: s is not None and s.id in ranks and ranks[s.id] >= bound
+        return lambda s: s is not None and s.id in ranks and ranks[s.id] <= bound
 
 
 def matches(query: IncidentFilter, incident: Incident, catalog: Catalog) -> bool:

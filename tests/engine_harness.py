@@ -37,9 +37,11 @@ class Harness:
         self.config_path = tmp_path / "automations.toml"
         self.outputs: list[str] = []
 
-    def write(self, rules: str) -> Path:
+    def write(self, rules: str, *, base_url: str | None = None) -> Path:
+        """``base_url``: another way to the sandbox, e.g. a rewriting proxy in front of it."""
+        url = base_url or self.sandbox.base_url
         header = (
-            f'[incident_io]\nbase_url = "{self.sandbox.base_url}"\nretry_attempts = 3\n\n'
+            f'[incident_io]\nbase_url = "{url}"\nretry_attempts = 3\n\n'
             f'[store]\npath = "{self.ledger_path}"\n\n'
         )
         self.config_path.write_text(header + rules)

@@ -429,11 +429,11 @@ def _severity(op: str) -> Callable[[Org], Case]:
         if op == "gte":  # by rank, higher is more severe; no severity never matches
             return Case(
                 IncidentFilter().severity(gte=major.id),
-                lambda i: i.severity is not None and i.severity.rank >= major.rank,
+                lambda i: i.severity is not None and (i.severity.rank or 0) >= (major.rank or 0),
             )
         return Case(
             IncidentFilter().severity(lte=major.id),
-            lambda i: i.severity is not None and i.severity.rank <= major.rank,
+            lambda i: i.severity is not None and (i.severity.rank or 0) <= (major.rank or 0),
         )
 
     return build
@@ -524,7 +524,7 @@ def _combined(org: Org) -> Case:
         lambda i: (
             i.status_category in ("live", "learning", "closed")
             and i.severity is not None
-            and i.severity.rank >= major.rank
+            and (i.severity.rank or 0) >= (major.rank or 0)
             and bool(option_ids(i, team.id) & set(ids))
         ),
         frozenset({"standard", "test"}),

@@ -307,7 +307,6 @@ def test_incident_typed_fields_and_helpers() -> None:
     assert inc.status_category == "live"
     assert inc.severity is not None
     assert inc.severity.rank == 2
-    assert inc.severity_rank == 2
     assert inc.created_at == datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
     assert inc.timestamp_value("impact started") == inc.created_at
     assert inc.timestamp_value("01TS1") == inc.created_at
@@ -354,7 +353,6 @@ def test_optional_parts_may_be_missing() -> None:
     }
     inc = Incident.model_validate(bare)
     assert inc.severity is None
-    assert inc.severity_rank is None
     assert inc.slack_channel_id == ""
     assert inc.created_at.utcoffset() is not None
     assert inc.updated_at.tzinfo is UTC  # naive values are read as UTC

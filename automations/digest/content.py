@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from automations.catalog import Catalog
+from automations.catalog import Catalog, rank_order
 from automations.incidentio import Incident
 from automations.ledger import Event, EventState
 from automations.text import one_line as text_one_line
@@ -191,7 +191,7 @@ def lead_of(incident: Incident) -> str | None:
 
 def severity_tones(catalog: Catalog) -> dict[str, str]:
     """Badge colour by severity ID: the most severe is critical, the next major, others minor."""
-    ranked = sorted(catalog.severities, key=lambda s: s.rank, reverse=True)
+    ranked = sorted(catalog.severities, key=rank_order, reverse=True)
     tones = ("critical", "major")
     return {s.id: tones[i] if i < len(tones) else "minor" for i, s in enumerate(ranked)}
 

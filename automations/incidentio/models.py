@@ -77,12 +77,17 @@ class _Resource(BaseModel):
 
 
 class Severity(_Resource):
-    """A severity; a higher rank is more severe."""
+    """A severity; a higher rank is more severe.
+
+    ``rank`` is None when the API leaves it out: unknown, not 0 (which would make it
+    the least severe). Rules rank an incident's severity by its ID in the catalog
+    (``Catalog.severity_rank``), never by the copy embedded in the incident.
+    """
 
     id: str
     name: str
     description: str = ""
-    rank: int = 0
+    rank: int | None = None
     created_at: UTCDateTime | None = None
     updated_at: UTCDateTime | None = None
 
@@ -261,10 +266,6 @@ class Incident(_Resource):
     @property
     def is_private(self) -> bool:
         return self.visibility == Visibility.PRIVATE
-
-    @property
-    def severity_rank(self) -> int | None:
-        return self.severity.rank if self.severity is not None else None
 
     def timestamp_value(self, name_or_id: str) -> datetime | None:
         """The value of an incident timestamp (by ID, or name ignoring case), if set."""

@@ -94,14 +94,20 @@ class PlannedAction:
     notify_incident_channel: bool
     kind: str = "edit"
     details: Mapping[str, Any] = field(default_factory=dict)
+    # Why this action must not be applied although the rule matched (e.g. the ranks it
+    # depends on are unknown): the engine never claims it, counts it as skipped with this
+    # reason and logs it once.
+    refused: str | None = None
 
     def __post_init__(self) -> None:
         for name, limit in (
             ("incident_name", NAME_LIMIT),
             ("incident_reference", NAME_LIMIT),
             ("reason", REASON_LIMIT),
+            ("refused", REASON_LIMIT),
         ):
-            object.__setattr__(self, name, one_line(getattr(self, name), limit))
+            if (text := getattr(self, name)) is not None:
+                object.__setattr__(self, name, one_line(text, limit))
 
     def request_body(self) -> dict[str, Any]:
         """The exact body POSTed to /v2/incidents/{id}/actions/edit."""
@@ -173,7 +179,7 @@ class Rule(ABC, Generic[OptionsT]):
         extra = {} if updates is None else {"updates": updates}
         for candidate in self.evaluate([incident], now, self.catalog, follow_ups, **extra):
             if candidate.event_key == action.event_key:
-                return None
+                return candidate.refused
         return "no longer applies after re-reading the incident"
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from automations.anchors import Anchor, live_since, severity_since
-from automations.catalog import Catalog, UnknownName
+from automations.catalog import Catalog, UnknownName, rank_order
 from automations.durations import Duration, format_duration, human_moment, human_span
 from automations.errors import ConfigError
 from automations.incidentio import (
@@ -37,6 +37,7 @@ from automations.incidentio import (
 )
 from automations.matching import IncidentMatcher
 from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.text import NAME_LIMIT, one_line
 from automations.where import Where
 
 DEFAULT_MODES = ("standard", "retrospective")
@@ -92,7 +93,13 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
                 target = catalog.severity(step.to)
             except UnknownName as exc:
                 raise exc.at(f"steps[{index}].to") from None
-            if self.targets and target.rank <= self.targets[-1].rank:
+            if target.rank is None:
+                raise ConfigError(
+                    f"steps[{index}].to: severity {target.name!r} has no rank in the "
+                    "organisation's catalog, so whether a step raises the severity cannot be "
+                    "told; give it a rank in incident.io's severity settings"
+                )
+            if self.targets and target.rank <= self.rank(self.targets[-1]):
                 raise ConfigError(
                     f"steps[{index}].to: {target.name!r} is not more severe than "
                     f"{self.targets[-1].name!r}; each step must raise the severity"
@@ -113,6 +120,12 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
                 ) from None
         self._filter = self.options.where.to_filter(catalog)
         self._check_ladder_climbs(catalog)
+
+    @staticmethod
+    def rank(target: Severity) -> int:
+        """A step target's rank: check() refused targets without one."""
+        assert target.rank is not None
+        return target.rank
 
     def _check_ladder_climbs(self, catalog: Catalog) -> None:
         """Refuse a ladder whose later steps start from a severity the query leaves out."""
@@ -137,7 +150,7 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
         written = getattr(where, key)
         if key == "severity":
             listed = [catalog.severity(name) for name in where.severity]
-            needed = sorted({*listed, *sources}, key=lambda s: s.rank)
+            needed = sorted({*listed, *sources}, key=rank_order)
             names = ", ".join(f'"{s.name}"' for s in needed)
             fix = f'severity = [{names}] (or severity_at_most = "{sources[-1].name}")'
             shown = "[" + ", ".join(f'"{name}"' for name in written) + "]"
@@ -198,14 +211,39 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
         return self.options.since != "live" or incident.status_category == StatusCategory.LIVE
 
     def _step_to_apply(self, incident: Incident, age: timedelta) -> int | None:
-        """The highest step due at ``age``, if it would raise the incident's severity."""
+        """The highest step due at ``age``, unless the incident is already at least as severe.
+
+        Ranks come from the catalog, by severity ID. A severity the catalog cannot rank
+        still returns the step: ``_action`` turns it into a refused action, so the
+        refusal shows (skipped, with its reason) instead of passing silently.
+        """
         due = [i for i, step in enumerate(self.options.steps) if age >= step.after]
         if not due:
             return None
         current = incident.severity
-        if current is not None and current.rank >= self.targets[due[-1]].rank:
+        if current is None:
+            return due[-1]
+        rank = self.catalog.severity_rank(current.id)
+        if rank is not None and rank >= self.rank(self.targets[due[-1]]):
             return None  # never lower, never re-apply
         return due[-1]
+
+    def _unknown_rank(self, current: Severity, target: Severity) -> str | None:
+        """Why raising ``current`` to ``target`` is refused, or None when its rank is known."""
+        known = self.catalog.severity_by_id(current.id)
+        if known is not None and known.rank is not None:
+            return None
+        why = (
+            "is not in the organisation's catalog (loaded at start-up; a restart or reload "
+            "refreshes it)"
+            if known is None
+            else "has no rank in the organisation's catalog"
+        )
+        return (
+            f"refused: severity {one_line(current.name, NAME_LIMIT)!r} ({one_line(current.id)}) "
+            f"{why}, so raising it to {one_line(target.name)} could lower it; a severity is "
+            "never lowered"
+        )
 
     def _anchor(self, incident: Incident, updates: Sequence[IncidentUpdate]) -> Anchor | None:
         since = self.options.since
@@ -222,10 +260,10 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
         """'live for 2h 5m (since 09:12 UTC)', 'Major for 6h (since 24 Nov 03:10 UTC)'."""
         span, moment = human_span(now - anchor.at), human_moment(anchor.at, now)
         if self.since_id is not None:
-            return f"{span} since {self.since_name} ({moment})"
+            return f"{span} since {one_line(self.since_name)} ({moment})"
         since = self.options.since
         if since == "severity":
-            state = incident.severity.name if incident.severity else "without a severity"
+            state = one_line(incident.severity.name) if incident.severity else "without a severity"
         else:
             state = "live" if since == "live" else "open"
         origin = "since creation at " if anchor.from_creation else "since "
@@ -236,10 +274,14 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
     ) -> PlannedAction:
         step = self.options.steps[index]
         target = self.targets[index]
-        current = incident.severity.name if incident.severity else "no severity"
+        current = one_line(incident.severity.name) if incident.severity else "no severity"
         reason = (
             f"{self._describe_age(incident, anchor, now)}; step {index + 1} "
-            f"(after {format_duration(step.after)}): severity {current} -> {target.name}"
+            f"(after {format_duration(step.after)}): severity {current} -> "
+            f"{one_line(target.name)}"
+        )
+        refused = (
+            None if incident.severity is None else self._unknown_rank(incident.severity, target)
         )
         return PlannedAction(
             rule=self.name,
@@ -251,5 +293,6 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
             edit=IncidentEdit(severity_id=target.id),
             notify_incident_channel=self.options.notify_incident_channel,
             kind="escalate",
-            details={"from": current, "to": target.name, "step": index + 1},
+            details={"from": current, "to": one_line(target.name), "step": index + 1},
+            refused=refused,
         )
