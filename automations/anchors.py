@@ -1,4 +1,5 @@
-"""When an incident's clock started: when it last entered a live status, or last changed severity.
+"""When an incident's clock started: when it last entered a live status, or last changed severity;
+and which stretch of its current status category it is in (``category_period``).
 
 Both are read from the incident's updates (``GET /v2/incident_updates``), which
 record every status and severity change; pure functions, so rules stay pure.
@@ -72,6 +73,35 @@ def severity_since(incident: Incident, updates: Sequence[IncidentUpdate]) -> Anc
     while start > 0 and _severity_id(recorded[start - 1]) == current:
         start -= 1
     return _at(incident, recorded[start].created_at)
+
+
+@dataclass(frozen=True)
+class Period:
+    """One stretch of time an incident spends in a status category, told apart from its
+    other stretches in that category (live, learning, live again)."""
+
+    # "" for the stretch its updates begin in (it was created in it, or its first update is
+    # already in it); else the ID of the update that moved it into the category; or
+    # "after-<ID of its last update>" when it changed category without an update.
+    token: str
+    began: Anchor | None  # None when the updates cannot tell (the stretch they begin in)
+
+
+def category_period(incident: Incident, updates: Sequence[IncidentUpdate]) -> Period:
+    """The incident's current stretch in its current status category: stable from one poll
+    to the next, and different each time the incident comes back to the category."""
+    category = incident.status_category
+    ordered = _oldest_first(updates)
+    if not ordered:
+        return Period("", None)
+    if ordered[-1].new_incident_status.category != category:
+        return Period(f"after-{ordered[-1].id}", _last_change(incident))
+    start = len(ordered) - 1
+    while start > 0 and ordered[start - 1].new_incident_status.category == category:
+        start -= 1
+    if start == 0:
+        return Period("", None)
+    return Period(ordered[start].id, _at(incident, ordered[start].created_at))
 
 
 def _oldest_first(updates: Sequence[IncidentUpdate]) -> list[IncidentUpdate]:

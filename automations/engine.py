@@ -519,6 +519,20 @@ class Engine:
                     event.incident_reference,
                     extra=event_fields(event, "reconciled", reason=reason),
                 )
+            elif unrecorded_edit_overwritten(event.request_body or {}, incident, event.claimed_at):
+                reason = (
+                    "after an interrupted run the incident does not show the edit, but it "
+                    "changed since the claim: someone may have changed the field back; left as is"
+                )
+                self.ledger.mark_skipped(event.event_key, reason=reason, now=self.clock())
+                settled.append((event, "skipped"))
+                log.warning(
+                    "left %s on %s: %s",
+                    event.event_key,
+                    event.incident_reference,
+                    reason,
+                    extra=event_fields(event, "skipped", reason=reason),
+                )
             else:
                 self.ledger.release(event.event_key, now=self.clock())
                 settled.append((event, "released"))
@@ -544,6 +558,24 @@ class Engine:
             for u in updates
             if u.created_at >= event.claimed_at
         ]
+
+
+# What incident updates record: an edit of these shows in the updates even after a human
+# undid it. Anything else (custom fields) leaves no trace once overwritten.
+RECORDED_IN_UPDATES = frozenset({"severity_id", "incident_status_id"})
+
+
+def unrecorded_edit_overwritten(
+    body: Mapping[str, Any], incident: Incident, claimed_at: datetime
+) -> bool:
+    """Could an edit the incident does not show have landed and been changed back since?
+
+    For a field the updates do not record, the only trace is that the incident changed
+    after the claim. Then releasing the claim could re-apply an edit a human undid, so
+    reconcile leaves it instead (at worst one edit that never landed is not retried).
+    """
+    edited = set(body.get("incident", {}))
+    return bool(edited - RECORDED_IN_UPDATES) and incident.updated_at >= claimed_at
 
 
 def edit_visible(

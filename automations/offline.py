@@ -83,7 +83,7 @@ def evaluate_offline(
         raise _cannot(
             rule,
             f"judging {', '.join(needing[:3])}{more} needs their incident updates (when they "
-            "entered live or changed severity), which a saved page does not hold",
+            "changed status or severity), which a saved page does not hold",
         )
     return rule.evaluate(matching, now, catalog, None)
 

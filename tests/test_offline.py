@@ -76,11 +76,12 @@ require = { idle_for = "1d" }
 max_actions_per_cycle = 1000
 
 [[rules]]
-name = "mirror"
+name = "close-old-majors"
 type = "sync_status"
 every = "1m"
 where = { status_category = ["live", "learning"], severity = ["Major"] }
-mirror = { field = "Phase" }
+to_status = "Closed"
+require = { age = "1d" }
 max_actions_per_cycle = 1000
 """
 
@@ -131,7 +132,8 @@ def test_test_rule_answers_what_plan_answers_for_every_filter(harness: Harness) 
 
 
 def test_what_a_saved_page_cannot_tell_is_refused(harness: Harness) -> None:
-    """Updates (since = live) and follow-ups are not in a saved page: refuse, never guess."""
+    """Updates (since = live, mirror) and follow-ups are not in a saved page: refuse, never
+    guess."""
     saved = seeded(
         harness,
         RULES
@@ -151,9 +153,20 @@ every = "1m"
 where = { status_category = ["learning"] }
 to_status = "Closed"
 require = { follow_ups = "completed" }
+
+[[rules]]
+name = "mirror"
+type = "sync_status"
+every = "1m"
+where = { status_category = ["live", "learning"] }
+mirror = { field = "Phase" }
 """,
     )
     config = load_config(harness.config_path)
+
+    # The mirror's event key names the change of category, which only updates tell.
+    with pytest.raises(ConfigError, match="mirror: cannot be tested offline: judging INC-"):
+        evaluate_offline(config, "mirror", saved, NOW.isoformat())
 
     with pytest.raises(ConfigError) as live:
         evaluate_offline(config, "live-for-long", saved, NOW.isoformat())

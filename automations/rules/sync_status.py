@@ -4,8 +4,12 @@ Transitions (``to_status``) happen when every ``require`` condition holds. A
 target the API would refuse for the source category (INCIDENT_IO_API.md
 section 9) is a config error at start-up, not a 422 at 3am. Mirroring
 (``mirror``) keeps a single-select custom field equal to the status category
-and edits only when it differs, once per category change, so a human who sets
-the field by hand is not fought.
+and edits only when it differs, at most once per change of category: the event
+key names the change (the incident update that moved it into the category,
+see ``anchors.category_period``). So an incident that goes live -> learning ->
+live gets its field set back, while a human who sets the field by hand after
+the rule acted on a change is not fought: the rule acts again only on the
+incident's next change of category.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from automations.anchors import category_period
 from automations.catalog import Catalog, UnknownName
-from automations.durations import Duration, format_duration, human_span
+from automations.durations import Duration, format_duration, human_moment, human_span
 from automations.errors import ConfigError
 from automations.incidentio import (
     CustomField,
@@ -26,8 +31,10 @@ from automations.incidentio import (
     Incident,
     IncidentEdit,
     IncidentStatus,
+    IncidentUpdate,
 )
 from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.text import one_line
 from automations.where import StatusCategoryName
 
 DEFAULT_MODES = ("standard", "retrospective")
@@ -196,22 +203,31 @@ class SyncStatus(Rule[SyncStatusOptions]):
     def needs_follow_ups(self) -> bool:
         return self.options.require.follow_ups is not None
 
+    def needs_updates(self, incident: Incident, now: datetime) -> bool:
+        """A mirror needs them to name the change of category it acts on, and only for an
+        incident whose field differs from its category's option (one request each)."""
+        return self._in_scope(incident) and self._mirror_option(incident) is not None
+
+    def _in_scope(self, incident: Incident) -> bool:
+        return incident.mode in (self.options.where.mode or DEFAULT_MODES)
+
     def evaluate(
         self,
         incidents: Sequence[Incident],
         now: datetime,
         catalog: Catalog,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
+        updates: Mapping[str, Sequence[IncidentUpdate]] | None = None,
     ) -> list[PlannedAction]:
-        modes = self.options.where.mode or DEFAULT_MODES
+        """``updates``: incident ID -> its updates, for the incidents ``needs_updates`` named."""
         actions: list[PlannedAction] = []
         for incident in incidents:
-            if incident.mode not in modes:
+            if not self._in_scope(incident):
                 continue
             if self.target is not None:
                 action = self._transition(incident, now, follow_ups)
             else:
-                action = self._mirror(incident)
+                action = self._mirror(incident, (updates or {}).get(incident.id, ()), now)
             if action is not None:
                 actions.append(action)
         return actions
@@ -231,11 +247,8 @@ class SyncStatus(Rule[SyncStatusOptions]):
         reasons = self._unmet_or_reasons(incident, now, follow_ups)
         if reasons is None:
             return None
-        reason = (
-            f"{incident.incident_status.name} -> {target.name}: " + ", ".join(reasons)
-            if reasons
-            else f"{incident.incident_status.name} -> {target.name}"
-        )
+        move = f"{one_line(incident.incident_status.name)} -> {one_line(target.name)}"
+        reason = f"{move}: " + ", ".join(reasons) if reasons else move
         return PlannedAction(
             rule=self.name,
             incident_id=incident.id,
@@ -246,7 +259,7 @@ class SyncStatus(Rule[SyncStatusOptions]):
             edit=IncidentEdit(incident_status_id=target.id),
             notify_incident_channel=self.options.notify_incident_channel,
             kind="status",
-            details={"from": incident.incident_status.name, "to": target.name},
+            details={"from": one_line(incident.incident_status.name), "to": one_line(target.name)},
         )
 
     def _unmet_or_reasons(
@@ -277,7 +290,7 @@ class SyncStatus(Rule[SyncStatusOptions]):
             assigned = incident.role_assignee(role_id) is not None
             if assigned != (state == "assigned"):
                 return None
-            reasons.append(f"{self.catalog_role_name(role_id)} {state}")
+            reasons.append(f"{one_line(self.catalog_role_name(role_id))} {state}")
         for field_id, option_ids in self.require_fields.items():
             if not option_ids & set(incident.custom_field_option_ids(field_id)):
                 return None
@@ -292,22 +305,37 @@ class SyncStatus(Rule[SyncStatusOptions]):
     def catalog_role_name(self, role_id: str) -> str:
         return next((r.name for r in self.catalog.roles if r.id == role_id), role_id)
 
-    def _mirror(self, incident: Incident) -> PlannedAction | None:
+    def _mirror_option(self, incident: Incident) -> CustomFieldOption | None:
+        """The option the field should be set to, or None when it already is (or has none)."""
+        if self.mirror_field is None:
+            return None
+        option = self.mirror_options.get(incident.incident_status.category)
+        if option is None or incident.custom_field_option_ids(self.mirror_field.id) == (option.id,):
+            return None
+        return option
+
+    def _mirror(
+        self, incident: Incident, updates: Sequence[IncidentUpdate], now: datetime
+    ) -> PlannedAction | None:
         field_ = self.mirror_field
         assert field_ is not None
-        category = incident.incident_status.category
-        option = self.mirror_options.get(category)
+        option = self._mirror_option(incident)
         if option is None:
             return None
-        if incident.custom_field_option_ids(field_.id) == (option.id,):
-            return None
+        category = incident.incident_status.category
+        period = category_period(incident, updates)
+        # One key per change of category; the stretch the updates begin in keeps the key
+        # earlier versions used for every stretch, so their ledgers stay honoured.
+        step = f"mirror-{category}" + (f"-{period.token}" if period.token else "")
+        since = "" if period.began is None else f" since {human_moment(period.began.at, now)}"
+        field_name, value = one_line(field_.name), one_line(option.value)
         return PlannedAction(
             rule=self.name,
             incident_id=incident.id,
             incident_reference=incident.reference,
             incident_name=incident.name,
-            event_key=f"{self.name}/{incident.id}/mirror-{category}",
-            reason=f"status category is {category}; {field_.name} set to {option.value!r}",
+            event_key=f"{self.name}/{incident.id}/{step}",
+            reason=f"status category is {category}{since}; {field_name} set to {value!r}",
             edit=IncidentEdit(
                 custom_field_entries=[
                     {"custom_field_id": field_.id, "values": [{"value_option_id": option.id}]}
@@ -315,5 +343,5 @@ class SyncStatus(Rule[SyncStatusOptions]):
             ),
             notify_incident_channel=self.options.notify_incident_channel,
             kind="mirror",
-            details={"field": field_.name, "to": option.value},
+            details={"field": field_name, "to": value},
         )
