@@ -13,6 +13,7 @@ import tomllib
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -24,11 +25,12 @@ from pydantic import (
     StrictInt,
     ValidationError,
     create_model,
+    field_validator,
 )
 from pydantic_core import ErrorDetails
 
 from automations.digest.config import DigestOptions, SMTPSettings
-from automations.durations import Duration
+from automations.durations import Duration, format_duration
 from automations.errors import ConfigError
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
@@ -53,12 +55,31 @@ class IncidentIOSettings(BaseModel):
     )
 
 
+MIN_RETENTION = timedelta(days=30)
+
+
 class StoreSettings(BaseModel):
     """Where the ledger lives."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Path = Field(Path("automations.db"), description="SQLite ledger file.")
+    retention: Duration = Field(
+        timedelta(days=400),
+        description="Forget ledger rows older than this (at least 30d) that guard nothing: "
+        "runs, finished digests, and the events of incidents closed (or deleted) for that long "
+        "that no rule's query returns.",
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _long_enough(cls, value: timedelta) -> timedelta:
+        if value < MIN_RETENTION:
+            raise ValueError(
+                f"{format_duration(value)} is too short; keep at least "
+                f"{format_duration(MIN_RETENTION)} (the default is 400d)"
+            )
+        return value
 
 
 class ServerSettings(BaseModel):

@@ -29,6 +29,7 @@ from automations.incidentio import (
 )
 from automations.ledger import Event, Ledger
 from automations.logs import action_fields, event_fields
+from automations.retention import Retention
 from automations.rules.base import AnyRule, PlannedAction
 
 log = logging.getLogger("automations.engine")
@@ -144,11 +145,13 @@ class Engine:
         catalog: Catalog,
         *,
         clock: Clock = host_now,
+        retention: Retention | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.catalog = catalog
         self.clock = clock
+        self.retention = retention  # None: the ledger is never pruned (plan, adopt)
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
 
     # -- poll ---------------------------------------------------------------------------------
@@ -252,11 +255,9 @@ class Engine:
         report.finish(self.clock())
         return actions, report
 
-    def _not_done(
-        self, rule: AnyRule, actions: Sequence[PlannedAction]
-    ) -> tuple[list[PlannedAction], int]:
+    def _not_done(self, actions: Sequence[PlannedAction]) -> tuple[list[PlannedAction], int]:
         """Drop actions whose key is already in the ledger: done once means done."""
-        done = self.ledger.event_keys(f"{rule.name}/")
+        done = self.ledger.done_keys(a.event_key for a in actions)
         fresh = [a for a in actions if a.event_key not in done]
         return fresh, len(actions) - len(fresh)
 
@@ -269,7 +270,7 @@ class Engine:
         outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
         if outcome.error is not None:
             return outcome
-        fresh, outcome.already_done = self._not_done(rule, found.candidates[rule.name])
+        fresh, outcome.already_done = self._not_done(found.candidates[rule.name])
         for action in fresh:
             if action.refused is not None:
                 outcome.skipped.append((action, action.refused))
@@ -315,6 +316,8 @@ class Engine:
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
             report.unreachable = isinstance(exc, APIUnavailable)
+        if not report.unreachable:
+            self._prune()
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
@@ -332,6 +335,16 @@ class Engine:
         except LedgerError as exc:
             report.error = report.error or f"LedgerError: {exc}"
         return report
+
+    def _prune(self) -> None:
+        """Retention, at most hourly (automations/retention.py); a failure waits for the next
+        cycle and never fails this one."""
+        if self.retention is None:
+            return
+        try:
+            self.retention.prune(self.ledger, self.client, self.clock())
+        except (APIError, LedgerError) as exc:
+            log.warning("retention: pruning the ledger stopped, the next cycle goes on: %s", exc)
 
     def _run_rule(
         self,

@@ -20,6 +20,7 @@ from automations.engine import Engine
 from automations.errors import APIError, ConfigError
 from automations.incidentio import IncidentIOClient, TokenBucket
 from automations.ledger import Ledger
+from automations.retention import Retention
 from automations.rules.base import AnyRule
 
 log = logging.getLogger("automations.runtime")
@@ -118,5 +119,11 @@ def build_runtime(
     except BaseException:
         ledger.close()
         raise
-    engine = Engine(client, ledger, catalog, clock=clock or ServerClock(client, ledger))
+    engine = Engine(
+        client,
+        ledger,
+        catalog,
+        clock=clock or ServerClock(client, ledger),
+        retention=Retention(config.store.retention, rules, catalog),
+    )
     return Runtime(config, client, ledger, catalog, rules, engine)

@@ -97,7 +97,7 @@ PROFILE_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "ledger (run rows, done keys)": (
         ("automations/ledger/runs.py", "start_run"),
         ("automations/ledger/runs.py", "finish_run"),
-        ("automations/ledger/events.py", "event_keys"),
+        ("automations/ledger/events.py", "done_keys"),
     ),
 }
 

@@ -61,6 +61,7 @@ ALL_MIGRATIONS = [
     "0007_events_incident_name",
     "0008_rearm",
     "0009_run_rules",
+    "0011_safety",
 ]
 
 
@@ -248,7 +249,7 @@ def test_release_deletes_a_planned_claim_and_counts_attempts(ledger: Ledger) -> 
     assert event.attempts == 2
     ledger.release(KEY)
     claim(ledger)
-    assert ledger.event_keys("escalate/") == {KEY}
+    assert ledger.done_keys([KEY, "escalate/other"]) == {KEY}
     event = ledger.get_event(KEY)
     assert event is not None
     assert event.attempts == 3
@@ -316,14 +317,14 @@ def test_events_filters(ledger: Ledger) -> None:
     assert keys(limit=1) == ["sync/01A/0"]
 
 
-def test_event_keys_is_an_exact_prefix_match(ledger: Ledger) -> None:
-    """event_keys() matches the prefix literally: case-sensitive, no LIKE wildcards."""
+def test_done_keys_are_exact_matches_in_batches(ledger: Ledger) -> None:
+    """done_keys() matches keys exactly (case-sensitive, no wildcards), past one batch."""
     for key in ["my_rule/1/0", "my_rule/2/0", "myXrule/1/0", "My_rule/1/0", "my_rule2/1/0"]:
         claim(ledger, key)
-    assert ledger.event_keys("my_rule/") == {"my_rule/1/0", "my_rule/2/0"}
-    assert ledger.event_keys("my_rule/1/") == {"my_rule/1/0"}
-    assert ledger.event_keys("none/") == set()
-    assert len(ledger.event_keys("")) == 5
+    assert ledger.done_keys(["my_rule/1/0", "my_%/1/0", "MY_RULE/2/0"]) == {"my_rule/1/0"}
+    assert ledger.done_keys([]) == set()
+    many = [f"absent/{n}" for n in range(1200)] + ["my_rule/2/0", "My_rule/1/0"]
+    assert ledger.done_keys(many) == {"my_rule/2/0", "My_rule/1/0"}
 
 
 def test_naive_datetimes_are_refused(ledger: Ledger) -> None:

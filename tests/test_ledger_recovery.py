@@ -53,12 +53,12 @@ def test_claim_keeps_the_incident_name(ledger: Ledger) -> None:
 
 
 def test_rearmed_keys_are_not_done_and_the_next_claim_takes_them_over(ledger: Ledger) -> None:
-    """A re-armed FAILED key leaves event_keys; claiming it again keeps the row and the key."""
+    """A re-armed FAILED key is not done; claiming it again keeps the row and the key."""
     failed(ledger, "escalate/1/step-0")
     (before,) = ledger.events()
 
     (rearmed,) = ledger.rearm_failed(now=T0 + M)
-    keys_while_armed = ledger.event_keys("escalate/")
+    keys_while_armed = ledger.done_keys(["escalate/1/step-0"])
     assert claim(ledger, "escalate/1/step-0", now=T0 + 2 * M)
     assert not claim(ledger, "escalate/1/step-0", now=T0 + 3 * M)  # planned again: taken
     ledger.mark_applied("escalate/1/step-0", request_id="req-2", now=T0 + 2 * M)

@@ -10,6 +10,7 @@ its side effect and confirmed after, so it happens at most once, ever.
     catalog.py      last good severities, statuses, ...
     outbox.py       rendered digests waiting for SMTP
     meta.py         small facts, e.g. the API clock's offset from the host's
+    retention.py    forgetting old rows (what may go: automations/retention.py)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
 from automations.ledger.meta import MetaStore
 from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
+from automations.ledger.retention import Pruned, RetentionStore
 from automations.ledger.runs import Run, RunStatus, RunStore
 
 __all__ = [
@@ -28,12 +30,13 @@ __all__ = [
     "LedgerLocked",
     "OutboxItem",
     "OutboxState",
+    "Pruned",
     "Run",
     "RunStatus",
 ]
 
 
-class Ledger(EventStore, RunStore, CatalogStore, OutboxStore, MetaStore):
+class Ledger(EventStore, RunStore, CatalogStore, OutboxStore, MetaStore, RetentionStore):
     """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
 
     Opening creates the file if needed and applies pending migrations. Call

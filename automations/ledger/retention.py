@@ -1,0 +1,198 @@
+"""Retention's SQL: forgetting old rows (which incidents may go: automations/retention.py).
+
+Everything here keeps what still guards something: unconfirmed (planned)
+events, the newest finished-OK run of each rule and of each schedule (``plan``'s
+"never run" hint and ``last_successful_run`` read them; of the old runs, the
+newest OK one of each is kept, so these survive however long ago they ran), runs
+still marked running, each digest's newest outbox item and any item not
+finished (pending, sending). Every query starts from an index on time, so a
+prune costs what is old, not the ledger's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from automations.ledger.base import LedgerBase, from_text, to_text
+
+PRUNED_AT = "retention_pruned_at"
+CURSOR = "retention_cursor"  # where the walk over old events stopped: "claimed_at|id"
+SCAN_ROWS = 5_000  # old events looked at per prune
+BATCH = 10_000  # rows per table per prune: a first prune of a big ledger spreads over runs
+# Outbox states that are final: nothing will send the item again.
+FINISHED_OUTBOX = ("sent", "failed", "expired")
+# The newest of an event's moments: it was claimed, finished or re-armed.
+LAST_MOVE = "max(claimed_at, coalesce(finished_at, ''), coalesce(rearmed_at, ''))"
+
+
+@dataclass
+class Pruned:
+    """Rows removed by one prune."""
+
+    runs: int = 0
+    releases: int = 0
+    outbox: int = 0
+    events: int = 0
+    incidents: int = 0  # whose events were all removed
+    kept_incidents: int = 0  # asked about and kept: still open or still in a rule's query
+
+    @property
+    def total(self) -> int:
+        return self.runs + self.releases + self.outbox + self.events
+
+
+class RetentionStore(LedgerBase):
+    """Old rows out of ``runs``, ``releases``, ``outbox`` and ``events``."""
+
+    def last_pruned(self) -> datetime | None:
+        with self._guard("reading when the ledger was last pruned"):
+            row = self._one("SELECT value FROM meta WHERE key = ?", [PRUNED_AT])
+        return None if row is None else from_text(row["value"])
+
+    def save_pruned(self, now: datetime) -> None:
+        with self._guard("saving when the ledger was pruned"):
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [PRUNED_AT, to_text(now)],
+            )
+
+    def prune_history(self, cutoff: datetime, pruned: Pruned) -> None:
+        """Runs, releases, re-armed events and finished outbox items from before ``cutoff``."""
+        at = to_text(cutoff)
+        with self._guard("pruning old runs, releases and outbox items"), self._transaction():
+            runs = [
+                row["id"]
+                for row in self._rows(
+                    """
+                    SELECT id FROM runs INDEXED BY runs_started_at
+                    WHERE started_at < :at AND status != 'running' AND id NOT IN (
+                        SELECT max(runs.id) FROM runs JOIN run_rules ON run_rules.run_id = runs.id
+                        WHERE runs.status = 'ok' AND runs.started_at < :at
+                        GROUP BY run_rules.rule
+                        UNION
+                        SELECT max(id) FROM runs WHERE status = 'ok' AND started_at < :at
+                        GROUP BY schedule
+                    )
+                    LIMIT :batch
+                    """,
+                    {"at": at, "batch": BATCH},
+                )
+            ]
+            if runs:
+                marks = ", ".join("?" for _ in runs)
+                self._execute(f"DELETE FROM run_rules WHERE run_id IN ({marks})", runs)
+                deleted = self._execute(f"DELETE FROM runs WHERE id IN ({marks})", runs)
+                pruned.runs += deleted.rowcount
+            pruned.releases += self._execute(
+                "DELETE FROM releases WHERE event_key IN "
+                "(SELECT event_key FROM releases WHERE released_at < ? LIMIT ?)",
+                [at, BATCH],
+            ).rowcount
+            # A re-armed event guards nothing: its key already counts as not done.
+            pruned.events += self._execute(
+                f"DELETE FROM events WHERE id IN (SELECT id FROM events INDEXED BY events_rearmed "
+                f"WHERE state = 'rearmed' AND claimed_at < ? AND {LAST_MOVE} < ? LIMIT ?)",
+                [at, at, BATCH],
+            ).rowcount
+            finished = ", ".join(f"'{state}'" for state in FINISHED_OUTBOX)
+            pruned.outbox += self._execute(
+                f"""
+                DELETE FROM outbox WHERE id IN (
+                    SELECT id FROM outbox
+                    WHERE created_at < ? AND state IN ({finished}) AND id NOT IN (
+                        SELECT max(id) FROM outbox GROUP BY digest
+                    )
+                    LIMIT ?
+                )
+                """,
+                [at, BATCH],
+            ).rowcount
+
+    def retention_candidates(
+        self, cutoff: datetime, *, checked_before: datetime, limit: int
+    ) -> list[str]:
+        """Up to ``limit`` incidents whose every event is older than ``cutoff``, none
+        unconfirmed, and that were not asked about since ``checked_before``.
+
+        Walks the events claimed before the cutoff in claim order, at most SCAN_ROWS a
+        call, from where the last call stopped (a cursor in ``meta``; back to the start
+        at the end): each call costs the same however many old rows the incidents it
+        must keep (still open, in a rule's query) leave in the ledger.
+        """
+        with self._guard("listing incidents whose events are old"):
+            cursor = self._one("SELECT value FROM meta WHERE key = ?", [CURSOR])
+            at, row_id = ("", 0) if cursor is None else _cursor(str(cursor["value"]))
+            rows = self._rows(
+                """
+                SELECT id, claimed_at, incident_id FROM events INDEXED BY events_claimed_at
+                WHERE claimed_at < :cutoff AND (claimed_at, id) > (:at, :id)
+                ORDER BY claimed_at, id LIMIT :scan
+                """,
+                {"cutoff": to_text(cutoff), "at": at, "id": row_id, "scan": SCAN_ROWS},
+            )
+            found: list[str] = []
+            seen: set[str] = set()
+            stop = None if len(rows) < SCAN_ROWS else rows[-1]
+            for row in rows:
+                incident_id = row["incident_id"]
+                if incident_id in seen:
+                    continue
+                seen.add(incident_id)
+                if self._forgettable(incident_id, cutoff, checked_before):
+                    found.append(incident_id)
+                    if len(found) == limit:
+                        stop = row
+                        break
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [CURSOR, "" if stop is None else f"{stop['claimed_at']}|{stop['id']}"],
+            )
+        return found
+
+    def _forgettable(self, incident_id: str, cutoff: datetime, checked_before: datetime) -> bool:
+        checked = self._one(
+            "SELECT checked_at FROM retention_checks WHERE incident_id = ?", [incident_id]
+        )
+        if checked is not None and checked["checked_at"] >= to_text(checked_before):
+            return False
+        row = self._one(
+            f"SELECT max({LAST_MOVE}) AS last, sum(state = 'planned') AS open "
+            "FROM events WHERE incident_id = ?",
+            [incident_id],
+        )
+        return row is not None and not row["open"] and row["last"] < to_text(cutoff)
+
+    def forget_incident(self, incident_id: str, cutoff: datetime) -> int:
+        """Delete the incident's events if all are still older than ``cutoff`` and none is
+        unconfirmed (checked again here, in the same transaction as the delete)."""
+        with self._guard(f"pruning the events of incident {incident_id}"), self._transaction():
+            row = self._one(
+                f"SELECT max({LAST_MOVE}) AS last, sum(state = 'planned') AS open "
+                "FROM events WHERE incident_id = ?",
+                [incident_id],
+            )
+            self._execute("DELETE FROM retention_checks WHERE incident_id = ?", [incident_id])
+            if row is None or row["last"] is None:
+                return 0
+            if row["open"] or row["last"] >= to_text(cutoff):
+                return 0
+            return int(
+                self._execute("DELETE FROM events WHERE incident_id = ?", [incident_id]).rowcount
+            )
+
+    def keep_incident(self, incident_id: str, now: datetime) -> None:
+        """The API says the incident's events still guard something: ask again later."""
+        with self._guard(f"recording that incident {incident_id} is kept"):
+            self._execute(
+                "INSERT INTO retention_checks (incident_id, checked_at) VALUES (?, ?) "
+                "ON CONFLICT (incident_id) DO UPDATE SET checked_at = excluded.checked_at",
+                [incident_id, to_text(now)],
+            )
+
+
+def _cursor(value: str) -> tuple[str, int]:
+    at, _, row_id = value.partition("|")
+    return (at, int(row_id)) if row_id.isdigit() else ("", 0)
