@@ -124,6 +124,7 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     with reading_engine(config, _api_key(), only=only) as (engine, rules):
         actions, report = engine.plan(rules)
         hints = never_run_hints(engine.ledger, report)
+        pause = engine.ledger.paused()
     _print_actions(actions, as_json)
     for hint in hints:
         click.echo(hint, err=True)
@@ -133,9 +134,15 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
         if outcome.braked:
             click.echo(
                 f"safety brake: rule {outcome.rule} would stop after "
-                f"{len(outcome.planned)} edits; {outcome.braked} more held back",
+                f"{len(outcome.planned)} edits ({outcome.brake}); {outcome.braked} more held back",
                 err=True,
             )
+    if pause is not None:
+        click.echo(
+            f"the automations are {pause.describe()}: nothing is applied until "
+            "`automations resume`",
+            err=True,
+        )
 
 
 def _report_failed(reports: list[CycleReport]) -> bool:
@@ -170,6 +177,10 @@ def _send_due_digests(runtime: Any) -> bool:
     if not runtime.config.digests:
         return True
     from automations.digest.service import digests_for
+    from automations.pause import digests_paused
+
+    if digests_paused(runtime.ledger, "digests"):
+        return True  # held, not failed: sent (within their grace) after `automations resume`
 
     digests = digests_for(runtime)
     return digests is None or digests.tick()
@@ -299,6 +310,29 @@ def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
             click.echo(result.line())
     if any(r.error is not None for r in results):
         sys.exit(1)
+
+
+@cli.command()
+@config_option
+@click.option("--reason", default="", help="Why, shown in every cycle line and by plan.")
+def pause(config_path: Path, reason: str) -> None:
+    """Stop every effect now: no edit, no digest mail, until `automations resume`.
+
+    The daemon keeps running: each cycle still polls and logs what it would do. Works
+    while the daemon runs (it reads the flag in the ledger every cycle) and needs no API key.
+    """
+    from automations.pause import pause_automations
+
+    click.echo(pause_automations(_load(config_path), reason))
+
+
+@cli.command()
+@config_option
+def resume(config_path: Path) -> None:
+    """Undo `automations pause`: the next cycle applies what is due."""
+    from automations.pause import resume_automations
+
+    click.echo(resume_automations(_load(config_path)))
 
 
 @cli.command(name="test-rule")

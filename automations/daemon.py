@@ -189,12 +189,15 @@ class Daemon:
         runs on the new config, or not at all if its digest is gone.
         """
         from automations.errors import AutomationsError
+        from automations.pause import digests_paused
 
         with self._digest_lock:
             digests = self.digests
             if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
                 return
             try:
+                if digests_paused(self.runtime.ledger, label, quiet=name is None):
+                    return
                 work(digests)
             except AutomationsError as exc:
                 log.error("%s: %s", label, exc)

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from automations import failpoints
@@ -27,12 +27,14 @@ from automations.incidentio import (
     IncidentIOClient,
     IncidentUpdate,
 )
-from automations.ledger import Event, Ledger
+from automations.ledger import Event, Ledger, Pause
 from automations.logs import action_fields, event_fields
 from automations.retention import Retention
 from automations.rules.base import AnyRule, PlannedAction
 
 log = logging.getLogger("automations.engine")
+
+DAY = timedelta(days=1)  # the window max_actions_per_day counts over
 
 
 @dataclass
@@ -46,6 +48,7 @@ class RuleOutcome:
     failed: list[tuple[PlannedAction, str]] = field(default_factory=list)
     already_done: int = 0
     braked: int = 0
+    brake: str = ""  # which limit held actions back, e.g. "max_actions_per_cycle=10"
     error: str | None = None
     # The API could not be reached (after the client's retries): the cycle stopped here.
     gave_up: str | None = None
@@ -80,6 +83,8 @@ class CycleReport:
     error: str | None = None
     # The cycle stopped at the first unreachable answer; `once` stops there too.
     unreachable: bool = False
+    # `automations pause`: the cycle polled and planned but applied nothing.
+    paused: Pause | None = None
 
     def finish(self, now: datetime) -> None:
         self.finished_at = now
@@ -119,6 +124,7 @@ class CycleReport:
             "api_requests": self.api_requests,
             "seconds": round(seconds, 3) if seconds is not None else None,
             "error": self.error,
+            "paused": self.paused.describe() if self.paused else None,
         }
 
     def line(self) -> str:
@@ -130,6 +136,11 @@ class CycleReport:
         )
         if s["braked"]:
             text += f", {s['braked']} held back by the safety brake"
+        if s["paused"]:
+            text += (
+                f"; PAUSED ({s['paused']}): nothing applied, {s['planned']} held back "
+                "until `automations resume`"
+            )
         if s["error"]:
             text += f"; error: {s['error']}"
         return text
@@ -276,9 +287,24 @@ class Engine:
                 outcome.skipped.append((action, action.refused))
                 self._log_refusal(action, action.refused)
         fresh = [action for action in fresh if action.refused is None]
-        outcome.planned = fresh[: rule.options.max_actions_per_cycle]
-        outcome.braked = len(fresh) - len(outcome.planned)
+        if fresh:
+            self._brake(rule, fresh, outcome)
         return outcome
+
+    def _brake(self, rule: AnyRule, fresh: list[PlannedAction], outcome: RuleOutcome) -> None:
+        """At most max_actions_per_cycle now, and max_actions_per_day over the last 24 hours
+        of API time (the rule's edits that landed, from the ledger)."""
+        per_cycle, per_day = rule.options.max_actions_per_cycle, rule.options.max_actions_per_day
+        today = self.ledger.applied_since(rule.name, self.clock() - DAY)
+        room = max(per_day - today, 0)
+        outcome.planned = fresh[: min(per_cycle, room)]
+        outcome.braked = len(fresh) - len(outcome.planned)
+        if outcome.braked:
+            outcome.brake = (
+                f"max_actions_per_day={per_day} ({today} edits in the last 24 hours)"
+                if room < per_cycle
+                else f"max_actions_per_cycle={per_cycle}"
+            )
 
     def _log_refusal(self, action: PlannedAction, reason: str) -> None:
         """Once per process for each key and reason: it stays refused every cycle until fixed."""
@@ -303,12 +329,13 @@ class Engine:
             schedule, rules=[rule.name for rule in rules], now=report.started_at
         )
         try:
+            report.paused = self.ledger.paused()
             self.reconcile()
             follow_ups = self.follow_ups(rules)
             found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
             for index, rule in enumerate(rules):
-                outcome = self._run_rule(rule, found, follow_ups)
+                outcome = self._run_rule(rule, found, follow_ups, report.paused)
                 report.rules.append(outcome)
                 if outcome.gave_up is not None:
                     self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
@@ -351,25 +378,40 @@ class Engine:
         rule: AnyRule,
         found: Evaluation,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        pause: Pause | None,
     ) -> RuleOutcome:
         outcome = self._select(rule, found)
         if outcome.braked:
             log.error(
-                "SAFETY BRAKE: rule %s wanted %d edits this cycle, more than max_actions_per_cycle"
-                "=%d; applying %d and holding back %d. If this is expected, raise the limit; "
+                "SAFETY BRAKE: rule %s wanted %d edits this cycle, more than %s allows; "
+                "applying %d and holding back %d. If this is expected, raise the limit; "
                 "otherwise check the rule's where/require with `automations plan`.",
                 rule.name,
                 len(outcome.planned) + outcome.braked,
-                rule.options.max_actions_per_cycle,
+                outcome.brake,
                 len(outcome.planned),
                 outcome.braked,
             )
+        if pause is not None:
+            self._hold(outcome)
+            return outcome
         try:
             for action in outcome.planned:
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
             outcome.gave_up = str(exc)
         return outcome
+
+    def _hold(self, outcome: RuleOutcome) -> None:
+        """Paused: say what would be applied, claim and send nothing (it stays due)."""
+        for action in outcome.planned:
+            log.warning(
+                "PAUSED, not applied: %s %s: %s",
+                action.rule,
+                action.incident_reference,
+                action.reason,
+                extra=action_fields(action, "paused"),
+            )
 
     def _give_up(self, report: CycleReport, error: str, not_run: Sequence[str]) -> None:
         """One unreachable answer ends the cycle: every other request would wait just as long."""

@@ -47,7 +47,7 @@ OFFLINE_CASES = [
     (GOOD_RULE.replace('every = "1m"', ""), "rules[0]: give exactly one of every"),
     (
         GOOD_RULE + "colour = 'red'\n",
-        "rules[0].colour: unknown key; allowed: cron, enabled, every, max_actions_per_cycle, name, notify_incident_channel, since, steps",
+        "rules[0].colour: unknown key; allowed: cron, enabled, every, max_actions_per_cycle, max_actions_per_day, name, notify_incident_channel, since, steps",
     ),
     (
         GOOD_RULE.replace('name = "esc"', 'name = "Esc Rule"'),

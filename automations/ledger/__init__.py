@@ -11,6 +11,7 @@ its side effect and confirmed after, so it happens at most once, ever.
     outbox.py       rendered digests waiting for SMTP
     meta.py         small facts, e.g. the API clock's offset from the host's
     retention.py    forgetting old rows (what may go: automations/retention.py)
+    pause.py        the kill switch's flag (`automations pause` / `resume`)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
 from automations.ledger.meta import MetaStore
 from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
+from automations.ledger.pause import Pause, PauseStore
 from automations.ledger.retention import Pruned, RetentionStore
 from automations.ledger.runs import Run, RunStatus, RunStore
 
@@ -30,13 +32,16 @@ __all__ = [
     "LedgerLocked",
     "OutboxItem",
     "OutboxState",
+    "Pause",
     "Pruned",
     "Run",
     "RunStatus",
 ]
 
 
-class Ledger(EventStore, RunStore, CatalogStore, OutboxStore, MetaStore, RetentionStore):
+class Ledger(
+    EventStore, RunStore, CatalogStore, OutboxStore, MetaStore, RetentionStore, PauseStore
+):
     """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
 
     Opening creates the file if needed and applies pending migrations. Call

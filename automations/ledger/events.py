@@ -337,6 +337,17 @@ class EventStore(LedgerBase):
                 done.update(key for (key,) in rows)
         return done
 
+    def applied_since(self, rule: str, since: datetime) -> int:
+        """How many of ``rule``'s edits landed (applied, or found applied by reconcile) at or
+        after ``since``: what ``max_actions_per_day`` counts. A range on an index."""
+        with self._guard(f"counting the recent edits of rule {rule!r}"):
+            row = self._one(
+                "SELECT count(*) AS n FROM events WHERE rule = ? AND finished_at >= ? "
+                "AND state IN (?, ?)",
+                [rule, to_text(since), EventState.APPLIED.value, EventState.RECONCILED.value],
+            )
+        return 0 if row is None else int(row["n"])
+
 
 def _filters(
     rule: str | None,

@@ -60,6 +60,12 @@ class RuleOptions(BaseModel):
     max_actions_per_cycle: StrictInt = Field(
         10, ge=1, description="Safety brake: past this many edits in one cycle the rule stops."
     )
+    max_actions_per_day: StrictInt = Field(
+        100,
+        ge=1,
+        description="Safety brake: past this many edits in the last 24 hours (counted in the "
+        "ledger) the rule holds back the rest until earlier edits are a day old.",
+    )
 
     @model_validator(mode="after")
     def _one_schedule(self) -> RuleOptions:
