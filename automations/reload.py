@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from automations.config import load_config
-from automations.engine import Engine
-from automations.runtime import Runtime, build_rules, load_catalog
+from automations.runtime import Runtime, build_rules, load_catalog, make_engine
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -43,7 +42,9 @@ def prepare_reload(running: Runtime) -> Reloaded:
     config = dataclasses.replace(config, **kept)
     catalog = load_catalog(running.client, running.ledger)  # names added since start resolve
     rules = build_rules(config, catalog)
-    engine = Engine(running.client, running.ledger, catalog, clock=running.engine.clock)
+    engine = make_engine(
+        config, running.client, running.ledger, catalog, rules, running.engine.clock
+    )
     runtime = Runtime(config, running.client, running.ledger, catalog, rules, engine)
     digests = None
     if config.digests:

@@ -119,11 +119,19 @@ def build_runtime(
     except BaseException:
         ledger.close()
         raise
-    engine = Engine(
-        client,
-        ledger,
-        catalog,
-        clock=clock or ServerClock(client, ledger),
-        retention=Retention(config.store.retention, rules, catalog),
-    )
+    clock = clock or ServerClock(client, ledger)
+    engine = make_engine(config, client, ledger, catalog, rules, clock)
     return Runtime(config, client, ledger, catalog, rules, engine)
+
+
+def make_engine(
+    config: Config,
+    client: IncidentIOClient,
+    ledger: Ledger,
+    catalog: Catalog,
+    rules: list[AnyRule],
+    clock: Callable[[], datetime],
+) -> Engine:
+    """The engine of a daemon or `once` (and of a reload): it prunes the ledger too."""
+    retention = Retention(config.store.retention, rules, catalog)
+    return Engine(client, ledger, catalog, clock=clock, retention=retention)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from automations.config import load_config
+from automations.daemon import run_once
 from automations.errors import ConfigError
 from automations.ledger import Ledger, OutboxState, Pruned
+from automations.reload import prepare_reload
 from tests.engine_harness import Harness
 from tests.test_engine_sandbox import ESCALATE, MIRROR
 
@@ -234,3 +236,19 @@ def test_the_walk_over_old_events_resumes_where_it_stopped(
         ]
     assert windows == [[], ["01OLD3", "01OLD4"], ["01OLD5"], []]
     assert again == [[], ["01KEPT1", "01KEPT2"]]
+
+
+def test_a_reloaded_config_keeps_pruning(harness: Harness) -> None:
+    """After SIGHUP's reload the daemon's cycles still prune the ledger."""
+    harness.write(ESCALATE)
+    now = harness.sandbox.now()
+    closed = harness.add("Closed long ago", age=500 * D, status="Closed", updated_at=now - 450 * D)
+    with Ledger(harness.ledger_path) as ledger:
+        applied(ledger, closed["id"], now - 450 * D)
+    running = harness.runtime()
+    try:
+        reloaded = prepare_reload(running).runtime
+        run_once(reloaded)
+    finally:
+        running.close()
+    assert incidents_with_events(harness.ledger_path) == set()
