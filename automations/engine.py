@@ -49,6 +49,7 @@ class RuleOutcome:
     already_done: int = 0
     braked: int = 0
     brake: str = ""  # which limit held actions back, e.g. "max_actions_per_cycle=10"
+    held: int = 0  # planned but not applied: the automations are paused
     error: str | None = None
     # The API could not be reached (after the client's retries): the cycle stopped here.
     gave_up: str | None = None
@@ -137,10 +138,8 @@ class CycleReport:
         if s["braked"]:
             text += f", {s['braked']} held back by the safety brake"
         if s["paused"]:
-            text += (
-                f"; PAUSED ({s['paused']}): nothing applied, {s['planned']} held back "
-                "until `automations resume`"
-            )
+            held = sum(r.held for r in self.rules)
+            text += f"; PAUSED ({s['paused']}): {held} held back until `automations resume`"
         if s["error"]:
             text += f"; error: {s['error']}"
         return text
@@ -337,6 +336,8 @@ class Engine:
             for index, rule in enumerate(rules):
                 outcome = self._run_rule(rule, found, follow_ups, report.paused)
                 report.rules.append(outcome)
+                if outcome.held and report.paused is None:  # paused during this cycle
+                    report.paused = self.ledger.paused()
                 if outcome.gave_up is not None:
                     self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                     break
@@ -393,18 +394,23 @@ class Engine:
                 outcome.braked,
             )
         if pause is not None:
-            self._hold(outcome)
+            self._hold(outcome, outcome.planned)
             return outcome
         try:
-            for action in outcome.planned:
+            for index, action in enumerate(outcome.planned):
+                # `automations pause` takes effect between two edits, not only between cycles.
+                if index and self.ledger.paused() is not None:
+                    self._hold(outcome, outcome.planned[index:])
+                    break
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
             outcome.gave_up = str(exc)
         return outcome
 
-    def _hold(self, outcome: RuleOutcome) -> None:
+    def _hold(self, outcome: RuleOutcome, actions: Sequence[PlannedAction]) -> None:
         """Paused: say what would be applied, claim and send nothing (it stays due)."""
-        for action in outcome.planned:
+        outcome.held += len(actions)
+        for action in actions:
             log.warning(
                 "PAUSED, not applied: %s %s: %s",
                 action.rule,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,6 +110,30 @@ def test_pausing_a_running_daemon_holds_its_edits_within_a_cycle(harness: Harnes
     harness.outputs.append(stderr)
     assert "PAUSED, not applied: escalate-minor" in stderr
     assert len(harness.posts()) == 1
+
+
+def test_a_pause_during_a_cycle_holds_its_remaining_edits(harness: Harness) -> None:
+    """Paused while a slow cycle is applying: the edits after the pause are held, not sent."""
+    harness.write(ESCALATE)
+    for n in range(6):
+        harness.add(f"Stuck {n}", age=3 * H)
+    harness.sandbox.set_faults(latency_seconds=0.3, paths=["/v2/incidents/"])
+
+    def pause_after_the_first_edit() -> None:
+        wait_for(lambda: len(harness.posts()) >= 1, "the first edit")
+        with Ledger(harness.ledger_path) as ledger:
+            ledger.pause(by="test", reason="mid-cycle", now=harness.sandbox.now())
+
+    pauser = threading.Thread(target=pause_after_the_first_edit)
+    pauser.start()
+    (report,) = harness.cycle()
+    pauser.join()
+
+    assert 1 <= report.applied < 6
+    assert report.rules[0].held == 6 - report.applied
+    assert len(harness.posts()) == report.applied
+    assert "PAUSED (paused since" in report.line()
+    assert "mid-cycle" in report.line()
 
 
 def wait_for(condition: object, what: str, timeout: float = 20) -> None:
