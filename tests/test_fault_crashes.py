@@ -37,6 +37,7 @@ where = { status_category = ["live"], severity = ["Minor"] }
 steps = [ { after = "2h", to = "Major" } ]
 notify_incident_channel = true
 max_actions_per_cycle = 200
+max_actions_per_day = 100000
 """
 
 
