@@ -7,6 +7,7 @@ API is briefly down.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -128,8 +129,12 @@ class Catalog:
         """The catalog's rank for this severity ID; None when the catalog does not have the
         severity (e.g. created since start-up) or has it without a rank. The rank an
         incident embeds is never used: it may be missing, stale or wrong."""
-        severity = self.severity_by_id(severity_id)
-        return None if severity is None else severity.rank
+        return self._ranks.get(severity_id)
+
+    @functools.cached_property
+    def _ranks(self) -> dict[str, int | None]:
+        """Severity ID -> rank, built once: evaluation asks for every incident."""
+        return {s.id: s.rank for s in self.severities}
 
     @classmethod
     def fetch(cls, client: IncidentIOClient) -> Catalog:

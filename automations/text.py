@@ -22,11 +22,18 @@ _SPACES = re.compile(r"\s+")
 _NOT_ON_ONE_LINE = ("Cc", "Cf", "Zl", "Zp")
 
 
+def _tidy(text: str) -> bool:
+    """No run of spaces, none at either end (isprintable() already excludes other spaces)."""
+    return "  " not in text and text[0] != " " and text[-1] != " "
+
+
 def one_line(text: str | None, limit: int = NAME_LIMIT) -> str:
     """Fold CR/LF, tabs and other control or separator characters to spaces; cut at ``limit``
     characters, an ellipsis marking the cut."""
     if not text:
         return ""
+    if len(text) <= limit and text.isprintable() and _tidy(text):
+        return text  # the usual case, at C speed: nothing to fold, collapse or cut
     # Only the start can show: never fold a megabyte character by character.
     cut = len(text) > limit * 4
     if cut:
