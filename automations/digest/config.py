@@ -137,10 +137,11 @@ class DigestOptions(BaseModel):
     @field_validator("subject")
     @classmethod
     def _valid_subject(cls, value: str) -> str:
-        from jinja2 import Environment, TemplateSyntaxError
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         try:
-            Environment().parse(value)
+            ImmutableSandboxedEnvironment().parse(value)
         except TemplateSyntaxError as exc:
             raise ValueError(f"not a valid Jinja template: {exc.message}") from None
         return value
