@@ -59,10 +59,14 @@ class _Handler:
     reject: Callable[[str], str | None] = lambda _address: None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Recipients per transaction, as real servers cap them (Postfix: 1000, Gmail: 100).
+    rcpt_limit: int | None = None
 
     async def handle_RCPT(  # the aiosmtpd hook names
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        if self.rcpt_limit is not None and len(envelope.rcpt_tos) >= self.rcpt_limit:
+            return "452 4.5.3 Too many recipients"
         refusal = self.reject(address)
         if refusal is not None:
             return refusal

@@ -109,7 +109,12 @@ class SMTPSettings(BaseModel):
         None, description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD)."
     )
     sender: EmailAddress = Field(description='From:, e.g. "Incident Bot <incidents@example.com>".')
-    timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per SMTP connection.")
+    timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=300,
+        description="The whole send (connect, TLS, login, every transaction) ends within this.",
+    )
     retry_backoff: Duration = Field(
         timedelta(minutes=1),
         description="Wait before the first retry of a failed send; doubles each time.",
