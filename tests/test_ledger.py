@@ -59,6 +59,9 @@ ALL_MIGRATIONS = [
     "0004_catalog",
     "0005_outbox",
     "0006_meta",
+    "0007_events_incident_name",
+    "0008_rearm",
+    "0009_run_rules",
     "0010_outbox_recipients",
     "0011_outbox_lease",
 ]

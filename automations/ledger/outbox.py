@@ -306,6 +306,27 @@ class OutboxStore(LedgerBase):
         pairs = [(row["period"], OutboxState(row["state"])) for row in rows]
         return sorted(pairs, key=lambda pair: _period_order(pair[0]))
 
+    def digest_first_scheduled(self, digest: str, *, now: datetime) -> datetime:
+        """When this ledger first scheduled ``digest``; ``now`` is recorded on the first ask.
+
+        Occurrences before it were never missed, so they are not caught up: a new
+        ledger does not open with a "missed" digest. A digest already in the outbox
+        (queued before this was recorded) dates from its first item.
+        """
+        key = f"digest_first_scheduled:{digest}"
+        with self._guard(f"reading when digest {digest!r} was first scheduled"):
+            self._execute(
+                """
+                INSERT INTO meta (key, value)
+                VALUES (?, coalesce((SELECT min(created_at) FROM outbox WHERE digest = ?), ?))
+                ON CONFLICT (key) DO NOTHING
+                """,
+                [key, digest, to_text(now)],
+            )
+            row = self._one("SELECT value FROM meta WHERE key = ?", [key])
+        assert row is not None  # inserted just above, or before
+        return from_text(row["value"])
+
 
 def _period_order(period: str) -> tuple[int, datetime | str]:
     """Order ISO periods by instant, since offsets differ across DST; other keys by text."""
