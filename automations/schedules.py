@@ -155,10 +155,12 @@ class CronSchedule:
         return minute.startswith("*") or hour.startswith("*")
 
     def occurrences(self, start: datetime, end: datetime) -> list[datetime]:
-        """Instants in ``(start, end]``, oldest first, each once, in the schedule's zone.
+        """Instants in ``(start, end]``, oldest first, each once, in UTC.
 
         Wall-clock times that match are mapped to instants by cron(8)'s rules;
-        the walls searched span the zone's offsets over the interval.
+        the walls searched span the zone's offsets over the interval. UTC,
+        because adding to a zone's time in its repeated hour drops ``fold`` and
+        moves it an hour back (how the search used to loop at the fall-back).
         """
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         if end <= start:
@@ -172,7 +174,7 @@ class CronSchedule:
             for moment in self._instants(wall)
             if start < moment <= end
         }
-        return [moment.astimezone(self.zone) for moment in sorted(found)]
+        return sorted(found)
 
     def next_after(self, moment: datetime) -> datetime | None:
         """The first occurrence after ``moment``, or None if there is none for decades."""

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from automations.cron_trigger import cron_trigger
 from automations.digest.schedule import Schedule
 
 MINUTE = timedelta(minutes=1)
@@ -209,3 +210,24 @@ def test_the_latest_occurrence_near_the_change(change: Change, cron: str) -> Non
         expected = [m for m in fired if now - grace < m <= now]
         latest = schedule.latest(now, grace)
         assert (latest and latest.astimezone(UTC)) == (expected[-1] if expected else None), now
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("cron", ["0 * * * *", "*/15 * * * *", "30 1 * * *", "15 2 * * *"])
+@pytest.mark.parametrize("change", CHANGES, ids=_id)
+def test_a_rule_job_fires_once_per_occurrence_across_the_change(change: Change, cron: str) -> None:
+    """The daemon's rule trigger chained as APScheduler does (from each jittered run): no loop."""
+    form = next(f for f in FORMS if f.cron == cron)
+    trigger = cron_trigger(cron, change.zone, jitter=5)
+    at = datetime.fromisoformat(change.at).replace(tzinfo=UTC)
+    start = at - timedelta(hours=30, minutes=-7)  # 7 minutes from any occurrence: jitter is 5 s
+    end = at + timedelta(hours=30, minutes=7)
+    fired = []
+    moment = trigger.get_next_fire_time(None, start)
+    while moment is not None and moment <= end:
+        fired.append(moment)
+        moment = trigger.get_next_fire_time(moment, moment)
+    want = [m for m in reference(form, change) if start <= m <= end]
+    assert len(fired) == len(want)
+    for got, occurrence in zip(fired, want, strict=True):
+        assert occurrence <= got <= occurrence + timedelta(seconds=5)
