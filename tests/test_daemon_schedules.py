@@ -32,7 +32,7 @@ from tests.digest_support import SMTPServer
 from tests.engine_harness import REPO, Harness
 
 LONDON = ZoneInfo("Europe/London")
-LEAD = timedelta(seconds=6)  # the daemon starts (imports, catalog, reconcile) in about 2 s
+LEAD = timedelta(seconds=8)  # the daemon starts (imports, catalog, reconcile) in about 2 s idle
 JITTER = timedelta(seconds=5)  # Daemon's default jitter for rule jobs
 EXTRA_FORMS = """
 [[rules]]
