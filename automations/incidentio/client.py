@@ -12,6 +12,7 @@ Synchronous on purpose: the daemon runs jobs in APScheduler threads, and one
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
@@ -48,6 +49,7 @@ from automations.incidentio.models import (
 from automations.incidentio.pagination import IncidentPage, Page, check_page_size, paginate
 from automations.incidentio.payloads import IncidentCreate, IncidentEdit
 from automations.incidentio.ratelimit import TokenBucket
+from automations.incidentio.redaction import Redactor, strip_userinfo
 from automations.incidentio.retries import (
     MAX_RETRY_AFTER,
     CallState,
@@ -58,10 +60,12 @@ from automations.incidentio.retries import (
 from automations.incidentio.transport_errors import (
     error_from_response,
     error_from_transport,
+    request_id,
     server_time,
     unreadable_body,
 )
 
+LOG = logging.getLogger("automations.incidentio")
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
@@ -100,11 +104,12 @@ class IncidentIOClient:
             # h11 would refuse the header and quote the value in its error.
             raise ConfigError("the incident.io API key contains spaces or control characters")
         if not re.match(r"^https?://[^/\s]+", base_url):
-            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+            raise ConfigError(f"base_url must be an http(s) URL, got {strip_userinfo(base_url)!r}")
         if retry_attempts < 1 or retry_timeout <= 0 or timeout <= 0:
             raise ConfigError("retry_attempts must be >= 1; retry_timeout and timeout > 0")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _without_userinfo(base_url.rstrip("/"))
         self._api_key = SecretStr(secret)
+        self._redactor = Redactor([secret])
         self.rate_limiter = rate_limiter or TokenBucket(requests_per_minute)
         self.counter = counter or RequestCounter()
         self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
@@ -347,15 +352,15 @@ class IncidentIOClient:
         except httpx.HTTPError as exc:
             call.statuses.append("error")
             self.counter.record(method, route, "error", time.monotonic() - started)
-            unavailable = error_from_transport(exc, method, route, self._redact)
+            unavailable = error_from_transport(exc, method, route, self._redactor)
             # Keep the cause for the traceback unless its text had to be redacted.
-            raise unavailable from (None if self._redact(str(exc)) != str(exc) else exc)
+            raise unavailable from (None if self._redactor.leaks(str(exc)) else exc)
         call.statuses.append(str(response.status_code))
-        self._last.request_id = response.headers.get("x-request-id")
+        self._last.request_id = request_id(response.headers, None, self._redactor)
         self.counter.record(method, route, response.status_code, time.monotonic() - started)
         self._server_time = server_time(response) or self._server_time
         if not response.is_success:
-            error = error_from_response(response, method, route)
+            error = error_from_response(response, method, route, self._redactor)
             if response.status_code == 429 and error.retry_after:
                 self.rate_limiter.defer(min(error.retry_after, MAX_RETRY_AFTER))
             raise error
@@ -363,10 +368,7 @@ class IncidentIOClient:
             return parse(response.content)
         except ValidationError as exc:
             call.statuses[-1] += "-unreadable"
-            raise unreadable_body(response, method, route, exc) from exc
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key.get_secret_value(), "[redacted]")
+            raise unreadable_body(response, method, route, exc, self._redactor) from exc
 
 
 class _BearerAuth(httpx.Auth):
@@ -381,6 +383,22 @@ class _BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "_BearerAuth(**********)"
+
+
+def _without_userinfo(base_url: str) -> str:
+    """The key is the only credential the API takes; user:password in the URL would only leak.
+
+    httpx never sends it (the Bearer auth wins) but prints it in every request
+    log line, so it is dropped here, once, with a warning that says why.
+    """
+    stripped = strip_userinfo(base_url)
+    if stripped != base_url:
+        LOG.warning(
+            "base_url %s carried user:password, which the incident.io client never sends "
+            "(the API key is its only credential); removed so it is not printed",
+            stripped,
+        )
+    return stripped
 
 
 def _item_id(item: Any) -> str:
