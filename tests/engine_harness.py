@@ -41,7 +41,8 @@ class Harness:
         """The config file; ``base_url`` points it elsewhere than the sandbox (a proxy)."""
         header = (
             f'[incident_io]\nbase_url = "{base_url or self.sandbox.base_url}"\n'
-            "retry_attempts = 3\n\n"
+            # The sandbox is pinned a day behind the host and tests move it days more.
+            'retry_attempts = 3\nmax_clock_skew = "30d"\n\n'
             f'[store]\npath = "{self.ledger_path}"\n\n'
         )
         self.config_path.write_text(header + rules)

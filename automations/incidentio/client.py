@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -27,7 +27,8 @@ import stamina
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from automations import __version__
-from automations.errors import APIError, ConfigError
+from automations.clock import skew_problem
+from automations.errors import APIError, ClockSkew, ConfigError
 from automations.incidentio.filters import IncidentFilter
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
@@ -40,13 +41,22 @@ from automations.incidentio.models import (
     IncidentTimestamp,
     IncidentType,
     IncidentUpdate,
+    Malformed,
     PaginationMeta,
     Severity,
     User,
     envelope,
+    parse_page_leniently,
     parse_without_gc,
 )
-from automations.incidentio.pagination import IncidentPage, Page, check_page_size, paginate
+from automations.incidentio.pagination import (
+    MAX_PAGE_SIZE,
+    IncidentPage,
+    Page,
+    check_page_size,
+    paginate,
+    unique_incidents,
+)
 from automations.incidentio.payloads import IncidentCreate, IncidentEdit
 from automations.incidentio.ratelimit import TokenBucket
 from automations.incidentio.redaction import Redactor, strip_userinfo
@@ -95,6 +105,7 @@ class IncidentIOClient:
         retry_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
         counter: RequestCounter | None = None,
+        max_clock_skew: timedelta | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         secret = key.get_secret_value().strip()
@@ -114,6 +125,7 @@ class IncidentIOClient:
         self.counter = counter or RequestCounter()
         self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
         self._server_time: datetime | None = None
+        self.max_clock_skew = max_clock_skew  # None: follow the API's Date however far off
         self._last = threading.local()
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -133,11 +145,13 @@ class IncidentIOClient:
         """Pages of ``GET /v2/incidents``, fetched lazily (one request per page).
 
         Arguments are checked now; requests start when iteration does.
+        Each incident comes at most once per listing, and a malformed one is left
+        out with a warning (and counted) instead of failing its page.
         """
         check_page_size(page_size)
         base = [*(filter or IncidentFilter()).to_params(), ("page_size", str(page_size))]
-        pages = self._pages("/v2/incidents", "incidents", Incident, base)
-        return (IncidentPage(list(p.items), p.after, p.total_record_count) for p in pages)
+        pages = self._pages("/v2/incidents", "incidents", Incident, base, lenient=True)
+        return unique_incidents(pages, "GET /v2/incidents")
 
     def iter_incidents(
         self, filter: IncidentFilter | None = None, page_size: int = 250
@@ -297,12 +311,73 @@ class IncidentIOClient:
         return self._list(route, key, model, params or [])[0]
 
     def _pages(
-        self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
+        self,
+        route: str,
+        key: str,
+        model: type[M],
+        base: list[tuple[str, str]],
+        *,
+        lenient: bool = False,
     ) -> Iterator[Page[M]]:
-        def fetch(after: str | None) -> tuple[Sequence[M], PaginationMeta | None]:
-            return self._list(route, key, model, base + ([("after", after)] if after else []))
+        """Every page; ``lenient``: malformed items are skipped and reported, not fatal."""
 
-        return paginate(fetch, _item_id, method="GET", route=route)
+        def fetch(after: str | None) -> tuple[Sequence[M], PaginationMeta | None]:
+            params = base + ([("after", after)] if after else [])
+            if not lenient:
+                return self._list(route, key, model, params)
+            parse = functools.partial(parse_page_leniently, key, model)
+            page = self._call("GET", route, None, params, None, parse)
+            self._report_malformed(route, page.malformed)
+            return page.items, page.pagination_meta
+
+        page_size = int(dict(base).get("page_size", MAX_PAGE_SIZE))
+        clean = self._redactor.clean
+        return paginate(
+            fetch, _item_id, method="GET", route=route, page_size=page_size, clean=clean
+        )
+
+    def _check_server_time(self, response: httpx.Response, method: str, route: str) -> None:
+        """Adopt the response's Date as the server's time, unless it is beyond max_clock_skew.
+
+        Beyond it the answer is refused (ClockSkew, not retried): acting on a
+        Date from another year would escalate everything at once.
+        """
+        served = server_time(response)
+        if served is None:
+            return
+        problem = skew_problem(served, self.max_clock_skew)
+        if problem is not None:
+            raise ClockSkew(
+                f"{method} {route}: {problem}",
+                status=response.status_code,
+                request_id=request_id(response.headers, None, self._redactor),
+                method=method,
+                route=route,
+            )
+        self._server_time = served
+
+    def _report_malformed(self, route: str, malformed: Sequence[Malformed]) -> None:
+        """One warning per item left out, naming it and what was wrong; counted for /metrics."""
+        if not malformed:
+            return
+        self.counter.record_malformed("GET", route, len(malformed))
+        for item in malformed:
+            what = self._redactor.clean("; ".join(item.problems))
+            if item.id is not None:
+                LOG.warning(
+                    "GET %s: skipped malformed incident %s (%s); the rest of the page is used",
+                    route,
+                    self._redactor.clean(item.id, 60),
+                    what,
+                )
+            else:
+                LOG.warning(
+                    "GET %s: skipped a malformed incident without an ID (item %d of the page: "
+                    "%s); the rest of the page is used",
+                    route,
+                    item.index + 1,
+                    what,
+                )
 
     def _items(
         self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
@@ -358,7 +433,7 @@ class IncidentIOClient:
         call.statuses.append(str(response.status_code))
         self._last.request_id = request_id(response.headers, None, self._redactor)
         self.counter.record(method, route, response.status_code, time.monotonic() - started)
-        self._server_time = server_time(response) or self._server_time
+        self._check_server_time(response, method, route)
         if not response.is_success:
             error = error_from_response(response, method, route, self._redactor)
             if response.status_code == 429 and error.retry_after:
