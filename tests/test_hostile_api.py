@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from automations.clock import host_now
@@ -29,6 +30,7 @@ from automations.digest.content import visible
 from automations.errors import APIError, ClockSkew, ConfigError
 from automations.incidentio import Incident, IncidentIOClient, TokenBucket, TooManyPages
 from automations.incidentio.pagination import MAX_PAGES
+from automations.metrics import Metrics
 from tests.engine_harness import Harness
 from tests.hostile_proxy import Answer, Exchange, HostileProxy
 from tests.sandbox_server import SandboxControl
@@ -166,16 +168,46 @@ def test_a_malformed_incident_is_skipped_and_reported_not_the_page(
     with _client(hostile.url) as client:
         got = list(client.iter_incidents())
         malformed = client.counter.malformed()
+        metrics = Metrics(stale_after=timedelta(minutes=5))
+        metrics.watch_client(client)
+        exported = generate_latest(metrics.registry).decode()
     broken = {expected[1], expected[4], expected[6]}
     assert len(got) == 7
     assert {i.id for i in got} == set(expected) - broken
     assert malformed == 3
+    series = 'automations_api_malformed_records_total{method="GET",route="/v2/incidents"} 3.0'
+    assert series in exported
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3, warnings
     assert any(expected[1] in w and "created_at" in w for w in warnings)
     assert any(expected[4] in w and "name" in w for w in warnings)
     assert any("without an ID" in w and "id" in w for w in warnings)
     assert len(hostile.requests_to("GET", "/v2/incidents")) == 1  # not retried as transient
+
+
+def test_many_malformed_incidents_are_named_in_a_bounded_number_of_lines(
+    sandbox: SandboxControl, hostile: HostileProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Eight of ten malformed: five named lines and one for the rest; the two good ones kept."""
+    sandbox.reset(incidents=10)
+    hostile.rewrite = _corrupt(*((n, "created_at", None) for n in range(8)))
+    with _client(hostile.url) as client:
+        assert len(list(client.iter_incidents())) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 6, warnings
+    assert "3 more malformed incidents" in warnings[-1]
+
+
+def test_a_page_with_nothing_readable_still_fails(
+    sandbox: SandboxControl, hostile: HostileProxy
+) -> None:
+    """Every incident malformed is the API's shape changing: the page fails, loudly, as before."""
+    sandbox.reset(incidents=3)
+    hostile.rewrite = _corrupt(*((n, "created_at", None) for n in range(3)))
+    with _client(hostile.url, retry_attempts=1) as client, pytest.raises(APIError) as info:
+        list(client.iter_incidents())
+    assert "unreadable" in str(info.value)
+    assert "created_at" in str(info.value)
 
 
 def test_a_malformed_incident_does_not_block_the_others(

@@ -80,6 +80,7 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 MAX_USERS_PAGE_SIZE = 10_000
+MAX_NAMED_MALFORMED = 5  # warnings naming one malformed incident each, per page
 FOLLOW_UP_MODES = ("standard", "retrospective", "test", "tutorial", "stream")
 _REFERENCE = re.compile(r"^(?:INC-)?(\d+)$", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -357,11 +358,14 @@ class IncidentIOClient:
         self._server_time = served
 
     def _report_malformed(self, route: str, malformed: Sequence[Malformed]) -> None:
-        """One warning per item left out, naming it and what was wrong; counted for /metrics."""
+        """A warning per item left out (naming it and what was wrong), counted for /metrics.
+
+        At most MAX_NAMED_MALFORMED lines per page; one more line covers the rest.
+        """
         if not malformed:
             return
         self.counter.record_malformed("GET", route, len(malformed))
-        for item in malformed:
+        for item in malformed[:MAX_NAMED_MALFORMED]:
             what = self._redactor.clean("; ".join(item.problems))
             if item.id is not None:
                 LOG.warning(
@@ -378,6 +382,15 @@ class IncidentIOClient:
                     item.index + 1,
                     what,
                 )
+        rest = malformed[MAX_NAMED_MALFORMED:]
+        if rest:
+            named = [self._redactor.clean(m.id, 60) for m in rest[:10] if m.id is not None]
+            LOG.warning(
+                "GET %s: skipped %d more malformed incidents on the same page (%s)",
+                route,
+                len(rest),
+                ", ".join(named) + (", ..." if len(rest) > len(named) else ""),
+            )
 
     def _items(
         self, route: str, key: str, model: type[M], base: list[tuple[str, str]]

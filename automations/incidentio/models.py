@@ -402,7 +402,10 @@ def parse_page_leniently(key: str, model: type[ModelT], content: bytes) -> Lenie
     One incident missing a field must not fail the whole page, which would be
     retried as transient and block every rule. The whole page is parsed at once
     (the fast path); only when that fails on items, and only on items, are they
-    parsed one by one. A broken envelope still raises the ValidationError.
+    parsed one by one. A broken envelope still raises the ValidationError, and
+    so does a page where no item of several can be read: that is the API's
+    shape changing, and skipping everything would make cycles "succeed" while
+    doing nothing.
     """
     wrapper = envelope(key, model, many=True)
     try:
@@ -411,7 +414,10 @@ def parse_page_leniently(key: str, model: type[ModelT], content: bytes) -> Lenie
         bad = _problems_by_item(exc, key)
         if bad is None:
             raise
-        return _one_by_one(key, model, content, bad)
+        page = _one_by_one(key, model, content, bad)
+        if not page.items and len(page.malformed) > 1:
+            raise
+        return page
     return LenientPage(getattr(parsed, key), parsed.pagination_meta, [])  # type: ignore[attr-defined]
 
 
