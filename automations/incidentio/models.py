@@ -240,7 +240,7 @@ class Incident(_Resource):
     incident_status: IncidentStatus
     severity: Severity | None = None
     incident_type: IncidentType | None = None
-    visibility: str = Visibility.PRIVATE  # always sent; if not, assume the safer one
+    visibility: str = "private"  # the API always sends it; if not, assume the safer one
     mode: str = "standard"
     created_at: UTCDateTime
     updated_at: UTCDateTime

@@ -84,7 +84,7 @@ def request_id(
     headers: httpx.Headers, body: dict[str, Any] | None = None, redactor: Redactor = _NO_SECRETS
 ) -> str | None:
     """The request ID from the envelope, else from a request-id header (cleaned, short)."""
-    found = None
+    found: str | None
     if body and isinstance(body.get("request_id"), str) and body["request_id"]:
         found = str(body["request_id"])
     else:
