@@ -13,13 +13,16 @@ import tomllib
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     ValidationError,
@@ -27,11 +30,33 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from automations.clock import DEFAULT_MAX_SKEW
 from automations.digest.config import DigestOptions, SMTPSettings
-from automations.durations import Duration
+from automations.durations import HINT as DURATION_HINT
+from automations.durations import Duration, format_duration, parse_duration
 from automations.errors import ConfigError
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
+
+
+def _duration_or_off(value: Any) -> timedelta | None:
+    if value == "off":
+        return None
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f'{value!r} is not {DURATION_HINT} or "off" (write it as a string)')
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f'{exc} or "off"') from None
+
+
+DurationOrOff = Annotated[
+    timedelta | None,
+    BeforeValidator(_duration_or_off),
+    PlainSerializer(lambda v: "off" if v is None else format_duration(v), return_type=str),
+]
 
 
 class IncidentIOSettings(BaseModel):
@@ -50,6 +75,11 @@ class IncidentIOSettings(BaseModel):
     timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per-request timeout.")
     retry_attempts: StrictInt = Field(
         8, ge=1, le=30, description="Attempts per call on 429/5xx/timeouts."
+    )
+    max_clock_skew: DurationOrOff = Field(
+        DEFAULT_MAX_SKEW,
+        description="How far the API's Date may be from the host's before nothing is done; \"off\" "
+        "follows it however far (a sandbox whose clock is moved on purpose).",
     )
 
 

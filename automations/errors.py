@@ -7,7 +7,8 @@ with ``raise Mapped(...) from exc`` so callers only ever catch these::
     |- ConfigError                  78 (EX_CONFIG): TOML, unknown rule or name, bad option
     |- APIError                     carries status, type, request_id, errors[]
     |  |- APIUnavailable            timeout, connection, 429, 5xx, malformed body: retried
-    |  `- APIRejected               400, 401, 403, 404, 409, 422: permanent, never retried
+    |  |- APIRejected               400, 401, 403, 404, 409, 422: permanent, never retried
+    |  `- ClockSkew                 the API's Date is too far from the host's: act on neither
     |- RuleError                    carries the rule name; only that rule skips the cycle
     |- LedgerError                  SQLite failure: abort the cycle, keep the daemon
     `- DeliveryError                SMTP failure: the digest stays in the outbox
@@ -92,6 +93,14 @@ class APIUnavailable(APIError):
 
 class APIRejected(APIError):
     """Permanent: the API understood and said no. Never retried."""
+
+
+class ClockSkew(APIError):
+    """The API's clock and the host's disagree by more than ``max_clock_skew``.
+
+    Not retried: nothing is done until one of the clocks is fixed, since
+    either may be the wrong one and every rule measures ages against "now".
+    """
 
 
 class RuleError(AutomationsError):

@@ -33,6 +33,7 @@ def make_client(config: Config, api_key: SecretStr) -> IncidentIOClient:
         rate_limiter=TokenBucket(rate_per_minute=settings.requests_per_minute),
         timeout=settings.timeout_seconds,
         retry_attempts=settings.retry_attempts,
+        max_clock_skew=settings.max_clock_skew,
     )
 
 

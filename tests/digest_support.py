@@ -155,7 +155,8 @@ def write_config(
 ) -> Path:
     """A config with one digest (``extra`` lines go into its table; ``more`` after it)."""
     text = (
-        f'[incident_io]\nbase_url = "{base_url}"\n\n'
+        # the sandbox is pinned to fixed dates, a year away when the suite runs a year ahead
+        f'[incident_io]\nbase_url = "{base_url}"\nmax_clock_skew = "off"\n\n'
         f'[store]\npath = "{tmp_path / "ledger.db"}"\n'
         + SMTP_TABLE.format(port=smtp_port)
         + DIGEST_TABLE.format(name=name, cron=cron, timezone=timezone)

@@ -419,13 +419,14 @@ def test_incident_edit_sends_only_set_fields(openapi: Conformance) -> None:
 
 def test_parsing_ten_thousand_incidents_is_fast() -> None:
     """40 pages of 250 realistic incidents go through the client in bounded time, GC restored."""
-    incidents = json.dumps([incident(n) for n in range(250)])
-    pages = count()
+    # distinct IDs on every page: the client yields an incident once per listing
+    pages = [json.dumps([incident(p * 250 + n) for n in range(250)]) for p in range(40)]
+    served = count()
 
     def handler(request: httpx.Request) -> httpx.Response:
-        page = next(pages)
+        page = next(served)
         after = f', "after": "cursor-{page}"' if page < 39 else ""
-        body = f'{{"incidents": {incidents}, "pagination_meta": {{"page_size": 250{after}}}}}'
+        body = f'{{"incidents": {pages[page]}, "pagination_meta": {{"page_size": 250{after}}}}}'
         return httpx.Response(200, content=body.encode())
 
     client = IncidentIOClient(

@@ -80,7 +80,7 @@ OFFLINE_CASES = [
     ),
     (
         "[incident_io]\napi_key = 'inc_secret'\n",
-        "incident_io.api_key: unknown key; allowed: base_url, requests_per_minute",
+        "incident_io.api_key: unknown key; allowed: base_url, max_clock_skew, requests_per_minute",
     ),
     (
         "[stor]\npath = 'x.db'\n",
