@@ -77,6 +77,9 @@ def example_config(harness: Harness, smtp: SMTPServer) -> str:
         (r"(?m)^port = 587", f"port = {smtp.port}"),
         (r'(?m)^security = "starttls"', 'security = "none"'),
         (r"(?m)^username = .*\n", ""),
+        # The harness's sandbox runs a day behind, and this daemon's clock is moved up to
+        # three days ahead (to the next weekday 08:00): both are on purpose.
+        (r'(?m)^max_clock_skew = "[^"]*"', 'max_clock_skew = "30d"'),
     ]:
         text, count = re.subn(pattern, value, text)
         assert count == 1, pattern
