@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StrictBool,
     StrictInt,
     field_validator,
@@ -51,7 +52,8 @@ def address_part(value: str) -> str:
 
 
 class SMTPSettings(BaseModel):
-    """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD."""
+    """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD
+    (or a file named by AUTOMATIONS_SMTP_PASSWORD_FILE)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,7 +63,9 @@ class SMTPSettings(BaseModel):
         "starttls", description="starttls (upgrade after connecting), tls (implicit) or none."
     )
     username: str | None = Field(
-        None, description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD)."
+        None,
+        description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD, or a file "
+        "named by AUTOMATIONS_SMTP_PASSWORD_FILE).",
     )
     sender: EmailAddress = Field(description='From:, e.g. "Incident Bot <incidents@example.com>".')
     timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per SMTP connection.")
@@ -71,6 +75,16 @@ class SMTPSettings(BaseModel):
     )
     retry_backoff_max: Duration = Field(
         timedelta(minutes=30), description="Never wait longer than this."
+    )
+
+
+def smtp_password_problem(smtp: SMTPSettings | None, password: SecretStr | None) -> str | None:
+    """The problem when the server wants a login and no password is set (never the password)."""
+    if smtp is None or not smtp.username or password is not None:
+        return None
+    return (
+        f"smtp.username: {smtp.username!r} logs in, so its password must be in "
+        "AUTOMATIONS_SMTP_PASSWORD or in a file named by AUTOMATIONS_SMTP_PASSWORD_FILE"
     )
 
 

@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from automations.catalog import Catalog, UnknownName
+from automations.catalog import Catalog, UnknownName, resolve_name
 from automations.durations import Duration, format_duration
-from automations.errors import ConfigError
+from automations.errors import Problems
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -69,14 +69,14 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
     summary = "Raise the severity of incidents that stay live too long, step by step."
 
     def check(self, catalog: Catalog) -> None:
+        problems = Problems()  # every problem of the rule, not just the first
         self.targets: list[Severity] = []
         for index, step in enumerate(self.options.steps):
-            try:
-                target = catalog.severity(step.to)
-            except UnknownName as exc:
-                raise exc.at(f"steps[{index}].to") from None
+            target = resolve_name(catalog.severity, step.to, f"steps[{index}].to", problems)
+            if target is None:
+                continue
             if self.targets and target.rank <= self.targets[-1].rank:
-                raise ConfigError(
+                problems.add(
                     f"steps[{index}].to: {target.name!r} is not more severe than "
                     f"{self.targets[-1].name!r}; each step must raise the severity"
                 )
@@ -86,10 +86,17 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
             try:
                 self.since_id = catalog.timestamp(self.options.since).id
             except UnknownName as exc:
-                raise UnknownName(
-                    "incident timestamp (or 'created')", exc.value, [*exc.valid, "created"], "since"
-                ) from None
-        self._filter = self.options.where.to_filter(catalog)
+                problems.add(
+                    UnknownName(
+                        "incident timestamp (or 'created')",
+                        exc.value,
+                        [*exc.valid, "created"],
+                        "since",
+                    )
+                )
+        with problems.collect():
+            self._filter = self.options.where.to_filter(catalog)
+        problems.raise_if_any()
 
     def query(self) -> IncidentFilter:
         where = self.options.where
