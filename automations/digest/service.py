@@ -315,7 +315,7 @@ def resolve_digests(
     found = Problems() if problems is None else problems
     jobs = {}
     for index, options in enumerate(config.digests):
-        job = _resolve(config, index, options, catalog, found)
+        job = _resolve(index, options, catalog, found)
         if job is not None:
             jobs[options.name] = job
     if problems is None:
@@ -330,7 +330,7 @@ def check_templates(config: Config, problems: Problems) -> None:
 
 
 def _resolve(
-    config: Config, index: int, options: DigestOptions, catalog: Catalog, problems: Problems
+    index: int, options: DigestOptions, catalog: Catalog, problems: Problems
 ) -> DigestJob | None:
     """Names to IDs and templates loaded; each problem recorded with its key path."""
     query = None
