@@ -78,9 +78,6 @@ class Problems:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def __bool__(self) -> bool:
-        return bool(self.lines)
-
     def add(self, problem: str | ConfigError, prefix: str = "") -> None:
         found = problem.problems if isinstance(problem, ConfigError) else [problem]
         for line in found:
