@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from automations import __version__
+from automations.cli_options import Group, config_option, config_settings
 from automations.errors import AutomationsError
 
 if TYPE_CHECKING:
@@ -19,41 +18,14 @@ if TYPE_CHECKING:
     from automations.engine import CycleReport
     from automations.rules.base import PlannedAction
 
-F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_CONFIG = "config/automations.toml"
 
-
-def config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=lambda: os.environ.get("AUTOMATIONS_CONFIG", DEFAULT_CONFIG),
-        show_default=f"$AUTOMATIONS_CONFIG or {DEFAULT_CONFIG}",
-        help="The TOML file.",
-    )(func)
-
-
-@click.group()
+@click.group(cls=Group)
 @click.version_option(__version__, prog_name="automations")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-)
-@click.option(
-    "--log-format",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="json: one JSON object per line.",
-)
-def cli(log_level: str, log_format: str) -> None:
-    """Run incident.io automations without Slack."""
-    from automations.logs import setup_logging
+def cli() -> None:
+    """Run incident.io automations without Slack.
 
-    setup_logging(log_level, log_format)
+    --config, --log-level and --log-format go before or after the command's name.
+    """
 
 
 def _load(config_path: Path) -> Config:
@@ -91,9 +63,8 @@ def validate(config_path: Path, offline: bool) -> None:
         with make_client(config, _api_key(), interactive=True) as client:
             catalog = load_catalog(client, None)
         check_config(config, catalog, Environment())
-    where = "offline: names and secrets not checked" if offline else "names resolved by the API"
-    counts = f"{len(config.rules)} rules, {len(config.digests)} digests"
-    click.echo(f"{config_path}: ok ({counts}; {where})")
+    where = "offline" if offline else "names resolved against the API"
+    click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
 
 
 @cli.command()
@@ -366,14 +337,18 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     )
 
 
+DEMO_CONFIG = "config/demo.toml"
+
+
 @cli.command()
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("config/demo.toml"),
-    show_default=True,
-    help="The demo's rules (its URL, ledger and SMTP settings are replaced).",
+    **config_settings(
+        lambda: Path(DEMO_CONFIG),
+        DEMO_CONFIG,
+        "The demo's rules (its URL, ledger and SMTP settings are replaced).",
+    ),
 )
 @click.option(
     "--duration", type=click.FloatRange(min=1), default=None, help="Stop after N seconds."
@@ -386,11 +361,29 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     help="Where the local SMTP server writes each message (.eml and .html).",
 )
 @click.option("--incidents", default=200, show_default=True, type=click.IntRange(1, 10_000))
-def demo(config_path: Path, duration: float | None, outbox: Path, incidents: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /healthz and /metrics on this port (0: any free port) instead of the file's.",
+)
+def demo(
+    config_path: Path,
+    duration: float | None,
+    outbox: Path,
+    incidents: int,
+    metrics_port: int | None,
+) -> None:
     """The sandbox, a local SMTP server and the daemon together: no API key, no network."""
     from automations.demo import run_demo
 
-    run_demo(_load(config_path), outbox=outbox, duration=duration, incidents=incidents)
+    run_demo(
+        _load(config_path),
+        outbox=outbox,
+        duration=duration,
+        incidents=incidents,
+        metrics_port=metrics_port,
+    )
 
 
 @cli.group()
@@ -448,10 +441,11 @@ def digest_preview(config_path: Path, name: str, out: Path | None) -> None:
 @click.option(
     "--to",
     "to",
-    default=None,
-    help="Send only to this address, and do not record it as the period's digest.",
+    multiple=True,
+    help="Send only to this address (repeat for more: one message to all), and do not record "
+    "it as the period's digest.",
 )
-def digest_send(config_path: Path, name: str, to: str | None) -> None:
+def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
     """Send digest NAME now; it goes through the outbox like a scheduled one (unless --to)."""
     from automations.digest.service import digests_for
     from automations.errors import DeliveryError
@@ -461,11 +455,11 @@ def digest_send(config_path: Path, name: str, to: str | None) -> None:
     try:
         digests = digests_for(runtime)
         assert digests is not None  # _digest_runtime refused a config without digests
-        delivery = digests.send_now(name, to=to)
+        delivery = digests.send_now(name, to=list(to) or None)
     finally:
         runtime.close()
-    if to is not None:
-        click.echo(f"digest {name}: sent to {to} (not recorded as a scheduled digest)")
+    if to:
+        click.echo(f"digest {name}: sent to {', '.join(to)} (not recorded as a scheduled digest)")
     elif delivery is not None and delivery.outcome == OutboxState.SENT:
         click.echo(f"digest {name} for {delivery.period}: sent")
     elif delivery is not None and delivery.outcome == OutboxState.PENDING:

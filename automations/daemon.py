@@ -7,19 +7,19 @@ and a skipped or missed run becomes a log line rather than silence.
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
-from automations.rules.base import AnyRule
+from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -93,40 +93,47 @@ class Daemon:
         self._digest_lock = threading.Lock()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
+        self.first_cycle_done = threading.Event()
+        self.groups: dict[str, list[AnyRule]] = {}  # the rules of each scheduled job
+        self.reload_requested = threading.Event()  # SIGHUP; the main loop reloads
 
-    def _job(self, name: str, rules: list[AnyRule]) -> None:
+    def _job(self, name: str) -> None:
         with self._lock:
-            if self.stopping.is_set():
+            rules = self.groups.get(name)  # read under the lock: a reload may have changed them
+            if self.stopping.is_set() or not rules:
                 return
             report = self.runtime.engine.run_cycle(rules, name)
             log_cycle(report)
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
+        self.first_cycle_done.set()
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
+        self.groups = group_by_schedule(self.runtime.rules)
+        for name, rules in self.groups.items():
+            self._add_rule_job(name, rules[0].options)
+        self.add_digest_jobs()
+
+    def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
+        """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        for name, rules in group_by_schedule(self.runtime.rules).items():
-            opts = rules[0].options
-            trigger: Any
-            first_run: datetime | None = None
-            if opts.every is not None:
-                seconds = int(opts.every.total_seconds())
-                jitter = min(self.jitter_seconds, seconds // 10) or None
-                trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
-                first_run = host_now()
-            else:
-                trigger = CronTrigger.from_crontab(
-                    opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
-                )
-            # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
-            start = {"next_run_time": first_run} if first_run else {}
-            self.scheduler.add_job(
-                self._job, trigger, id=name, name=name, args=(name, rules), **start
+        trigger: Any
+        first_run: datetime | None = None
+        if opts.every is not None:
+            seconds = int(opts.every.total_seconds())
+            jitter = min(self.jitter_seconds, seconds // 10) or None
+            trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
+            first_run = host_now()
+        else:
+            trigger = CronTrigger.from_crontab(
+                opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
             )
-        self.add_digest_jobs()
+        # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
+        start = {"next_run_time": first_run} if first_run else {}
+        self.scheduler.add_job(self._job, trigger, id=name, name=name, args=(name,), **start)
 
     def add_digest_jobs(self) -> None:
         """Each digest on its own cron (its grace as misfire grace), and the outbox every 30s.
@@ -156,22 +163,34 @@ class Daemon:
         )
 
     def _digest_job(self, name: str) -> None:
-        assert self.digests is not None
-        self._digest_work(f"digest {name}", functools.partial(self.digests.run_scheduled, name))
+        self._digest_work(f"digest {name}", methodcaller("run_scheduled", name), name)
 
     def _outbox_job(self) -> None:
-        assert self.digests is not None
-        self._digest_work("digest outbox", self.digests.tick)
+        self._digest_work("digest outbox", methodcaller("tick"))
 
-    def _digest_work(self, label: str, work: Callable[[], object]) -> None:
-        """One digest job at a time, never after a stop; its errors are logged, not raised."""
+    def send_digests_now(self) -> None:
+        """Every enabled digest now, through the outbox (the demo: after its first cycle)."""
+        if self.digests is None:
+            return
+        for name in self.digests.names():
+            self._digest_work(f"digest {name}", methodcaller("send_now", name), name)
+
+    def _digest_work(
+        self, label: str, work: Callable[[Digests], object], name: str | None = None
+    ) -> None:
+        """One digest job at a time, never after a stop; its errors are logged, not raised.
+
+        The digests are looked up under the lock: a job that fired during a reload
+        runs on the new config, or not at all if its digest is gone.
+        """
         from automations.errors import AutomationsError
 
         with self._digest_lock:
-            if self.stopping.is_set():
+            digests = self.digests
+            if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
                 return
             try:
-                work()
+                work(digests)
             except AutomationsError as exc:
                 log.error("%s: %s", label, exc)
 
@@ -185,6 +204,87 @@ class Daemon:
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             log.warning("schedule %s: skipped, the previous cycle is still running", event.job_id)
 
+    def _log_schedules(self, what: str) -> None:
+        log.info(
+            "%s: %d rules in %d schedules (%s)",
+            what,
+            len(self.runtime.rules),
+            len(self.groups),
+            "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in self.groups.items()),
+        )
+        if self.digests is not None:
+            log.info(
+                "digests: %s",
+                "; ".join(
+                    f"{name} at {job.options.cron} {job.options.timezone}"
+                    for name, job in self.digests.jobs.items()
+                    if job.options.enabled
+                )
+                or "none enabled",
+            )
+
+    # -- SIGHUP ---------------------------------------------------------------------------------
+
+    def _catch_sighup(self) -> dict[int, Any]:
+        """SIGHUP asks the main loop to reload (no work in a signal handler); the previous
+        handler, to restore. Windows has no SIGHUP."""
+        if not hasattr(signal, "SIGHUP"):
+            return {}
+
+        def request(_signum: int, _frame: object) -> None:
+            self.reload_requested.set()
+
+        return {signal.SIGHUP: signal.signal(signal.SIGHUP, request)}
+
+    def reload(self) -> bool:
+        """Re-read the config file: if all of it is valid, its rules, schedules and digests
+        replace the running ones between cycles; otherwise one error line, nothing changes."""
+        from automations.errors import ConfigError
+        from automations.reload import prepare_reload
+
+        path = self.runtime.config.path
+        log.info("reloading %s", path)
+        try:
+            new = prepare_reload(self.runtime)
+        except Exception as exc:  # whatever is wrong with the new file, the old config runs on
+            text = (
+                str(exc) if isinstance(exc, ConfigError) else f"{path}: {type(exc).__name__}: {exc}"
+            )
+            one_line = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+            log.error("reload refused, still running the previous config: %s", one_line)
+            return False
+        # Between cycles and digest sends: both locks, so no job sees half of each config.
+        with self._lock, self._digest_lock:
+            before = self.groups
+            self.runtime, self.digests = new.runtime, new.digests
+            self.groups = group_by_schedule(new.runtime.rules)
+            self._replace_jobs(before)
+        if self.metrics is not None and self.runtime.config.server.stale_after is None:
+            from automations.metrics import default_stale_after
+
+            self.metrics.stale_after = default_stale_after(self.runtime.rules)
+        self._log_schedules("config reloaded")
+        if new.restart_needed:
+            log.warning(
+                "config reload: %s changed; kept as started until a restart",
+                ", ".join(new.restart_needed),
+            )
+        return True
+
+    def _replace_jobs(self, before: dict[str, list[AnyRule]]) -> None:
+        """A schedule that stays keeps its job and timing (no extra cycle); a new one starts
+        like at start-up; a gone one stops. Digest jobs are rebuilt: should a digest's time
+        pass during the swap, the outbox job queues it (it sends what is due but missing)."""
+        for name in before.keys() - self.groups.keys():
+            self.scheduler.remove_job(name)
+        for name, rules in self.groups.items():
+            if name not in before:
+                self._add_rule_job(name, rules[0].options)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest "):
+                job.remove()
+        self.add_digest_jobs()
+
     def serve_health(self) -> None:
         """Start /healthz and /metrics when ``[server] enabled``; nothing is imported otherwise."""
         settings = self.runtime.config.server
@@ -196,10 +296,9 @@ class Daemon:
         stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
         self.metrics = Metrics(stale_after=stale_after)
         self.metrics.watch_client(self.runtime.client)
-        if self.digests is not None:
-            from automations.digest.events import DELIVERY_LISTENERS
+        from automations.digest.events import DELIVERY_LISTENERS
 
-            DELIVERY_LISTENERS.append(self.metrics.observe_digest)
+        DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
         self.health_server = HealthServer(
             self.metrics, host=settings.host, port=settings.port
         ).start()
@@ -208,7 +307,7 @@ class Daemon:
         if self.health_server is not None:
             self.health_server.stop()
             self.health_server = None
-        if self.metrics is not None and self.digests is not None:
+        if self.metrics is not None:
             from automations.digest.events import DELIVERY_LISTENERS
 
             DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
@@ -217,6 +316,7 @@ class Daemon:
         """Block until a signal; the current cycle finishes before exit."""
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 
+        previous = self._catch_sighup()  # first: a reload asked for during start-up waits
         self.serve_health()
 
         settled = self.runtime.engine.reconcile()
@@ -237,28 +337,14 @@ class Daemon:
             )
             self.stopping.set()
 
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        groups = group_by_schedule(self.runtime.rules)
-        log.info(
-            "daemon started: %d rules in %d schedules (%s)",
-            len(self.runtime.rules),
-            len(groups),
-            "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in groups.items()),
-        )
-        if self.digests is not None:
-            log.info(
-                "digests: %s",
-                "; ".join(
-                    f"{name} at {job.options.cron} {job.options.timezone}"
-                    for name, job in self.digests.jobs.items()
-                    if job.options.enabled
-                )
-                or "none enabled",
-            )
+        previous.update({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)})
+        self._log_schedules("daemon started")
         self.scheduler.start()
         try:
             while not self.stopping.wait(0.5):
-                pass
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self.reload()
         finally:
             self.scheduler.shutdown(wait=True)
             self.stop_health()

@@ -53,13 +53,26 @@ class ClockWarp:
                 control.post("/_sandbox/clock", json={"advance_seconds": self.advance_seconds})
 
 
-def demo_config(config: Config, *, base_url: str, state_dir: Path, smtp_port: int) -> Config:
-    """The file's rules, pointed at this run's sandbox, ledger and SMTP sink."""
+def demo_config(
+    config: Config,
+    *,
+    base_url: str,
+    state_dir: Path,
+    smtp_port: int,
+    metrics_port: int | None = None,
+) -> Config:
+    """The file's rules, pointed at this run's sandbox, ledger and SMTP sink.
+
+    ``metrics_port`` (``--metrics-port``; 0 for any free port) turns /metrics on there;
+    otherwise the file's port is used, or any free one if it is taken.
+    """
     changes: dict[str, object] = {
         "incident_io": config.incident_io.model_copy(update={"base_url": base_url}),
         "store": StoreSettings(path=state_dir / "demo.db"),
     }
-    if config.server.enabled and not _port_free(config.server.host, config.server.port):
+    if metrics_port is not None:
+        changes["server"] = config.server.model_copy(update={"enabled": True, "port": metrics_port})
+    elif config.server.enabled and not _port_free(config.server.host, config.server.port):
         changes["server"] = config.server.model_copy(update={"port": 0})
     smtp = config.smtp
     if smtp is not None:
@@ -89,10 +102,25 @@ def _announce_mail(path: Path, message: EmailMessage) -> None:
 
 
 def _narrative_logging() -> None:
-    """Short lines a person can follow: the time and what happened."""
+    """Short lines a person can follow: the time and what happened (JSON stays JSON)."""
+    from automations.logs import JSONFormatter
+
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        if not isinstance(handler.formatter, JSONFormatter):
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: one line per SMTP verb
+
+
+def _digest_after_first_cycle(daemon: Daemon) -> None:
+    """A digest right after the first cycle shows what the automations just did, at once."""
+
+    def send() -> None:
+        while not daemon.stopping.is_set():
+            if daemon.first_cycle_done.wait(0.2):
+                daemon.send_digests_now()
+                return
+
+    threading.Thread(target=send, name="demo-first-digest", daemon=True).start()
 
 
 def run_demo(
@@ -103,6 +131,7 @@ def run_demo(
     incidents: int = 200,
     seed: int = 1,
     time_warp: float = 180.0,
+    metrics_port: int | None = None,
 ) -> None:
     """Run until Ctrl-C/SIGTERM or ``duration`` seconds; everything stops cleanly."""
     _narrative_logging()
@@ -112,7 +141,11 @@ def run_demo(
         warp = ClockWarp(sandbox.base_url, every_seconds=10, advance_seconds=time_warp).start()
         try:
             ready = demo_config(
-                config, base_url=sandbox.base_url, state_dir=Path(tmp), smtp_port=sink.port
+                config,
+                base_url=sandbox.base_url,
+                state_dir=Path(tmp),
+                smtp_port=sink.port,
+                metrics_port=metrics_port,
             )
             click.secho(
                 f"demo: sandbox incident.io at {sandbox.base_url} ({incidents} incidents, "
@@ -123,6 +156,7 @@ def run_demo(
             runtime = build_runtime(ready, SecretStr(sandbox.config.api_key), lock=True)
             try:
                 daemon = Daemon(runtime)
+                _digest_after_first_cycle(daemon)
                 if duration is not None:
                     timer = threading.Timer(duration, daemon.stopping.set)
                     timer.daemon = True

@@ -20,8 +20,15 @@ from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
 from automations.errors import APIError, APIRejected, LedgerError
-from automations.incidentio import FollowUp, Incident, IncidentFilter, IncidentIOClient
+from automations.incidentio import (
+    FollowUp,
+    Incident,
+    IncidentFilter,
+    IncidentIOClient,
+    IncidentUpdate,
+)
 from automations.ledger import Event, Ledger
+from automations.logs import action_fields, event_fields
 from automations.rules.base import AnyRule, PlannedAction
 
 log = logging.getLogger("automations.engine")
@@ -49,6 +56,8 @@ class Evaluation:
     queries: int
     incidents_seen: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    # incident ID -> its updates, fetched at most once per poll however many rules ask
+    updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,7 +184,13 @@ class Engine:
         result: Evaluation,
     ) -> None:
         try:
-            result.candidates[rule.name] += rule.evaluate(incidents, now, self.catalog, follow_ups)
+            updates = self._updates_for(rule, incidents, now, result.updates)
+            extra = {} if updates is None else {"updates": updates}
+            result.candidates[rule.name] += rule.evaluate(
+                incidents, now, self.catalog, follow_ups, **extra
+            )
+        except APIError:
+            raise  # the API failed, not the rule: the cycle stops as for a failed page
         except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
             result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -192,6 +207,27 @@ class Engine:
         for item in self.client.list_follow_ups():
             grouped[item.incident_id].append(item)
         return grouped
+
+    def _updates_for(
+        self,
+        rule: AnyRule,
+        incidents: Sequence[Incident],
+        now: datetime,
+        fetched: dict[str, list[IncidentUpdate]],
+    ) -> dict[str, list[IncidentUpdate]] | None:
+        """Updates of the incidents the rule needs them for (``needs_updates``), each
+        incident fetched once per poll; None when the rule needs none on this page."""
+        wanted = [incident.id for incident in incidents if rule.needs_updates(incident, now)]
+        if not wanted:
+            return None
+        for incident_id in wanted:
+            if incident_id not in fetched:
+                fetched[incident_id] = self.incident_updates(incident_id)
+        return {incident_id: fetched[incident_id] for incident_id in wanted}
+
+    def incident_updates(self, incident_id: str) -> list[IncidentUpdate]:
+        """One incident's status and severity changes, oldest first (the API lists newest first)."""
+        return list(reversed(list(self.client.iter_incident_updates(incident_id))))
 
     # -- evaluate -----------------------------------------------------------------------------
 
@@ -303,6 +339,13 @@ class Engine:
         failpoints.hit("after_claim")
         try:
             fresh = self.client.get_incident(action.incident_id)
+            now = self.clock()
+            # The re-check judges the fresh incident by fresh updates, like the poll did.
+            updates = (
+                {fresh.id: self.incident_updates(fresh.id)}
+                if rule.needs_updates(fresh, now)
+                else None
+            )
         except APIRejected as exc:
             self.ledger.mark_skipped(action.event_key, reason=f"cannot re-read incident: {exc}")
             outcome.skipped.append((action, str(exc)))
@@ -311,15 +354,26 @@ class Engine:
             self.ledger.release(action.event_key)  # nothing was sent; a later cycle may retry
             outcome.failed.append((action, str(exc)))
             log.warning(
-                "%s %s: not applied, re-read failed: %s", rule.name, action.incident_reference, exc
+                "%s %s: not applied, re-read failed: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
             )
             return
         follow_ups = self._follow_ups_for(rule, fresh.id)
-        why_not = rule.still_applies(action, fresh, self.clock(), follow_ups)
+        extra = {} if updates is None else {"updates": updates}
+        why_not = rule.still_applies(action, fresh, now, follow_ups, **extra)
         if why_not is not None:
             self.ledger.release(action.event_key)  # the condition may hold again later
             outcome.skipped.append((action, why_not))
-            log.info("%s %s: skipped, %s", rule.name, action.incident_reference, why_not)
+            log.info(
+                "%s %s: skipped, %s",
+                rule.name,
+                action.incident_reference,
+                why_not,
+                extra=action_fields(action, "skipped", reason=why_not),
+            )
             return
         failpoints.hit("after_reread")
         try:
@@ -332,7 +386,11 @@ class Engine:
             self.ledger.mark_failed(action.event_key, error=str(exc))
             outcome.failed.append((action, str(exc)))
             log.error(
-                "%s %s: the API refused the edit: %s", rule.name, action.incident_reference, exc
+                "%s %s: the API refused the edit: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
             )
             return
         except APIError as exc:
@@ -343,6 +401,7 @@ class Engine:
                 rule.name,
                 action.incident_reference,
                 exc,
+                extra=action_fields(action, "unknown", error=str(exc)),
             )
             return
         failpoints.hit("after_edit")
@@ -357,6 +416,7 @@ class Engine:
             action.incident_reference,
             action.incident_name,
             action.reason,
+            extra=action_fields(action, "applied"),
         )
 
     def _follow_ups_for(self, rule: AnyRule, incident_id: str) -> dict[str, list[FollowUp]] | None:
@@ -380,14 +440,14 @@ class Engine:
                 continue
             failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
-                self.ledger.mark_reconciled(
-                    event.event_key, reason="edit found applied after an interrupted run"
-                )
+                reason = "edit found applied after an interrupted run"
+                self.ledger.mark_reconciled(event.event_key, reason=reason)
                 settled.append((event, "reconciled"))
                 log.warning(
                     "reconciled %s on %s: the edit had landed before the interruption",
                     event.event_key,
                     event.incident_reference,
+                    extra=event_fields(event, "reconciled", reason=reason),
                 )
             else:
                 self.ledger.release(event.event_key)
@@ -396,6 +456,7 @@ class Engine:
                     "released %s on %s: the edit had not landed; the rule will re-check it",
                     event.event_key,
                     event.incident_reference,
+                    extra=event_fields(event, "released", reason="the edit had not landed"),
                 )
         return settled
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
+from automations.clock import host_now
 from automations.config import load_config
 from automations.incidentio import TokenBucket
 from automations.rules.registry import RuleRegistry
@@ -121,9 +122,11 @@ class Harness:
 @pytest.fixture
 def harness(sandbox: SandboxControl, tmp_path: Path) -> Harness:
     """An empty organisation (the seeded catalog, no incidents) at a fixed time."""
+    # A day before the host's current hour: relative to now, never a calendar date, and far
+    # enough from the host's time that a test comparing API and host time would fail.
     sandbox.reset(
         incidents=0,
-        now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+        now=host_now().replace(minute=0, second=0, microsecond=0) - timedelta(days=1),
         rate_limit_per_minute=100_000,
     )
     sandbox.clear_requests()

@@ -261,7 +261,7 @@ CATALOG_CASES = [
     ),
     (
         GOOD_RULE + 'since = "Impact"\n',
-        "rules[0].since: 'Impact' is not a known incident timestamp (or 'created')",
+        "rules[0].since: 'Impact' is not a known incident timestamp (or 'created', 'live', 'severity')",
     ),
     (
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nwhere = { status_category = ["triage"] }\nto_status = "Declined"\n',

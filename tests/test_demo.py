@@ -5,19 +5,24 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
+
+from automations.clock import host_now
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Path) -> None:
-    # The shipped demo sends its first digest at the first minute boundary; here it is sent at
-    # start-up instead (a catch-up), so the test need not wait for the clock.
+    # The demo sends a digest after its first cycle, then on its cron (every minute). Here the
+    # cron is moved to half a day from now, so no run of this test can see a second digest,
+    # whatever the time of day.
+    later = host_now() + timedelta(hours=12)
     config = (REPO / "config" / "demo.toml").read_text()
-    config = config.replace('cron = "* * * * *"', 'cron = "*/5 * * * *"')
-    config = config.replace('catch_up_grace = "1s"', 'catch_up_grace = "5m"')
+    config = config.replace('cron = "* * * * *"', f'cron = "{later.minute} {later.hour} * * *"')
+    config = config.replace('timezone = "Europe/London"', 'timezone = "UTC"')
     config = config.replace("port = 9108", "port = 0")
     (tmp_path / "demo.toml").write_text(config)
     command = [sys.executable, "-m", "automations", "demo", "--config", "demo.toml"]

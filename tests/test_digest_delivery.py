@@ -404,7 +404,7 @@ def test_send_now_and_send_to_one_address(
     clock = Clock(T0 + timedelta(hours=3))
     runtime, digests = open_digests(write_config(tmp_path, org.base_url, smtp.port), clock)
     try:
-        assert digests.send_now("daily", to="me@example.com") is None
+        assert digests.send_now("daily", to=["me@example.com"]) is None
         assert runtime.ledger.outbox_periods("daily") == []
         delivery = digests.send_now("daily")
         assert delivery is not None

@@ -70,14 +70,17 @@ def test_since_named_timestamp() -> None:
     no_impact = incident(age=timedelta(hours=10))
     actions = rule.evaluate([early_impact, no_impact], NOW, CATALOG)
     assert [a.incident_reference for a in actions] == [early_impact.reference]
-    assert "since 'Impact started'" in actions[0].reason
+    assert actions[0].reason == (
+        "3h since Impact started (09:00 UTC); step 1 (after 2h): severity Minor -> Major"
+    )
 
 
 def test_default_query_is_live() -> None:
     """Without a status filter the server-side query asks only for live incidents."""
-    rule = make(where={"severity": ["Minor"]})
+    rule = make(where={"severity": ["Minor", "Major"]})
     assert ("status_category[one_of]", "live") in rule.query().to_params()
     assert ("severity[one_of]", "SEV1") in rule.query().to_params()
+    assert ("severity[one_of]", "SEV2") in rule.query().to_params()
 
 
 def test_config_errors() -> None:

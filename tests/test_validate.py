@@ -161,7 +161,7 @@ def test_the_smtp_password_may_come_from_a_file(harness: Harness, tmp_path: Path
     result = harness.cli("validate", AUTOMATIONS_SMTP_PASSWORD_FILE=str(secret))
 
     assert result.returncode == 0, result.stderr
-    assert "ok (1 rules, 1 digests; names resolved by the API)" in result.stdout
+    assert "ok (1 rules; names resolved against the API)" in result.stdout
     assert FILE_PASSWORD not in result.stdout + result.stderr
 
 

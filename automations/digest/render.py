@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from automations.digest.content import DigestData, limit_rows, one_line
+from automations.durations import human_span
 from automations.errors import ConfigError
 
 HTML_LIMIT = 100_000
@@ -36,17 +37,8 @@ class Rendered:
 
 
 def human_duration(delta: timedelta | None) -> str:
-    """'3d 4h', '2h 5m', '12m': two units at most, for people skimming a list."""
-    if delta is None:
-        return "-"
-    minutes = int(delta.total_seconds()) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {mins}m" if mins else f"{hours}h"
-    return f"{mins}m" if mins else "<1m"
+    """'3d 4h', '2h 5m', '12m' (durations.human_span), or '-' when unknown."""
+    return "-" if delta is None else human_span(delta)
 
 
 class Renderer:

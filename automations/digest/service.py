@@ -5,14 +5,16 @@ outbox's periodic check and start-up all ask the same question, "is the
 latest occurrence within the grace already queued?", so a run missed while
 the daemon was down is sent once, and a late or repeated trigger is harmless.
 
-Two clocks: ``clock`` is the host's (periods, the outbox: what APScheduler
-fires on); ``data_clock`` is the API's (ages, windows), as the engine uses,
-so a skewed host or the sandbox's moved clock does not misdate incidents.
+Both times come from ``automations.clock``: ``clock`` is the host's (cron
+periods and the outbox: what APScheduler fires on), ``data_clock`` the
+product's "now", the API's time that the engine uses (ages, windows), so a
+skewed host or the sandbox's moved clock does not misdate incidents.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -282,22 +284,24 @@ class Digests:
 
     # -- sending by hand ----------------------------------------------------------------
 
-    def send_now(self, name: str, to: str | None = None) -> Delivery | None:
-        """Send now. With ``to``: only there, straight to SMTP, not recorded as a period."""
+    def send_now(self, name: str, to: Sequence[str] | None = None) -> Delivery | None:
+        """Send now. With ``to``: one message to those addresses only, straight to SMTP, not
+        recorded as a period."""
         job = self.job(name)
         if self.mailer is None:
             raise ConfigError(f"{self.config.path}: digests need an [smtp] table to send")
         now = self.clock()
         key = period_key(now, job.options.zone)
-        if to is not None:
-            try:
-                check_address(to)
-            except ValueError as exc:
-                raise ConfigError(f"--to: {exc}") from None
+        if to:
+            for address in to:
+                try:
+                    check_address(address)
+                except ValueError as exc:
+                    raise ConfigError(f"--to: {exc}") from None
             rendered = self.compose(name, now)
             message_id = new_message_id(self._smtp_sender(), name, f"test-{key}")
-            message = self.message(name, rendered, message_id, [to])
-            self.mailer.send(message, [address_part(to)])
+            message = self.message(name, rendered, message_id, list(to))
+            self.mailer.send(message, [address_part(address) for address in to])
             return None
         if not self.enqueue(name, now):
             raise DeliveryError(f"digest {name} for {key} is already queued; try again in a second")

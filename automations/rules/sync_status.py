@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from automations.catalog import Catalog, UnknownName, resolve_name
-from automations.durations import Duration, format_duration
+from automations.durations import Duration, format_duration, human_span
 from automations.errors import ConfigError, Problems
 from automations.incidentio import (
     CustomField,
@@ -272,12 +272,12 @@ class SyncStatus(Rule[SyncStatusOptions]):
             idle = now - incident.updated_at
             if idle < req.idle_for:
                 return None
-            reasons.append(f"idle for {format_duration(idle)} (>= {format_duration(req.idle_for)})")
+            reasons.append(f"idle for {human_span(idle)} (>= {format_duration(req.idle_for)})")
         if req.age is not None:
             age = now - incident.created_at
             if age < req.age:
                 return None
-            reasons.append(f"open {format_duration(age)} (>= {format_duration(req.age)})")
+            reasons.append(f"open for {human_span(age)} (>= {format_duration(req.age)})")
         if req.postmortem is not None:
             present = bool(incident.postmortem_document_url)
             if present != (req.postmortem == "present"):
