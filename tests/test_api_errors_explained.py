@@ -188,16 +188,13 @@ def test_an_unreachable_api_fails_an_interactive_command_within_10s(
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [("validate",), ("plan",)])
-def test_a_sandbox_that_drops_connections_fails_within_10s(
-    harness: Harness, command: tuple[str]
-) -> None:
+def test_a_sandbox_that_drops_connections_fails_within_10s(harness: Harness) -> None:
     """Every connection dropped mid-answer: the same quick, clear failure."""
     write_without_retry_settings(harness, harness.sandbox.base_url, ESCALATE)
     harness.sandbox.set_faults(drop_rate=1.0)
 
     started = time.monotonic()
-    result = harness.cli(*command, timeout=60)
+    result = harness.cli("plan", timeout=60)
     elapsed = time.monotonic() - started
 
     assert elapsed < 10, elapsed
