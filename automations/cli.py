@@ -128,20 +128,15 @@ def _action_json(action: PlannedAction) -> dict[str, Any]:
 @click.option("--rule", "only", default=None, help="Only this rule.")
 def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     """The dry run: print each edit that would be made now, and why. Changes nothing."""
-    from automations.catalog import Catalog
-    from automations.clock import ServerClock
-    from automations.engine import Engine
-    from automations.ledger import Ledger
-    from automations.runtime import build_rules, load_catalog, make_client
+    from automations.recovery import never_run_hints, reading_engine
 
     config = _load(config_path)
-    client = make_client(config, _api_key(), interactive=True)
-    with client, Ledger(config.store.path) as ledger:
-        catalog: Catalog = load_catalog(client, None)
-        rules = build_rules(config, catalog, only=only)
-        engine = Engine(client, ledger, catalog, clock=ServerClock(client, ledger))
+    with reading_engine(config, _api_key(), only=only) as (engine, rules):
         actions, report = engine.plan(rules)
+        hints = never_run_hints(engine.ledger, report)
     _print_actions(actions, as_json)
+    for hint in hints:
+        click.echo(hint, err=True)
     for outcome in report.rules:
         if outcome.braked:
             click.echo(
@@ -165,12 +160,15 @@ def once(config_path: Path) -> None:
     config = _load(config_path)
     runtime = build_runtime(config, _api_key(), lock=True)
     try:
-        runtime.engine.reconcile()
+        settled = runtime.engine.reconcile()
         reports = run_once(runtime)
-        digests_ok = _send_due_digests(runtime)
+        # Digests need the API too: after an unreachable answer they wait for the next run.
+        unreachable = any(r.unreachable for r in reports)
+        digests_ok = unreachable or _send_due_digests(runtime)
     finally:
         runtime.close()
-    if _report_failed(reports) or not digests_ok:
+    unsettled = any(outcome == "failed" for _, outcome in settled)
+    if _report_failed(reports) or not digests_ok or unsettled:
         sys.exit(1)
 
 
@@ -205,6 +203,13 @@ def run(config_path: Path) -> None:
 @click.option("--rule", default=None, help="Only this rule.")
 @click.option("--incident", default=None, help="Incident ID or reference, e.g. INC-123.")
 @click.option("--since", default=None, help="Only events newer than this, e.g. 24h, 7d.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    help="Only events in this state (repeatable): planned, applied, skipped, failed, "
+    "reconciled, rearmed.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=200, show_default=True, type=int)
 def history(
@@ -212,45 +217,96 @@ def history(
     rule: str | None,
     incident: str | None,
     since: str | None,
+    states: tuple[str, ...],
     as_json: bool,
     limit: int,
 ) -> None:
-    """What the automations did, from the ledger."""
-    from automations.clock import ledger_clock
-    from automations.durations import parse_duration
-    from automations.errors import ConfigError
-    from automations.ledger import Ledger
+    """What the automations did, from the ledger (times in UTC, ISO 8601)."""
+    from automations.history import (
+        check_rule,
+        cutoff,
+        event_json,
+        event_lines,
+        existing_ledger,
+        parse_since,
+        parse_states,
+    )
 
     config = _load(config_path)
-    try:
-        age = None if since is None else parse_duration(since)
-    except ValueError as exc:
-        raise ConfigError(f"--since: {exc}") from None
-    if not config.store.path.exists():
-        raise ConfigError(f"{config.store.path}: no ledger yet (nothing has run with this config)")
-    with Ledger(config.store.path) as ledger:
-        # The daemon's "now" (API time), not the host's: the ledger's times are API times.
-        cutoff = None if age is None else ledger_clock(ledger)() - age
-        events = ledger.events(rule=rule, incident=incident, since=cutoff, limit=limit)
+    age, wanted = parse_since(since), parse_states(states)
+    with existing_ledger(config) as ledger:
+        check_rule(config, ledger, rule)
+        events = ledger.events(
+            rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
+        )
     if as_json:
-        click.echo(json.dumps([_event_json(e) for e in events], indent=2, default=str))
+        click.echo(json.dumps([event_json(e) for e in events], indent=2))
         return
     if not events:
         click.echo("no events")
     for event in events:
-        when = event.claimed_at.strftime("%Y-%m-%d %H:%M:%SZ")
-        ref = event.incident_reference
-        click.echo(f"{when} {event.state.value:<10} {ref:<9} {event.rule}: {event.reason}")
-        if event.error:
-            click.echo(f"{'':>31}error: {event.error}")
+        for line in event_lines(event):
+            click.echo(line)
 
 
-def _event_json(event: Any) -> dict[str, Any]:
-    from dataclasses import asdict
+@cli.command()
+@config_option
+@click.option("--rule", default=None, help="Only this rule's failed actions.")
+@click.option("--incident", default=None, help="Incident ID or reference, e.g. INC-123.")
+@click.option("--since", default=None, help="Only actions that failed since, e.g. 1d.")
+@click.option("--json", "as_json", is_flag=True)
+def retry(
+    config_path: Path, rule: str | None, incident: str | None, since: str | None, as_json: bool
+) -> None:
+    """Re-arm failed actions: the next cycle re-checks each and applies it if still due.
 
-    data = asdict(event)
-    data["state"] = event.state.value
-    return data
+    Nothing is sent now. Each keeps its event key, so it still happens at most once.
+    """
+    from automations.clock import ledger_clock
+    from automations.history import check_rule, cutoff, event_json, existing_ledger, parse_since
+    from automations.recovery import rearmed_line
+
+    config = _load(config_path)
+    age = parse_since(since)
+    with existing_ledger(config) as ledger:
+        check_rule(config, ledger, rule)
+        events = ledger.rearm_failed(
+            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger)()
+        )
+    if as_json:
+        click.echo(json.dumps([event_json(e) for e in events], indent=2))
+        return
+    for event in events:
+        click.echo(rearmed_line(event))
+    if not events:
+        click.echo("nothing to retry: no failed actions match")
+    else:
+        click.echo(
+            f"{len(events)} failed action(s) re-armed; the next cycle (the daemon, or "
+            "`automations once`) re-checks each and applies it if the rule still wants it"
+        )
+
+
+@cli.command()
+@config_option
+@click.option("--rule", "only", default=None, help="Only this rule (e.g. one just added).")
+@click.option("--json", "as_json", is_flag=True)
+def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
+    """Start on an existing organisation: record every action due now as skipped
+    ("baseline"), so only incidents that become due later are acted on. Edits nothing."""
+    from automations.recovery import adopt as adopt_rules
+    from automations.recovery import reading_engine
+
+    config = _load(config_path)
+    with reading_engine(config, _api_key(), only=only) as (engine, rules):
+        results = adopt_rules(engine, rules)
+    if as_json:
+        click.echo(json.dumps([r.json() for r in results], indent=2))
+    else:
+        for result in results:
+            click.echo(result.line())
+    if any(r.error is not None for r in results):
+        sys.exit(1)
 
 
 @cli.command(name="test-rule")

@@ -54,12 +54,17 @@ def log_cycle(report: CycleReport) -> None:
 
 
 def run_once(runtime: Runtime) -> list[CycleReport]:
-    """Every rule group once (the cron-job mode)."""
+    """Every rule group once (the cron-job mode); stops at the first unreachable API."""
     reports = []
-    for name, rules in group_by_schedule(runtime.rules).items():
+    groups = group_by_schedule(runtime.rules)
+    for name, rules in groups.items():
         report = runtime.engine.run_cycle(rules, name)
         log_cycle(report)
         reports.append(report)
+        if report.unreachable:  # every other group would wait out the same retries
+            if rest := list(groups)[len(reports) :]:
+                log.error("the API is unreachable: not running %s this time", ", ".join(rest))
+            break
     return reports
 
 

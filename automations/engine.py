@@ -19,7 +19,7 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
-from automations.errors import APIError, APIRejected, LedgerError
+from automations.errors import APIError, APIRejected, APIUnavailable, LedgerError
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -46,6 +46,8 @@ class RuleOutcome:
     already_done: int = 0
     braked: int = 0
     error: str | None = None
+    # The API could not be reached (after the client's retries): the cycle stopped here.
+    gave_up: str | None = None
 
 
 @dataclass
@@ -75,6 +77,8 @@ class CycleReport:
     api_requests: int = 0
     rules: list[RuleOutcome] = field(default_factory=list)
     error: str | None = None
+    # The cycle stopped at the first unreachable answer; `once` stops there too.
+    unreachable: bool = False
 
     def finish(self, now: datetime) -> None:
         self.finished_at = now
@@ -271,16 +275,23 @@ class Engine:
         """Poll, evaluate, claim, apply, record; a failure of one rule spares the others."""
         report = CycleReport(schedule=schedule, started_at=self.clock())
         before = self.client.counter.total()
-        run_id = self.ledger.start_run(schedule, now=report.started_at)
+        run_id = self.ledger.start_run(
+            schedule, rules=[rule.name for rule in rules], now=report.started_at
+        )
         try:
             self.reconcile()
             follow_ups = self.follow_ups(rules)
             found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
-            for rule in rules:
-                report.rules.append(self._run_rule(rule, found, follow_ups))
+            for index, rule in enumerate(rules):
+                outcome = self._run_rule(rule, found, follow_ups)
+                report.rules.append(outcome)
+                if outcome.gave_up is not None:
+                    self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
+                    break
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
+            report.unreachable = isinstance(exc, APIUnavailable)
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
@@ -317,9 +328,23 @@ class Engine:
                 len(outcome.planned),
                 outcome.braked,
             )
-        for action in outcome.planned:
-            self._apply(rule, action, outcome)
+        try:
+            for action in outcome.planned:
+                self._apply(rule, action, outcome)
+        except APIUnavailable as exc:
+            outcome.gave_up = str(exc)
         return outcome
+
+    def _give_up(self, report: CycleReport, error: str, not_run: Sequence[str]) -> None:
+        """One unreachable answer ends the cycle: every other request would wait just as long."""
+        report.error = f"gave up the cycle, the API is unreachable: {error}"
+        report.unreachable = True
+        log.error(
+            "giving up this cycle: the API is unreachable (%s); the remaining actions%s wait "
+            "for the next cycle",
+            error,
+            f" and rules ({', '.join(not_run)})" if not_run else "",
+        )
 
     # -- claim, apply, record -----------------------------------------------------------------
 
@@ -329,6 +354,7 @@ class Engine:
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
+            incident_name=action.incident_name,
             event_key=action.event_key,
             reason=action.reason,
             request_body=body,
@@ -346,12 +372,24 @@ class Engine:
                 if rule.needs_updates(fresh, now)
                 else None
             )
+            follow_ups = self._follow_ups_for(rule, fresh.id)
         except APIRejected as exc:
-            self.ledger.mark_skipped(action.event_key, reason=f"cannot re-read incident: {exc}")
-            outcome.skipped.append((action, str(exc)))
+            # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
+            self.ledger.mark_failed(
+                action.event_key, error=f"cannot re-read the incident: {exc}", now=self.clock()
+            )
+            outcome.failed.append((action, str(exc)))
+            log.error(
+                "%s %s: not applied, the API refused the re-read: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
+            )
             return
         except APIError as exc:
-            self.ledger.release(action.event_key)  # nothing was sent; a later cycle may retry
+            # Nothing was sent; a later cycle may retry.
+            self.ledger.release(action.event_key, now=self.clock())
             outcome.failed.append((action, str(exc)))
             log.warning(
                 "%s %s: not applied, re-read failed: %s",
@@ -360,12 +398,12 @@ class Engine:
                 exc,
                 extra=action_fields(action, "failed", error=str(exc)),
             )
-            return
-        follow_ups = self._follow_ups_for(rule, fresh.id)
+            raise
         extra = {} if updates is None else {"updates": updates}
         why_not = rule.still_applies(action, fresh, now, follow_ups, **extra)
         if why_not is not None:
-            self.ledger.release(action.event_key)  # the condition may hold again later
+            # The condition may hold again later.
+            self.ledger.release(action.event_key, now=self.clock())
             outcome.skipped.append((action, why_not))
             log.info(
                 "%s %s: skipped, %s",
@@ -383,7 +421,7 @@ class Engine:
                 notify_incident_channel=action.notify_incident_channel,
             )
         except APIRejected as exc:
-            self.ledger.mark_failed(action.event_key, error=str(exc))
+            self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
             outcome.failed.append((action, str(exc)))
             log.error(
                 "%s %s: the API refused the edit: %s",
@@ -403,7 +441,7 @@ class Engine:
                 exc,
                 extra=action_fields(action, "unknown", error=str(exc)),
             )
-            return
+            raise
         failpoints.hit("after_edit")
         self.ledger.mark_applied(
             action.event_key, request_id=self.client.last_request_id, now=self.clock()
@@ -433,15 +471,24 @@ class Engine:
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
-                self.ledger.mark_skipped(
-                    event.event_key, reason=f"reconcile: incident unreadable: {exc}"
+                # Whether the edit landed is unknown: failed, so it shows and can be retried.
+                error = f"reconcile: cannot re-read the incident: {exc}"
+                self.ledger.mark_failed(event.event_key, error=error, now=self.clock())
+                settled.append((event, "failed"))
+                fields = event_fields(event, "failed", reason=event.reason)
+                fields["fields"]["error"] = error
+                log.error(
+                    "could not settle %s on %s: the API refused the re-read: %s",
+                    event.event_key,
+                    event.incident_reference,
+                    exc,
+                    extra=fields,
                 )
-                settled.append((event, "skipped"))
                 continue
             failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 reason = "edit found applied after an interrupted run"
-                self.ledger.mark_reconciled(event.event_key, reason=reason)
+                self.ledger.mark_reconciled(event.event_key, reason=reason, now=self.clock())
                 settled.append((event, "reconciled"))
                 log.warning(
                     "reconciled %s on %s: the edit had landed before the interruption",
@@ -450,7 +497,7 @@ class Engine:
                     extra=event_fields(event, "reconciled", reason=reason),
                 )
             else:
-                self.ledger.release(event.event_key)
+                self.ledger.release(event.event_key, now=self.clock())
                 settled.append((event, "released"))
                 log.warning(
                     "released %s on %s: the edit had not landed; the rule will re-check it",

@@ -4,6 +4,8 @@
 outbox's periodic check and start-up all ask the same question, "is the
 latest occurrence within the grace already queued?", so a run missed while
 the daemon was down is sent once, and a late or repeated trigger is harmless.
+Only occurrences after the ledger first scheduled the digest count: a new
+ledger's first start does not send a "missed" digest.
 
 Both times come from ``automations.clock``: ``clock`` is the host's (cron
 periods and the outbox: what APScheduler fires on), ``data_clock`` the
@@ -199,10 +201,17 @@ class Digests:
     # -- scheduled sending --------------------------------------------------------------
 
     def due(self, name: str) -> datetime | None:
-        """The latest occurrence within the grace, unless it (or a later send) is queued."""
+        """The latest occurrence within the grace, unless it (or a later send) is queued.
+
+        An occurrence from before this ledger first scheduled the digest was never
+        missed, so the first start on a new ledger sends no catch-up: the first digest
+        is the first occurrence after it.
+        """
         job = self.job(name)
-        latest = job.schedule.latest(self.clock(), job.options.catch_up_grace)
-        if latest is None:
+        now = self.clock()
+        first = self.ledger.digest_first_scheduled(name, now=now)
+        latest = job.schedule.latest(now, job.options.catch_up_grace)
+        if latest is None or latest < first:
             return None
         if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
             return None

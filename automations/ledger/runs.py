@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -59,15 +59,19 @@ class Run:
 class RunStore(LedgerBase):
     """The ``runs`` table."""
 
-    def start_run(self, schedule: str, *, now: datetime | None = None) -> int:
-        """Record that a cycle of ``schedule`` began; returns the run id for ``finish_run``."""
-        with self._guard(f"starting a run of {schedule!r}"):
+    def start_run(
+        self, schedule: str, *, rules: Sequence[str] = (), now: datetime | None = None
+    ) -> int:
+        """Record that a cycle of ``schedule`` (evaluating ``rules``) began; returns its id."""
+        with self._guard(f"starting a run of {schedule!r}"), self._transaction():
             cursor = self._execute(
                 "INSERT INTO runs (schedule, started_at, status) VALUES (?, ?, ?)",
                 [schedule, to_text(current(now)), RunStatus.RUNNING.value],
             )
             run_id = cursor.lastrowid
-        assert run_id is not None  # an INSERT into a rowid table always has one
+            assert run_id is not None  # an INSERT into a rowid table always has one
+            for rule in dict.fromkeys(rules):
+                self._execute("INSERT INTO run_rules (run_id, rule) VALUES (?, ?)", [run_id, rule])
         return run_id
 
     def finish_run(
@@ -145,3 +149,20 @@ class RunStore(LedgerBase):
                 {"schedule": schedule},
             )
         return None if row is None else Run.from_row(row)
+
+    def rules_that_ran(self) -> set[str]:
+        """Rules that ran: they have an event, or were in a cycle that finished OK.
+
+        A rule missing from this set has never run on this ledger (``plan`` says so when
+        it has a backlog). Cycles recorded before rule names were kept count for no rule.
+        """
+        with self._guard("listing the rules that ran"):
+            rows = self._rows(
+                """
+                SELECT rule FROM events
+                UNION
+                SELECT run_rules.rule FROM run_rules JOIN runs ON runs.id = run_rules.run_id
+                WHERE runs.status = 'ok'
+                """
+            )
+        return {row["rule"] for row in rows}
