@@ -65,8 +65,9 @@ def _secrets_never_leak(
         for phase in ("setup", "call")
         for record in caplog.get_records(phase)
     ]
-    texts += getattr(request.node.funcargs.get("harness"), "outputs", [])
-    tmp_path = request.node.funcargs.get("tmp_path")
+    funcargs = getattr(request.node, "funcargs", None) or {}  # None after a pytest-timeout
+    texts += getattr(funcargs.get("harness"), "outputs", [])
+    tmp_path = funcargs.get("tmp_path")
     leaks = find_leaks(texts, tmp_path if isinstance(tmp_path, Path) else None)
     assert not leaks, f"secrets leaked: {leaks}"
 
