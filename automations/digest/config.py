@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StrictBool,
     StrictInt,
     field_validator,
@@ -96,7 +97,8 @@ def address_part(value: str) -> str:
 
 
 class SMTPSettings(BaseModel):
-    """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD."""
+    """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD
+    (or a file named by AUTOMATIONS_SMTP_PASSWORD_FILE)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -106,7 +108,9 @@ class SMTPSettings(BaseModel):
         "starttls", description="starttls (upgrade after connecting), tls (implicit) or none."
     )
     username: str | None = Field(
-        None, description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD)."
+        None,
+        description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD, or a file "
+        "named by AUTOMATIONS_SMTP_PASSWORD_FILE).",
     )
     sender: EmailAddress = Field(description='From:, e.g. "Incident Bot <incidents@example.com>".')
     timeout_seconds: float = Field(
@@ -155,6 +159,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def smtp_password_problem(smtp: SMTPSettings | None, password: SecretStr | None) -> str | None:
+    """The problem when the server wants a login and no password is set (never the password)."""
+    if smtp is None or not smtp.username or password is not None:
+        return None
+    return (
+        f"smtp.username: {smtp.username!r} logs in, so its password must be in "
+        "AUTOMATIONS_SMTP_PASSWORD or in a file named by AUTOMATIONS_SMTP_PASSWORD_FILE"
+    )
 
 
 class DigestOptions(BaseModel):

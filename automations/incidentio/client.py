@@ -102,6 +102,7 @@ class IncidentIOClient:
         requests_per_minute: float = 1000,
         rate_limiter: TokenBucket | None = None,
         timeout: float = 30.0,
+        connect_timeout: float | None = None,
         retry_attempts: int = 8,
         retry_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
@@ -132,7 +133,7 @@ class IncidentIOClient:
             base_url=self.base_url,
             auth=_BearerAuth(self._api_key),
             headers={"User-Agent": f"automations/{__version__}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
             transport=transport,
             follow_redirects=False,
         )
@@ -417,6 +418,8 @@ class IncidentIOClient:
         try:
             result = retrying(call, path, params, body, parse)
         except APIError as exc:
+            exc.base_url, exc.attempts = self.base_url, call.attempts
+            exc.elapsed = time.monotonic() - call.started
             log_outcome(call, exc)
             raise
         log_outcome(call, None)

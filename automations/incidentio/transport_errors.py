@@ -23,11 +23,18 @@ import httpx
 from pydantic import ValidationError
 
 from automations.clock import host_now
-from automations.errors import APIError, APIErrorDetail, APIRejected, APIUnavailable
+from automations.errors import (
+    APIAccessDenied,
+    APIError,
+    APIErrorDetail,
+    APIRejected,
+    APIUnavailable,
+)
 from automations.incidentio.redaction import MAX_DETAILS, Redactor, strip_userinfo
 
 # 408 and 425 say "try again"; 429 is the rate limit; 5xx is the server's fault.
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+ACCESS_STATUSES = frozenset({401, 403})  # the key: wrong, revoked, or lacking a permission
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid")
 MAX_REQUEST_ID = 100
 MAX_METADATA = 1_000  # characters of an error's metadata, as JSON, kept at most
@@ -128,7 +135,11 @@ def error_from_response(
     if retry_after is None and body is not None and isinstance(body.get("rate_limit"), dict):
         raw = body["rate_limit"].get("retry_after")
         retry_after = parse_retry_after(raw if isinstance(raw, str) else None, now)
-    cls = APIUnavailable if is_retryable_status(status) else APIRejected
+    cls: type[APIError] = APIRejected
+    if is_retryable_status(status):
+        cls = APIUnavailable
+    elif status in ACCESS_STATUSES:
+        cls = APIAccessDenied
     return cls(
         message,
         status=status,
