@@ -21,9 +21,28 @@ if TYPE_CHECKING:
     from automations.cron_trigger import CronScheduleTrigger
 
 
+# Later than now by more than this is "in the future": a period queued while the host clock
+# was ahead. Within it, a clock stepped back a little (NTP) still counts what it just sent.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
 def period_key(moment: datetime, zone: ZoneInfo) -> str:
     """The outbox's period text: ISO 8601 in the digest's zone, to the second."""
     return moment.astimezone(zone).replace(microsecond=0).isoformat()
+
+
+def period_instant(period: str) -> datetime | None:
+    """The instant a period's text stands for; None for a key that is not one."""
+    try:
+        moment = datetime.fromisoformat(period)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def in_future(moment: datetime, now: datetime) -> bool:
+    """Later than ``now`` by more than the tolerance: written by a clock that was ahead."""
+    return moment > now + FUTURE_TOLERANCE
 
 
 class Schedule(CronSchedule):

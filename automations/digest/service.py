@@ -38,7 +38,7 @@ from automations.digest.fetch import digest_filter, fetch_incidents
 from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Backoff, Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
-from automations.digest.schedule import Schedule, period_key
+from automations.digest.schedule import Schedule, in_future, period_instant, period_key
 from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
@@ -96,6 +96,7 @@ class Digests:
             else Backoff(timedelta(minutes=1), timedelta(minutes=30))
         )
         self.outbox = DigestOutbox(ledger, mailer, backoff, clock)
+        self._future_reported: set[tuple[str, str]] = set()  # (digest, time) warned about
 
     @classmethod
     def from_runtime(
@@ -205,20 +206,55 @@ class Digests:
 
         An occurrence from before this ledger first scheduled the digest was never
         missed, so the first start on a new ledger sends no catch-up: the first digest
-        is the first occurrence after it.
+        is the first occurrence after it. Times in the future (written while the host
+        clock was ahead) cover nothing: they are reported once and ignored, or one start
+        with the clock in 2027 would silence the digest until then.
         """
         job = self.job(name)
         now = self.clock()
-        first = self.ledger.digest_first_scheduled(name, now=now)
+        first: datetime | None = self.ledger.digest_first_scheduled(name, now=now)
+        if first is not None and in_future(first, now):
+            self._report_future(name, "says it was first scheduled at", first, now)
+            first = None
         latest = job.schedule.latest(now, job.options.catch_up_grace)
-        if latest is None or latest < first:
+        if latest is None or (first is not None and latest < first):
             return None
         if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
             return None
-        last = self.ledger.outbox_last_period(name)
-        if last is not None and datetime.fromisoformat(last) >= latest:
+        last = self._last_period(job, now)
+        if last is not None and last >= latest:
             return None  # a `digest send` at or after this occurrence already covered it
         return latest
+
+    def _last_period(self, job: DigestJob, now: datetime) -> datetime | None:
+        """The latest period queued, leaving out (and reporting) those in the future."""
+        last = None
+        for period, _state in self.ledger.outbox_periods(job.name):
+            moment = period_instant(period)
+            if moment is None:
+                continue
+            if in_future(moment, now):
+                self._report_future(job.name, "holds the period", moment, now)
+            else:
+                last = moment if last is None else max(last, moment)
+        return last
+
+    def _report_future(self, name: str, what: str, moment: datetime, now: datetime) -> None:
+        """One warning per digest and time, however often ``due`` is asked."""
+        zone = self.job(name).options.zone
+        shown = period_key(moment, zone)
+        if (name, shown) in self._future_reported:
+            return
+        self._future_reported.add((name, shown))
+        log.warning(
+            "digest %s: the ledger %s %s, in the future (now %s): written while the host "
+            "clock was ahead, it does not count; real occurrences are sent as usual "
+            "(`automations digest status` lists it)",
+            name,
+            what,
+            shown,
+            period_key(now, zone),
+        )
 
     def enqueue(self, name: str, period: datetime) -> bool:
         """Render the digest for ``period`` once and queue it; False if it was already queued."""
