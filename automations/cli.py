@@ -528,6 +528,45 @@ def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
         raise DeliveryError(f"digest {name}: refused by the server, not retried: {error}")
 
 
+@digest.command(name="status")
+@config_option
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Outbox entries shown per digest, the newest.",
+)
+def digest_status(config_path: Path, name: str | None, as_json: bool, limit: int) -> None:
+    """Each digest (or NAME): schedule, next send, last sent period and outbox entries.
+
+    Reads the file and the ledger only (no API, no SMTP); times in the digest's zone and UTC.
+    """
+    from automations.clock import host_now
+    from automations.digest.status import digest_statuses
+    from automations.ledger import Ledger
+
+    config = _load(config_path)
+    ledger = Ledger(config.store.path) if config.store.path.exists() else None
+    try:
+        statuses = digest_statuses(config, ledger, host_now(), name, limit)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if as_json:
+        click.echo(json.dumps([status.json() for status in statuses], indent=2))
+        return
+    if not statuses:
+        click.echo(f"{config_path}: no [[digests]] configured")
+    for index, status in enumerate(statuses):
+        if index:
+            click.echo()
+        for line in status.lines():
+            click.echo(line)
+
+
 def main() -> None:
     """Entry point: our errors become one line and their exit code, never a traceback."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from automations.durations import Duration
+from automations.errors import ConfigError
 from automations.schedules import CronExpression, TimeZoneName
 from automations.where import Where
 
@@ -270,3 +272,9 @@ class DigestOptions(BaseModel):
     def recipients(self) -> list[str]:
         """Envelope recipients: to, cc and bcc (bcc never appears in a header)."""
         return list(dict.fromkeys(address_part(a) for a in (*self.to, *self.cc, *self.bcc)))
+
+
+def no_such_digest(path: Path, name: str, known: Sequence[str]) -> ConfigError:
+    """A NAME that is not a digest of the file: say which ones are."""
+    listed = ", ".join(known) or "(none configured)"
+    return ConfigError(f"{path}: no digest named {name!r}; digests: {listed}")

@@ -30,6 +30,7 @@ from automations.digest.config import (
     DigestOptions,
     address_part,
     check_address,
+    no_such_digest,
     smtp_password_problem,
 )
 from automations.digest.content import build_digest
@@ -129,10 +130,7 @@ class Digests:
         try:
             return self.jobs[name]
         except KeyError:
-            known = ", ".join(self.jobs) or "(none configured)"
-            raise ConfigError(
-                f"{self.config.path}: no digest named {name!r}; digests: {known}"
-            ) from None
+            raise no_such_digest(self.config.path, name, list(self.jobs)) from None
 
     # -- build and render -----------------------------------------------------------------
 
