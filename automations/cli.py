@@ -211,7 +211,7 @@ def run(config_path: Path) -> None:
     "reconciled, rearmed.",
 )
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=200, show_default=True, type=int)
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(0, 10**9))
 def history(
     config_path: Path,
     rule: str | None,

@@ -11,6 +11,7 @@ every problem at once, in words a person would use rather than pydantic's::
 
 from __future__ import annotations
 
+import codecs
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     create_model,
+    field_validator,
 )
 
 from automations.clock import DEFAULT_MAX_SKEW
@@ -36,6 +38,7 @@ from automations.digest.config import DigestOptions, SMTPSettings
 from automations.durations import HINT as DURATION_HINT
 from automations.durations import Duration, format_duration, parse_duration
 from automations.errors import ConfigError, Problems
+from automations.files import RefusedFile, read_regular_file
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
 
@@ -90,6 +93,13 @@ class StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Path = Field(Path("automations.db"), description="SQLite ledger file.")
+
+    @field_validator("path")
+    @classmethod
+    def _no_nul(cls, value: Path) -> Path:
+        if "\0" in str(value):  # SQLite and the OS would raise ValueError deep in a command
+            raise ValueError(f"{str(value)!r} contains a NUL character; a file path cannot")
+        return value
 
 
 class ServerSettings(BaseModel):
@@ -161,20 +171,37 @@ def _app_model(rule_types: dict[str, type[AnyRule]]) -> type[AppConfigBase]:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables; ConfigError naming the file for anything that is not UTF-8 TOML.
+
+    A leading UTF-8 byte order mark (some Windows editors write one) is skipped.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such file (pass --config or set AUTOMATIONS_CONFIG)"
         ) from None
+    except RefusedFile as exc:
+        raise ConfigError(f"{path}: {exc}; --config names the TOML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level
+        raise ConfigError(
+            f"{path}: not valid TOML: arrays or inline tables nested too deeply "
+            "(hundreds of levels; a config needs a few)"
+        ) from None
 
 
 def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:

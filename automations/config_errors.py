@@ -124,17 +124,30 @@ def humane_message(err: ErrorDetails, info: FieldInfo | None, inside: bool = Fal
     return f"{shown} is not allowed here{_described(info)}"
 
 
+SHOWN_LENGTH = 80  # characters of a value echoed in a message: it stays one readable line
+_SHOWN_DEPTH = 4  # lists and tables inside each other shown; deeper ones are "..."
+
+
 def show_value(value: Any) -> str:
-    """A value as it looks in TOML: true, 5, 'text', [1, 2], { a = 1 }."""
+    """A value as it looks in TOML: true, 5, 'text', [1, 2], { a = 1 }; cut short when long
+    or deeply nested (hundreds of levels would exhaust the stack)."""
+    text = _show(value, 0)
+    return text if len(text) <= SHOWN_LENGTH else f"{text[: SHOWN_LENGTH - 3]}..."
+
+
+def _show(value: Any, depth: int) -> str:
+    if isinstance(value, list | tuple | dict) and depth >= _SHOWN_DEPTH:
+        return "..."
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
+        return "[" + ", ".join(_show(v, depth + 1) for v in value[:SHOWN_LENGTH]) + "]"
     if isinstance(value, dict):
-        pairs = ", ".join(f"{k} = {show_value(v)}" for k, v in value.items())
+        items = list(value.items())[:SHOWN_LENGTH]
+        pairs = ", ".join(f"{k} = {_show(v, depth + 1)}" for k, v in items)
         return "{ " + pairs + " }" if pairs else "{}"
     if isinstance(value, str):
-        return repr(value)
+        return repr(value[: SHOWN_LENGTH + 1])
     return str(value)
 
 

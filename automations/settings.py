@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from automations.errors import ConfigError
+from automations.files import FileTooLarge, RefusedFile, read_regular_file
 
 DEFAULT_CONFIG = Path("config/automations.toml")
 
@@ -59,16 +60,32 @@ class Environment(BaseSettings):
         )
 
 
+SECRET_FILE_LIMIT = 64 * 1024  # a key or password is short; more is the wrong file
+
+
 def _secret(variable: str, value: SecretStr | None, file: Path | None) -> SecretStr | None:
-    """``variable`` if set and not empty, else the stripped content of ``file`` (its _FILE)."""
+    """``variable`` if set and not empty, else the stripped content of ``file`` (its _FILE).
+
+    The file must be a regular file of at most 64 KiB in UTF-8 (a leading byte order
+    mark is skipped); its content never appears in a message.
+    """
     if value is not None and value.get_secret_value():
         return value
     if file is None:
         return None
+    where = f"{variable}_FILE: {file}"
     try:
-        text = file.read_text().strip()
+        raw = read_regular_file(file, limit=SECRET_FILE_LIMIT)
+    except FileTooLarge as exc:
+        raise ConfigError(f"{where} {exc}; it should hold the secret alone") from None
+    except RefusedFile as exc:
+        raise ConfigError(f"{where} {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{variable}_FILE: cannot read {file}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} is not UTF-8 text") from None
     if not text:
         raise ConfigError(f"{variable}_FILE: {file} is empty")
     return SecretStr(text)

@@ -59,8 +59,12 @@ class Backoff:
     longest: timedelta
 
     def after(self, attempts: int) -> timedelta:
-        exponent = min(max(attempts - 1, 0), 30)
-        delay: timedelta = self.first * (2**exponent)
+        # Doubled only while below the longest wait: a day doubled 30 times is no date.
+        delay = self.first
+        for _ in range(max(attempts - 1, 0)):
+            if delay >= self.longest:
+                break
+            delay *= 2
         return min(delay, self.longest)
 
 
