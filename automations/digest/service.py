@@ -210,12 +210,12 @@ class Digests:
         """
         job = self.job(name)
         now = self.clock()
-        first: datetime | None = self.ledger.digest_first_scheduled(name, now=now)
-        if first is not None and in_future(first, now):
+        first = self.ledger.digest_first_scheduled(name, now=now)
+        floor = None if in_future(first, now) else first
+        if floor is None:
             self._report_future(name, "says it was first scheduled at", first, now)
-            first = None
         latest = job.schedule.latest(now, job.options.catch_up_grace)
-        if latest is None or (first is not None and latest < first):
+        if latest is None or (floor is not None and latest < floor):
             return None
         if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
             return None
