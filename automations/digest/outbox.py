@@ -63,6 +63,9 @@ class Delivery:
 class DigestOutbox:
     """Queues rendered digests and delivers due ones; one sender at a time per process."""
 
+    # The daemon's stop event: once set, no further item is sent (they stay queued).
+    stopping: threading.Event | None = None
+
     def __init__(self, ledger: Ledger, mailer: Mailer | None, backoff: Backoff, clock: Clock):
         self.ledger = ledger
         self.mailer = mailer
@@ -106,7 +109,13 @@ class DigestOutbox:
                     item.attempts,
                     item.last_error,
                 )
-            return [self._attempt(item) for item in self.ledger.outbox_due(now=now)]
+            deliveries = []
+            for item in self.ledger.outbox_due(now=now):
+                if self.stopping is not None and self.stopping.is_set():
+                    log.info("digest outbox: stopping; the rest stays queued for the next start")
+                    break
+                deliveries.append(self._attempt(item))
+            return deliveries
 
     def deliver(self, digest: str, period: str) -> Delivery | None:
         """Try one item now if it is still open (for ``digest send``); None if already final."""

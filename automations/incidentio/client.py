@@ -76,7 +76,9 @@ class IncidentIOClient:
 
     Give every client in the process the same ``TokenBucket`` (and
     ``RequestCounter``) to share them; ``requests_per_minute`` only sizes a
-    private bucket when none is passed.
+    private bucket when none is passed. ``stopping`` (the daemon's stop event)
+    cuts every wait short, for a retry or a token: a stop is not held back by a
+    Retry-After.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class IncidentIOClient:
         retry_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
         counter: RequestCounter | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         secret = key.get_secret_value().strip()
@@ -110,6 +113,7 @@ class IncidentIOClient:
         self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
         self._server_time: datetime | None = None
         self._last = threading.local()
+        self.stopping = stopping
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_BearerAuth(self._api_key),
@@ -317,7 +321,7 @@ class IncidentIOClient:
         path = route.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         call = CallState(method, route)
         retrying = stamina.retry(
-            on=functools.partial(self._retry.wait, call),
+            on=functools.partial(self._retry.wait, call, stop=self.stopping),
             attempts=self._retry.attempts,
             timeout=self._retry.timeout,
         )(self._attempt)
@@ -339,7 +343,7 @@ class IncidentIOClient:
     ) -> R:
         """One HTTP attempt: a token, the request, the count, then status and body checks."""
         call.attempts += 1
-        self.rate_limiter.acquire()
+        self.rate_limiter.acquire(self.stopping)
         method, route = call.method, call.route
         started = time.monotonic()
         try:
