@@ -158,7 +158,10 @@ class Daemon:
         """Each digest on its own cron (its grace as misfire grace), and the outbox every 30s.
 
         The outbox job retries failed sends and also queues any digest whose
-        occurrence is due but missing (e.g. the host slept through the cron).
+        occurrence is due but missing (e.g. the host slept through the cron). Its
+        first run is at once, in a scheduler thread: at start-up a digest missed
+        while down is queued and queued ones are retried, beside the first rule
+        cycles (a silent SMTP server must not hold them back).
         """
         if self.digests is None:
             return
@@ -179,6 +182,7 @@ class Daemon:
             IntervalTrigger(seconds=int(OUTBOX_EVERY.total_seconds())),
             id="digest outbox",
             name="digest outbox",
+            next_run_time=host_now(),
         )
 
     def _digest_job(self, name: str) -> None:
@@ -356,10 +360,7 @@ class Daemon:
                 log.warning(
                     "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
                 )
-            if self.digests is not None:
-                # A digest missed while down is queued once now; queued ones are retried.
-                self._outbox_job()
-            self.add_jobs()
+            self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             if not self.stopping.is_set():
                 self._log_schedules("daemon started")
