@@ -20,6 +20,7 @@ from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
 from automations.errors import AutomationsError
+from automations.ledger.watch import LedgerFile, LedgerReplaced
 from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime
 
@@ -91,6 +92,8 @@ class Daemon:
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
         self._lend_stop()
+        self.ledger_file = LedgerFile(runtime.ledger.path)
+        self.fatal: AutomationsError | None = None  # what stopped the daemon, if not a signal
         self.scheduler = BackgroundScheduler(
             job_defaults={
                 "coalesce": True,
@@ -116,10 +119,22 @@ class Daemon:
         if self.digests is not None:
             self.digests.outbox.stopping = self.stopping
 
+    def _ledger_intact(self) -> bool:
+        """False, and the daemon stops with exit 1, if the ledger file was deleted or replaced."""
+        try:
+            self.ledger_file.check()
+        except LedgerReplaced as exc:
+            if self.fatal is None:
+                log.error("%s", exc)
+                self.fatal = exc
+            self.stopping.set()
+            return False
+        return True
+
     def _job(self, name: str) -> None:
         with self._lock:
             rules = self.groups.get(name)  # read under the lock: a reload may have changed them
-            if self.stopping.is_set() or not rules:
+            if self.stopping.is_set() or not rules or not self._ledger_intact():
                 return
             report = self.runtime.engine.run_cycle(rules, name, self.stopping)
             log_cycle(report)
@@ -209,6 +224,8 @@ class Daemon:
         with self._digest_lock:
             digests = self.digests
             if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
+                return
+            if not self._ledger_intact():
                 return
             try:
                 work(digests)
@@ -348,7 +365,10 @@ class Daemon:
         return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def run(self) -> None:
-        """Block until a signal, then stop within seconds (see the class docstring)."""
+        """Block until a signal, then stop within seconds (see the class docstring).
+
+        Raises what stopped the daemon if it was not a signal (a deleted ledger: exit 1).
+        """
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 
         previous = self._catch_sighup()  # first: a reload asked for during start-up waits
@@ -376,3 +396,5 @@ class Daemon:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log.info("daemon stopped")
+        if self.fatal is not None:
+            raise self.fatal
