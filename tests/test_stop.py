@@ -97,8 +97,7 @@ def test_a_stop_ends_a_retry_after_wait_at_once(harness: Harness) -> None:
 
 
 def test_a_stop_ends_the_rate_limiters_wait_after_a_long_retry_after(harness: Harness) -> None:
-    """Retry-After: 120 overruns the retry budget, so the call fails at once; the rate
-    limiter then holds every call for 120 s, and the stop ends that wait too."""
+    """Retry-After: 120 (past the retry budget) parks the next call in the limiter; stop ends it."""
     stopping = threading.Event()
     harness.sandbox.set_faults(rate_limit_storm={"seconds": 120})
     with stoppable_client(harness, stopping) as client:
@@ -130,8 +129,7 @@ class StopAfterFirstApplied(logging.Handler):
 def test_a_stop_between_actions_claims_nothing_more_and_the_next_cycle_does_the_rest(
     harness: Harness,
 ) -> None:
-    """The action in progress is applied; the others are neither claimed nor sent, and
-    the next cycle applies each of them once."""
+    """The action in progress is applied; the rest is not claimed, and the next cycle does it."""
     harness.write(RULE.format(every="1m"))
     stuck = [harness.add(f"Stuck {n}", age=3 * H) for n in range(5)]
     stop = threading.Event()
@@ -292,8 +290,7 @@ def test_sigterm_during_a_429_storm_exits_0_within_5_seconds(
 def test_sigterm_mid_cycle_stops_between_actions_and_a_restart_does_each_once(
     harness: Harness,
 ) -> None:
-    """30 due actions, each request slowed: SIGTERM stops the daemon within seconds with some
-    applied, none left claimed unsent; the next run applies the rest, each incident once."""
+    """SIGTERM mid-cycle: exit 0 in seconds, nothing claimed unsent, a restart does each once."""
     harness.write(RULE.format(every="1m"))
     stuck = [harness.add(f"Stuck {n}", age=3 * H) for n in range(30)]
     harness.sandbox.set_faults(latency_seconds=0.2, paths=["/v2/incidents"])
