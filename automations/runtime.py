@@ -14,12 +14,12 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from automations.catalog import Catalog
-from automations.clock import ServerClock
+from automations.clock import ServerClock, ledger_clock
 from automations.config import Config
 from automations.engine import Engine
 from automations.errors import APIError, ConfigError
 from automations.incidentio import IncidentIOClient, TokenBucket
-from automations.ledger import Ledger
+from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule
 
 log = logging.getLogger("automations.runtime")
@@ -106,12 +106,12 @@ def build_runtime(
     clock: Callable[[], datetime] | None = None,
 ) -> Runtime:
     """Open the ledger (locked for daemons), reconcile-ready engine, rules resolved."""
-    ledger = Ledger(config.store.path)
+    # Locked before SQLite opens the file: a refused process never touches the database.
+    ledger = Ledger(config.store.path, lock=lock)
     try:
-        if lock:
-            ledger.acquire_lock()
-            if interrupted := ledger.close_interrupted_runs():
-                log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
+        # API time, like the runs' own times (the offset the last process remembered).
+        if lock and (interrupted := ledger.close_interrupted_runs(now=ledger_clock(ledger)())):
+            log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
         client = make_client(config, api_key)
         catalog = load_catalog(client, ledger)
         rules = build_rules(config, catalog)
@@ -120,3 +120,25 @@ def build_runtime(
         raise
     engine = Engine(client, ledger, catalog, clock=clock or ServerClock(client, ledger))
     return Runtime(config, client, ledger, catalog, rules, engine)
+
+
+def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:
+    """Settle what an interrupted run left claimed; None when the API could not be reached.
+
+    Unreachable is not fatal: the claims stay unconfirmed, and every cycle settles
+    them first (``Engine.run_cycle``), so no edit is sent before they are settled.
+    """
+    try:
+        settled = engine.reconcile()
+    except APIError as exc:
+        left = len(engine.ledger.unconfirmed())
+        log.error(
+            "start-up: %d unconfirmed claims not settled, the API is unreachable (%s); nothing "
+            "is edited until the next cycle (or run) settles them",
+            left,
+            exc,
+        )
+        return None
+    if settled:
+        log.warning("start-up: settled %d unconfirmed events from an interrupted run", len(settled))
+    return settled

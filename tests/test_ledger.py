@@ -61,6 +61,7 @@ ALL_MIGRATIONS = [
     "0007_events_incident_name",
     "0008_rearm",
     "0009_run_rules",
+    "0010_owners_quarantine",
 ]
 
 

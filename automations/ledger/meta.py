@@ -12,19 +12,6 @@ CLOCK_OFFSET = "clock_offset_seconds"
 class MetaStore(LedgerBase):
     """The ``meta`` table: one text value per key."""
 
-    def _meta(self, key: str) -> str | None:
-        with self._guard(f"reading {key}"):
-            row = self._one("SELECT value FROM meta WHERE key = ?", [key])
-        return None if row is None else str(row["value"])
-
-    def _set_meta(self, key: str, value: str) -> None:
-        with self._guard(f"saving {key}"):
-            self._execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-
     def clock_offset(self) -> timedelta | None:
         """API time minus host time, as the last process that talked to the API saw it."""
         text = self._meta(CLOCK_OFFSET)
