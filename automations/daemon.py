@@ -20,7 +20,7 @@ from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
 from automations.rules.base import AnyRule, RuleOptions
-from automations.runtime import Runtime
+from automations.runtime import Runtime, reconcile_at_startup
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -324,11 +324,7 @@ class Daemon:
         previous = self._catch_sighup()  # first: a reload asked for during start-up waits
         self.serve_health()
 
-        settled = self.runtime.engine.reconcile()
-        if settled:
-            log.warning(
-                "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
-            )
+        reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
         if self.digests is not None:
             # A digest missed while down is queued once now; queued ones are retried.
             self._outbox_job()
