@@ -173,3 +173,14 @@ def test_an_unreadable_digest_is_never_sent_nor_queued_again(tmp_path: Path) -> 
     assert not queued_again
     assert kept.source == "outbox"
     assert json.loads(kept.row)["recipients"] == "[not json"
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "1e400"])
+def test_an_unreadable_clock_offset_is_forgotten_not_fatal(tmp_path: Path, value: str) -> None:
+    """A meta clock offset that is not a number reads as never learned (then relearned)."""
+    path = tmp_path / "ledger.db"
+    _insert(path, "meta", key="clock_offset_seconds", value=value)
+    with Ledger(path) as ledger:
+        assert ledger.clock_offset() is None
+        ledger.save_clock_offset(timedelta(seconds=5))
+        assert ledger.clock_offset() == timedelta(seconds=5)

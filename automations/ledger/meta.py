@@ -15,7 +15,10 @@ class MetaStore(LedgerBase):
     def clock_offset(self) -> timedelta | None:
         """API time minus host time, as the last process that talked to the API saw it."""
         text = self._meta(CLOCK_OFFSET)
-        return None if text is None else timedelta(seconds=float(text))
+        try:
+            return None if text is None else timedelta(seconds=float(text))
+        except (ValueError, OverflowError):
+            return None  # unreadable: as if never learned; the next API answer replaces it
 
     def save_clock_offset(self, offset: timedelta) -> None:
         self._set_meta(CLOCK_OFFSET, repr(offset.total_seconds()))
