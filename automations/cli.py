@@ -43,16 +43,26 @@ def _api_key() -> Any:
 @cli.command()
 @config_option
 @click.option(
-    "--offline", is_flag=True, help="Check the file only; do not resolve names via the API."
+    "--offline",
+    is_flag=True,
+    help="Check the file and templates only: no API, no secrets (names and the SMTP password "
+    "are not checked).",
 )
 def validate(config_path: Path, offline: bool) -> None:
-    """Check a config file (and, unless --offline, every name against the API)."""
-    config = _load(config_path)
-    if not offline:
-        from automations.runtime import build_rules, load_catalog, make_client
+    """Check a config file, reporting every problem at once: the file, digest templates and,
+    unless --offline, every name against the API and the SMTP password."""
+    from automations.runtime import check_config
 
-        with make_client(config, _api_key()) as client:
-            build_rules(config, load_catalog(client, None))
+    config = _load(config_path)
+    if offline:
+        check_config(config, None, None)
+    else:
+        from automations.runtime import load_catalog, make_client
+        from automations.settings import Environment
+
+        with make_client(config, _api_key(), interactive=True) as client:
+            catalog = load_catalog(client, None)
+        check_config(config, catalog, Environment())
     where = "offline" if offline else "names resolved against the API"
     click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
 
@@ -456,7 +466,7 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
         raise ConfigError(f"{config_path}: no [[digests]] configured")
     if not need_ledger and not config.store.path.exists():
         config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
-    return build_runtime(config, _api_key(), lock=False)
+    return build_runtime(config, _api_key(), lock=False, interactive=True)
 
 
 @digest.command(name="preview")
@@ -533,6 +543,22 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except AutomationsError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_explain(exc)}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _explain(exc: AutomationsError) -> str:
+    """A refused key or an unreachable API in words that say what to do; others as they are."""
+    from automations.errors import APIAccessDenied, APIUnavailable
+
+    if isinstance(exc, APIAccessDenied):
+        from automations.incidentio.explain import explain_access_denied
+        from automations.settings import Environment
+
+        return explain_access_denied(exc, Environment().api_key_source())
+    if isinstance(exc, APIUnavailable):
+        from automations.incidentio.explain import explain_unavailable
+
+        return explain_unavailable(exc)
+    return str(exc)

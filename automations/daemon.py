@@ -122,8 +122,9 @@ class Daemon:
 
     def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
         """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
+
+        from automations.cron_trigger import cron_trigger
 
         trigger: Any
         first_run: datetime | None = None
@@ -133,9 +134,9 @@ class Daemon:
             trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
             first_run = host_now()
         else:
-            trigger = CronTrigger.from_crontab(
-                opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
-            )
+            assert opts.cron is not None  # the options' validator pairs cron and timezone
+            assert opts.timezone is not None
+            trigger = cron_trigger(opts.cron, opts.timezone, jitter=self.jitter_seconds or None)
         # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
         start = {"next_run_time": first_run} if first_run else {}
         self.scheduler.add_job(self._job, trigger, id=name, name=name, args=(name,), **start)

@@ -72,7 +72,8 @@ def _validate(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not {HINT} (write it as a string)")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # TOML's true
+        raise ValueError(f"{shown} is not {HINT} (write it in quotes)")
     return parse_duration(value)
 
 

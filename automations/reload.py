@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from automations.config import load_config
 from automations.engine import Engine
-from automations.runtime import Runtime, build_rules, load_catalog
+from automations.runtime import Runtime, check_config, load_catalog
+from automations.settings import Environment
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -42,7 +43,7 @@ def prepare_reload(running: Runtime) -> Reloaded:
     kept = {name: getattr(running.config, name) for name in RESTART_ONLY}
     config = dataclasses.replace(config, **kept)
     catalog = load_catalog(running.client, running.ledger)  # names added since start resolve
-    rules = build_rules(config, catalog)
+    rules = check_config(config, catalog, Environment())  # every problem of the file at once
     engine = Engine(running.client, running.ledger, catalog, clock=running.engine.clock)
     runtime = Runtime(config, running.client, running.ledger, catalog, rules, engine)
     digests = None

@@ -37,9 +37,12 @@ class Harness:
         self.config_path = tmp_path / "automations.toml"
         self.outputs: list[str] = []
 
-    def write(self, rules: str) -> Path:
+    def write(self, rules: str, *, base_url: str | None = None) -> Path:
+        """The config file; ``base_url`` points it elsewhere than the sandbox (a proxy)."""
         header = (
-            f'[incident_io]\nbase_url = "{self.sandbox.base_url}"\nretry_attempts = 3\n\n'
+            f'[incident_io]\nbase_url = "{base_url or self.sandbox.base_url}"\n'
+            # The sandbox is pinned a day behind the host and tests move it days more.
+            'retry_attempts = 3\nmax_clock_skew = "30d"\n\n'
             f'[store]\npath = "{self.ledger_path}"\n\n'
         )
         self.config_path.write_text(header + rules)

@@ -307,7 +307,7 @@ def test_requests_per_minute_holds_the_rate(org: SandboxControl) -> None:
         elapsed = time.perf_counter() - started
     minimum = (calls - capacity) / 10
     assert capacity == 10
-    assert minimum - 0.05 <= elapsed < minimum + 1.5
+    assert elapsed >= minimum - 0.05  # no upper bound: a loaded machine is only ever slower
     assert len(api_log(org)) == calls
 
 

@@ -26,7 +26,12 @@ from pydantic import SecretStr
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
 from automations.config import Config
-from automations.digest.config import DigestOptions, address_part, check_address
+from automations.digest.config import (
+    DigestOptions,
+    address_part,
+    check_address,
+    smtp_password_problem,
+)
 from automations.digest.content import build_digest
 from automations.digest.delivery import Mailer
 from automations.digest.fetch import digest_filter, fetch_incidents
@@ -34,7 +39,7 @@ from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Backoff, Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, period_key
-from automations.errors import APIError, ConfigError, DeliveryError, LedgerError
+from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
 
@@ -83,10 +88,7 @@ class Digests:
         self.mailer = mailer
         self.clock = clock
         self.data_clock = data_clock or clock
-        self.jobs = {
-            options.name: _resolve(config, index, options, catalog)
-            for index, options in enumerate(config.digests)
-        }
+        self.jobs = resolve_digests(config, catalog)
         smtp = config.smtp
         backoff = (
             Backoff(smtp.retry_backoff, smtp.retry_backoff_max)
@@ -315,27 +317,57 @@ class Digests:
         return self.outbox.deliver(name, key)
 
 
-def _resolve(config: Config, index: int, options: DigestOptions, catalog: Catalog) -> DigestJob:
-    """Names to IDs and templates loaded, with errors that name the file and key."""
+def resolve_digests(
+    config: Config, catalog: Catalog, problems: Problems | None = None
+) -> dict[str, DigestJob]:
+    """Every digest with names resolved and templates loaded; all problems in one error.
+
+    With ``problems``, they are added there instead (the whole-file check gathers
+    rules and digests together) and digests with a problem are left out.
+    """
+    found = Problems() if problems is None else problems
+    jobs = {}
+    for index, options in enumerate(config.digests):
+        job = _resolve(index, options, catalog, found)
+        if job is not None:
+            jobs[options.name] = job
+    if problems is None:
+        found.raise_if_any(config.path)
+    return jobs
+
+
+def check_templates(config: Config, problems: Problems) -> None:
+    """Each digest's templates_dir and templates, without the API (``validate --offline``)."""
+    for index, options in enumerate(config.digests):
+        _renderer(index, options, problems)
+
+
+def _resolve(
+    index: int, options: DigestOptions, catalog: Catalog, problems: Problems
+) -> DigestJob | None:
+    """Names to IDs and templates loaded; each problem recorded with its key path."""
+    query = None
+    with problems.collect():
+        query = digest_filter(options, catalog, f"digests[{index}]")
+    renderer = _renderer(index, options, problems)
+    if query is None or renderer is None:
+        return None
+    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+
+
+def _renderer(index: int, options: DigestOptions, problems: Problems) -> Renderer | None:
     path = f"digests[{index}]"
-    try:
-        query = digest_filter(options, catalog, path)
-    except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {exc}") from None
-    templates_dir = options.templates_dir
-    if templates_dir is not None:
-        if not templates_dir.is_absolute():
-            templates_dir = config.path.parent / templates_dir
-        if not templates_dir.is_dir():
-            raise ConfigError(
-                f"{config.path}: {path}.templates_dir: {templates_dir}: no such directory"
-            )
+    templates_dir = options.templates_dir  # load_config made it absolute (config's folder)
+    if templates_dir is not None and not templates_dir.is_dir():
+        problems.add(f"{path}.templates_dir: {templates_dir}: no such directory")
+        return None
     renderer = Renderer(options.template, options.zone, templates_dir)
     try:
         renderer.check()
     except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {path}.template: {exc}") from None
-    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+        problems.add(exc, f"{path}.template")
+        return None
+    return renderer
 
 
 def _clock_offset(raw: timedelta) -> timedelta:
@@ -350,11 +382,8 @@ def digests_for(runtime: Runtime) -> Digests | None:
         return None
     from automations.settings import Environment
 
-    password = Environment().automations_smtp_password
-    smtp = runtime.config.smtp
-    if smtp is not None and smtp.username and password is None:
-        raise ConfigError(
-            f"{runtime.config.path}: smtp.username is set, so AUTOMATIONS_SMTP_PASSWORD "
-            "must hold its password"
-        )
+    password = Environment().smtp_password()
+    problem = smtp_password_problem(runtime.config.smtp, password)
+    if problem is not None:
+        raise ConfigError.listing([problem], runtime.config.path)
     return Digests.from_runtime(runtime, password)

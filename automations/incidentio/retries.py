@@ -53,6 +53,22 @@ class CallState:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How long one call may take in all: attempts, total retry time, per-request timeouts."""
+
+    attempts: int
+    timeout: float
+    request_timeout: float
+    connect_timeout: float | None = None
+
+
+# A daemon rides out an outage: the config's attempts and timeout, two minutes per call.
+DAEMON = Budget(attempts=30, timeout=120.0, request_timeout=300.0)
+# A person waiting at a terminal (validate, plan, digest preview): give up within 10 s.
+INTERACTIVE = Budget(attempts=3, timeout=8.0, request_timeout=8.0, connect_timeout=3.0)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
     timeout: float = 120.0

@@ -195,7 +195,23 @@ def build_migrations() -> Migrations:
         )
         db.table("run_rules").create_index(["rule"], index_name="run_rules_rule")
 
-    @migrations(name="0010_owners_quarantine")
+    @migrations(name="0010_outbox_recipients")
+    def outbox_recipients(db: Database) -> None:
+        # Per recipient: accepted by the server (never sent again) or refused for good (5xx,
+        # reported); the rest is retried. NULL is an empty list / object.
+        table = db.table("outbox")
+        table.add_column("accepted", str)  # JSON list
+        table.add_column("refused", str)  # JSON object: address -> the server's reply
+
+    @migrations(name="0011_outbox_lease")
+    def outbox_lease(db: Database) -> None:
+        # A sending row belongs to one sender until lease_until; after that (a crash) anyone
+        # may claim it again.
+        table = db.table("outbox")
+        table.add_column("owner", str)
+        table.add_column("lease_until", str)
+
+    @migrations(name="0012_owners_quarantine")
     def owners_quarantine(db: Database) -> None:
         # Which process claimed an event or started a run (host:pid:token, see owners.py), so
         # another process never settles a claim or closes a run of one that is still alive.
