@@ -217,6 +217,8 @@ def build_migrations() -> Migrations:
         # another process never settles a claim or closes a run of one that is still alive.
         db.table("events").add_column("owner", str)
         db.table("runs").add_column("owner", str)
+        # Every cycle looks for unconfirmed claims first: find them without a full scan.
+        db.execute("CREATE INDEX events_planned ON events (claimed_at, id) WHERE state = 'planned'")
         # A row that cannot be decoded is copied here as it was and reported once; an event
         # row stays in events (state quarantined) so its key stays taken.
         db.table("quarantine").create(
