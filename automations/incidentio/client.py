@@ -91,7 +91,9 @@ class IncidentIOClient:
 
     Give every client in the process the same ``TokenBucket`` (and
     ``RequestCounter``) to share them; ``requests_per_minute`` only sizes a
-    private bucket when none is passed.
+    private bucket when none is passed. ``stopping`` (the daemon's stop event)
+    cuts every wait short, for a retry or a token: a stop is not held back by a
+    Retry-After.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class IncidentIOClient:
         transport: httpx.BaseTransport | None = None,
         counter: RequestCounter | None = None,
         max_clock_skew: timedelta | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         secret = key.get_secret_value().strip()
@@ -129,6 +132,7 @@ class IncidentIOClient:
         self._server_time: datetime | None = None
         self.max_clock_skew = max_clock_skew  # None: follow the API's Date however far off
         self._last = threading.local()
+        self.stopping = stopping
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_BearerAuth(self._api_key),
@@ -422,7 +426,7 @@ class IncidentIOClient:
         attempt: Callable[..., R] = self._attempt
         if retry:
             attempt = stamina.retry(
-                on=functools.partial(self._retry.wait, call),
+                on=functools.partial(self._retry.wait, call, stop=self.stopping),
                 attempts=self._retry.attempts,
                 timeout=self._retry.timeout,
             )(self._attempt)
@@ -446,7 +450,7 @@ class IncidentIOClient:
     ) -> R:
         """One HTTP attempt: a token, the request, the count, then status and body checks."""
         call.attempts += 1
-        self.rate_limiter.acquire()
+        self.rate_limiter.acquire(self.stopping)
         method, route = call.method, call.route
         started = time.monotonic()
         try:
