@@ -22,7 +22,7 @@ from automations.engine import CycleReport
 from automations.errors import AutomationsError
 from automations.ledger.watch import LedgerFile, LedgerReplaced
 from automations.rules.base import AnyRule, RuleOptions
-from automations.runtime import Runtime
+from automations.runtime import Runtime, reconcile_at_startup
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -376,11 +376,7 @@ class Daemon:
         previous.update(self._catch_stop())  # and a stop asked for during start-up is honoured
         try:
             self.serve_health()
-            settled = self.runtime.engine.reconcile()
-            if settled:
-                log.warning(
-                    "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
-                )
+            reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
             self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             if not self.stopping.is_set():

@@ -33,6 +33,7 @@ from automations.incidentio import (
     IncidentUpdate,
 )
 from automations.ledger import Event, Ledger
+from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
 from automations.rules.base import AnyRule, PlannedAction
 
@@ -165,6 +166,7 @@ class Engine:
         self.ledger = ledger
         self.catalog = catalog
         self.clock = clock
+        self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
     # -- poll ---------------------------------------------------------------------------------
 
@@ -499,9 +501,19 @@ class Engine:
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[Event, str]]:
-        """Settle claims left unconfirmed by a crash, before anything else acts."""
+        """Settle claims left unconfirmed (a crash, a lost answer), before anything else acts.
+
+        Runs before every cycle, so an edit whose outcome was unknown is settled at the
+        next one, and at start-up. Only claims whose process is gone (or this one, whose
+        cycles never overlap) are settled: another live process's claim may be in flight
+        (see ledger/owners.py). APIUnavailable stops it: the rest stay unconfirmed.
+        """
         settled: list[tuple[Event, str]] = []
+        now = self.clock()
         for event in self.ledger.unconfirmed():
+            if not may_settle(event.owner, event.claimed_at, now):
+                self._leave_to_owner(event)
+                continue
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
@@ -541,11 +553,30 @@ class Engine:
                 )
         return settled
 
+    def _leave_to_owner(self, event: Event) -> None:
+        """Another live process claimed it (two processes on one ledger): say so once."""
+        if event.event_key in self._left_to_owner:
+            return
+        self._left_to_owner.add(event.event_key)
+        log.warning(
+            "not settling %s on %s: it was claimed by %s, which may still be at work; "
+            "another automations process is using this ledger",
+            event.event_key,
+            event.incident_reference,
+            Owner.parse(event.owner) or "another process",
+            extra=event_fields(event, "left", reason="claimed by a live process"),
+        )
+
     def _updates_since(self, event: Event) -> list[dict[str, Any]]:
-        """Severity/status changes made after the claim, to spot an edit a human undid since."""
+        """Severity/status changes made after the claim, to spot an edit a human undid since.
+
+        Unreachable: raised, so the claim stays unconfirmed; judging on the incident alone
+        could miss an edit that landed and was undone, and send it again. Refused (e.g. no
+        permission to read updates): judged on the incident alone.
+        """
         try:
             updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
-        except APIError:
+        except APIRejected:
             return []
         return [
             {
