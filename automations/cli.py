@@ -155,12 +155,14 @@ def _report_failed(reports: list[CycleReport]) -> bool:
 def once(config_path: Path) -> None:
     """One cycle of every rule, then exit (for cron); exit 1 if anything failed."""
     from automations.daemon import run_once
-    from automations.runtime import build_runtime
+    from automations.runtime import build_runtime, reconcile_at_startup
 
     config = _load(config_path)
     runtime = build_runtime(config, _api_key(), lock=True)
     try:
-        settled = runtime.engine.reconcile()
+        settled = reconcile_at_startup(runtime.engine)
+        if settled is None:  # unreachable: logged; the next run settles the claims first
+            sys.exit(1)
         reports = run_once(runtime)
         # Digests need the API too: after an unreachable answer they wait for the next run.
         unreachable = any(r.unreachable for r in reports)
@@ -230,6 +232,7 @@ def history(
         existing_ledger,
         parse_since,
         parse_states,
+        quarantine_lines,
     )
 
     config = _load(config_path)
@@ -239,6 +242,8 @@ def history(
         events = ledger.events(
             rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
         )
+        for line in quarantine_lines(ledger):
+            click.echo(line, err=True)
     if as_json:
         click.echo(json.dumps([event_json(e) for e in events], indent=2))
         return

@@ -4,11 +4,16 @@ Reads top to bottom like httpx's send chain: each step handles one concern.
 Every edit is claimed in the ledger before it is sent and confirmed after, so
 a crash can at worst leave an unconfirmed claim, which ``reconcile`` settles
 against the incident's real state before anything else runs.
+
+A stop (the daemon's SIGTERM) is checked between pages and between actions:
+the action in progress finishes, nothing new is claimed, and the report says
+the cycle stopped early.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -28,6 +33,7 @@ from automations.incidentio import (
     IncidentUpdate,
 )
 from automations.ledger import Event, Ledger
+from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
 from automations.rules.base import AnyRule, PlannedAction
 
@@ -79,6 +85,7 @@ class CycleReport:
     error: str | None = None
     # The cycle stopped at the first unreachable answer; `once` stops there too.
     unreachable: bool = False
+    stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
 
     def finish(self, now: datetime) -> None:
         self.finished_at = now
@@ -131,7 +138,17 @@ class CycleReport:
             text += f", {s['braked']} held back by the safety brake"
         if s["error"]:
             text += f"; error: {s['error']}"
+        if self.stopped:
+            text += "; stopped early: the daemon is stopping"
         return text
+
+
+class CycleStopped(Exception):
+    """Raised between two pages of a poll when the daemon is stopping; ends the cycle."""
+
+
+def stop_requested(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
 
 
 class Engine:
@@ -149,6 +166,7 @@ class Engine:
         self.ledger = ledger
         self.catalog = catalog
         self.clock = clock
+        self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
     # -- poll ---------------------------------------------------------------------------------
 
@@ -157,12 +175,14 @@ class Engine:
         rules: Sequence[AnyRule],
         now: datetime,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        stop: threading.Event | None = None,
     ) -> Evaluation:
         """Fetch each distinct server-side query once, and evaluate it page by page.
 
         Rules sharing a query see the same pages; only one page is held at a time, so
         memory stays flat however many incidents match (docs/benchmarks.md). A rule
-        that raises stops evaluating for this cycle; the others go on.
+        that raises stops evaluating for this cycle; the others go on. ``stop`` set
+        raises CycleStopped before the next page is fetched.
         """
         groups: dict[str, tuple[IncidentFilter, list[AnyRule]]] = {}
         for rule in rules:
@@ -176,6 +196,8 @@ class Engine:
                 for rule in group:
                     if rule.name not in result.errors:
                         self._evaluate_page(rule, page.incidents, now, follow_ups, result)
+                if stop_requested(stop):
+                    raise CycleStopped
         result.incidents_seen = len(seen)
         return result
 
@@ -271,8 +293,13 @@ class Engine:
 
     # -- the cycle ----------------------------------------------------------------------------
 
-    def run_cycle(self, rules: Sequence[AnyRule], schedule: str) -> CycleReport:
-        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others."""
+    def run_cycle(
+        self, rules: Sequence[AnyRule], schedule: str, stop: threading.Event | None = None
+    ) -> CycleReport:
+        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others.
+
+        ``stop`` (the daemon's) is checked between pages and between actions.
+        """
         report = CycleReport(schedule=schedule, started_at=self.clock())
         before = self.client.counter.total()
         run_id = self.ledger.start_run(
@@ -281,17 +308,23 @@ class Engine:
         try:
             self.reconcile()
             follow_ups = self.follow_ups(rules)
-            found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
+            found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
             for index, rule in enumerate(rules):
-                outcome = self._run_rule(rule, found, follow_ups)
+                outcome = self._run_rule(rule, found, follow_ups, stop)
                 report.rules.append(outcome)
+                if stop_requested(stop):  # a retry cut short by the stop is no outage
+                    report.stopped = True
+                    break
                 if outcome.gave_up is not None:
                     self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                     break
+        except CycleStopped:
+            report.stopped = True
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
             report.unreachable = isinstance(exc, APIUnavailable)
+            report.stopped = stop_requested(stop)
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
@@ -315,6 +348,7 @@ class Engine:
         rule: AnyRule,
         found: Evaluation,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        stop: threading.Event | None = None,
     ) -> RuleOutcome:
         outcome = self._select(rule, found)
         if outcome.braked:
@@ -330,6 +364,8 @@ class Engine:
             )
         try:
             for action in outcome.planned:
+                if stop_requested(stop):  # not claimed yet: the next start plans it again
+                    break
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
             outcome.gave_up = str(exc)
@@ -465,9 +501,19 @@ class Engine:
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[Event, str]]:
-        """Settle claims left unconfirmed by a crash, before anything else acts."""
+        """Settle claims left unconfirmed (a crash, a lost answer), before anything else acts.
+
+        Runs before every cycle, so an edit whose outcome was unknown is settled at the
+        next one, and at start-up. Only claims whose process is gone (or this one, whose
+        cycles never overlap) are settled: another live process's claim may be in flight
+        (see ledger/owners.py). APIUnavailable stops it: the rest stay unconfirmed.
+        """
         settled: list[tuple[Event, str]] = []
+        now = self.clock()
         for event in self.ledger.unconfirmed():
+            if not may_settle(event.owner, event.claimed_at, now):
+                self._leave_to_owner(event)
+                continue
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
@@ -507,11 +553,30 @@ class Engine:
                 )
         return settled
 
+    def _leave_to_owner(self, event: Event) -> None:
+        """Another live process claimed it (two processes on one ledger): say so once."""
+        if event.event_key in self._left_to_owner:
+            return
+        self._left_to_owner.add(event.event_key)
+        log.warning(
+            "not settling %s on %s: it was claimed by %s, which may still be at work; "
+            "another automations process is using this ledger",
+            event.event_key,
+            event.incident_reference,
+            Owner.parse(event.owner) or "another process",
+            extra=event_fields(event, "left", reason="claimed by a live process"),
+        )
+
     def _updates_since(self, event: Event) -> list[dict[str, Any]]:
-        """Severity/status changes made after the claim, to spot an edit a human undid since."""
+        """Severity/status changes made after the claim, to spot an edit a human undid since.
+
+        Unreachable: raised, so the claim stays unconfirmed; judging on the incident alone
+        could miss an edit that landed and was undone, and send it again. Refused (e.g. no
+        permission to read updates): judged on the incident alone.
+        """
         try:
             updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
-        except APIError:
+        except APIRejected:
             return []
         return [
             {

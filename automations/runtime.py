@@ -14,14 +14,14 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from automations.catalog import Catalog
-from automations.clock import ServerClock
+from automations.clock import ServerClock, ledger_clock
 from automations.config import Config
 from automations.digest.config import smtp_password_problem
 from automations.engine import Engine
-from automations.errors import APIUnavailable, ConfigError, Problems
+from automations.errors import APIError, APIUnavailable, ConfigError, Problems
 from automations.incidentio import IncidentIOClient, TokenBucket
 from automations.incidentio.retries import DAEMON, INTERACTIVE
-from automations.ledger import Ledger
+from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule
 from automations.settings import Environment
 
@@ -164,12 +164,12 @@ def build_runtime(
     or ``run`` before any rule acts; a locked runtime acts and sends, so it also
     needs the SMTP password when ``smtp.username`` is set.
     """
-    ledger = Ledger(config.store.path)
+    # Locked before SQLite opens the file: a refused process never touches the database.
+    ledger = Ledger(config.store.path, lock=lock)
     try:
-        if lock:
-            ledger.acquire_lock()
-            if interrupted := ledger.close_interrupted_runs():
-                log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
+        # API time, like the runs' own times (the offset the last process remembered).
+        if lock and (interrupted := ledger.close_interrupted_runs(now=ledger_clock(ledger)())):
+            log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
         client = make_client(config, api_key, interactive=interactive)
         try:
             catalog = load_catalog(client, ledger)
@@ -182,3 +182,25 @@ def build_runtime(
         raise
     engine = Engine(client, ledger, catalog, clock=clock or ServerClock(client, ledger))
     return Runtime(config, client, ledger, catalog, rules, engine)
+
+
+def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:
+    """Settle what an interrupted run left claimed; None when the API could not be reached.
+
+    Unreachable is not fatal: the claims stay unconfirmed, and every cycle settles
+    them first (``Engine.run_cycle``), so no edit is sent before they are settled.
+    """
+    try:
+        settled = engine.reconcile()
+    except APIError as exc:
+        left = len(engine.ledger.unconfirmed())
+        log.error(
+            "start-up: %d unconfirmed claims not settled, the API is unreachable (%s); nothing "
+            "is edited until the next cycle (or run) settles them",
+            left,
+            exc,
+        )
+        return None
+    if settled:
+        log.warning("start-up: settled %d unconfirmed events from an interrupted run", len(settled))
+    return settled

@@ -64,8 +64,7 @@ def error_line(stderr: str) -> str:
 def write_without_retry_settings(harness: Harness, base_url: str, body: str) -> None:
     """A config as users write it: the default retry_attempts (8), not the harness's 3."""
     harness.config_path.write_text(
-        f'[incident_io]\nbase_url = "{base_url}"\n\n[store]\npath = "{harness.ledger_path}"\n'
-        + body
+        harness.incident_io(base_url) + f'[store]\npath = "{harness.ledger_path}"\n' + body
     )
 
 

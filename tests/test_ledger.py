@@ -64,6 +64,7 @@ ALL_MIGRATIONS = [
     "0009_run_rules",
     "0010_outbox_recipients",
     "0011_outbox_lease",
+    "0012_owners_quarantine",
 ]
 
 

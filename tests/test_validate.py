@@ -199,8 +199,8 @@ def test_relative_paths_are_taken_from_the_config_files_folder(
     (folder / "templates" / "digest.txt.j2").write_text("Team digest: {{ digest.name }}\n")
     config = folder / "automations.toml"
     config.write_text(
-        f'[incident_io]\nbase_url = "{harness.sandbox.base_url}"\n\n'
-        '[store]\npath = "ledger.db"\n'
+        harness.incident_io()
+        + '[store]\npath = "ledger.db"\n'
         + ESCALATE
         + SMTP
         + DIGEST

@@ -83,6 +83,9 @@ class Delivery:
 class DigestOutbox:
     """Queues rendered digests and delivers due ones; one sender per item, across processes."""
 
+    # The daemon's stop event: once set, no further item is sent (they stay queued).
+    stopping: threading.Event | None = None
+
     def __init__(self, ledger: Ledger, mailer: Mailer | None, backoff: Backoff, clock: Clock):
         self.ledger = ledger
         self.mailer = mailer
@@ -134,6 +137,9 @@ class DigestOutbox:
                 )
             deliveries = []
             for due in self.ledger.outbox_due(now=now):
+                if self.stopping is not None and self.stopping.is_set():
+                    log.info("digest outbox: stopping; the rest stays queued for the next start")
+                    break
                 claimed = self._claim(due.id)
                 if claimed is not None:
                     deliveries.append(self._attempt(claimed))

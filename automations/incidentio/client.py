@@ -91,7 +91,9 @@ class IncidentIOClient:
 
     Give every client in the process the same ``TokenBucket`` (and
     ``RequestCounter``) to share them; ``requests_per_minute`` only sizes a
-    private bucket when none is passed.
+    private bucket when none is passed. ``stopping`` (the daemon's stop event)
+    cuts every wait short, for a retry or a token: a stop is not held back by a
+    Retry-After.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class IncidentIOClient:
         transport: httpx.BaseTransport | None = None,
         counter: RequestCounter | None = None,
         max_clock_skew: timedelta | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         secret = key.get_secret_value().strip()
@@ -129,6 +132,7 @@ class IncidentIOClient:
         self._server_time: datetime | None = None
         self.max_clock_skew = max_clock_skew  # None: follow the API's Date however far off
         self._last = threading.local()
+        self.stopping = stopping
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_BearerAuth(self._api_key),
@@ -168,10 +172,13 @@ class IncidentIOClient:
     def edit_incident(
         self, incident_id: str, edit: IncidentEdit, *, notify_incident_channel: bool
     ) -> Incident:
-        """Edit only the fields set on ``edit``.
+        """Edit only the fields set on ``edit``: one POST, never retried here.
 
-        Retried like any call: every field sets an absolute value, so a repeat
-        after a lost response changes nothing more (at worst the channel is told twice).
+        A resend is never blind: after a timeout, a dropped connection, a 5xx or a
+        429 the edit may have landed (a second POST would notify the channel
+        again) or not (and a human may have changed the incident since the
+        re-read). The caller leaves its claim unconfirmed and ``Engine.reconcile``
+        re-reads the incident before deciding, at the start of the next cycle.
         """
         payload = edit.payload()
         if not payload:
@@ -179,7 +186,7 @@ class IncidentIOClient:
         body = {"incident": payload, "notify_incident_channel": bool(notify_incident_channel)}
         path = {"id": _incident_path_id(incident_id)}
         route = "/v2/incidents/{id}/actions/edit"
-        return self._one("POST", route, "incident", Incident, path, body=body)
+        return self._one("POST", route, "incident", Incident, path, body=body, retry=False)
 
     def create_incident(self, *, idempotency_key: str, visibility: str, **fields: Any) -> Incident:
         """Create (200, not 201); the idempotency key makes a retried create safe."""
@@ -295,9 +302,12 @@ class IncidentIOClient:
         path: Mapping[str, str] | None = None,
         *,
         body: dict[str, Any] | None = None,
+        retry: bool = True,
     ) -> M:
         wrapper = envelope(key, model, many=False)
-        parsed = self._call(method, route, path, None, body, wrapper.model_validate_json)
+        parsed = self._call(
+            method, route, path, None, body, wrapper.model_validate_json, retry=retry
+        )
         return cast(M, getattr(parsed, key))
 
     def _list(
@@ -406,17 +416,22 @@ class IncidentIOClient:
         params: list[tuple[str, str]] | None,
         body: dict[str, Any] | None,
         parse: Callable[[bytes], R],
+        *,
+        retry: bool = True,
     ) -> R:
-        """One API call with retries; logs once, however many attempts it took."""
+        """One API call, with retries unless ``retry`` is False; logs once, however many
+        attempts it took."""
         path = route.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         call = CallState(method, route)
-        retrying = stamina.retry(
-            on=functools.partial(self._retry.wait, call),
-            attempts=self._retry.attempts,
-            timeout=self._retry.timeout,
-        )(self._attempt)
+        attempt: Callable[..., R] = self._attempt
+        if retry:
+            attempt = stamina.retry(
+                on=functools.partial(self._retry.wait, call, stop=self.stopping),
+                attempts=self._retry.attempts,
+                timeout=self._retry.timeout,
+            )(self._attempt)
         try:
-            result = retrying(call, path, params, body, parse)
+            result = attempt(call, path, params, body, parse)
         except APIError as exc:
             exc.base_url, exc.attempts = self.base_url, call.attempts
             exc.elapsed = time.monotonic() - call.started
@@ -435,7 +450,7 @@ class IncidentIOClient:
     ) -> R:
         """One HTTP attempt: a token, the request, the count, then status and body checks."""
         call.attempts += 1
-        self.rate_limiter.acquire()
+        self.rate_limiter.acquire(self.stopping)
         method, route = call.method, call.route
         started = time.monotonic()
         try:

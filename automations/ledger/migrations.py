@@ -211,4 +211,32 @@ def build_migrations() -> Migrations:
         table.add_column("owner", str)
         table.add_column("lease_until", str)
 
+    @migrations(name="0012_owners_quarantine")
+    def owners_quarantine(db: Database) -> None:
+        # Which process claimed an event or started a run (host:pid:token, see owners.py), so
+        # another process never settles a claim or closes a run of one that is still alive.
+        db.table("events").add_column("owner", str)
+        db.table("runs").add_column("owner", str)
+        # Every cycle looks for unconfirmed claims first: find them without a full scan.
+        db.execute("CREATE INDEX events_planned ON events (claimed_at, id) WHERE state = 'planned'")
+        # A row that cannot be decoded is copied here as it was and reported once; an event
+        # row stays in events (state quarantined) so its key stays taken.
+        db.table("quarantine").create(
+            {
+                "id": int,
+                "source": str,  # the table: events | runs | outbox
+                "source_id": int,
+                "event_key": str,  # events only
+                "row": str,  # JSON of the row as read, for a person to repair
+                "error": str,
+                "quarantined_at": str,
+            },
+            pk="id",
+            not_null=["source", "source_id", "row", "error", "quarantined_at"],
+            strict=True,
+        )
+        db.table("quarantine").create_index(
+            ["source", "source_id"], index_name="quarantine_source", unique=True
+        )
+
     return migrations

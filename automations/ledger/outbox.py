@@ -21,7 +21,8 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.quarantine import UNDECODABLE, QuarantineStore, describe
 
 # Claimable at :now: pending and due, or sending under a lease that ran out (a crashed
 # sender); never past expires_at.
@@ -40,6 +41,8 @@ class OutboxState(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     EXPIRED = "expired"
+    # The row could not be decoded: copied to ``quarantine``; never sent, never queued again.
+    QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,35 @@ class OutboxItem:
             lease_until=maybe_time(row["lease_until"]),
         )
 
+    @classmethod
+    def salvage(cls, row: Mapping[str, Any], error: str, at: datetime) -> OutboxItem:
+        """A quarantined row as an item that is never sent: its period stays taken."""
 
-class OutboxStore(LedgerBase):
+        def moment(key: str) -> datetime:
+            try:
+                return from_text(row[key])
+            except UNDECODABLE:
+                return at
+
+        return cls(
+            id=int(row["id"]),
+            digest=str(row["digest"]),
+            period=str(row["period"]),
+            state=OutboxState.QUARANTINED,
+            subject=str(row.get("subject") or ""),
+            recipients=[],
+            message=b"",
+            message_id=str(row.get("message_id") or ""),
+            attempts=row["attempts"] if isinstance(row.get("attempts"), int) else 0,
+            next_attempt_at=moment("next_attempt_at"),
+            last_error=error,
+            created_at=moment("created_at"),
+            sent_at=None,
+            expires_at=moment("expires_at"),
+        )
+
+
+class OutboxStore(QuarantineStore):
     """The ``outbox`` table."""
 
     def outbox_enqueue(
@@ -142,13 +172,13 @@ class OutboxStore(LedgerBase):
                 f"SELECT * FROM outbox WHERE {_CLAIMABLE} ORDER BY next_attempt_at, id",
                 {"now": to_text(now)},
             )
-        return [OutboxItem.from_row(row) for row in rows]
+        return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
 
     def outbox_get(self, item_id: int) -> OutboxItem | None:
         """One item by id, whatever its state."""
         with self._guard(f"reading outbox item {item_id}"):
             row = self._one("SELECT * FROM outbox WHERE id = ?", [item_id])
-        return None if row is None else OutboxItem.from_row(row)
+        return None if row is None else self._decode_outbox([row])[0]
 
     def outbox_claim(
         self, item_id: int, *, owner: str, now: datetime, lease_until: datetime
@@ -175,7 +205,8 @@ class OutboxStore(LedgerBase):
             )
             if cursor.rowcount != 1:
                 return None
-            return self.outbox_get(item_id)
+            item = self.outbox_get(item_id)
+        return None if item is None or item.state is OutboxState.QUARANTINED else item
 
     def outbox_record_recipients(
         self, item_id: int, *, owner: str, accepted: list[str], refused: Mapping[str, str]
@@ -282,7 +313,32 @@ class OutboxStore(LedgerBase):
                 ids,
             )
             rows = self._rows(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
-        return [OutboxItem.from_row(row) for row in rows]
+        return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
+
+    def _outbox_state(self, row: Mapping[str, Any]) -> OutboxState:
+        """The state column alone (no message bytes read); an unknown one quarantines the row."""
+        if row["state"] in {state.value for state in OutboxState}:
+            return OutboxState(row["state"])
+        with self._guard(f"reading outbox item {row['id']}"):
+            full = self._one("SELECT * FROM outbox WHERE id = ?", [row["id"]])
+        return OutboxState.QUARANTINED if full is None else self._decode_outbox([full])[0].state
+
+    def _decode_outbox(self, rows: list[dict[str, Any]]) -> list[OutboxItem]:
+        """Each row as an item; one that does not decode is quarantined in place and salvaged."""
+        items = []
+        for row in rows:
+            try:
+                items.append(OutboxItem.from_row(row))
+            except UNDECODABLE as exc:
+                error = f"quarantined, the ledger row could not be read: {describe(exc)}"
+                with self._guard(f"quarantining outbox item {row.get('id')}"), self._transaction():
+                    self._quarantine("outbox", row, exc)
+                    self._execute(
+                        "UPDATE outbox SET state = ?, last_error = ? WHERE id = ? AND state != ?",
+                        [OutboxState.QUARANTINED.value, error, row["id"], "quarantined"],
+                    )
+                items.append(OutboxItem.salvage(row, error, current(None)))
+        return items
 
     def outbox_last_period(self, digest: str) -> str | None:
         """The latest period ever enqueued for ``digest``, to know which periods were missed."""
@@ -297,13 +353,13 @@ class OutboxStore(LedgerBase):
             row = self._one(
                 "SELECT * FROM outbox WHERE digest = ? AND period = ?", [digest, period]
             )
-        return None if row is None else OutboxItem.from_row(row)
+        return None if row is None else self._decode_outbox([row])[0]
 
     def outbox_periods(self, digest: str) -> list[tuple[str, OutboxState]]:
         """Every period enqueued for ``digest`` with its state, oldest first (no message bytes)."""
         with self._guard(f"listing periods of digest {digest!r}"):
-            rows = self._rows("SELECT period, state FROM outbox WHERE digest = ?", [digest])
-        pairs = [(row["period"], OutboxState(row["state"])) for row in rows]
+            rows = self._rows("SELECT id, period, state FROM outbox WHERE digest = ?", [digest])
+        pairs = [(row["period"], self._outbox_state(row)) for row in rows]
         return sorted(pairs, key=lambda pair: _period_order(pair[0]))
 
     def digest_first_scheduled(self, digest: str, *, now: datetime) -> datetime:
