@@ -127,20 +127,28 @@ def _window(attr: str, lo: datetime | None, hi: datetime | None) -> Predicate:
     return check
 
 
-def _time_condition(name: str, key: str, op: str, values: list[str]) -> list[Predicate]:
-    """created_at or updated_at: one window per value, all of which must hold."""
-    out: list[Predicate] = []
+Window = tuple[datetime | None, datetime | None]
+
+
+def time_windows(key: str, op: str, values: Sequence[str]) -> list[Window]:
+    """``gte``, ``lte`` or ``date_range`` values as (from, to) bounds, both inclusive."""
+    out: list[Window] = []
     for raw in values:
         if op == "date_range":
             parts = raw.split("~")
             if len(parts) != 2:
                 raise invalid(key, f"date_range must be two dates joined by '~', got {raw!r}")
-            out.append(_window(name, parse_when(key, parts[0]), parse_when(key, parts[1])))
+            out.append((parse_when(key, parts[0]), parse_when(key, parts[1])))
         elif op == "gte":
-            out.append(_window(name, parse_when(key, raw), None))
+            out.append((parse_when(key, raw), None))
         else:
-            out.append(_window(name, None, parse_when(key, raw)))
+            out.append((None, parse_when(key, raw)))
     return out
+
+
+def _time_condition(name: str, key: str, op: str, values: list[str]) -> list[Predicate]:
+    """created_at or updated_at: one window per value, all of which must hold."""
+    return [_window(name, lo, hi) for lo, hi in time_windows(key, op, values)]
 
 
 def _severity_in(ids: frozenset[str]) -> Predicate:
