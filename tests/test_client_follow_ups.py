@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.incidentio import FollowUp, TimeWindow
+from automations.incidentio import FollowUp, IncidentFilter, TimeWindow
+from automations.incidentio.follow_ups import listing_mode, listing_modes
 from tests.openapi_conformance import Conformance
 from tests.test_client_models import Recorder, follow_up, make_client, ok
 
@@ -127,3 +128,14 @@ def test_the_model_tolerates_new_statuses_and_fields() -> None:
     states = {s: FollowUp.model_validate(follow_up(3, s)) for s in ("completed", "not_doing")}
     assert all(f.is_done for f in states.values())
     assert FollowUp.model_validate(follow_up(4, "deleted")).is_deleted
+
+
+def test_listings_cover_every_mode_a_query_selects() -> None:
+    """One default listing covers standard and retrospective; each other mode needs its own."""
+    plain = IncidentFilter().status_category(one_of=["learning"])
+    assert listing_modes([plain]) == [None]
+    assert listing_modes([plain.mode(one_of=["retrospective", "standard"])]) == [None]
+    assert listing_modes([plain.mode(one_of=["test"])]) == ["test"]
+    both = [plain, plain.mode(one_of=["tutorial", "test", "standard"])]
+    assert listing_modes(both) == [None, "test", "tutorial"]
+    assert [listing_mode(m) for m in ("standard", "retrospective", "test")] == [None, None, "test"]
