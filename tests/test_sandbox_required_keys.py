@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ import pytest
 from starlette.routing import Route
 
 from automations.sandbox import SandboxThread
+from automations.sandbox.follow_ups import V2_REMOVED_AT
 from tests.sandbox_server import SandboxControl
 
 # --- the value types -------------------------------------------------------------------------
@@ -518,16 +519,20 @@ def walk_incidents(walk: Walk) -> None:
 
 
 def walk_follow_ups(walk: Walk) -> None:
-    """Every follow-up through v3 (every mode, a trailing empty page included), some shown,
-    and v2 while the sandbox clock is before its removal date (a 404 envelope after)."""
+    """Every follow-up through v3 (every mode, a trailing empty page included), some shown;
+    v2 a day before its removal date and a day after (a 404), the clock moved and put back."""
     seen = []
     for mode in (None, "test", "tutorial"):
         params = {"incident_mode": mode} if mode else {}
         seen += walk.pages("/v3/follow_ups", "follow_ups", page_size=50, **params)
     for follow_up in seen[:: max(1, len(seen) // 10)]:
         walk.get(f"/v3/follow_ups/{follow_up['id']}")
-    walk.get("/v2/follow_ups")
-    walk.get(f"/v2/follow_ups/{seen[0]['id']}")
+    before = (V2_REMOVED_AT - timedelta(days=1) - walk.sandbox.now()).total_seconds()
+    for move in (before, 2 * 86_400):
+        walk.sandbox.advance_clock(move)
+        walk.get("/v2/follow_ups")
+        walk.get(f"/v2/follow_ups/{seen[0]['id']}")
+    walk.sandbox.advance_clock(-before - 2 * 86_400)
 
 
 def walk_errors(walk: Walk) -> None:
@@ -674,6 +679,10 @@ def test_the_walk_sees_every_follow_up_state_and_section_0_value(walk: Walk) -> 
     assert {"success", "timestamps_missing"} <= metrics
     users = [u for b in bodies for u in b.get("users", [])]
     assert {u["is_active"] for u in users} == {True, False}
+    roles = [r for b in bodies for r in b.get("incident_roles", [])]
+    assert "" in {r["instructions"] for r in roles}  # sent empty, not left out
+    assert any(b.get("follow_ups") for b in bodies if "pagination_meta" not in b)  # v2 served
+    assert any(a.status == 404 and a.route == "/v2/follow_ups" for a in walk.answers)
     errors = [e for a in walk.answers if a.status >= 400 for e in a.body["errors"]]
     assert any(e.get("source", {}).get("pointer") == "/incident/severity_id" for e in errors)
 

@@ -197,7 +197,7 @@ def build_catalog(seed: int) -> Catalog:
             "Reporter",
             "reporter",
             "The person who reported the incident.",
-            "Share what you saw with the incident lead.",
+            "",  # no instructions: the API still sends the key, empty (section 0)
             "reporter",
             at,
         ),
