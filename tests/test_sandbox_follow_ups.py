@@ -235,3 +235,24 @@ def test_incidents_carry_their_teams(api: httpx.Client, openapi: Conformance) ->
     types = api.get("/v1/incident_types").json()["incident_types"]
     owned = [t["name"] for t in types if t.get("owning_team_ids")]
     assert owned == ["Security"]
+
+
+def test_follow_up_control_refuses_what_it_cannot_apply(
+    sandbox: SandboxControl, api: httpx.Client
+) -> None:
+    """Unknown fields, teams and statuses are 422 naming the choices; nothing half-applied."""
+    incident = sandbox.add_incident(follow_ups=[{"title": "Fix it"}])
+    (item,) = api.get("/v3/follow_ups", params={"incident_id": incident["id"]}).json()["follow_ups"]
+    path = f"{sandbox.base_url}/_sandbox/follow_ups/{item['id']}"
+    for body, words in (
+        ({"colour": "red"}, "unknown field 'colour'"),
+        ({"status": "completed", "assignee_team": "Nope"}, "teams: Payments, Platform"),
+        ({"status": "snoozed"}, "status must be one of"),
+    ):
+        response = httpx.patch(path, json=body)
+        assert response.status_code == 422
+        assert words in response.json()["errors"][0]["message"]
+    shown = api.get(f"/v3/follow_ups/{item['id']}").json()["follow_up"]
+    assert shown == item  # the half-valid change left nothing behind
+    with pytest.raises(AssertionError, match="404"):
+        sandbox.update_follow_up("01NOPE", status="completed")

@@ -119,12 +119,12 @@ def _boolean(key: str, raw: str) -> bool:
     raise invalid(key, f"{raw!r} is not true or false")
 
 
-def _window(attr: str, lo: datetime | None, hi: datetime | None) -> Predicate:
-    def check(incident: Incident) -> bool:
-        value: datetime = getattr(incident, attr)
-        return (lo is None or value >= lo) and (hi is None or value <= hi)
+def in_window(value: datetime, lo: datetime | None, hi: datetime | None) -> bool:
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
 
-    return check
+
+def _window(attr: str, lo: datetime | None, hi: datetime | None) -> Predicate:
+    return lambda incident: in_window(getattr(incident, attr), lo, hi)
 
 
 Window = tuple[datetime | None, datetime | None]

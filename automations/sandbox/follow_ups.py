@@ -19,14 +19,20 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from automations.sandbox.errors import ApiError, invalid, not_found
-from automations.sandbox.filters import Window, parse_page_size, scalar_params, time_windows
+from automations.sandbox.filters import (
+    DEFAULT_MODES,
+    MAX_PAGE_SIZE,
+    Window,
+    in_window,
+    parse_page_size,
+    scalar_params,
+    time_windows,
+)
 from automations.sandbox.model import FOLLOW_UP_MODES, JSON, FollowUp
 from automations.sandbox.render import render_follow_up, render_follow_up_v3
 from automations.sandbox.store import Store
 
 V2_REMOVED_AT = datetime(2026, 12, 31, tzinfo=UTC)
-MAX_PAGE_SIZE = 250
-DEFAULT_MODES = frozenset({"standard", "retrospective"})
 V3_SCALARS = ("page_size", "after", "incident_id", "incident_mode", "assignee_team_id")
 V2_SCALARS = ("incident_id", "incident_mode")
 _TIME_KEY = re.compile(r"^(created_at|updated_at)\[(gte|lte|date_range)\]$")
@@ -35,18 +41,12 @@ FollowUpPredicate = Callable[[FollowUp], bool]
 
 
 def _in_windows(attr: str, windows: Sequence[Window]) -> FollowUpPredicate:
-    def check(follow_up: FollowUp) -> bool:
-        value: datetime = getattr(follow_up, attr)
-        return all(
-            (lo is None or value >= lo) and (hi is None or value <= hi) for lo, hi in windows
-        )
-
-    return check
+    return lambda follow_up: all(in_window(getattr(follow_up, attr), *w) for w in windows)
 
 
 def _filters(
     store: Store, params: dict[str, str], times: list[FollowUpPredicate]
-) -> Callable[[FollowUp], bool]:
+) -> FollowUpPredicate:
     """incident, mode, team and time filters AND-ed, as one predicate."""
     mode = params.get("incident_mode")
     if mode is not None and mode not in FOLLOW_UP_MODES:

@@ -175,7 +175,7 @@ def _follow_ups(store: Store, incident: Incident, spec: Any, now: datetime) -> l
         raise invalid("follow_ups", "follow_ups must be a list of objects")
     out = []
     for item in spec:
-        unknown = sorted(set(item) - {*FOLLOW_UP_FIELDS, "created_at"} - {"updated_at"})
+        unknown = sorted(set(item) - {*FOLLOW_UP_FIELDS, "created_at"})
         if unknown:
             raise invalid("follow_ups", f"unknown follow-up field {unknown[0]!r}")
         if not isinstance(item.get("title"), str) or not item["title"]:
@@ -196,6 +196,8 @@ def _follow_ups(store: Store, incident: Incident, spec: Any, now: datetime) -> l
             )
         except ApiError as exc:
             raise invalid("follow_ups", exc.message) from None
+        if "updated_at" in item:
+            follow_up.updated_at = _time("follow_ups", item["updated_at"])
         out.append(follow_up)
     return out
 
