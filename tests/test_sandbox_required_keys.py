@@ -519,7 +519,7 @@ def walk_incidents(walk: Walk) -> None:
 
 
 def walk_follow_ups(walk: Walk) -> None:
-    """Every follow-up through v3 (every mode, a trailing empty page included), some shown;
+    """Every follow-up through v3 (every mode, 50 a page to the end), some shown;
     v2 a day before its removal date and a day after (a 404), the clock moved and put back."""
     seen = []
     for mode in (None, "test", "tutorial"):
