@@ -9,6 +9,7 @@ first use, so commands that never call the API (``validate --offline``,
 from typing import TYPE_CHECKING, Any
 
 from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.follow_ups import TimeWindow
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
     Actor,
@@ -16,6 +17,7 @@ from automations.incidentio.models import (
     CustomFieldEntry,
     CustomFieldOption,
     CustomFieldValue,
+    DurationMetricStatus,
     FollowUp,
     FollowUpStatus,
     Incident,
@@ -27,6 +29,7 @@ from automations.incidentio.models import (
     IncidentTimestampValue,
     IncidentType,
     IncidentUpdate,
+    Seat,
     Severity,
     StatusCategory,
     User,
@@ -69,6 +72,7 @@ __all__ = [
     "CustomFieldOption",
     "CustomFieldValue",
     "CustomFieldValuePayload",
+    "DurationMetricStatus",
     "FollowUp",
     "FollowUpStatus",
     "Incident",
@@ -90,8 +94,10 @@ __all__ = [
     "PaginationError",
     "PaginationLoop",
     "RequestCounter",
+    "Seat",
     "Severity",
     "StatusCategory",
+    "TimeWindow",
     "TokenBucket",
     "TooManyPages",
     "User",
