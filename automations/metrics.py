@@ -113,6 +113,13 @@ class Metrics:
             ["digest", "outcome"],
             registry=self.registry,
         )
+        self.http_dropped = Counter(
+            "automations_http_dropped",
+            "Connections to /healthz and /metrics closed unanswered: too slow to send a "
+            "request (timeout) or pushed out by newer ones over the cap (evicted)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.last_success_gauge = Gauge(
             "automations_last_successful_cycle_timestamp_seconds",
             "Unix time of the last cycle that finished without failures",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from automations.engine import CycleReport, RuleOutcome
 from automations.metrics import Metrics, default_stale_after
+from tests.digest_support import free_port
 from tests.engine_harness import Harness
 from tests.test_engine_sandbox import ESCALATE
 
@@ -66,31 +67,45 @@ def test_default_staleness_follows_the_slowest_schedule(harness: Harness) -> Non
         runtime.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextmanager
+def running_daemon(harness: Harness, *, max_open_files: int | None = None) -> Iterator[int]:
+    """``automations run`` in a subprocess (its pid), stopped with SIGTERM and checked to exit 0.
+
+    ``max_open_files`` lowers its descriptor limit (RLIMIT_NOFILE), as a small ulimit would.
+    """
+
+    def limit() -> None:
+        if max_open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
+    command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
+    process = subprocess.Popen(
+        command,
+        env=harness.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=limit,
+    )
+    try:
+        yield process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=30)
+            harness.outputs.append(stderr)  # searched for secrets after the test
+        finally:
+            process.kill()
+        assert process.returncode == 0, stderr[-2000:]
 
 
 @contextmanager
 def _daemon(harness: Harness, port: int) -> Iterator[str]:
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-    process = subprocess.Popen(
-        command, env=harness.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=30)
-        finally:
-            process.kill()
-        assert process.returncode == 0
+    with running_daemon(harness):
+        yield f"http://127.0.0.1:{port}"
 
 
-def _wait_for(url: str, predicate: str, timeout: float = 30) -> httpx.Response:
+def wait_for(url: str, predicate: str, timeout: float = 30) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -104,7 +119,7 @@ def _wait_for(url: str, predicate: str, timeout: float = 30) -> httpx.Response:
         time.sleep(0.2)
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -113,16 +128,16 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harness) -> None:
-    port = _free_port()
+    port = free_port()
     harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"5s"'))
     harness.add("Stuck", age=3 * H)
 
     with _daemon(harness, port) as url:
-        metrics = _wait_for(f"{url}/metrics", "automations_actions_total{").text
+        metrics = wait_for(f"{url}/metrics", "automations_actions_total{").text
         health = httpx.get(f"{url}/healthz")
         check = harness.cli("healthcheck")
 
-    samples = _samples(metrics)
+    samples = metric_samples(metrics)
     applied = (("outcome", "applied"), ("rule", "escalate-minor"))
     assert samples[("automations_actions_total", applied)] == 1
     assert samples[("automations_cycles_total", (("outcome", "ok"), ("schedule", "every 5s")))] >= 1
@@ -136,12 +151,12 @@ def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harn
 
 
 def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
-    port = _free_port()
+    port = free_port()
     harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"2s"'))
     with _daemon(harness, port) as url:
-        _wait_for(f"{url}/metrics", 'outcome="ok"')  # started: catalog and a first cycle
+        wait_for(f"{url}/metrics", 'outcome="ok"')  # started: catalog and a first cycle
         harness.sandbox.set_faults(error_rate=1.0, error_status=500)
-        response = _wait_for(f"{url}/healthz", "the last cycle failed")
+        response = wait_for(f"{url}/healthz", "the last cycle failed")
         check = harness.cli("healthcheck")
         harness.sandbox.clear_faults()
 
@@ -157,7 +172,7 @@ def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
     from tests.digest_support import write_config
 
     write_config(
-        harness.tmp_path, harness.sandbox.base_url, _free_port(),
+        harness.tmp_path, harness.sandbox.base_url, free_port(),
         more="[server]\nenabled = true\nport = 0\n",
     )  # fmt: skip
     runtime = harness.runtime()
@@ -168,7 +183,7 @@ def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
         on_delivery("daily", "sent")
         on_delivery("daily", "failed")
         on_delivery("daily", "sent")
-        samples = _samples(httpx.get(f"{daemon.health_server.url}/metrics").text)
+        samples = metric_samples(httpx.get(f"{daemon.health_server.url}/metrics").text)
     finally:
         daemon.stop_health()
         runtime.close()
