@@ -19,7 +19,7 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
-from automations.errors import APIError, APIRejected, LedgerError
+from automations.errors import APIError, APIRejected, AutomationsError, LedgerError
 from automations.incidentio import FollowUp, Incident, IncidentFilter, IncidentIOClient
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
@@ -66,6 +66,9 @@ class CycleReport:
     api_requests: int = 0
     rules: list[RuleOutcome] = field(default_factory=list)
     error: str | None = None
+    # The exception behind ``error``: /healthz describes it in its own words, since the
+    # text of an API error is the API's (or a proxy's) and may echo anything.
+    cause: AutomationsError | None = field(default=None, repr=False)
 
     def finish(self, now: datetime) -> None:
         self.finished_at = now
@@ -245,6 +248,7 @@ class Engine:
                 report.rules.append(self._run_rule(rule, found, follow_ups))
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
+            report.cause = exc
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
@@ -261,6 +265,7 @@ class Engine:
             )
         except LedgerError as exc:
             report.error = report.error or f"LedgerError: {exc}"
+            report.cause = report.cause or exc
         return report
 
     def _run_rule(

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from automations.clock import host_now
+from automations.errors import APIError, LedgerError
 from automations.incidentio.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -77,6 +78,36 @@ class _ClientCollector(Collector):
         )
         waited.add_metric([], bucket.waited_seconds)
         yield waited
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What failed, in our own words: the status, the call and the error's class.
+
+    Never the error's text: /healthz is unauthenticated, and the text of an API
+    error is whatever the API (or a proxy on the way) wrote, echoes included.
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, APIError):
+        call = f" to {exc.method} {exc.route}" if exc.method and exc.route else ""
+        if exc.status is not None:
+            return f"the API answered {exc.status}{call} ({kind})"
+        return f"no answer from the API{call} ({kind})"
+    if isinstance(exc, LedgerError):
+        return f"the ledger failed ({kind})"
+    return f"an error ({kind})"
+
+
+def cycle_failure(report: CycleReport) -> str:
+    """Why a cycle counts as failed, from the report's numbers and names (ours), not texts."""
+    if report.cause is not None:
+        return failure_reason(report.cause)
+    parts = [f"rule {rule.rule} could not evaluate" for rule in report.rules if rule.error]
+    failed = [rule for rule in report.rules if rule.failed]
+    if failed:
+        count = sum(len(rule.failed) for rule in failed)
+        names = ", ".join(rule.rule for rule in failed)
+        parts.append(f"{count} action{'s' if count != 1 else ''} failed (rule {names})")
+    return "; ".join(parts) or "it stopped with an error"
 
 
 @dataclass(frozen=True)
@@ -146,7 +177,7 @@ class Metrics:
                 self._last_error = None
                 self.last_success_gauge.set(self._last_success)
             else:
-                self._last_error = report.error or f"{report.failed} actions failed"
+                self._last_error = cycle_failure(report)
 
     def observe_digest(self, name: str, outcome: str) -> None:
         self.digests.labels(name, outcome).inc()

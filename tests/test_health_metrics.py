@@ -12,13 +12,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import stamina
 from prometheus_client.parser import text_string_to_metric_families
 
 from automations.engine import CycleReport, RuleOutcome
-from automations.metrics import Metrics, default_stale_after
+from automations.errors import APIRejected, APIUnavailable, LedgerError
+from automations.incidentio import IncidentEdit
+from automations.metrics import Metrics, cycle_failure, default_stale_after, failure_reason
+from automations.rules.base import PlannedAction
 from tests.digest_support import free_port
 from tests.engine_harness import Harness
 from tests.test_engine_sandbox import ESCALATE
+from tests.upstream_proxy import UpstreamProxy
 
 H = timedelta(hours=1)
 
@@ -27,7 +32,10 @@ def _report(ok: bool) -> CycleReport:
     report = CycleReport("every 1m", datetime(2026, 1, 1, tzinfo=UTC))
     report.rules.append(RuleOutcome("r"))
     if not ok:
-        report.error = "APIUnavailable: GET /v2/incidents failed: HTTP 503"
+        report.cause = APIUnavailable(
+            "GET /v2/incidents failed: HTTP 503", status=503, method="GET", route="/v2/incidents"
+        )
+        report.error = f"APIUnavailable: {report.cause}"
     return report
 
 
@@ -52,9 +60,66 @@ def test_a_failed_last_cycle_is_unhealthy_with_its_reason() -> None:
     verdict = metrics.health()
 
     assert not verdict.ok
-    assert "HTTP 503" in verdict.reason
+    assert "the API answered 503 to GET /v2/incidents" in verdict.reason
     metrics.observe_cycle(_report(ok=True))
     assert metrics.health().ok
+
+
+UPSTREAM_TEXT = "upstream-echo-Q7zX"  # what a hostile or chatty API wrote into its error
+
+
+def test_healthz_reasons_never_repeat_upstream_text(harness: Harness) -> None:
+    """A cycle failed by the API: /healthz names the status, call and class, none of its words."""
+    from automations.health_server import HealthServer
+
+    harness.write(ESCALATE)
+    with UpstreamProxy(harness.sandbox.base_url) as proxy:
+        text = harness.config_path.read_text()
+        harness.config_path.write_text(text.replace(harness.sandbox.base_url, proxy.base_url))
+        runtime = harness.runtime()
+        metrics = Metrics(stale_after=timedelta(minutes=5))
+        server = HealthServer(metrics, host="127.0.0.1", port=0).start()
+        try:
+            proxy.answer_with(
+                503,
+                {
+                    "type": f"type_{UPSTREAM_TEXT}",
+                    "status": 503,
+                    "request_id": f"req_{UPSTREAM_TEXT}",
+                    "errors": [{"code": UPSTREAM_TEXT, "message": f"echo {UPSTREAM_TEXT}"}],
+                },
+            )
+            with stamina.set_testing(True, attempts=1):
+                metrics.observe_cycle(runtime.engine.run_cycle(runtime.rules, "every 1m"))
+            response = httpx.get(f"{server.url}/healthz")
+        finally:
+            server.stop()
+            runtime.close()
+
+    assert response.status_code == 503
+    assert UPSTREAM_TEXT not in response.text
+    assert response.json()["reason"] == (
+        "the last cycle failed: the API answered 503 to GET /v2/incidents (APIUnavailable)"
+    )
+
+
+def test_failure_reasons_are_in_our_own_words() -> None:
+    """Each kind of failure has its wording: status and call, no answer, ledger, rules."""
+    echo = f"echo {UPSTREAM_TEXT}"
+    dropped = APIUnavailable(echo, method="GET", route="/v2/incidents/{id}")
+    assert failure_reason(dropped) == (
+        "no answer from the API to GET /v2/incidents/{id} (APIUnavailable)"
+    )
+    assert failure_reason(APIRejected(echo, status=401)) == "the API answered 401 (APIRejected)"
+    assert failure_reason(LedgerError(echo)) == "the ledger failed (LedgerError)"
+
+    report = _report(ok=True)
+    report.rules = [RuleOutcome("broken", error=f"KeyError: {echo}"), RuleOutcome("edits")]
+    action = PlannedAction("edits", "01X", "INC-1", echo, "edits/01X/1", echo, IncidentEdit(), True)
+    report.rules[1].failed = [(action, echo), (action, echo)]
+    assert cycle_failure(report) == (
+        "rule broken could not evaluate; 2 actions failed (rule edits)"
+    )
 
 
 def test_default_staleness_follows_the_slowest_schedule(harness: Harness) -> None:
