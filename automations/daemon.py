@@ -203,12 +203,13 @@ class Daemon:
         from automations.metrics import Metrics, default_stale_after
 
         stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
-        self.metrics = Metrics(stale_after=stale_after)
+        self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
         self.metrics.watch_client(self.runtime.client)
         if self.digests is not None:
-            from automations.digest.events import DELIVERY_LISTENERS
+            from automations.digest import events
 
-            DELIVERY_LISTENERS.append(self.metrics.observe_digest)
+            events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)
+            events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
         self.health_server = HealthServer(
             self.metrics, host=settings.host, port=settings.port
         ).start()
@@ -218,9 +219,10 @@ class Daemon:
             self.health_server.stop()
             self.health_server = None
         if self.metrics is not None and self.digests is not None:
-            from automations.digest.events import DELIVERY_LISTENERS
+            from automations.digest import events
 
-            DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.FAILURE_LISTENERS.remove(self.metrics.observe_digest_failure)
 
     def run(self) -> None:
         """Block until a signal; the current cycle finishes before exit."""

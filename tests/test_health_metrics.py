@@ -9,18 +9,28 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import stamina
 from prometheus_client.parser import text_string_to_metric_families
 
+from automations.clock import host_now
+from automations.daemon import Daemon
+from automations.digest.service import Digests
 from automations.engine import CycleReport, RuleOutcome
 from automations.errors import APIRejected, APIUnavailable, LedgerError
 from automations.incidentio import IncidentEdit
-from automations.metrics import Metrics, cycle_failure, default_stale_after, failure_reason
+from automations.metrics import (
+    DIGEST_FAILING_AFTER,
+    Metrics,
+    cycle_failure,
+    default_stale_after,
+    failure_reason,
+)
 from automations.rules.base import PlannedAction
-from tests.digest_support import free_port
+from tests.digest_support import SMTPServer, free_port, write_config
 from tests.engine_harness import Harness
 from tests.test_engine_sandbox import ESCALATE
 from tests.upstream_proxy import UpstreamProxy
@@ -120,6 +130,26 @@ def test_failure_reasons_are_in_our_own_words() -> None:
     assert cycle_failure(report) == (
         "rule broken could not evaluate; 2 actions failed (rule edits)"
     )
+
+
+def test_a_digest_is_unhealthy_after_failing_for_the_threshold_until_sent() -> None:
+    """Failures start a streak; past DIGEST_FAILING_AFTER it is a problem; a send ends it."""
+    metrics = Metrics(stale_after=timedelta(hours=1))
+    metrics.observe_cycle(_report(ok=True))
+    metrics.observe_digest_failure("daily", "build")
+    metrics.observe_digest_failure("daily", "send")  # a later stage: the streak goes on
+    start = host_now().timestamp()
+    limit = DIGEST_FAILING_AFTER.total_seconds()
+
+    before = metrics.health(start + limit - 60)
+    after = metrics.health(start + limit + 60)
+    metrics.observe_digest("daily", "sent")
+
+    assert before.ok
+    assert "digest daily failing for 14m" in before.reason
+    assert not after.ok
+    assert after.reason.startswith("digest daily has failed every attempt for 16m")
+    assert metrics.health(start + limit + 60).reason.endswith("; digests ok")
 
 
 def test_default_staleness_follows_the_slowest_schedule(harness: Harness) -> None:
@@ -232,9 +262,7 @@ def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
 
 
 def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
-    from automations.daemon import Daemon
     from automations.digest.events import DELIVERY_LISTENERS, on_delivery
-    from tests.digest_support import write_config
 
     write_config(
         harness.tmp_path, harness.sandbox.base_url, free_port(),
@@ -255,4 +283,97 @@ def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
 
     assert samples[("automations_digests_total", (("digest", "daily"), ("outcome", "sent")))] == 2
     assert samples[("automations_digests_total", (("digest", "daily"), ("outcome", "failed")))] == 1
+    assert (
+        samples[("automations_digest_failures_total", (("digest", "daily"), ("stage", "send")))]
+        == 1
+    )
     assert DELIVERY_LISTENERS == []
+
+
+BROKEN_DIGEST = """
+[[digests]]
+name = "broken"
+cron = "* * * * *"
+timezone = "UTC"
+to = ["oncall@example.com"]
+subject = "{{ digest.no_such_field }}"
+"""
+SERVER = "\n[server]\nenabled = true\nport = 0\n"
+
+
+@dataclass
+class DigestDaemon:
+    digests: Digests
+    metrics: Metrics
+    url: str  # of /healthz and /metrics
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return metric_samples(httpx.get(f"{self.url}/metrics").text)
+
+
+@contextmanager
+def digest_daemon(harness: Harness, smtp: SMTPServer, more: str = "") -> Iterator[DigestDaemon]:
+    """A daemon's digests (a working "daily", due now) and its metrics, served; no scheduler."""
+    write_config(
+        harness.tmp_path, harness.sandbox.base_url, smtp.port,
+        cron="* * * * *", timezone="UTC", more=more + SERVER,
+    )  # fmt: skip
+    runtime = harness.runtime()
+    daemon = Daemon(runtime)
+    try:
+        daemon.serve_health()
+        assert daemon.digests is not None
+        assert daemon.metrics is not None
+        assert daemon.health_server is not None
+        yield DigestDaemon(daemon.digests, daemon.metrics, daemon.health_server.url)
+    finally:
+        daemon.stop_health()
+        runtime.close()
+
+
+def test_a_digest_that_keeps_failing_shows_in_metrics_and_health(
+    harness: Harness, smtp: SMTPServer
+) -> None:
+    """A digest failing to render: counted by stage, /healthz 503 naming it; others still go out."""
+    with digest_daemon(harness, smtp, BROKEN_DIGEST) as daemon:
+        daemon.digests.tick()  # start-up's catch-up: both due
+        daemon.digests.tick()  # the outbox check 30s later
+        samples = daemon.scrape()
+        now = host_now().timestamp()
+        soon = daemon.metrics.health(now + 60)
+        later = daemon.metrics.health(now + DIGEST_FAILING_AFTER.total_seconds() + 60)
+        daemon.metrics.digest_failing_after = timedelta(0)  # over HTTP, without waiting
+        response = httpx.get(f"{daemon.url}/healthz")
+
+    broken = (("digest", "broken"), ("stage", "render"))
+    assert samples[("automations_digest_failures_total", broken)] == 2
+    assert samples[("automations_digests_total", (("digest", "daily"), ("outcome", "sent")))] == 1
+    assert len(smtp.received) == 1
+    assert soon.ok, soon.reason
+    assert not later.ok
+    assert later.reason.startswith("digest broken has failed every attempt for 16m")
+    assert later.reason.endswith("(last: render)")
+    assert response.status_code == 503
+    assert response.json()["reason"].startswith("digest broken has failed every attempt for ")
+
+
+def test_digest_build_failures_are_counted_and_a_sent_digest_clears_them(
+    harness: Harness, smtp: SMTPServer
+) -> None:
+    """The API failing a digest's fetch counts as stage build; its next send makes health ok."""
+    with digest_daemon(harness, smtp) as daemon:
+        harness.sandbox.set_faults(error_rate=1.0, error_status=503)
+        with stamina.set_testing(True, attempts=1):
+            daemon.digests.tick()
+        harness.sandbox.clear_faults()
+        failing = daemon.metrics.health(host_now().timestamp() + 3600)
+        daemon.digests.tick()
+        samples = daemon.scrape()
+        healed = daemon.metrics.health(host_now().timestamp() + 3600)
+
+    build = (("digest", "daily"), ("stage", "build"))
+    assert samples[("automations_digest_failures_total", build)] == 1
+    assert "digest daily has failed every attempt" in failing.reason
+    assert "(last: build)" in failing.reason
+    assert healed.ok, healed.reason  # a daemon with digests and no rules needs no cycles
+    assert healed.reason == "no rules to run; digests ok"
