@@ -6,11 +6,14 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import stamina
@@ -377,3 +380,56 @@ def test_digest_build_failures_are_counted_and_a_sent_digest_clears_them(
     assert "(last: build)" in failing.reason
     assert healed.ok, healed.reason  # a daemon with digests and no rules needs no cycles
     assert healed.reason == "no rules to run; digests ok"
+
+
+class _SomethingElse(BaseHTTPRequestHandler):
+    """Another program's web server on the health port: a page, or a proxy's error page."""
+
+    answer: tuple[int, bytes] = (200, b"<html>hello</html>")
+
+    def do_GET(self) -> None:
+        status, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def something_else(status: int, body: bytes) -> Iterator[int]:
+    handler = type("Handler", (_SomethingElse,), {"answer": (status, body)})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_healthcheck_against_another_program_is_one_line_and_exit_1(
+    harness: Harness, smtp: SMTPServer
+) -> None:
+    """A web page, a proxy's 502 page or an SMTP server on the port: one clear line, exit 1."""
+    results = []
+    for status, body in ((200, b"<html>hello</html>"), (502, b"<html>Bad Gateway</html>")):
+        with something_else(status, body) as port:
+            harness.write(f"[server]\nenabled = true\nport = {port}\n")
+            results.append(harness.cli("healthcheck"))
+    harness.write(f"[server]\nenabled = true\nport = {smtp.port}\n")
+    results.append(harness.cli("healthcheck"))
+
+    for result in results:
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    page, bad_gateway, mail = (r.stderr for r in results)
+    assert "answered 200 without the health JSON" in page
+    assert "answered 502 without the health JSON" in bad_gateway
+    assert f"127.0.0.1:{smtp.port}" in mail
+    assert "not HTTP" in mail
