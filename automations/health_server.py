@@ -3,14 +3,19 @@
 Built to keep answering while its port is abused (slowloris and the like):
 
 - one asyncio loop in a daemon thread, no thread per connection;
-- at most ``max_connections`` open at once, so its descriptors are bounded;
-  when full, the connection that has waited longest for a request head is
-  closed to make room: a health check, which sends its request at once, is
-  answered within milliseconds however many slow clients hold the port;
+- on Linux, TCP_DEFER_ACCEPT: a connection reaches us only once it has sent
+  something (or after DEFER_ACCEPT seconds), so silent clients wait in the
+  kernel and cost us no descriptor;
+- at most ``max_connections`` open at once (64, or a quarter of the process's
+  descriptor limit if lower); when full, the connection that has waited
+  longest for a request head is closed to make room, but never one younger
+  than ``GRACE``, and the next ones wait in the kernel's queue meanwhile;
 - each request head must arrive, and its answer leave, within
-  ``request_timeout`` (idle keep-alive connections included);
-- connections are accepted one per loop turn, so a new one is read before
-  a crowd arriving behind it can push it out.
+  ``request_timeout`` (idle keep-alive connections included).
+
+So a health check, which sends its request at once, is answered within about
+a second even while 300 slow clients keep reconnecting
+(tests/test_health_slow_clients.py).
 
 HTTP is parsed by h11 (the parser under httpx and uvicorn). uvicorn itself
 does not fit: it neither caps connections nor times out a request head, so
@@ -25,6 +30,7 @@ import json
 import logging
 import socket
 import threading
+from http import HTTPStatus
 
 import h11
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,9 +40,11 @@ from automations.metrics import Metrics
 
 log = logging.getLogger("automations.server")
 
-MAX_CONNECTIONS = 32  # a health checker, a scraper or two, probes: plenty, and few descriptors
+MAX_CONNECTIONS = 64  # a health checker, a scraper or two, probes: plenty, and few descriptors
 REQUEST_TIMEOUT = 5.0  # seconds for a request head to arrive and its answer to leave
-BACKLOG = 128  # connections the kernel queues for us (they hold no descriptor of ours)
+GRACE = 0.1  # seconds a new connection is safe from eviction: time enough to read its request
+DEFER_ACCEPT = 5  # seconds the kernel holds a connection that has sent nothing (Linux)
+BACKLOG = 1024  # connections the kernel queues for us (they hold no descriptor of ours)
 MAX_HEAD_BYTES = 8192  # a longer request line and headers get 431
 
 
@@ -62,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.transport: asyncio.Transport | None = None
         self.waiting = True  # for a request head: evictable
+        self.since = 0.0  # loop time it started waiting
         self._deadline: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -96,6 +105,7 @@ class _Connection(asyncio.Protocol):
             self.server.request_timeout, self._expire
         )
         self.waiting = True
+        self.since = asyncio.get_running_loop().time()
         self.server.waiting(self)
 
     def _expire(self) -> None:
@@ -103,9 +113,17 @@ class _Connection(asyncio.Protocol):
         self.drop()
 
     def drop(self) -> None:
-        """Close now, without a word (a slow or surplus client)."""
+        """Close now, without a word (a slow or surplus client).
+
+        With a FIN when all we wrote has left: a reset could destroy an answer the
+        client has not read yet. A reset when it has not: a client that does not
+        read must not hold the descriptor.
+        """
         if self.transport is not None:
-            self.transport.abort()
+            if self.transport.get_write_buffer_size():
+                self.transport.abort()
+            else:
+                self.transport.close()
 
     def _handle(self) -> None:
         try:
@@ -136,7 +154,8 @@ class _Connection(asyncio.Protocol):
         ]
         if status == 405:
             headers.append(("Allow", "GET, HEAD"))
-        out = self.http.send(h11.Response(status_code=status, headers=headers))
+        reason = HTTPStatus(status).phrase.encode()
+        out = self.http.send(h11.Response(status_code=status, headers=headers, reason=reason))
         if request.method != b"HEAD":
             out = (out or b"") + (self.http.send(h11.Data(data=body)) or b"")
         out = (out or b"") + (self.http.send(h11.EndOfMessage()) or b"")
@@ -150,6 +169,7 @@ class _Connection(asyncio.Protocol):
             try:
                 response = h11.Response(
                     status_code=status,
+                    reason=HTTPStatus(status).phrase.encode(),
                     headers=[("Content-Length", str(len(body))), ("Connection", "close")],
                 )
                 self.transport.write(
@@ -172,12 +192,14 @@ class HealthServer:
         *,
         host: str,
         port: int,
-        max_connections: int = MAX_CONNECTIONS,
+        max_connections: int | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        grace: float = GRACE,
     ) -> None:
         self.metrics = metrics
-        self.max_connections = max_connections
+        self.max_connections = max_connections or default_max_connections()
         self.request_timeout = request_timeout
+        self.grace = grace
         self._socket = _listen(host, port)
         bound = self._socket.getsockname()
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
@@ -229,28 +251,33 @@ class HealthServer:
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._make_room()
             try:
                 client, _ = await loop.sock_accept(self._socket)
             except OSError as exc:  # EMFILE and the like: the process is short of descriptors
                 log.warning("health server: cannot accept a connection: %s", exc.strerror)
                 await asyncio.sleep(0.5)
                 continue
-            self._make_room()
             try:
                 await loop.connect_accepted_socket(lambda: _Connection(self), client)
             except OSError:
                 client.close()
-            await asyncio.sleep(0)  # let the ones already in be read before the next comes
 
-    # -- called by connections, on the loop's thread ---------------------------------------
-
-    def _make_room(self) -> None:
+    async def _make_room(self) -> None:
+        """Below the cap, or once the longest-waiting connection is past its grace: close it."""
+        loop = asyncio.get_running_loop()
         while len(self._connections) >= self.max_connections:
             victim = next((c for c in self._connections if c.waiting), None)
             victim = victim or next(iter(self._connections))
+            young = victim.since + self.grace - loop.time()
+            if young > 0:
+                await asyncio.sleep(young)  # newcomers wait in the kernel's queue meanwhile
+                continue
             del self._connections[victim]
             self.dropped("evicted")
             victim.drop()
+
+    # -- called by connections, on the loop's thread ---------------------------------------
 
     def waiting(self, connection: _Connection) -> None:
         """``connection`` now waits for a request head: it goes to the back of the queue."""
@@ -264,6 +291,20 @@ class HealthServer:
         self.metrics.http_dropped.labels(reason).inc()
 
 
+def default_max_connections() -> int:
+    """MAX_CONNECTIONS, but never more than a quarter of the descriptors the process may open:
+    the rest are the daemon's (API connections, the ledger, SMTP)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError):  # not on POSIX
+        return MAX_CONNECTIONS
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(4, min(MAX_CONNECTIONS, soft // 4))
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host`` (IPv4, IPv6, or a name: its first address)."""
     try:
@@ -275,5 +316,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:  # socket.gaierror included: an unknown name
         reason = exc.strerror or str(exc)
         raise ConfigError(f"server: cannot listen on {host}:{port}: {reason}") from None
+    if hasattr(socket, "TCP_DEFER_ACCEPT"):  # Linux: silent connections never reach accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT)
     sock.setblocking(False)
     return sock
