@@ -71,6 +71,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiting = True  # for a request head: evictable
         self.since = 0.0  # loop time it started waiting
+        self.answered = 0
+        self.heard = False  # anything received since the current wait began
         self._deadline: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -81,6 +83,7 @@ class _Connection(asyncio.Protocol):
         self._start_cycle()
 
     def data_received(self, data: bytes) -> None:
+        self.heard = True
         self.http.receive_data(data)
         self._handle()
 
@@ -104,12 +107,13 @@ class _Connection(asyncio.Protocol):
         self._deadline = asyncio.get_running_loop().call_later(
             self.server.request_timeout, self._expire
         )
-        self.waiting = True
+        self.waiting, self.heard = True, False
         self.since = asyncio.get_running_loop().time()
         self.server.waiting(self)
 
     def _expire(self) -> None:
-        self.server.dropped("timeout")
+        if not (self.answered and not self.heard):  # an idle keep-alive closing is routine
+            self.server.dropped("timeout")
         self.drop()
 
     def drop(self) -> None:
@@ -133,7 +137,7 @@ class _Connection(asyncio.Protocol):
                     return
                 if isinstance(event, h11.Request):
                     self.waiting = False
-                    self._respond(*answer(self.server.metrics, event.method, event.target), event)
+                    self._respond(*self._answer(event), event)
                 elif isinstance(event, h11.ConnectionClosed):
                     self.transport.close()
                 # h11.Data (a body nobody asked for) and EndOfMessage need nothing
@@ -144,6 +148,16 @@ class _Connection(asyncio.Protocol):
                     self._start_cycle()
         except h11.RemoteProtocolError as exc:
             self._refuse(exc.error_status_hint)
+
+    def _answer(self, request: h11.Request) -> tuple[int, str, bytes]:
+        head = len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
+        if head > MAX_HEAD_BYTES:  # h11 limits only a head still arriving; whole ones too
+            return 431, "text/plain", b"request header fields too large\n"
+        try:
+            return answer(self.server.metrics, request.method, request.target)
+        except Exception:  # a bug, or a collector that broke: a 500, and the server goes on
+            log.exception("health server: answering %r failed", request.target)
+            return 500, "text/plain", b"internal error: see the daemon's log\n"
 
     def _respond(self, status: int, content_type: str, body: bytes, request: h11.Request) -> None:
         assert self.transport is not None
@@ -160,6 +174,7 @@ class _Connection(asyncio.Protocol):
             out = (out or b"") + (self.http.send(h11.Data(data=body)) or b"")
         out = (out or b"") + (self.http.send(h11.EndOfMessage()) or b"")
         self.transport.write(out)
+        self.answered += 1
 
     def _refuse(self, status: int) -> None:
         """A malformed or oversized request: say so if we still may, then close."""
@@ -261,6 +276,9 @@ class HealthServer:
             try:
                 await loop.connect_accepted_socket(lambda: _Connection(self), client)
             except OSError:
+                client.close()
+            except Exception:  # never let one connection stop the server
+                log.exception("health server: a connection could not be set up")
                 client.close()
 
     async def _make_room(self) -> None:

@@ -140,6 +140,45 @@ def test_a_request_head_must_arrive_within_the_request_timeout() -> None:
     assert 0.4 < closed_after < 1.5
 
 
+def _read_until(sock: socket.socket, count: int, marker: bytes) -> bytes:
+    """What the server sent until ``marker`` was seen ``count`` times (or it closed)."""
+    data = b""
+    while data.count(marker) < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_the_server_speaks_plain_http() -> None:
+    """Pipelined keep-alive, HEAD without body, 404, 405 with Allow, 431, 400 for garbage."""
+    with serving("127.0.0.1") as server:
+        with socket.create_connection(server.address, timeout=5) as sock:
+            sock.sendall(
+                b"GET /healthz?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+                b"HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
+                b"GET /metrics HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+            )
+            pipelined = _read_until(sock, 3, b"HTTP/1.1 200 OK")
+            closed = sock.recv(1) == b""
+        missing = httpx.get(f"{server.url}/nope")
+        post = httpx.post(f"{server.url}/healthz")
+        big = httpx.get(f"{server.url}/healthz", headers={"X-Big": "a" * 10_000})
+        with socket.create_connection(server.address, timeout=5) as sock:
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            garbage = _read_until(sock, 1, b"\r\n\r\n")
+
+    assert pipelined.count(b"HTTP/1.1 200 OK") == 3
+    assert pipelined.count(b'"ok": true') == 1  # the HEAD answer has headers only
+    assert b"automations_http_dropped_total" in pipelined
+    assert closed
+    assert (missing.status_code, post.status_code) == (404, 405)
+    assert post.headers["allow"] == "GET, HEAD"
+    assert big.status_code == 431
+    assert garbage.startswith(b"HTTP/1.1 400 Bad Request")
+
+
 def _ipv6_loopback() -> bool:
     if not socket.has_ipv6:
         return False
