@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/automations demo
 
+# `make sandbox PORT=9000 HOST=0.0.0.0` serves it elsewhere (set on the command line only:
+# zsh and some CI systems export HOST or PORT for other purposes).
+HOST = 127.0.0.1
+PORT = 8765
+
 sandbox: $(STAMP)
-	$(BIN)/automations sandbox
+	$(BIN)/automations sandbox --host $(HOST) --port $(PORT)
 
 # Benchmarks (issue 6): results in docs/benchmarks.md; `make bench BENCH_ARGS=--quick` smoke-tests.
 bench: $(STAMP)

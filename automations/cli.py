@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from automations import __version__
+from automations.cli_options import Group, config_option, config_settings
 from automations.errors import AutomationsError
 
 if TYPE_CHECKING:
@@ -19,41 +18,14 @@ if TYPE_CHECKING:
     from automations.engine import CycleReport
     from automations.rules.base import PlannedAction
 
-F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_CONFIG = "config/automations.toml"
 
-
-def config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=lambda: os.environ.get("AUTOMATIONS_CONFIG", DEFAULT_CONFIG),
-        show_default=f"$AUTOMATIONS_CONFIG or {DEFAULT_CONFIG}",
-        help="The TOML file.",
-    )(func)
-
-
-@click.group()
+@click.group(cls=Group)
 @click.version_option(__version__, prog_name="automations")
-@click.option(
-    "--log-level",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-)
-@click.option(
-    "--log-format",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="json: one JSON object per line.",
-)
-def cli(log_level: str, log_format: str) -> None:
-    """Run incident.io automations without Slack."""
-    from automations.logs import setup_logging
+def cli() -> None:
+    """Run incident.io automations without Slack.
 
-    setup_logging(log_level, log_format)
+    --config, --log-level and --log-format go before or after the command's name.
+    """
 
 
 def _load(config_path: Path) -> Config:
@@ -71,16 +43,26 @@ def _api_key() -> Any:
 @cli.command()
 @config_option
 @click.option(
-    "--offline", is_flag=True, help="Check the file only; do not resolve names via the API."
+    "--offline",
+    is_flag=True,
+    help="Check the file and templates only: no API, no secrets (names and the SMTP password "
+    "are not checked).",
 )
 def validate(config_path: Path, offline: bool) -> None:
-    """Check a config file (and, unless --offline, every name against the API)."""
-    config = _load(config_path)
-    if not offline:
-        from automations.runtime import build_rules, load_catalog, make_client
+    """Check a config file, reporting every problem at once: the file, digest templates and,
+    unless --offline, every name against the API and the SMTP password."""
+    from automations.runtime import check_config
 
-        with make_client(config, _api_key()) as client:
-            build_rules(config, load_catalog(client, None))
+    config = _load(config_path)
+    if offline:
+        check_config(config, None, None)
+    else:
+        from automations.runtime import load_catalog, make_client
+        from automations.settings import Environment
+
+        with make_client(config, _api_key(), interactive=True) as client:
+            catalog = load_catalog(client, None)
+        check_config(config, catalog, Environment())
     where = "offline" if offline else "names resolved against the API"
     click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
 
@@ -146,19 +128,15 @@ def _action_json(action: PlannedAction) -> dict[str, Any]:
 @click.option("--rule", "only", default=None, help="Only this rule.")
 def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     """The dry run: print each edit that would be made now, and why. Changes nothing."""
-    from automations.catalog import Catalog
-    from automations.clock import ServerClock
-    from automations.engine import Engine
-    from automations.ledger import Ledger
-    from automations.runtime import build_rules, load_catalog, make_client
+    from automations.recovery import never_run_hints, reading_engine
 
     config = _load(config_path)
-    with make_client(config, _api_key()) as client, Ledger(config.store.path) as ledger:
-        catalog: Catalog = load_catalog(client, None)
-        rules = build_rules(config, catalog, only=only)
-        engine = Engine(client, ledger, catalog, clock=ServerClock(client, ledger))
+    with reading_engine(config, _api_key(), only=only) as (engine, rules):
         actions, report = engine.plan(rules)
+        hints = never_run_hints(engine.ledger, report)
     _print_actions(actions, as_json)
+    for hint in hints:
+        click.echo(hint, err=True)
     for outcome in report.rules:
         if outcome.braked:
             click.echo(
@@ -177,17 +155,22 @@ def _report_failed(reports: list[CycleReport]) -> bool:
 def once(config_path: Path) -> None:
     """One cycle of every rule, then exit (for cron); exit 1 if anything failed."""
     from automations.daemon import run_once
-    from automations.runtime import build_runtime
+    from automations.runtime import build_runtime, reconcile_at_startup
 
     config = _load(config_path)
     runtime = build_runtime(config, _api_key(), lock=True)
     try:
-        runtime.engine.reconcile()
+        settled = reconcile_at_startup(runtime.engine)
+        if settled is None:  # unreachable: logged; the next run settles the claims first
+            sys.exit(1)
         reports = run_once(runtime)
-        digests_ok = _send_due_digests(runtime)
+        # Digests need the API too: after an unreachable answer they wait for the next run.
+        unreachable = any(r.unreachable for r in reports)
+        digests_ok = unreachable or _send_due_digests(runtime)
     finally:
         runtime.close()
-    if _report_failed(reports) or not digests_ok:
+    unsettled = any(outcome == "failed" for _, outcome in settled)
+    if _report_failed(reports) or not digests_ok or unsettled:
         sys.exit(1)
 
 
@@ -222,6 +205,13 @@ def run(config_path: Path) -> None:
 @click.option("--rule", default=None, help="Only this rule.")
 @click.option("--incident", default=None, help="Incident ID or reference, e.g. INC-123.")
 @click.option("--since", default=None, help="Only events newer than this, e.g. 24h, 7d.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    help="Only events in this state (repeatable): planned, applied, skipped, failed, "
+    "reconciled, rearmed.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=200, show_default=True, type=int)
 def history(
@@ -229,45 +219,99 @@ def history(
     rule: str | None,
     incident: str | None,
     since: str | None,
+    states: tuple[str, ...],
     as_json: bool,
     limit: int,
 ) -> None:
-    """What the automations did, from the ledger."""
-    from automations.clock import ledger_clock
-    from automations.durations import parse_duration
-    from automations.errors import ConfigError
-    from automations.ledger import Ledger
+    """What the automations did, from the ledger (times in UTC, ISO 8601)."""
+    from automations.history import (
+        check_rule,
+        cutoff,
+        event_json,
+        event_lines,
+        existing_ledger,
+        parse_since,
+        parse_states,
+        quarantine_lines,
+    )
 
     config = _load(config_path)
-    try:
-        age = None if since is None else parse_duration(since)
-    except ValueError as exc:
-        raise ConfigError(f"--since: {exc}") from None
-    if not config.store.path.exists():
-        raise ConfigError(f"{config.store.path}: no ledger yet (nothing has run with this config)")
-    with Ledger(config.store.path) as ledger:
-        # The daemon's "now" (API time), not the host's: the ledger's times are API times.
-        cutoff = None if age is None else ledger_clock(ledger)() - age
-        events = ledger.events(rule=rule, incident=incident, since=cutoff, limit=limit)
+    age, wanted = parse_since(since), parse_states(states)
+    with existing_ledger(config) as ledger:
+        check_rule(config, ledger, rule)
+        events = ledger.events(
+            rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
+        )
+        for line in quarantine_lines(ledger):
+            click.echo(line, err=True)
     if as_json:
-        click.echo(json.dumps([_event_json(e) for e in events], indent=2, default=str))
+        click.echo(json.dumps([event_json(e) for e in events], indent=2))
         return
     if not events:
         click.echo("no events")
     for event in events:
-        when = event.claimed_at.strftime("%Y-%m-%d %H:%M:%SZ")
-        ref = event.incident_reference
-        click.echo(f"{when} {event.state.value:<10} {ref:<9} {event.rule}: {event.reason}")
-        if event.error:
-            click.echo(f"{'':>31}error: {event.error}")
+        for line in event_lines(event):
+            click.echo(line)
 
 
-def _event_json(event: Any) -> dict[str, Any]:
-    from dataclasses import asdict
+@cli.command()
+@config_option
+@click.option("--rule", default=None, help="Only this rule's failed actions.")
+@click.option("--incident", default=None, help="Incident ID or reference, e.g. INC-123.")
+@click.option("--since", default=None, help="Only actions that failed since, e.g. 1d.")
+@click.option("--json", "as_json", is_flag=True)
+def retry(
+    config_path: Path, rule: str | None, incident: str | None, since: str | None, as_json: bool
+) -> None:
+    """Re-arm failed actions: the next cycle re-checks each and applies it if still due.
 
-    data = asdict(event)
-    data["state"] = event.state.value
-    return data
+    Nothing is sent now. Each keeps its event key, so it still happens at most once.
+    """
+    from automations.clock import ledger_clock
+    from automations.history import check_rule, cutoff, event_json, existing_ledger, parse_since
+    from automations.recovery import rearmed_line
+
+    config = _load(config_path)
+    age = parse_since(since)
+    with existing_ledger(config) as ledger:
+        check_rule(config, ledger, rule)
+        events = ledger.rearm_failed(
+            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger)()
+        )
+    if as_json:
+        click.echo(json.dumps([event_json(e) for e in events], indent=2))
+        return
+    for event in events:
+        click.echo(rearmed_line(event))
+    if not events:
+        click.echo("nothing to retry: no failed actions match")
+    else:
+        click.echo(
+            f"{len(events)} failed action(s) re-armed; the next cycle (the daemon, or "
+            "`automations once`) re-checks each and applies it if the rule still wants it"
+        )
+
+
+@cli.command()
+@config_option
+@click.option("--rule", "only", default=None, help="Only this rule (e.g. one just added).")
+@click.option("--json", "as_json", is_flag=True)
+def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
+    """Start on an existing organisation: record every action due now as skipped
+    ("baseline"), so only incidents that become due later are acted on. Edits nothing."""
+    from automations.recovery import adopt as adopt_rules
+    from automations.recovery import reading_engine
+
+    config = _load(config_path)
+    with reading_engine(config, _api_key(), only=only) as (engine, rules):
+        results = adopt_rules(engine, rules)
+    if as_json:
+        click.echo(json.dumps([r.json() for r in results], indent=2))
+    else:
+        for result in results:
+            click.echo(result.line())
+    if any(r.error is not None for r in results):
+        sys.exit(1)
 
 
 @cli.command(name="test-rule")
@@ -346,14 +390,18 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     )
 
 
+DEMO_CONFIG = "config/demo.toml"
+
+
 @cli.command()
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("config/demo.toml"),
-    show_default=True,
-    help="The demo's rules (its URL, ledger and SMTP settings are replaced).",
+    **config_settings(
+        lambda: Path(DEMO_CONFIG),
+        DEMO_CONFIG,
+        "The demo's rules (its URL, ledger and SMTP settings are replaced).",
+    ),
 )
 @click.option(
     "--duration", type=click.FloatRange(min=1), default=None, help="Stop after N seconds."
@@ -366,11 +414,29 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
     help="Where the local SMTP server writes each message (.eml and .html).",
 )
 @click.option("--incidents", default=200, show_default=True, type=click.IntRange(1, 10_000))
-def demo(config_path: Path, duration: float | None, outbox: Path, incidents: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /healthz and /metrics on this port (0: any free port) instead of the file's.",
+)
+def demo(
+    config_path: Path,
+    duration: float | None,
+    outbox: Path,
+    incidents: int,
+    metrics_port: int | None,
+) -> None:
     """The sandbox, a local SMTP server and the daemon together: no API key, no network."""
     from automations.demo import run_demo
 
-    run_demo(_load(config_path), outbox=outbox, duration=duration, incidents=incidents)
+    run_demo(
+        _load(config_path),
+        outbox=outbox,
+        duration=duration,
+        incidents=incidents,
+        metrics_port=metrics_port,
+    )
 
 
 @cli.group()
@@ -392,7 +458,7 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
         raise ConfigError(f"{config_path}: no [[digests]] configured")
     if not need_ledger and not config.store.path.exists():
         config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
-    return build_runtime(config, _api_key(), lock=False)
+    return build_runtime(config, _api_key(), lock=False, interactive=True)
 
 
 @digest.command(name="preview")
@@ -428,10 +494,11 @@ def digest_preview(config_path: Path, name: str, out: Path | None) -> None:
 @click.option(
     "--to",
     "to",
-    default=None,
-    help="Send only to this address, and do not record it as the period's digest.",
+    multiple=True,
+    help="Send only to this address (repeat for more: one message to all), and do not record "
+    "it as the period's digest.",
 )
-def digest_send(config_path: Path, name: str, to: str | None) -> None:
+def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
     """Send digest NAME now; it goes through the outbox like a scheduled one (unless --to)."""
     from automations.digest.service import digests_for
     from automations.errors import DeliveryError
@@ -441,11 +508,11 @@ def digest_send(config_path: Path, name: str, to: str | None) -> None:
     try:
         digests = digests_for(runtime)
         assert digests is not None  # _digest_runtime refused a config without digests
-        delivery = digests.send_now(name, to=to)
+        delivery = digests.send_now(name, to=list(to) or None)
     finally:
         runtime.close()
-    if to is not None:
-        click.echo(f"digest {name}: sent to {to} (not recorded as a scheduled digest)")
+    if to:
+        click.echo(f"digest {name}: sent to {', '.join(to)} (not recorded as a scheduled digest)")
     elif delivery is not None and delivery.outcome == OutboxState.SENT:
         click.echo(f"digest {name} for {delivery.period}: sent")
     elif delivery is not None and delivery.outcome == OutboxState.PENDING:
@@ -468,6 +535,22 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except AutomationsError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_explain(exc)}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _explain(exc: AutomationsError) -> str:
+    """A refused key or an unreachable API in words that say what to do; others as they are."""
+    from automations.errors import APIAccessDenied, APIUnavailable
+
+    if isinstance(exc, APIAccessDenied):
+        from automations.incidentio.explain import explain_access_denied
+        from automations.settings import Environment
+
+        return explain_access_denied(exc, Environment().api_key_source())
+    if isinstance(exc, APIUnavailable):
+        from automations.incidentio.explain import explain_unavailable
+
+        return explain_unavailable(exc)
+    return str(exc)

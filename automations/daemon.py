@@ -7,20 +7,22 @@ and a skipped or missed run becomes a log line rather than silence.
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
-from automations.rules.base import AnyRule
-from automations.runtime import Runtime
+from automations.errors import AutomationsError
+from automations.ledger.watch import LedgerFile, LedgerReplaced
+from automations.rules.base import AnyRule, RuleOptions
+from automations.runtime import Runtime, reconcile_at_startup
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -54,17 +56,27 @@ def log_cycle(report: CycleReport) -> None:
 
 
 def run_once(runtime: Runtime) -> list[CycleReport]:
-    """Every rule group once (the cron-job mode)."""
+    """Every rule group once (the cron-job mode); stops at the first unreachable API."""
     reports = []
-    for name, rules in group_by_schedule(runtime.rules).items():
+    groups = group_by_schedule(runtime.rules)
+    for name, rules in groups.items():
         report = runtime.engine.run_cycle(rules, name)
         log_cycle(report)
         reports.append(report)
+        if report.unreachable:  # every other group would wait out the same retries
+            if rest := list(groups)[len(reports) :]:
+                log.error("the API is unreachable: not running %s this time", ", ".join(rest))
+            break
     return reports
 
 
 class Daemon:
-    """Runs the rule groups on their schedules until SIGTERM/SIGINT."""
+    """Runs the rule groups on their schedules until SIGTERM/SIGINT.
+
+    A stop is honoured within seconds: ``stopping`` is lent to every part that waits
+    (the client's retry and rate-limit waits, the outbox between sends), the engine
+    checks it between pages and between actions, and no job starts once it is set.
+    """
 
     def __init__(
         self, runtime: Runtime, *, jitter_seconds: int = 5, digests: Digests | None = None
@@ -79,6 +91,9 @@ class Daemon:
         self.digests = digests
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
+        self._lend_stop()
+        self.ledger_file = LedgerFile(runtime.ledger.path)
+        self.fatal: AutomationsError | None = None  # what stopped the daemon, if not a signal
         self.scheduler = BackgroundScheduler(
             job_defaults={
                 "coalesce": True,
@@ -94,12 +109,34 @@ class Daemon:
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
         self.first_cycle_done = threading.Event()
+        self.groups: dict[str, list[AnyRule]] = {}  # the rules of each scheduled job
+        self.reload_requested = threading.Event()  # SIGHUP; the main loop reloads
 
-    def _job(self, name: str, rules: list[AnyRule]) -> None:
+    def _lend_stop(self) -> None:
+        """The parts that wait end their waits when the daemon stops; again after a reload,
+        which builds new digests (the client stays)."""
+        self.runtime.client.stopping = self.stopping
+        if self.digests is not None:
+            self.digests.outbox.stopping = self.stopping
+
+    def _ledger_intact(self) -> bool:
+        """False, and the daemon stops with exit 1, if the ledger file was deleted or replaced."""
+        try:
+            self.ledger_file.check()
+        except LedgerReplaced as exc:
+            if self.fatal is None:
+                log.error("%s", exc)
+                self.fatal = exc
+            self.stopping.set()
+            return False
+        return True
+
+    def _job(self, name: str) -> None:
         with self._lock:
-            if self.stopping.is_set():
+            rules = self.groups.get(name)  # read under the lock: a reload may have changed them
+            if self.stopping.is_set() or not rules or not self._ledger_intact():
                 return
-            report = self.runtime.engine.run_cycle(rules, name)
+            report = self.runtime.engine.run_cycle(rules, name, self.stopping)
             log_cycle(report)
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
@@ -107,34 +144,40 @@ class Daemon:
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
-        from apscheduler.triggers.cron import CronTrigger
+        self.groups = group_by_schedule(self.runtime.rules)
+        for name, rules in self.groups.items():
+            self._add_rule_job(name, rules[0].options)
+        self.add_digest_jobs()
+
+    def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
+        """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
         from apscheduler.triggers.interval import IntervalTrigger
 
-        for name, rules in group_by_schedule(self.runtime.rules).items():
-            opts = rules[0].options
-            trigger: Any
-            first_run: datetime | None = None
-            if opts.every is not None:
-                seconds = int(opts.every.total_seconds())
-                jitter = min(self.jitter_seconds, seconds // 10) or None
-                trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
-                first_run = host_now()
-            else:
-                trigger = CronTrigger.from_crontab(
-                    opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
-                )
-            # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
-            start = {"next_run_time": first_run} if first_run else {}
-            self.scheduler.add_job(
-                self._job, trigger, id=name, name=name, args=(name, rules), **start
-            )
-        self.add_digest_jobs()
+        from automations.cron_trigger import cron_trigger
+
+        trigger: Any
+        first_run: datetime | None = None
+        if opts.every is not None:
+            seconds = int(opts.every.total_seconds())
+            jitter = min(self.jitter_seconds, seconds // 10) or None
+            trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
+            first_run = host_now()
+        else:
+            assert opts.cron is not None  # the options' validator pairs cron and timezone
+            assert opts.timezone is not None
+            trigger = cron_trigger(opts.cron, opts.timezone, jitter=self.jitter_seconds or None)
+        # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
+        start = {"next_run_time": first_run} if first_run else {}
+        self.scheduler.add_job(self._job, trigger, id=name, name=name, args=(name,), **start)
 
     def add_digest_jobs(self) -> None:
         """Each digest on its own cron (its grace as misfire grace), and the outbox every 30s.
 
         The outbox job retries failed sends and also queues any digest whose
-        occurrence is due but missing (e.g. the host slept through the cron).
+        occurrence is due but missing (e.g. the host slept through the cron). Its
+        first run is at once, in a scheduler thread: at start-up a digest missed
+        while down is queued and queued ones are retried, beside the first rule
+        cycles (a silent SMTP server must not hold them back).
         """
         if self.digests is None:
             return
@@ -155,32 +198,38 @@ class Daemon:
             IntervalTrigger(seconds=int(OUTBOX_EVERY.total_seconds())),
             id="digest outbox",
             name="digest outbox",
+            next_run_time=host_now(),
         )
 
     def _digest_job(self, name: str) -> None:
-        assert self.digests is not None
-        self._digest_work(f"digest {name}", functools.partial(self.digests.run_scheduled, name))
+        self._digest_work(f"digest {name}", methodcaller("run_scheduled", name), name)
 
     def _outbox_job(self) -> None:
-        assert self.digests is not None
-        self._digest_work("digest outbox", self.digests.tick)
+        self._digest_work("digest outbox", methodcaller("tick"))
 
     def send_digests_now(self) -> None:
         """Every enabled digest now, through the outbox (the demo: after its first cycle)."""
         if self.digests is None:
             return
         for name in self.digests.names():
-            self._digest_work(f"digest {name}", functools.partial(self.digests.send_now, name))
+            self._digest_work(f"digest {name}", methodcaller("send_now", name), name)
 
-    def _digest_work(self, label: str, work: Callable[[], object]) -> None:
-        """One digest job at a time, never after a stop; its errors are logged, not raised."""
-        from automations.errors import AutomationsError
+    def _digest_work(
+        self, label: str, work: Callable[[Digests], object], name: str | None = None
+    ) -> None:
+        """One digest job at a time, never after a stop; its errors are logged, not raised.
 
+        The digests are looked up under the lock: a job that fired during a reload
+        runs on the new config, or not at all if its digest is gone.
+        """
         with self._digest_lock:
-            if self.stopping.is_set():
+            digests = self.digests
+            if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
+                return
+            if not self._ledger_intact():
                 return
             try:
-                work()
+                work(digests)
             except AutomationsError as exc:
                 log.error("%s: %s", label, exc)
 
@@ -194,67 +243,13 @@ class Daemon:
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             log.warning("schedule %s: skipped, the previous cycle is still running", event.job_id)
 
-    def serve_health(self) -> None:
-        """Start /healthz and /metrics when ``[server] enabled``; nothing is imported otherwise."""
-        settings = self.runtime.config.server
-        if not settings.enabled:
-            return
-        from automations.health_server import HealthServer
-        from automations.metrics import Metrics, default_stale_after
-
-        stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
-        self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
-        self.metrics.watch_client(self.runtime.client)
-        if self.digests is not None:
-            from automations.digest import events
-
-            events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)
-            events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
-        self.health_server = HealthServer(
-            self.metrics, host=settings.host, port=settings.port
-        ).start()
-
-    def stop_health(self) -> None:
-        if self.health_server is not None:
-            self.health_server.stop()
-            self.health_server = None
-        if self.metrics is not None and self.digests is not None:
-            from automations.digest import events
-
-            events.DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
-            events.FAILURE_LISTENERS.remove(self.metrics.observe_digest_failure)
-
-    def run(self) -> None:
-        """Block until a signal; the current cycle finishes before exit."""
-        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-
-        self.serve_health()
-
-        settled = self.runtime.engine.reconcile()
-        if settled:
-            log.warning(
-                "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
-            )
-        if self.digests is not None:
-            # A digest missed while down is queued once now; queued ones are retried.
-            self._outbox_job()
-        self.add_jobs()
-        self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-
-        def stop(signum: int, _frame: object) -> None:
-            log.info(
-                "received %s: finishing the current cycle, then exiting",
-                signal.Signals(signum).name,
-            )
-            self.stopping.set()
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        groups = group_by_schedule(self.runtime.rules)
+    def _log_schedules(self, what: str) -> None:
         log.info(
-            "daemon started: %d rules in %d schedules (%s)",
+            "%s: %d rules in %d schedules (%s)",
+            what,
             len(self.runtime.rules),
-            len(groups),
-            "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in groups.items()),
+            len(self.groups),
+            "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in self.groups.items()),
         )
         if self.digests is not None:
             log.info(
@@ -266,13 +261,141 @@ class Daemon:
                 )
                 or "none enabled",
             )
-        self.scheduler.start()
+
+    # -- SIGHUP ---------------------------------------------------------------------------------
+
+    def _catch_sighup(self) -> dict[int, Any]:
+        """SIGHUP asks the main loop to reload (no work in a signal handler); the previous
+        handler, to restore. Windows has no SIGHUP."""
+        if not hasattr(signal, "SIGHUP"):
+            return {}
+
+        def request(_signum: int, _frame: object) -> None:
+            self.reload_requested.set()
+
+        return {signal.SIGHUP: signal.signal(signal.SIGHUP, request)}
+
+    def reload(self) -> bool:
+        """Re-read the config file: if all of it is valid, its rules, schedules and digests
+        replace the running ones between cycles; otherwise one error line, nothing changes."""
+        from automations.errors import ConfigError
+        from automations.reload import prepare_reload
+
+        path = self.runtime.config.path
+        log.info("reloading %s", path)
         try:
+            new = prepare_reload(self.runtime)
+        except Exception as exc:  # whatever is wrong with the new file, the old config runs on
+            text = (
+                str(exc) if isinstance(exc, ConfigError) else f"{path}: {type(exc).__name__}: {exc}"
+            )
+            one_line = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+            log.error("reload refused, still running the previous config: %s", one_line)
+            return False
+        # Between cycles and digest sends: both locks, so no job sees half of each config.
+        with self._lock, self._digest_lock:
+            before = self.groups
+            self.runtime, self.digests = new.runtime, new.digests
+            self._lend_stop()
+            self.groups = group_by_schedule(new.runtime.rules)
+            self._replace_jobs(before)
+        if self.metrics is not None:
+            self.metrics.expects_cycles = bool(self.runtime.rules)
+        if self.metrics is not None and self.runtime.config.server.stale_after is None:
+            from automations.metrics import default_stale_after
+
+            self.metrics.stale_after = default_stale_after(self.runtime.rules)
+        self._log_schedules("config reloaded")
+        if new.restart_needed:
+            log.warning(
+                "config reload: %s changed; kept as started until a restart",
+                ", ".join(new.restart_needed),
+            )
+        return True
+
+    def _replace_jobs(self, before: dict[str, list[AnyRule]]) -> None:
+        """A schedule that stays keeps its job and timing (no extra cycle); a new one starts
+        like at start-up; a gone one stops. Digest jobs are rebuilt: should a digest's time
+        pass during the swap, the outbox job queues it (it sends what is due but missing)."""
+        for name in before.keys() - self.groups.keys():
+            self.scheduler.remove_job(name)
+        for name, rules in self.groups.items():
+            if name not in before:
+                self._add_rule_job(name, rules[0].options)
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest "):
+                job.remove()
+        self.add_digest_jobs()
+
+    def serve_health(self) -> None:
+        """Start /healthz and /metrics when ``[server] enabled``; nothing is imported otherwise."""
+        settings = self.runtime.config.server
+        if not settings.enabled:
+            return
+        from automations.health_server import HealthServer
+        from automations.metrics import Metrics, default_stale_after
+
+        stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
+        self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
+        self.metrics.watch_client(self.runtime.client)
+        from automations.digest import events
+
+        events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
+        events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
+        self.health_server = HealthServer(
+            self.metrics, host=settings.host, port=settings.port
+        ).start()
+
+    def stop_health(self) -> None:
+        if self.health_server is not None:
+            self.health_server.stop()
+            self.health_server = None
+        if self.metrics is not None:
+            from automations.digest import events
+
+            events.DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.FAILURE_LISTENERS.remove(self.metrics.observe_digest_failure)
+
+    def _catch_stop(self) -> dict[int, Any]:
+        """SIGTERM and SIGINT set ``stopping``; the previous handlers, to restore."""
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info(
+                "received %s: stopping; the action in progress finishes, the rest waits for "
+                "the next start",
+                signal.Signals(signum).name,
+            )
+            self.stopping.set()
+
+        return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def run(self) -> None:
+        """Block until a signal, then stop within seconds (see the class docstring).
+
+        Raises what stopped the daemon if it was not a signal (a deleted ledger: exit 1).
+        """
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+        previous = self._catch_sighup()  # first: a reload asked for during start-up waits
+        previous.update(self._catch_stop())  # and a stop asked for during start-up is honoured
+        try:
+            self.serve_health()
+            reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
+            self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
+            self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            if not self.stopping.is_set():
+                self._log_schedules("daemon started")
+                self.scheduler.start()
             while not self.stopping.wait(0.5):
-                pass
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self.reload()
         finally:
-            self.scheduler.shutdown(wait=True)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=True)  # jobs see the stop between steps
             self.stop_health()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log.info("daemon stopped")
+        if self.fatal is not None:
+            raise self.fatal

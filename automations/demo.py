@@ -53,13 +53,29 @@ class ClockWarp:
                 control.post("/_sandbox/clock", json={"advance_seconds": self.advance_seconds})
 
 
-def demo_config(config: Config, *, base_url: str, state_dir: Path, smtp_port: int) -> Config:
-    """The file's rules, pointed at this run's sandbox, ledger and SMTP sink."""
+def demo_config(
+    config: Config,
+    *,
+    base_url: str,
+    state_dir: Path,
+    smtp_port: int,
+    metrics_port: int | None = None,
+) -> Config:
+    """The file's rules, pointed at this run's sandbox, ledger and SMTP sink.
+
+    ``metrics_port`` (``--metrics-port``; 0 for any free port) turns /metrics on there;
+    otherwise the file's port is used, or any free one if it is taken.
+    """
     changes: dict[str, object] = {
-        "incident_io": config.incident_io.model_copy(update={"base_url": base_url}),
+        # The sandbox's clock runs fast on purpose (ClockWarp): follow it however far it gets.
+        "incident_io": config.incident_io.model_copy(
+            update={"base_url": base_url, "max_clock_skew": None}
+        ),
         "store": StoreSettings(path=state_dir / "demo.db"),
     }
-    if config.server.enabled and not _port_free(config.server.host, config.server.port):
+    if metrics_port is not None:
+        changes["server"] = config.server.model_copy(update={"enabled": True, "port": metrics_port})
+    elif config.server.enabled and not _port_free(config.server.host, config.server.port):
         changes["server"] = config.server.model_copy(update={"port": 0})
     smtp = config.smtp
     if smtp is not None:
@@ -89,9 +105,12 @@ def _announce_mail(path: Path, message: EmailMessage) -> None:
 
 
 def _narrative_logging() -> None:
-    """Short lines a person can follow: the time and what happened."""
+    """Short lines a person can follow: the time and what happened (JSON stays JSON)."""
+    from automations.logs import JSONFormatter
+
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        if not isinstance(handler.formatter, JSONFormatter):
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: one line per SMTP verb
 
 
@@ -115,6 +134,7 @@ def run_demo(
     incidents: int = 200,
     seed: int = 1,
     time_warp: float = 180.0,
+    metrics_port: int | None = None,
 ) -> None:
     """Run until Ctrl-C/SIGTERM or ``duration`` seconds; everything stops cleanly."""
     _narrative_logging()
@@ -124,7 +144,11 @@ def run_demo(
         warp = ClockWarp(sandbox.base_url, every_seconds=10, advance_seconds=time_warp).start()
         try:
             ready = demo_config(
-                config, base_url=sandbox.base_url, state_dir=Path(tmp), smtp_port=sink.port
+                config,
+                base_url=sandbox.base_url,
+                state_dir=Path(tmp),
+                smtp_port=sink.port,
+                metrics_port=metrics_port,
             )
             click.secho(
                 f"demo: sandbox incident.io at {sandbox.base_url} ({incidents} incidents, "

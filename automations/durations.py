@@ -1,9 +1,10 @@
-"""Durations as people write them in TOML: ``90s``, ``15m``, ``2h``, ``7d``, ``1h30m``."""
+"""Durations as people write them in TOML (``90s``, ``15m``, ``2h``, ``7d``, ``1h30m``),
+and spans and moments as people read them in reasons, logs and digests."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -40,11 +41,39 @@ def format_duration(delta: timedelta) -> str:
     return "".join(parts)
 
 
+def human_span(delta: timedelta) -> str:
+    """'3d 4h', '2h 5m', '12m', '<1m': two units at most, never seconds.
+
+    Days and hours for a day or more, hours and minutes below; truncated, so a
+    span is never overstated ("1h 59m" until the second hour is complete).
+    """
+    minutes = max(int(delta.total_seconds()), 0) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {mins}m" if mins else f"{hours}h"
+    return f"{mins}m" if mins else "<1m"
+
+
+def human_moment(moment: datetime, now: datetime) -> str:
+    """'09:12 UTC' on the same UTC day as ``now``, else '24 Nov 03:10 UTC' (with the year
+    when it differs). Rules have no display timezone, so moments in reasons are UTC."""
+    at, today = moment.astimezone(UTC), now.astimezone(UTC)
+    if at.date() == today.date():
+        return at.strftime("%H:%M UTC")
+    if at.year == today.year:
+        return f"{at.day} {at.strftime('%b %H:%M')} UTC"
+    return f"{at.day} {at.strftime('%b %Y %H:%M')} UTC"
+
+
 def _validate(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not {HINT} (write it as a string)")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # TOML's true
+        raise ValueError(f"{shown} is not {HINT} (write it in quotes)")
     return parse_duration(value)
 
 

@@ -4,11 +4,16 @@ Reads top to bottom like httpx's send chain: each step handles one concern.
 Every edit is claimed in the ledger before it is sent and confirmed after, so
 a crash can at worst leave an unconfirmed claim, which ``reconcile`` settles
 against the incident's real state before anything else runs.
+
+A stop (the daemon's SIGTERM) is checked between pages and between actions:
+the action in progress finishes, nothing new is claimed, and the report says
+the cycle stopped early.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -19,9 +24,23 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
-from automations.errors import APIError, APIRejected, AutomationsError, LedgerError
-from automations.incidentio import FollowUp, Incident, IncidentFilter, IncidentIOClient
+from automations.errors import (
+    APIError,
+    APIRejected,
+    APIUnavailable,
+    AutomationsError,
+    LedgerError,
+)
+from automations.incidentio import (
+    FollowUp,
+    Incident,
+    IncidentFilter,
+    IncidentIOClient,
+    IncidentUpdate,
+)
 from automations.ledger import Event, Ledger
+from automations.ledger.owners import Owner, may_settle
+from automations.logs import action_fields, event_fields
 from automations.rules.base import AnyRule, PlannedAction
 
 log = logging.getLogger("automations.engine")
@@ -39,6 +58,9 @@ class RuleOutcome:
     already_done: int = 0
     braked: int = 0
     error: str | None = None
+    # The API could not be reached (after the client's retries): the cycle stopped here.
+    gave_up: str | None = None
+    cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
 
 
 @dataclass
@@ -49,6 +71,8 @@ class Evaluation:
     queries: int
     incidents_seen: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    # incident ID -> its updates, fetched at most once per poll however many rules ask
+    updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +90,9 @@ class CycleReport:
     api_requests: int = 0
     rules: list[RuleOutcome] = field(default_factory=list)
     error: str | None = None
+    # The cycle stopped at the first unreachable answer; `once` stops there too.
+    unreachable: bool = False
+    stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
     # The exception behind ``error``: /healthz describes it in its own words, since the
     # text of an API error is the API's (or a proxy's) and may echo anything.
     cause: AutomationsError | None = field(default=None, repr=False)
@@ -121,7 +148,17 @@ class CycleReport:
             text += f", {s['braked']} held back by the safety brake"
         if s["error"]:
             text += f"; error: {s['error']}"
+        if self.stopped:
+            text += "; stopped early: the daemon is stopping"
         return text
+
+
+class CycleStopped(Exception):
+    """Raised between two pages of a poll when the daemon is stopping; ends the cycle."""
+
+
+def stop_requested(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
 
 
 class Engine:
@@ -139,6 +176,7 @@ class Engine:
         self.ledger = ledger
         self.catalog = catalog
         self.clock = clock
+        self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
     # -- poll ---------------------------------------------------------------------------------
 
@@ -147,12 +185,14 @@ class Engine:
         rules: Sequence[AnyRule],
         now: datetime,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        stop: threading.Event | None = None,
     ) -> Evaluation:
         """Fetch each distinct server-side query once, and evaluate it page by page.
 
         Rules sharing a query see the same pages; only one page is held at a time, so
         memory stays flat however many incidents match (docs/benchmarks.md). A rule
-        that raises stops evaluating for this cycle; the others go on.
+        that raises stops evaluating for this cycle; the others go on. ``stop`` set
+        raises CycleStopped before the next page is fetched.
         """
         groups: dict[str, tuple[IncidentFilter, list[AnyRule]]] = {}
         for rule in rules:
@@ -166,6 +206,8 @@ class Engine:
                 for rule in group:
                     if rule.name not in result.errors:
                         self._evaluate_page(rule, page.incidents, now, follow_ups, result)
+                if stop_requested(stop):
+                    raise CycleStopped
         result.incidents_seen = len(seen)
         return result
 
@@ -178,7 +220,13 @@ class Engine:
         result: Evaluation,
     ) -> None:
         try:
-            result.candidates[rule.name] += rule.evaluate(incidents, now, self.catalog, follow_ups)
+            updates = self._updates_for(rule, incidents, now, result.updates)
+            extra = {} if updates is None else {"updates": updates}
+            result.candidates[rule.name] += rule.evaluate(
+                incidents, now, self.catalog, follow_ups, **extra
+            )
+        except APIError:
+            raise  # the API failed, not the rule: the cycle stops as for a failed page
         except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
             result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
             log.error(
@@ -195,6 +243,27 @@ class Engine:
         for item in self.client.list_follow_ups():
             grouped[item.incident_id].append(item)
         return grouped
+
+    def _updates_for(
+        self,
+        rule: AnyRule,
+        incidents: Sequence[Incident],
+        now: datetime,
+        fetched: dict[str, list[IncidentUpdate]],
+    ) -> dict[str, list[IncidentUpdate]] | None:
+        """Updates of the incidents the rule needs them for (``needs_updates``), each
+        incident fetched once per poll; None when the rule needs none on this page."""
+        wanted = [incident.id for incident in incidents if rule.needs_updates(incident, now)]
+        if not wanted:
+            return None
+        for incident_id in wanted:
+            if incident_id not in fetched:
+                fetched[incident_id] = self.incident_updates(incident_id)
+        return {incident_id: fetched[incident_id] for incident_id in wanted}
+
+    def incident_updates(self, incident_id: str) -> list[IncidentUpdate]:
+        """One incident's status and severity changes, oldest first (the API lists newest first)."""
+        return list(reversed(list(self.client.iter_incident_updates(incident_id))))
 
     # -- evaluate -----------------------------------------------------------------------------
 
@@ -234,21 +303,40 @@ class Engine:
 
     # -- the cycle ----------------------------------------------------------------------------
 
-    def run_cycle(self, rules: Sequence[AnyRule], schedule: str) -> CycleReport:
-        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others."""
+    def run_cycle(
+        self, rules: Sequence[AnyRule], schedule: str, stop: threading.Event | None = None
+    ) -> CycleReport:
+        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others.
+
+        ``stop`` (the daemon's) is checked between pages and between actions.
+        """
         report = CycleReport(schedule=schedule, started_at=self.clock())
         before = self.client.counter.total()
-        run_id = self.ledger.start_run(schedule, now=report.started_at)
+        run_id = self.ledger.start_run(
+            schedule, rules=[rule.name for rule in rules], now=report.started_at
+        )
         try:
             self.reconcile()
             follow_ups = self.follow_ups(rules)
-            found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
+            found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
-            for rule in rules:
-                report.rules.append(self._run_rule(rule, found, follow_ups))
+            for index, rule in enumerate(rules):
+                outcome = self._run_rule(rule, found, follow_ups, stop)
+                report.rules.append(outcome)
+                if stop_requested(stop):  # a retry cut short by the stop is no outage
+                    report.stopped = True
+                    break
+                if outcome.gave_up is not None:
+                    report.cause = outcome.cause
+                    self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
+                    break
+        except CycleStopped:
+            report.stopped = True
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
             report.cause = exc
+            report.unreachable = isinstance(exc, APIUnavailable)
+            report.stopped = stop_requested(stop)
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
@@ -273,6 +361,7 @@ class Engine:
         rule: AnyRule,
         found: Evaluation,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        stop: threading.Event | None = None,
     ) -> RuleOutcome:
         outcome = self._select(rule, found)
         if outcome.braked:
@@ -286,9 +375,25 @@ class Engine:
                 len(outcome.planned),
                 outcome.braked,
             )
-        for action in outcome.planned:
-            self._apply(rule, action, outcome)
+        try:
+            for action in outcome.planned:
+                if stop_requested(stop):  # not claimed yet: the next start plans it again
+                    break
+                self._apply(rule, action, outcome)
+        except APIUnavailable as exc:
+            outcome.gave_up, outcome.cause = str(exc), exc
         return outcome
+
+    def _give_up(self, report: CycleReport, error: str, not_run: Sequence[str]) -> None:
+        """One unreachable answer ends the cycle: every other request would wait just as long."""
+        report.error = f"gave up the cycle, the API is unreachable: {error}"
+        report.unreachable = True
+        log.error(
+            "giving up this cycle: the API is unreachable (%s); the remaining actions%s wait "
+            "for the next cycle",
+            error,
+            f" and rules ({', '.join(not_run)})" if not_run else "",
+        )
 
     # -- claim, apply, record -----------------------------------------------------------------
 
@@ -298,6 +403,7 @@ class Engine:
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
+            incident_name=action.incident_name,
             event_key=action.event_key,
             reason=action.reason,
             request_body=body,
@@ -308,23 +414,53 @@ class Engine:
         failpoints.hit("after_claim")
         try:
             fresh = self.client.get_incident(action.incident_id)
+            now = self.clock()
+            # The re-check judges the fresh incident by fresh updates, like the poll did.
+            updates = (
+                {fresh.id: self.incident_updates(fresh.id)}
+                if rule.needs_updates(fresh, now)
+                else None
+            )
+            follow_ups = self._follow_ups_for(rule, fresh.id)
         except APIRejected as exc:
-            self.ledger.mark_skipped(action.event_key, reason=f"cannot re-read incident: {exc}")
-            outcome.skipped.append((action, str(exc)))
-            return
-        except APIError as exc:
-            self.ledger.release(action.event_key)  # nothing was sent; a later cycle may retry
+            # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
+            self.ledger.mark_failed(
+                action.event_key, error=f"cannot re-read the incident: {exc}", now=self.clock()
+            )
             outcome.failed.append((action, str(exc)))
-            log.warning(
-                "%s %s: not applied, re-read failed: %s", rule.name, action.incident_reference, exc
+            log.error(
+                "%s %s: not applied, the API refused the re-read: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
             )
             return
-        follow_ups = self._follow_ups_for(rule, fresh.id)
-        why_not = rule.still_applies(action, fresh, self.clock(), follow_ups)
+        except APIError as exc:
+            # Nothing was sent; a later cycle may retry.
+            self.ledger.release(action.event_key, now=self.clock())
+            outcome.failed.append((action, str(exc)))
+            log.warning(
+                "%s %s: not applied, re-read failed: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
+            )
+            raise
+        extra = {} if updates is None else {"updates": updates}
+        why_not = rule.still_applies(action, fresh, now, follow_ups, **extra)
         if why_not is not None:
-            self.ledger.release(action.event_key)  # the condition may hold again later
+            # The condition may hold again later.
+            self.ledger.release(action.event_key, now=self.clock())
             outcome.skipped.append((action, why_not))
-            log.info("%s %s: skipped, %s", rule.name, action.incident_reference, why_not)
+            log.info(
+                "%s %s: skipped, %s",
+                rule.name,
+                action.incident_reference,
+                why_not,
+                extra=action_fields(action, "skipped", reason=why_not),
+            )
             return
         failpoints.hit("after_reread")
         try:
@@ -334,10 +470,14 @@ class Engine:
                 notify_incident_channel=action.notify_incident_channel,
             )
         except APIRejected as exc:
-            self.ledger.mark_failed(action.event_key, error=str(exc))
+            self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
             outcome.failed.append((action, str(exc)))
             log.error(
-                "%s %s: the API refused the edit: %s", rule.name, action.incident_reference, exc
+                "%s %s: the API refused the edit: %s",
+                rule.name,
+                action.incident_reference,
+                exc,
+                extra=action_fields(action, "failed", error=str(exc)),
             )
             return
         except APIError as exc:
@@ -348,8 +488,9 @@ class Engine:
                 rule.name,
                 action.incident_reference,
                 exc,
+                extra=action_fields(action, "unknown", error=str(exc)),
             )
-            return
+            raise
         failpoints.hit("after_edit")
         self.ledger.mark_applied(
             action.event_key, request_id=self.client.last_request_id, now=self.clock()
@@ -362,6 +503,7 @@ class Engine:
             action.incident_reference,
             action.incident_name,
             action.reason,
+            extra=action_fields(action, "applied"),
         )
 
     def _follow_ups_for(self, rule: AnyRule, incident_id: str) -> dict[str, list[FollowUp]] | None:
@@ -372,43 +514,82 @@ class Engine:
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[Event, str]]:
-        """Settle claims left unconfirmed by a crash, before anything else acts."""
+        """Settle claims left unconfirmed (a crash, a lost answer), before anything else acts.
+
+        Runs before every cycle, so an edit whose outcome was unknown is settled at the
+        next one, and at start-up. Only claims whose process is gone (or this one, whose
+        cycles never overlap) are settled: another live process's claim may be in flight
+        (see ledger/owners.py). APIUnavailable stops it: the rest stay unconfirmed.
+        """
         settled: list[tuple[Event, str]] = []
+        now = self.clock()
         for event in self.ledger.unconfirmed():
+            if not may_settle(event.owner, event.claimed_at, now):
+                self._leave_to_owner(event)
+                continue
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
-                self.ledger.mark_skipped(
-                    event.event_key, reason=f"reconcile: incident unreadable: {exc}"
+                # Whether the edit landed is unknown: failed, so it shows and can be retried.
+                error = f"reconcile: cannot re-read the incident: {exc}"
+                self.ledger.mark_failed(event.event_key, error=error, now=self.clock())
+                settled.append((event, "failed"))
+                fields = event_fields(event, "failed", reason=event.reason)
+                fields["fields"]["error"] = error
+                log.error(
+                    "could not settle %s on %s: the API refused the re-read: %s",
+                    event.event_key,
+                    event.incident_reference,
+                    exc,
+                    extra=fields,
                 )
-                settled.append((event, "skipped"))
                 continue
             failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
-                self.ledger.mark_reconciled(
-                    event.event_key, reason="edit found applied after an interrupted run"
-                )
+                reason = "edit found applied after an interrupted run"
+                self.ledger.mark_reconciled(event.event_key, reason=reason, now=self.clock())
                 settled.append((event, "reconciled"))
                 log.warning(
                     "reconciled %s on %s: the edit had landed before the interruption",
                     event.event_key,
                     event.incident_reference,
+                    extra=event_fields(event, "reconciled", reason=reason),
                 )
             else:
-                self.ledger.release(event.event_key)
+                self.ledger.release(event.event_key, now=self.clock())
                 settled.append((event, "released"))
                 log.warning(
                     "released %s on %s: the edit had not landed; the rule will re-check it",
                     event.event_key,
                     event.incident_reference,
+                    extra=event_fields(event, "released", reason="the edit had not landed"),
                 )
         return settled
 
+    def _leave_to_owner(self, event: Event) -> None:
+        """Another live process claimed it (two processes on one ledger): say so once."""
+        if event.event_key in self._left_to_owner:
+            return
+        self._left_to_owner.add(event.event_key)
+        log.warning(
+            "not settling %s on %s: it was claimed by %s, which may still be at work; "
+            "another automations process is using this ledger",
+            event.event_key,
+            event.incident_reference,
+            Owner.parse(event.owner) or "another process",
+            extra=event_fields(event, "left", reason="claimed by a live process"),
+        )
+
     def _updates_since(self, event: Event) -> list[dict[str, Any]]:
-        """Severity/status changes made after the claim, to spot an edit a human undid since."""
+        """Severity/status changes made after the claim, to spot an edit a human undid since.
+
+        Unreachable: raised, so the claim stays unconfirmed; judging on the incident alone
+        could miss an edit that landed and was undone, and send it again. Refused (e.g. no
+        permission to read updates): judged on the incident alone.
+        """
         try:
             updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
-        except APIError:
+        except APIRejected:
             return []
         return [
             {

@@ -72,6 +72,14 @@ class _ClientCollector(Collector):
                 cumulative.append((bound, running))
             latency.add_metric([method, route], cumulative, total)
         yield latency
+        malformed = CounterMetricFamily(
+            "automations_api_malformed_records",
+            "Records the API sent that could not be read and were skipped (each logged)",
+            labels=["method", "route"],
+        )
+        for (method, route), n in sorted(self.client.counter.malformed_by_route().items()):
+            malformed.add_metric([method, route], n)
+        yield malformed
         bucket = self.client.rate_limiter
         waits = CounterMetricFamily(
             "automations_rate_limit_waits", "Times a request waited for the client-side limit"

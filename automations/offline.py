@@ -1,4 +1,11 @@
-"""``test-rule``: evaluate one rule against saved incidents, with no API and no ledger writes."""
+"""``test-rule``: evaluate one rule against saved incidents, with no API and no ledger writes.
+
+It answers what ``plan`` would for the same incidents at the same time: the
+rule's server-side query is applied locally by the same matcher the API's
+semantics are tested against (matching.py), and where the answer needs data a
+saved page does not hold (incident updates, follow-ups, a severity the catalog
+does not know), it refuses with the reason instead of guessing.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ from automations.config import Config
 from automations.errors import ConfigError
 from automations.incidentio import Incident
 from automations.ledger import Ledger
-from automations.rules.base import PlannedAction
+from automations.matching import IncidentMatcher, UndecidableFilter
+from automations.rules.base import AnyRule, PlannedAction
 from automations.runtime import build_rules, cached_catalog
 
 log = logging.getLogger("automations.offline")
@@ -62,23 +70,30 @@ def evaluate_offline(
     now = parse_now(now_text, _offline_clock(config))
     catalog = _offline_catalog(config, incidents)
     (rule,) = build_rules(config, catalog, only=rule_name)
-    if rule.needs_follow_ups:
-        log.warning(
-            "%s: follow-ups are not in saved incidents; treating each as having none", rule_name
-        )
-    # The server would have filtered; offline, apply the rule's status filter ourselves.
-    matching = [i for i in incidents if _matches_categories(rule, i)]
-    others = sorted(
-        {k.split("[", 1)[0] for k, _ in rule.query().to_params()} - {"status_category", "mode"}
-    )
-    if others:
-        log.warning(
-            "%s: where filters on %s are applied by the API, not offline; save a page fetched "
-            "with them (automations plan shows the live answer)",
-            rule_name,
-            ", ".join(others),
+    try:
+        matcher = IncidentMatcher(rule.query(), catalog)
+    except UndecidableFilter as exc:
+        raise _cannot(rule, str(exc)) from None
+    matching = matcher.select(incidents)
+    if rule.needs_follow_ups and matching:
+        raise _cannot(rule, "it reads follow-ups, which a saved page does not hold")
+    needing = [incident.reference for incident in matching if rule.needs_updates(incident, now)]
+    if needing:
+        more = f" and {len(needing) - 3} more" if len(needing) > 3 else ""
+        raise _cannot(
+            rule,
+            f"judging {', '.join(needing[:3])}{more} needs their incident updates (when they "
+            "entered live or changed severity), which a saved page does not hold",
         )
     return rule.evaluate(matching, now, catalog, None)
+
+
+def _cannot(rule: AnyRule, why: str) -> ConfigError:
+    """Refuse rather than guess: the answer could differ from what `plan` says."""
+    return ConfigError(
+        f"{rule.name}: cannot be tested offline: {why}; "
+        f"`automations plan --rule {rule.name}` asks the API instead"
+    )
 
 
 def _offline_clock(config: Config) -> Clock:
@@ -101,9 +116,3 @@ def _offline_catalog(config: Config, incidents: list[Incident]) -> Catalog:
         config.store.path,
     )
     return catalog_from_incidents(incidents)
-
-
-def _matches_categories(rule: Any, incident: Incident) -> bool:
-    params = rule.query().to_params()
-    wanted = {v for k, v in params if k == "status_category[one_of]"}
-    return not wanted or incident.incident_status.category in wanted

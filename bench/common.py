@@ -286,12 +286,14 @@ def escalate_rule(
     after: str = NEVER,
     where: Mapping[str, object] = LIVE,
     max_actions: int = 10,
+    since: str = "created",
 ) -> dict[str, object]:
     return {
         "name": name,
         "type": "escalate_severity",
         "every": "1m",
         "where": dict(where),
+        "since": since,
         "steps": [{"after": after, "to": "Major"}, {"after": "3651d", "to": "Critical"}],
         "max_actions_per_cycle": max_actions,
     }

@@ -30,7 +30,7 @@ def _median(runs: Any, key: str) -> float:
 
 
 def requests(raw: Raw) -> str:
-    return """\
+    text = """\
 Counted per cycle, after start-up: the catalog (8 requests here: 6 lists and the
 options of 2 select fields) is fetched once when the daemon starts, not per
 cycle. Two requests outside the formula exist by design and are not in this
@@ -39,6 +39,19 @@ grid: a rule with `require.follow_ups` adds one `GET /v2/follow_ups` per cycle
 each unconfirmed incident once. A planned action that the re-read shows no
 longer applies costs its GET without a POST (it would show as ratio > 1); none
 occur here because the `acting` rule is the only one that is due."""
+    live = [s for s in raw.get("scenarios", []) if "since=live" in s.get("scenario", "")]
+    if live:
+        largest = max(live, key=lambda s: s["could_be_due"])
+        count, where = largest["could_be_due"], largest["scenario"].split(" R=")[0]
+        text += f"""
+
+`since = "live"` costs one `GET /v2/incident_updates` per incident that could be
+due, every cycle: {count:,} at {where} ({largest["seconds"]:.0f} s of a cycle at the
+client's 1200/min). With thousands of live incidents past the first step, a cycle
+outgrows a one-minute interval. Proposal: keep each incident's updates between
+cycles, keyed by its `updated_at` (a status or severity change bumps it), so a
+steady cycle re-reads only the incidents that changed."""
+    return text
 
 
 def cycle(raw: Raw) -> str:

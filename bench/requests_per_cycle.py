@@ -1,7 +1,11 @@
 """1. API requests per cycle against the minimum.
 
 The minimum for one cycle is ``ceil(N/250)`` list pages per distinct query
-(at least one) plus one GET and one POST per action. Rules are real configs
+(at least one) plus one GET and one POST per action. A rule with ``since =
+"live"`` (or ``"severity"``) must also read the updates of every incident that
+could be due (old enough since creation for its first step, and below that
+step's target: the anchor is never earlier than creation), one request each,
+and re-read the updates of each incident it edits. Rules are real configs
 (a generated TOML through ``load_config``), wired by ``build_runtime`` against
 an in-process sandbox holding N live incidents; one cycle runs through the
 daemon's ``run_once``. Requests are counted in the sandbox's request log and
@@ -18,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +53,22 @@ QUERIES: tuple[dict[str, object], ...] = (
     {"status_category": ["live"], "custom_field": {"Team": ["Payments"]}},
     {"status_category": ["live"], "role": {"Incident Lead": "unassigned"}},
 )
+ACTING_AFTER = timedelta(hours=1)  # the acting rule's first step: 1h -> Major
+FROM_UPDATES = ("live", "severity")
 _GET_ONE = re.compile(r"^/v2/incidents/[^/]+$")
 _EDIT = re.compile(r"^/v2/incidents/[^/]+/actions/edit$")
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """N live incidents, R rules over Q distinct queries; the first rule acts ``acting`` times."""
+    """N live incidents, R rules over Q distinct queries; the first rule acts ``acting`` times,
+    its age counted ``since`` creation, or since the incident entered live."""
 
     live: int
     rules: int
     queries: int = 1
     acting: int = 0
+    since: str = "created"
 
     @property
     def label(self) -> str:
@@ -68,6 +77,8 @@ class Scenario:
             text += f" Q={self.queries}"
         if self.acting:
             text += f" acting={self.acting}"
+        if self.since != "created":
+            text += f" since={self.since}"
         return text
 
     def rule_configs(self) -> list[dict[str, object]]:
@@ -77,7 +88,13 @@ class Scenario:
             where = QUERIES[i % self.queries]
             if i == 0 and self.acting:
                 configs.append(
-                    escalate_rule("act-0", after="1h", where=where, max_actions=self.acting)
+                    escalate_rule(
+                        "act-0",
+                        after="1h",
+                        where=where,
+                        max_actions=self.acting,
+                        since=self.since,
+                    )
                 )
             elif i % 2 == 0:
                 configs.append(escalate_rule(f"escalate-{i}", where=where))
@@ -90,8 +107,10 @@ class Scenario:
 class Measurement:
     scenario: Scenario
     matches: tuple[int, ...]  # incidents matching each distinct query (the sandbox's own count)
+    could_be_due: int  # incidents whose updates a since = live rule must read (0 otherwise)
     list_pages: int
     gets: int
+    updates: int
     posts: int
     other: int
     client_count: int
@@ -100,12 +119,14 @@ class Measurement:
 
     @property
     def total(self) -> int:
-        return self.list_pages + self.gets + self.posts + self.other
+        return self.list_pages + self.gets + self.updates + self.posts + self.other
 
     @property
     def minimum(self) -> int:
         pages = sum(max(1, math.ceil(n / PAGE_SIZE)) for n in self.matches)
-        return pages + 2 * self.applied
+        # Re-read the incident, then edit it; with since = live, also re-read its updates.
+        per_edit = 3 if self.scenario.since in FROM_UPDATES else 2
+        return pages + self.could_be_due + per_edit * self.applied
 
     @property
     def ratio(self) -> float:
@@ -115,8 +136,10 @@ class Measurement:
         return {
             "scenario": self.scenario.label,
             "matches": list(self.matches),
+            "could_be_due": self.could_be_due,
             "list_pages": self.list_pages,
             "gets": self.gets,
+            "updates": self.updates,
             "posts": self.posts,
             "other": self.other,
             "total": self.total,
@@ -145,6 +168,25 @@ def matching(state: SandboxState, query: IncidentFilter) -> int:
     return sum(1 for incident in state.store.all() if predicate(incident))
 
 
+def could_be_due(state: SandboxState, query: IncidentFilter) -> int:
+    """Incidents of ``query`` old enough since creation for the acting rule's first step and
+    below its target (Major): the most its ``since = "live"`` anchor could make due."""
+    pairs = [*query.to_params(), ("page_size", str(PAGE_SIZE))]
+    predicate = parse_incident_query(pairs, state.store.catalog, accept_large_pages=False).predicate
+    catalog, now = state.store.catalog, state.clock.now()
+    target = next(s for s in catalog.severities if s.name == "Major").rank
+    return sum(
+        1
+        for incident in state.store.all()
+        if predicate(incident)
+        and now - incident.created_at >= ACTING_AFTER
+        and (
+            incident.severity_id is None
+            or catalog.severity_by_id[incident.severity_id].rank < target
+        )
+    )
+
+
 def measure(server: SandboxThread, scenario: Scenario) -> Measurement:
     """One cycle of the scenario's rules against ``server``, reloaded with N live incidents."""
     state: SandboxState = server.app.state.sandbox
@@ -154,6 +196,8 @@ def measure(server: SandboxThread, scenario: Scenario) -> Measurement:
         with runtime_for(path) as runtime:
             queries = {rule.query().key(): rule.query() for rule in runtime.rules}
             matches = tuple(matching(state, query) for query in queries.values())
+            acting = runtime.rules[0].query()
+            due = could_be_due(state, acting) if scenario.since in FROM_UPDATES else 0
             state.requests.clear()
             before = runtime.client.counter.total()
             started = time.perf_counter()
@@ -169,14 +213,17 @@ def measure(server: SandboxThread, scenario: Scenario) -> Measurement:
         raise RuntimeError(f"{scenario.label}: {applied} edits applied, expected {scenario.acting}")
     pages = sum(1 for e in log if e["method"] == "GET" and e["path"] == "/v2/incidents")
     gets = sum(1 for e in log if e["method"] == "GET" and _GET_ONE.match(e["path"]))
+    updates = sum(1 for e in log if e["method"] == "GET" and e["path"] == "/v2/incident_updates")
     posts = sum(1 for e in log if e["method"] == "POST" and _EDIT.match(e["path"]))
     return Measurement(
         scenario=scenario,
         matches=matches,
+        could_be_due=due,
         list_pages=pages,
         gets=gets,
+        updates=updates,
         posts=posts,
-        other=len(log) - pages - gets - posts,
+        other=len(log) - pages - gets - updates - posts,
         client_count=client_count,
         applied=applied,
         seconds=seconds,
@@ -187,8 +234,9 @@ def scenarios(quick: bool) -> list[Scenario]:
     sizes = (100, 1_000) if quick else (100, 1_000, 10_000)
     grid = [Scenario(n, r) for n in sizes for r in (1, 5, 20)]
     acting = [Scenario(n, 5, acting=5) for n in sizes]
+    live = [Scenario(n, 5, acting=5, since="live") for n in sizes]
     mixed = [Scenario(n, 20, queries=4) for n in sizes[1:]]
-    return grid + acting + mixed
+    return grid + acting + live + mixed
 
 
 def run(quick: bool) -> Section:
@@ -208,6 +256,7 @@ def report(results: Sequence[Measurement]) -> Section:
             m.applied,
             m.list_pages,
             m.gets,
+            m.updates,
             m.posts,
             m.other,
             m.total,
@@ -224,6 +273,7 @@ def report(results: Sequence[Measurement]) -> Section:
         "edits",
         "list pages",
         "GET one",
+        "GET updates",
         "POST edit",
         "other",
         "total",
@@ -251,8 +301,13 @@ def report(results: Sequence[Measurement]) -> Section:
             "distinct queries (Q=1 unless shown: all rules share `status_category = live`; Q=4 "
             "adds live+Minor, live+Team=Payments, live+Incident Lead unassigned). Nothing is due "
             "except in the `acting=5` rows, where the first rule escalates with "
-            "`max_actions_per_cycle = 5`. Minimum = sum over queries of max(1, ceil(matching/250)) "
-            "+ 2 x edits. `cycle s` includes the client's token bucket (1200/min, burst 20).",
+            "`max_actions_per_cycle = 5`; with `since=live` it counts from when each incident "
+            "entered live, read from its updates. Minimum = sum over queries of "
+            "max(1, ceil(matching/250)) + 2 x edits; with `since=live`, + one updates request for "
+            "each incident that could be due (old enough since creation for the first step and "
+            "below its target, since the anchor is never earlier than creation) + one more per "
+            "edit (the re-check reads fresh updates). `cycle s` includes the client's token "
+            "bucket (1200/min, burst 20).",
             "",
             *table(header, rows),
         ],

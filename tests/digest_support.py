@@ -23,7 +23,7 @@ from automations.config import load_config
 from automations.digest.service import Digests
 from automations.incidentio import Incident, IncidentTimestamp, IncidentTimestampValue
 from automations.incidentio.models import TimestampValue
-from automations.ledger import Event, EventState
+from automations.ledger import Event, EventState, Ledger
 from automations.runtime import Runtime, build_runtime
 from automations.settings import Environment
 from tests.factories import NOW
@@ -59,10 +59,14 @@ class _Handler:
     reject: Callable[[str], str | None] = lambda _address: None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Recipients per transaction, as real servers cap them (Postfix: 1000, Gmail: 100).
+    rcpt_limit: int | None = None
 
     async def handle_RCPT(  # the aiosmtpd hook names
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        if self.rcpt_limit is not None and len(envelope.rcpt_tos) >= self.rcpt_limit:
+            return "452 4.5.3 Too many recipients"
         refusal = self.reject(address)
         if refusal is not None:
             return refusal
@@ -151,7 +155,8 @@ def write_config(
 ) -> Path:
     """A config with one digest (``extra`` lines go into its table; ``more`` after it)."""
     text = (
-        f'[incident_io]\nbase_url = "{base_url}"\n\n'
+        # the sandbox is pinned to fixed dates, a year away when the suite runs a year ahead
+        f'[incident_io]\nbase_url = "{base_url}"\nmax_clock_skew = "off"\n\n'
         f'[store]\npath = "{tmp_path / "ledger.db"}"\n'
         + SMTP_TABLE.format(port=smtp_port)
         + DIGEST_TABLE.format(name=name, cron=cron, timezone=timezone)
@@ -164,9 +169,26 @@ def write_config(
     return path
 
 
-def open_digests(config_path: Path, clock: Clock) -> tuple[Runtime, Digests]:
-    """A runtime and its digests on ``clock``, as a fresh process would build them."""
+def in_use_since(ledger_path: Path, digest: str, moment: datetime) -> None:
+    """Make the ledger one that first scheduled ``digest`` at ``moment``, as a daemon started
+    then would have: an occurrence after ``moment`` is a real one, not a first start's."""
+    with Ledger(ledger_path) as ledger:
+        ledger.digest_first_scheduled(digest, now=moment)
+
+
+def open_digests(
+    config_path: Path, clock: Clock, *, in_use_for: timedelta | None = timedelta(days=1)
+) -> tuple[Runtime, Digests]:
+    """A runtime and its digests on ``clock``, as a fresh process would build them.
+
+    The ledger is one in use for ``in_use_for`` already (each digest first scheduled that
+    long before ``clock``, unless recorded earlier), so an occurrence just before ``clock``
+    is sent. A first start on a new ledger sends no "missed" digest: ``in_use_for=None``.
+    """
     config = load_config(config_path)
+    if in_use_for is not None:
+        for options in config.digests:
+            in_use_since(config.store.path, options.name, clock.now - in_use_for)
     runtime = build_runtime(config, SecretStr(SANDBOX_KEY), lock=False, clock=clock)
     password = Environment().automations_smtp_password  # as digests_for() reads it
     return runtime, Digests.from_runtime(runtime, password, clock=clock)

@@ -1,7 +1,8 @@
 """The requests-per-cycle benchmark, small: a cycle costs exactly the minimum number of requests.
 
-ceil(N/250) list pages per distinct query plus one GET and one POST per edit,
-however many rules share the query (bench/requests_per_cycle.py; the full grid
+ceil(N/250) list pages per distinct query plus one GET and one POST per edit
+(with since = "live", one updates request per incident that could be due and one
+more per edit), however many rules share the query (bench/requests_per_cycle.py; the full grid
 runs with ``make bench``).
 """
 
@@ -26,6 +27,7 @@ def bench_sandbox() -> Iterator[SandboxThread]:
     [
         *(Scenario(live=100, rules=r) for r in range(1, 6)),
         Scenario(live=100, rules=5, acting=3),
+        Scenario(live=100, rules=5, acting=3, since="live"),
         Scenario(live=100, rules=4, queries=4),
     ],
     ids=lambda s: s.label,
@@ -38,3 +40,6 @@ def test_requests_per_cycle_are_the_minimum(
     assert found.client_count == found.total  # the client's counter agrees with the server's log
     assert found.total == found.minimum, found.as_dict()
     assert found.ratio == 1.0
+    if scenario.since == "live":  # updates read for each incident that could be due, and re-read
+        assert found.could_be_due > found.applied
+        assert found.updates == found.could_be_due + found.applied

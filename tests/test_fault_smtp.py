@@ -15,8 +15,17 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from automations.clock import host_now
 from automations.ledger import OutboxItem, OutboxState
-from tests.digest_support import Clock, SMTPServer, free_port, open_digests, tick_ok, write_config
+from tests.digest_support import (
+    Clock,
+    SMTPServer,
+    free_port,
+    in_use_since,
+    open_digests,
+    tick_ok,
+    write_config,
+)
 from tests.engine_harness import Harness
 from tests.sandbox_server import SandboxControl
 from tests.secret_values import SMTP_PASSWORD
@@ -202,16 +211,20 @@ def test_a_silent_smtp_server_does_not_hold_back_rule_cycles(harness: Harness) -
             cron="* * * * *", timezone="UTC", extra='catch_up_grace = "5m"\n', more=ESCALATE,
         )  # fmt: skip
         path.write_text(path.read_text().replace("timeout_seconds = 30", "timeout_seconds = 4"))
+        # A ledger in use since yesterday: the minute just past is a digest to send (a new
+        # ledger's first start would send none).
+        in_use_since(harness.ledger_path, "daily", host_now() - timedelta(days=1))
         stuck = harness.add("Stuck", age=timedelta(hours=3))
         runtime = harness.runtime()
         daemon = Daemon(runtime)
+        daemon.add_jobs()  # the scheduler is not started: the test runs the jobs itself
         try:
             sending = threading.Thread(target=daemon._outbox_job)
             sending.start()
             time.sleep(0.5)
             assert sending.is_alive(), "the digest is waiting for the SMTP greeting"
             started = time.monotonic()
-            daemon._job("every 1m", runtime.rules)
+            daemon._job("every 1m")
             took = time.monotonic() - started
             sending.join(10)
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import stamina
 from prometheus_client.parser import text_string_to_metric_families
 
 from automations.clock import host_now
+from automations.config import load_config
 from automations.daemon import Daemon
 from automations.digest.service import Digests
 from automations.engine import CycleReport, RuleOutcome
@@ -33,10 +35,10 @@ from automations.metrics import (
     failure_reason,
 )
 from automations.rules.base import PlannedAction
-from tests.digest_support import SMTPServer, free_port, write_config
+from tests.digest_support import SMTPServer, free_port, in_use_since, write_config
 from tests.engine_harness import Harness
+from tests.hostile_proxy import Answer, HostileProxy
 from tests.test_engine_sandbox import ESCALATE
-from tests.upstream_proxy import UpstreamProxy
 
 H = timedelta(hours=1)
 
@@ -81,33 +83,32 @@ def test_a_failed_last_cycle_is_unhealthy_with_its_reason() -> None:
 UPSTREAM_TEXT = "upstream-echo-Q7zX"  # what a hostile or chatty API wrote into its error
 
 
-def test_healthz_reasons_never_repeat_upstream_text(harness: Harness) -> None:
+def test_healthz_reasons_never_repeat_upstream_text(
+    harness: Harness, hostile: HostileProxy
+) -> None:
     """A cycle failed by the API: /healthz names the status, call and class, none of its words."""
     from automations.health_server import HealthServer
 
-    harness.write(ESCALATE)
-    with UpstreamProxy(harness.sandbox.base_url) as proxy:
-        text = harness.config_path.read_text()
-        harness.config_path.write_text(text.replace(harness.sandbox.base_url, proxy.base_url))
-        runtime = harness.runtime()
-        metrics = Metrics(stale_after=timedelta(minutes=5))
-        server = HealthServer(metrics, host="127.0.0.1", port=0).start()
-        try:
-            proxy.answer_with(
-                503,
-                {
-                    "type": f"type_{UPSTREAM_TEXT}",
-                    "status": 503,
-                    "request_id": f"req_{UPSTREAM_TEXT}",
-                    "errors": [{"code": UPSTREAM_TEXT, "message": f"echo {UPSTREAM_TEXT}"}],
-                },
-            )
-            with stamina.set_testing(True, attempts=1):
-                metrics.observe_cycle(runtime.engine.run_cycle(runtime.rules, "every 1m"))
-            response = httpx.get(f"{server.url}/healthz")
-        finally:
-            server.stop()
-            runtime.close()
+    harness.write(ESCALATE, base_url=hostile.url)
+    runtime = harness.runtime()
+    metrics = Metrics(stale_after=timedelta(minutes=5))
+    server = HealthServer(metrics, host="127.0.0.1", port=0).start()
+    envelope = {
+        "type": f"type_{UPSTREAM_TEXT}",
+        "status": 503,
+        "request_id": f"req_{UPSTREAM_TEXT}",
+        "errors": [{"code": UPSTREAM_TEXT, "message": f"echo {UPSTREAM_TEXT}"}],
+    }
+    hostile.answer = lambda _: Answer(
+        503, {"content-type": "application/json"}, json.dumps(envelope).encode()
+    )
+    try:
+        with stamina.set_testing(True, attempts=1):
+            metrics.observe_cycle(runtime.engine.run_cycle(runtime.rules, "every 1m"))
+        response = httpx.get(f"{server.url}/healthz")
+    finally:
+        server.stop()
+        runtime.close()
 
     assert response.status_code == 503
     assert UPSTREAM_TEXT not in response.text
@@ -317,10 +318,12 @@ class DigestDaemon:
 @contextmanager
 def digest_daemon(harness: Harness, smtp: SMTPServer, more: str = "") -> Iterator[DigestDaemon]:
     """A daemon's digests (a working "daily", due now) and its metrics, served; no scheduler."""
-    write_config(
+    config = write_config(
         harness.tmp_path, harness.sandbox.base_url, smtp.port,
         cron="* * * * *", timezone="UTC", more=more + SERVER,
     )  # fmt: skip
+    for options in load_config(config).digests:  # a ledger in use since yesterday: all due
+        in_use_since(harness.ledger_path, options.name, host_now() - timedelta(days=1))
     runtime = harness.runtime()
     daemon = Daemon(runtime)
     try:

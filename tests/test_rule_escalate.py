@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from automations.catalog import UnknownName
 from automations.errors import ConfigError
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from tests.factories import CATALOG, NOW, incident
@@ -71,24 +70,27 @@ def test_since_named_timestamp() -> None:
     no_impact = incident(age=timedelta(hours=10))
     actions = rule.evaluate([early_impact, no_impact], NOW, CATALOG)
     assert [a.incident_reference for a in actions] == [early_impact.reference]
-    assert "since 'Impact started'" in actions[0].reason
+    assert actions[0].reason == (
+        "3h since Impact started (09:00 UTC); step 1 (after 2h): severity Minor -> Major"
+    )
 
 
 def test_default_query_is_live() -> None:
     """Without a status filter the server-side query asks only for live incidents."""
-    rule = make(where={"severity": ["Minor"]})
+    rule = make(where={"severity": ["Minor", "Major"]})
     assert ("status_category[one_of]", "live") in rule.query().to_params()
     assert ("severity[one_of]", "SEV1") in rule.query().to_params()
+    assert ("severity[one_of]", "SEV2") in rule.query().to_params()
 
 
 def test_config_errors() -> None:
     """Unknown severity, unknown timestamp and a step that would not raise are config errors."""
     with pytest.raises(
-        UnknownName, match=r"steps\[1\].to: 'Huge' is not a known severity; valid: "
+        ConfigError, match=r"steps\[1\].to: 'Huge' is not a known severity; valid: "
     ):
         make(steps=[{"after": "1h", "to": "Major"}, {"after": "2h", "to": "Huge"}])
     with pytest.raises(
-        UnknownName, match=r"since: 'Impact start' .* valid: Impact started, created"
+        ConfigError, match=r"since: 'Impact start' .* valid: Impact started, created"
     ):
         make(since="Impact start")
     with pytest.raises(

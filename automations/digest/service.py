@@ -4,6 +4,8 @@
 outbox's periodic check and start-up all ask the same question, "is the
 latest occurrence within the grace already queued?", so a run missed while
 the daemon was down is sent once, and a late or repeated trigger is harmless.
+Only occurrences after the ledger first scheduled the digest count: a new
+ledger's first start does not send a "missed" digest.
 
 Both times come from ``automations.clock``: ``clock`` is the host's (cron
 periods and the outbox: what APScheduler fires on), ``data_clock`` the
@@ -14,6 +16,7 @@ skewed host or the sandbox's moved clock does not misdate incidents.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,7 +26,12 @@ from pydantic import SecretStr
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
 from automations.config import Config
-from automations.digest.config import DigestOptions, address_part, check_address
+from automations.digest.config import (
+    DigestOptions,
+    address_part,
+    check_address,
+    smtp_password_problem,
+)
 from automations.digest.content import build_digest
 from automations.digest.delivery import Mailer
 from automations.digest.events import report_failures
@@ -32,7 +40,7 @@ from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Backoff, Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, period_key
-from automations.errors import APIError, ConfigError, DeliveryError, LedgerError
+from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
 
@@ -81,10 +89,7 @@ class Digests:
         self.mailer = mailer
         self.clock = clock
         self.data_clock = data_clock or clock
-        self.jobs = {
-            options.name: _resolve(config, index, options, catalog)
-            for index, options in enumerate(config.digests)
-        }
+        self.jobs = resolve_digests(config, catalog)
         smtp = config.smtp
         backoff = (
             Backoff(smtp.retry_backoff, smtp.retry_backoff_max)
@@ -199,10 +204,17 @@ class Digests:
     # -- scheduled sending --------------------------------------------------------------
 
     def due(self, name: str) -> datetime | None:
-        """The latest occurrence within the grace, unless it (or a later send) is queued."""
+        """The latest occurrence within the grace, unless it (or a later send) is queued.
+
+        An occurrence from before this ledger first scheduled the digest was never
+        missed, so the first start on a new ledger sends no catch-up: the first digest
+        is the first occurrence after it.
+        """
         job = self.job(name)
-        latest = job.schedule.latest(self.clock(), job.options.catch_up_grace)
-        if latest is None:
+        now = self.clock()
+        first = self.ledger.digest_first_scheduled(name, now=now)
+        latest = job.schedule.latest(now, job.options.catch_up_grace)
+        if latest is None or latest < first:
             return None
         if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
             return None
@@ -246,7 +258,7 @@ class Digests:
         return queued
 
     def run_due(self, name: str) -> bool:
-        """Queue this digest if an occurrence is due; False when the API or ledger failed."""
+        """Queue this digest if an occurrence is due; False when it could not be built."""
         period = self.due(name)
         if period is None:
             return True
@@ -289,49 +301,81 @@ class Digests:
 
     # -- sending by hand ----------------------------------------------------------------
 
-    def send_now(self, name: str, to: str | None = None) -> Delivery | None:
-        """Send now. With ``to``: only there, straight to SMTP, not recorded as a period."""
+    def send_now(self, name: str, to: Sequence[str] | None = None) -> Delivery | None:
+        """Send now. With ``to``: one message to those addresses only, straight to SMTP, not
+        recorded as a period."""
         job = self.job(name)
         if self.mailer is None:
             raise ConfigError(f"{self.config.path}: digests need an [smtp] table to send")
         now = self.clock()
         key = period_key(now, job.options.zone)
-        if to is not None:
-            try:
-                check_address(to)
-            except ValueError as exc:
-                raise ConfigError(f"--to: {exc}") from None
+        if to:
+            for address in to:
+                try:
+                    check_address(address)
+                except ValueError as exc:
+                    raise ConfigError(f"--to: {exc}") from None
             rendered = self.compose(name, now)
             message_id = new_message_id(self._smtp_sender(), name, f"test-{key}")
-            message = self.message(name, rendered, message_id, [to])
-            self.mailer.send(message, [address_part(to)])
+            message = self.message(name, rendered, message_id, list(to))
+            self.mailer.send(message, [address_part(address) for address in to])
             return None
         if not self.enqueue(name, now):
             raise DeliveryError(f"digest {name} for {key} is already queued; try again in a second")
         return self.outbox.deliver(name, key)
 
 
-def _resolve(config: Config, index: int, options: DigestOptions, catalog: Catalog) -> DigestJob:
-    """Names to IDs and templates loaded, with errors that name the file and key."""
+def resolve_digests(
+    config: Config, catalog: Catalog, problems: Problems | None = None
+) -> dict[str, DigestJob]:
+    """Every digest with names resolved and templates loaded; all problems in one error.
+
+    With ``problems``, they are added there instead (the whole-file check gathers
+    rules and digests together) and digests with a problem are left out.
+    """
+    found = Problems() if problems is None else problems
+    jobs = {}
+    for index, options in enumerate(config.digests):
+        job = _resolve(index, options, catalog, found)
+        if job is not None:
+            jobs[options.name] = job
+    if problems is None:
+        found.raise_if_any(config.path)
+    return jobs
+
+
+def check_templates(config: Config, problems: Problems) -> None:
+    """Each digest's templates_dir and templates, without the API (``validate --offline``)."""
+    for index, options in enumerate(config.digests):
+        _renderer(index, options, problems)
+
+
+def _resolve(
+    index: int, options: DigestOptions, catalog: Catalog, problems: Problems
+) -> DigestJob | None:
+    """Names to IDs and templates loaded; each problem recorded with its key path."""
+    query = None
+    with problems.collect():
+        query = digest_filter(options, catalog, f"digests[{index}]")
+    renderer = _renderer(index, options, problems)
+    if query is None or renderer is None:
+        return None
+    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+
+
+def _renderer(index: int, options: DigestOptions, problems: Problems) -> Renderer | None:
     path = f"digests[{index}]"
-    try:
-        query = digest_filter(options, catalog, path)
-    except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {exc}") from None
-    templates_dir = options.templates_dir
-    if templates_dir is not None:
-        if not templates_dir.is_absolute():
-            templates_dir = config.path.parent / templates_dir
-        if not templates_dir.is_dir():
-            raise ConfigError(
-                f"{config.path}: {path}.templates_dir: {templates_dir}: no such directory"
-            )
+    templates_dir = options.templates_dir  # load_config made it absolute (config's folder)
+    if templates_dir is not None and not templates_dir.is_dir():
+        problems.add(f"{path}.templates_dir: {templates_dir}: no such directory")
+        return None
     renderer = Renderer(options.template, options.zone, templates_dir)
     try:
         renderer.check()
     except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {path}.template: {exc}") from None
-    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+        problems.add(exc, f"{path}.template")
+        return None
+    return renderer
 
 
 def _clock_offset(raw: timedelta) -> timedelta:
@@ -346,11 +390,8 @@ def digests_for(runtime: Runtime) -> Digests | None:
         return None
     from automations.settings import Environment
 
-    password = Environment().automations_smtp_password
-    smtp = runtime.config.smtp
-    if smtp is not None and smtp.username and password is None:
-        raise ConfigError(
-            f"{runtime.config.path}: smtp.username is set, so AUTOMATIONS_SMTP_PASSWORD "
-            "must hold its password"
-        )
+    password = Environment().smtp_password()
+    problem = smtp_password_problem(runtime.config.smtp, password)
+    if problem is not None:
+        raise ConfigError.listing([problem], runtime.config.path)
     return Digests.from_runtime(runtime, password)

@@ -32,7 +32,12 @@ from automations.incidentio.models import (
     User,
     Visibility,
 )
-from automations.incidentio.pagination import IncidentPage, PaginationLoop
+from automations.incidentio.pagination import (
+    IncidentPage,
+    PaginationError,
+    PaginationLoop,
+    TooManyPages,
+)
 from automations.incidentio.payloads import (
     CustomFieldEntryPayload,
     CustomFieldValuePayload,
@@ -82,11 +87,13 @@ __all__ = [
     "IncidentTimestampValuePayload",
     "IncidentType",
     "IncidentUpdate",
+    "PaginationError",
     "PaginationLoop",
     "RequestCounter",
     "Severity",
     "StatusCategory",
     "TokenBucket",
+    "TooManyPages",
     "User",
     "UserReference",
     "Visibility",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -238,7 +240,7 @@ class Incident(_Resource):
     incident_status: IncidentStatus
     severity: Severity | None = None
     incident_type: IncidentType | None = None
-    visibility: str = "public"
+    visibility: str = "private"  # the API always sends it; if not, assume the safer one
     mode: str = "standard"
     created_at: UTCDateTime
     updated_at: UTCDateTime
@@ -260,7 +262,8 @@ class Incident(_Resource):
 
     @property
     def is_private(self) -> bool:
-        return self.visibility == Visibility.PRIVATE
+        """Fail closed: only exactly "public" is public; a value the API adds later is private."""
+        return self.visibility != Visibility.PUBLIC
 
     @property
     def severity_rank(self) -> int | None:
@@ -375,3 +378,77 @@ def parse_without_gc(wrapper: type[ModelT], content: bytes) -> ModelT:
         return wrapper.model_validate_json(content)
     finally:
         gc.enable()
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """An item left out of a page: where it was, its ID if it had one, what was wrong."""
+
+    index: int
+    id: str | None
+    problems: tuple[str, ...]  # e.g. "created_at: Field required"
+
+
+@dataclass(frozen=True)
+class LenientPage(Generic[ModelT]):
+    items: list[ModelT]
+    pagination_meta: PaginationMeta | None
+    malformed: list[Malformed]
+
+
+def parse_page_leniently(key: str, model: type[ModelT], content: bytes) -> LenientPage[ModelT]:
+    """A list page whose malformed items are left out (and described) instead of failing it.
+
+    One incident missing a field must not fail the whole page, which would be
+    retried as transient and block every rule. The whole page is parsed at once
+    (the fast path); only when that fails on items, and only on items, are they
+    parsed one by one. A broken envelope still raises the ValidationError, and
+    so does a page where no item of several can be read: that is the API's
+    shape changing, and skipping everything would make cycles "succeed" while
+    doing nothing.
+    """
+    wrapper = envelope(key, model, many=True)
+    try:
+        parsed = parse_without_gc(wrapper, content)
+    except ValidationError as exc:
+        bad = _problems_by_item(exc, key)
+        if bad is None:
+            raise
+        page = _one_by_one(key, model, content, bad)
+        if not page.items and len(page.malformed) > 1:
+            raise
+        return page
+    return LenientPage(getattr(parsed, key), parsed.pagination_meta, [])  # type: ignore[attr-defined]
+
+
+def _problems_by_item(exc: ValidationError, key: str) -> dict[int, list[str]] | None:
+    """What is wrong with each item, by position; None when something else is broken too."""
+    bad: dict[int, list[str]] = {}
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error["loc"]
+        if len(loc) < 2 or loc[0] != key or not isinstance(loc[1], int):
+            return None
+        where = ".".join(str(part) for part in loc[2:]) or "<the whole item>"
+        bad.setdefault(loc[1], []).append(f"{where}: {error['msg']}")
+    return bad
+
+
+def _one_by_one(
+    key: str, model: type[ModelT], content: bytes, bad: dict[int, list[str]]
+) -> LenientPage[ModelT]:
+    """The good items re-parsed together (JSON mode and GC paused, as on the fast path)."""
+    body = json.loads(content)
+    raw_meta = body.get("pagination_meta")
+    meta = PaginationMeta.model_validate(raw_meta) if raw_meta is not None else None
+    good: list[Any] = []
+    malformed: list[Malformed] = []
+    for index, raw in enumerate(body[key]):
+        if index in bad:
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            ident = ident if isinstance(ident, str) and ident else None
+            malformed.append(Malformed(index, ident, tuple(bad[index])))
+        else:
+            good.append(raw)
+    wrapper = envelope(key, model, many=True)
+    items = getattr(parse_without_gc(wrapper, json.dumps({key: good}).encode()), key)
+    return LenientPage(items, meta, malformed)

@@ -5,7 +5,10 @@ happen at most once: ``claim`` is a single INSERT that either creates the row
 or finds one already there, whatever its state, across threads and processes.
 A claim is PLANNED until it is confirmed: applied, skipped, failed, or
 reconciled after a restart. Only a PLANNED claim that provably did not take
-effect may be released, so a later cycle can try again.
+effect may be released, so a later cycle can try again. A FAILED event stays
+failed until an operator re-arms it (``automations retry``): the row stays,
+marked REARMED, and the next claim of the same key takes it over, so the
+action still happens at most once.
 """
 
 from __future__ import annotations
@@ -18,17 +21,25 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.quarantine import UNDECODABLE, QuarantineStore, describe
 
 
 class EventState(StrEnum):
-    """Where a claimed action stands; only PLANNED ever changes."""
+    """Where a claimed action stands: PLANNED changes once, to an outcome.
+
+    The one way back: a FAILED event re-armed by ``automations retry`` is REARMED,
+    which counts as not done, so the rule's next claim of the key makes it PLANNED again.
+    """
 
     PLANNED = "planned"
     APPLIED = "applied"
     SKIPPED = "skipped"
     FAILED = "failed"
     RECONCILED = "reconciled"
+    REARMED = "rearmed"
+    # The row could not be decoded: copied to ``quarantine``, its key stays taken.
+    QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True)
@@ -49,11 +60,18 @@ class Event:
     claimed_at: datetime
     finished_at: datetime | None
     attempts: int
+    incident_name: str | None = None  # None on rows written before names were recorded
+    rearmed: int = 0  # how many times `automations retry` re-armed it
+    rearmed_at: datetime | None = None
+    owner: str | None = None  # host:pid:token of the claiming process (owners.py)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Event:
-        """Decode the JSON, boolean and time columns."""
+        """Decode the JSON, boolean and time columns; ValueError etc. when they do not decode."""
         body = row["request_body"]
+        request_body = None if body is None else json.loads(body)
+        if request_body is not None and not isinstance(request_body, dict):
+            raise ValueError(f"request_body is JSON {type(request_body).__name__}, not an object")
         return cls(
             id=row["id"],
             rule=row["rule"],
@@ -62,17 +80,60 @@ class Event:
             event_key=row["event_key"],
             state=EventState(row["state"]),
             reason=row["reason"],
-            request_body=None if body is None else json.loads(body),
+            request_body=request_body,
             request_id=row["request_id"],
             error=row["error"],
             dry_run=bool(row["dry_run"]),
             claimed_at=from_text(row["claimed_at"]),
             finished_at=maybe_time(row["finished_at"]),
             attempts=row["attempts"],
+            incident_name=row["incident_name"],
+            rearmed=row["rearmed"],
+            rearmed_at=maybe_time(row["rearmed_at"]),
+            owner=row.get("owner"),
+        )
+
+    @classmethod
+    def salvage(cls, row: Mapping[str, Any], error: str, at: datetime) -> Event:
+        """What can be read of a quarantined row, for ``history``: unreadable parts left out."""
+
+        def text(key: str) -> str:
+            value = row.get(key)
+            return "" if value is None else str(value)
+
+        def moment(key: str) -> datetime | None:
+            try:
+                return maybe_time(row.get(key))
+            except (ValueError, TypeError):
+                return None
+
+        def number(key: str) -> int:
+            value = row.get(key)
+            return value if isinstance(value, int) else 0
+
+        return cls(
+            id=number("id"),
+            rule=text("rule"),
+            incident_id=text("incident_id"),
+            incident_reference=text("incident_reference"),
+            event_key=text("event_key"),
+            state=EventState.QUARANTINED,
+            reason=text("reason"),
+            request_body=None,
+            request_id=row.get("request_id") if isinstance(row.get("request_id"), str) else None,
+            error=error,
+            dry_run=bool(row.get("dry_run")),
+            claimed_at=moment("claimed_at") or at,
+            finished_at=moment("finished_at"),
+            attempts=number("attempts"),
+            incident_name=text("incident_name") or None,
+            rearmed=number("rearmed"),
+            rearmed_at=moment("rearmed_at"),
+            owner=text("owner") or None,
         )
 
 
-class EventStore(LedgerBase):
+class EventStore(QuarantineStore):
     """The ``events`` table (and ``releases``, which carries attempts across a release)."""
 
     def claim(
@@ -84,14 +145,19 @@ class EventStore(LedgerBase):
         event_key: str,
         reason: str,
         request_body: dict[str, Any] | None,
+        incident_name: str | None = None,
         dry_run: bool = False,
         now: datetime | None = None,
     ) -> bool:
-        """Record the intent before acting; False means the key is already done or in flight."""
+        """Record the intent before acting; False means the key is already done or in flight.
+
+        A REARMED key is taken over (attempts + 1, the outcome columns cleared).
+        """
         params = {
             "rule": rule,
             "incident_id": incident_id,
             "incident_reference": incident_reference,
+            "incident_name": incident_name,
             "event_key": event_key,
             "state": EventState.PLANNED.value,
             "reason": reason,
@@ -100,17 +166,29 @@ class EventStore(LedgerBase):
             else json.dumps(request_body, ensure_ascii=False),
             "dry_run": int(dry_run),
             "claimed_at": to_text(current(now)),
+            "owner": self.owner,
         }
         with self._guard(f"claiming event {event_key!r}"):
             cursor = self._execute(
                 """
-                INSERT INTO events (rule, incident_id, incident_reference, event_key, state,
-                                    reason, request_body, dry_run, claimed_at, attempts)
-                VALUES (:rule, :incident_id, :incident_reference, :event_key, :state,
-                        :reason, :request_body, :dry_run, :claimed_at,
+                INSERT INTO events (rule, incident_id, incident_reference, incident_name,
+                                    event_key, state, reason, request_body, dry_run,
+                                    claimed_at, owner, attempts, rearmed)
+                VALUES (:rule, :incident_id, :incident_reference, :incident_name,
+                        :event_key, :state, :reason, :request_body, :dry_run, :claimed_at,
+                        :owner,
                         1 + coalesce((SELECT attempts FROM releases
-                                      WHERE event_key = :event_key), 0))
-                ON CONFLICT (event_key) DO NOTHING
+                                      WHERE event_key = :event_key), 0),
+                        coalesce((SELECT rearmed FROM releases
+                                  WHERE event_key = :event_key), 0))
+                ON CONFLICT (event_key) DO UPDATE SET
+                    state = excluded.state, reason = excluded.reason,
+                    request_body = excluded.request_body, dry_run = excluded.dry_run,
+                    incident_reference = excluded.incident_reference,
+                    incident_name = excluded.incident_name, claimed_at = excluded.claimed_at,
+                    owner = excluded.owner, attempts = events.attempts + 1,
+                    request_id = NULL, error = NULL, finished_at = NULL
+                WHERE events.state = 'rearmed'
                 """,
                 params,
             )
@@ -158,17 +236,21 @@ class EventStore(LedgerBase):
     def release(self, event_key: str, *, now: datetime | None = None) -> None:
         """Delete a PLANNED claim that provably did not take effect, so a later cycle may retry."""
         with self._guard(f"releasing event {event_key!r}"), self._transaction():
-            row = self._one("SELECT state, attempts FROM events WHERE event_key = ?", [event_key])
+            row = self._one(
+                "SELECT state, attempts, rearmed FROM events WHERE event_key = ?", [event_key]
+            )
             if row is None or row["state"] != EventState.PLANNED:
                 raise self._not_planned(event_key, "release it")
             self._execute("DELETE FROM events WHERE event_key = ?", [event_key])
             self._execute(
                 """
-                INSERT INTO releases (event_key, attempts, released_at) VALUES (?, ?, ?)
+                INSERT INTO releases (event_key, attempts, rearmed, released_at)
+                VALUES (?, ?, ?, ?)
                 ON CONFLICT (event_key) DO UPDATE
-                SET attempts = excluded.attempts, released_at = excluded.released_at
+                SET attempts = excluded.attempts, rearmed = excluded.rearmed,
+                    released_at = excluded.released_at
                 """,
-                [event_key, row["attempts"], to_text(current(now))],
+                [event_key, row["attempts"], row["rearmed"], to_text(current(now))],
             )
 
     def _not_planned(self, event_key: str, action: str) -> LedgerError:
@@ -186,13 +268,13 @@ class EventStore(LedgerBase):
             rows = self._rows(
                 "SELECT * FROM events WHERE state = 'planned' ORDER BY claimed_at, id"
             )
-        return [Event.from_row(row) for row in rows]
+        return [e for e in self._decode(rows) if e.state is EventState.PLANNED]
 
     def get_event(self, event_key: str) -> Event | None:
         """The event with this key, if it was ever claimed (and not released)."""
         with self._guard(f"reading event {event_key!r}"):
             row = self._one("SELECT * FROM events WHERE event_key = ?", [event_key])
-        return None if row is None else Event.from_row(row)
+        return None if row is None else self._decode([row])[0]
 
     def events(
         self,
@@ -204,41 +286,140 @@ class EventStore(LedgerBase):
         limit: int | None = None,
     ) -> list[Event]:
         """History, newest first; ``incident`` is an id or a reference like ``INC-123``."""
-        where: list[str] = []
-        params: dict[str, Any] = {}
-        if rule is not None:
-            where.append("rule = :rule")
-            params["rule"] = rule
-        if incident is not None:
-            where.append(
-                "(incident_id = :incident OR incident_reference = :incident COLLATE NOCASE)"
-            )
-            params["incident"] = incident
-        if since is not None:
-            where.append("claimed_at >= :since")
-            params["since"] = to_text(since)
-        if states is not None:
-            names = {f"state{i}": EventState(s).value for i, s in enumerate(states)}
-            where.append(f"state IN ({', '.join(':' + name for name in names)})")
-            params.update(names)
-        sql = "SELECT * FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY claimed_at DESC, id DESC"
+        where, params = _filters(rule, incident, since, states)
+        sql = f"SELECT * FROM events{where} ORDER BY claimed_at DESC, id DESC"
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
         with self._guard("listing events"):
             rows = self._rows(sql, params)
-        return [Event.from_row(row) for row in rows]
+        return self._decode(rows)
+
+    def rearm_failed(
+        self,
+        *,
+        rule: str | None = None,
+        incident: str | None = None,
+        since: datetime | None = None,
+        now: datetime | None = None,
+    ) -> list[Event]:
+        """Re-arm FAILED events (``automations retry``): their keys count as not done again.
+
+        The next cycle re-checks each one and claims the same key if the rule still
+        wants it; returns the re-armed events, oldest first.
+        """
+        where, params = _filters(rule, incident, since, [EventState.FAILED])
+        with self._guard("re-arming failed events"), self._transaction():
+            ids = [r["id"] for r in self._rows(f"SELECT id FROM events{where}", params)]
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            self._execute(
+                f"""
+                UPDATE events SET state = ?, rearmed = rearmed + 1, rearmed_at = ?
+                WHERE id IN ({marks}) AND state = ?
+                """,
+                [EventState.REARMED.value, to_text(current(now)), *ids, EventState.FAILED.value],
+            )
+            rows = self._rows(
+                f"SELECT * FROM events WHERE id IN ({marks}) ORDER BY claimed_at, id", ids
+            )
+        return [e for e in self._decode(rows) if e.state is EventState.REARMED]
+
+    def record_baseline(
+        self,
+        *,
+        rule: str,
+        incident_id: str,
+        incident_reference: str,
+        incident_name: str | None,
+        event_key: str,
+        reason: str,
+        request_body: dict[str, Any] | None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Claim a key as SKIPPED in one transaction (``automations adopt``): never acted on.
+
+        False if the key is already taken, whatever its state.
+        """
+        with self._guard(f"recording baseline {event_key!r}"), self._transaction():
+            claimed = self.claim(
+                rule=rule,
+                incident_id=incident_id,
+                incident_reference=incident_reference,
+                incident_name=incident_name,
+                event_key=event_key,
+                reason=reason,
+                request_body=request_body,
+                now=now,
+            )
+            if claimed:
+                self.mark_skipped(event_key, reason=reason, now=now)
+        return claimed
+
+    def _decode(self, rows: Iterable[Mapping[str, Any]]) -> list[Event]:
+        """Each row as an Event; one that does not decode is quarantined and salvaged."""
+        events = []
+        for row in rows:
+            try:
+                events.append(Event.from_row(row))
+            except UNDECODABLE as exc:
+                events.append(self._quarantine_event(row, exc))
+        return events
+
+    def _quarantine_event(self, row: Mapping[str, Any], exc: BaseException) -> Event:
+        """Copy the row aside (once) and mark it quarantined in place: its key stays taken."""
+        error = f"quarantined, the ledger row could not be read: {describe(exc)}"
+        with self._guard(f"quarantining event row {row.get('id')}"), self._transaction():
+            self._quarantine("events", row, exc, event_key=str(row.get("event_key")))
+            self._execute(
+                "UPDATE events SET state = ?, error = ? WHERE id = ? AND state != ?",
+                [EventState.QUARANTINED.value, error, row["id"], EventState.QUARANTINED.value],
+            )
+            stored = self._one("SELECT error FROM events WHERE id = ?", [row["id"]])
+        if stored is not None and isinstance(stored["error"], str):
+            error = stored["error"]  # quarantined earlier: its first error is the one kept
+        return Event.salvage(row, error, current(None))
+
+    def event_rules(self) -> set[str]:
+        """Every rule name the ledger holds events for (a rule may since have left the config)."""
+        with self._guard("listing the rules of events"):
+            return {row["rule"] for row in self._rows("SELECT DISTINCT rule FROM events")}
 
     def event_keys(self, prefix: str) -> set[str]:
         """Existing keys starting with ``prefix`` (e.g. ``rule/``), so evaluation skips them."""
         # A range on the unique index (LIKE would be case-insensitive and treat _ as a
         # wildcard); U+10FFFF sorts after any character that can follow the prefix.
+        # A REARMED key is not done: `automations retry` asked for it to be tried again.
         with self._guard(f"listing event keys under {prefix!r}"):
             rows = self._db.execute(
-                "SELECT event_key FROM events WHERE event_key >= ? AND event_key < ?",
-                [prefix, prefix + "\U0010ffff"],
+                "SELECT event_key FROM events WHERE event_key >= ? AND event_key < ? "
+                "AND state != ?",
+                [prefix, prefix + "\U0010ffff", EventState.REARMED.value],
             ).fetchall()
         return {key for (key,) in rows if key.startswith(prefix)}
+
+
+def _filters(
+    rule: str | None,
+    incident: str | None,
+    since: datetime | None,
+    states: Iterable[EventState] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (with a leading space, or empty) and its parameters."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if rule is not None:
+        where.append("rule = :rule")
+        params["rule"] = rule
+    if incident is not None:
+        where.append("(incident_id = :incident OR incident_reference = :incident COLLATE NOCASE)")
+        params["incident"] = incident
+    if since is not None:
+        where.append("claimed_at >= :since")
+        params["since"] = to_text(since)
+    if states is not None:
+        names = {f"state{i}": EventState(s).value for i, s in enumerate(states)}
+        where.append(f"state IN ({', '.join(':' + name for name in names) or 'NULL'})")
+        params.update(names)
+    return (" WHERE " + " AND ".join(where) if where else ""), params

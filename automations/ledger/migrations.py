@@ -170,4 +170,73 @@ def build_migrations() -> Migrations:
             {"key": str, "value": str}, pk="key", not_null=["value"], strict=True
         )
 
+    @migrations(name="0007_events_incident_name")
+    def events_incident_name(db: Database) -> None:
+        # `history` shows the incident's name; rows written before this have none.
+        db.table("events").add_column("incident_name", str)
+
+    @migrations(name="0008_rearm")
+    def rearm(db: Database) -> None:
+        # `automations retry` re-arms a failed event: how often, and when last. A released
+        # key's row is deleted, so releases carries the count like it carries attempts.
+        events = db.table("events")
+        events.add_column("rearmed", int, not_null_default=0)
+        events.add_column("rearmed_at", str)
+        db.table("releases").add_column("rearmed", int, not_null_default=0)
+
+    @migrations(name="0009_run_rules")
+    def run_rules(db: Database) -> None:
+        # Which rules each cycle evaluated, so `plan` can tell a rule that never ran.
+        db.table("run_rules").create(
+            {"run_id": int, "rule": str},
+            pk=("run_id", "rule"),
+            foreign_keys=[("run_id", "runs", "id")],
+            strict=True,
+        )
+        db.table("run_rules").create_index(["rule"], index_name="run_rules_rule")
+
+    @migrations(name="0010_outbox_recipients")
+    def outbox_recipients(db: Database) -> None:
+        # Per recipient: accepted by the server (never sent again) or refused for good (5xx,
+        # reported); the rest is retried. NULL is an empty list / object.
+        table = db.table("outbox")
+        table.add_column("accepted", str)  # JSON list
+        table.add_column("refused", str)  # JSON object: address -> the server's reply
+
+    @migrations(name="0011_outbox_lease")
+    def outbox_lease(db: Database) -> None:
+        # A sending row belongs to one sender until lease_until; after that (a crash) anyone
+        # may claim it again.
+        table = db.table("outbox")
+        table.add_column("owner", str)
+        table.add_column("lease_until", str)
+
+    @migrations(name="0012_owners_quarantine")
+    def owners_quarantine(db: Database) -> None:
+        # Which process claimed an event or started a run (host:pid:token, see owners.py), so
+        # another process never settles a claim or closes a run of one that is still alive.
+        db.table("events").add_column("owner", str)
+        db.table("runs").add_column("owner", str)
+        # Every cycle looks for unconfirmed claims first: find them without a full scan.
+        db.execute("CREATE INDEX events_planned ON events (claimed_at, id) WHERE state = 'planned'")
+        # A row that cannot be decoded is copied here as it was and reported once; an event
+        # row stays in events (state quarantined) so its key stays taken.
+        db.table("quarantine").create(
+            {
+                "id": int,
+                "source": str,  # the table: events | runs | outbox
+                "source_id": int,
+                "event_key": str,  # events only
+                "row": str,  # JSON of the row as read, for a person to repair
+                "error": str,
+                "quarantined_at": str,
+            },
+            pk="id",
+            not_null=["source", "source_id", "row", "error", "quarantined_at"],
+            strict=True,
+        )
+        db.table("quarantine").create_index(
+            ["source", "source_id"], index_name="quarantine_source", unique=True
+        )
+
     return migrations

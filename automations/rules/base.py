@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 
 from automations.catalog import Catalog
 from automations.durations import Duration
-from automations.incidentio import FollowUp, Incident, IncidentEdit, IncidentFilter
+from automations.incidentio import (
+    FollowUp,
+    Incident,
+    IncidentEdit,
+    IncidentFilter,
+    IncidentUpdate,
+)
 from automations.schedules import CronExpression, TimeZoneName
 from automations.where import Where
 
@@ -118,6 +124,15 @@ class Rule(ABC, Generic[OptionsT]):
     def needs_follow_ups(self) -> bool:
         return False
 
+    def needs_updates(self, incident: Incident, now: datetime) -> bool:
+        """Whether judging ``incident`` at ``now`` needs its incident updates.
+
+        The engine fetches them (one request per incident) only where this is True,
+        and passes them as ``updates=`` (incident ID -> updates) to ``evaluate`` and
+        ``still_applies``; a rule that overrides this accepts that keyword.
+        """
+        return False
+
     @abstractmethod
     def evaluate(
         self,
@@ -138,9 +153,11 @@ class Rule(ABC, Generic[OptionsT]):
         incident: Incident,
         now: datetime,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
+        updates: Mapping[str, Sequence[IncidentUpdate]] | None = None,
     ) -> str | None:
         """Re-check one action against a fresh read; None if it still applies, else why not."""
-        for candidate in self.evaluate([incident], now, self.catalog, follow_ups):
+        extra = {} if updates is None else {"updates": updates}
+        for candidate in self.evaluate([incident], now, self.catalog, follow_ups, **extra):
             if candidate.event_key == action.event_key:
                 return None
         return "no longer applies after re-reading the incident"

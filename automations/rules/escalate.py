@@ -1,9 +1,16 @@
 """escalate_severity: raise the severity of incidents that stay live too long.
 
 A ladder of steps (``after``, ``to``). Age is measured from ``since``: the
-creation time or a named incident timestamp ("Impact started"). Only the
+creation time, when the incident last entered a live status (``live``), when
+its severity last changed (``severity``; both from its updates, see
+anchors.py), or a named incident timestamp ("Impact started"). Only the
 highest due step is planned, it never lowers a severity, and each target is
 applied at most once per incident: if a human lowers it again, we leave it.
+
+The ladder must be able to climb: every severity a step starts from (the
+target of the step before) has to be in the rule's own query, or an incident
+raised by one step drops out of the query and the next step never fires. That
+is refused at start-up, with the way to write it.
 """
 
 from __future__ import annotations
@@ -15,19 +22,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from automations.catalog import Catalog, UnknownName
-from automations.durations import Duration, format_duration
-from automations.errors import ConfigError
+from automations.anchors import Anchor, live_since, severity_since
+from automations.catalog import Catalog, UnknownName, resolve_name
+from automations.durations import Duration, format_duration, human_moment, human_span
+from automations.errors import ConfigError, Problems
 from automations.incidentio import (
     FollowUp,
     Incident,
     IncidentEdit,
     IncidentFilter,
+    IncidentUpdate,
     Severity,
+    StatusCategory,
 )
+from automations.matching import IncidentMatcher
 from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.where import Where
 
 DEFAULT_MODES = ("standard", "retrospective")
+# Anchors read from the incident's updates rather than from the incident itself.
+FROM_UPDATES = ("live", "severity")
+SEVERITY_KEYS = ("severity", "severity_at_least", "severity_at_most")
 
 
 class Step(BaseModel):
@@ -45,7 +60,9 @@ class EscalateSeverityOptions(RuleOptions):
     type: Literal["escalate_severity"]
     since: str = Field(
         "created",
-        description='"created", or the name of an incident timestamp such as "Impact started".',
+        description='What age counts from: "created"; "live" (since the incident last entered a '
+        'live status); "severity" (since its severity last changed); or the name of an incident '
+        'timestamp such as "Impact started".',
     )
     steps: tuple[Step, ...] = Field(min_length=1, description="The ladder, in increasing `after`.")
 
@@ -69,27 +86,80 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
     summary = "Raise the severity of incidents that stay live too long, step by step."
 
     def check(self, catalog: Catalog) -> None:
+        problems = Problems()  # every problem of the rule, not just the first
         self.targets: list[Severity] = []
         for index, step in enumerate(self.options.steps):
-            try:
-                target = catalog.severity(step.to)
-            except UnknownName as exc:
-                raise exc.at(f"steps[{index}].to") from None
+            target = resolve_name(catalog.severity, step.to, f"steps[{index}].to", problems)
+            if target is None:
+                continue
             if self.targets and target.rank <= self.targets[-1].rank:
-                raise ConfigError(
+                problems.add(
                     f"steps[{index}].to: {target.name!r} is not more severe than "
                     f"{self.targets[-1].name!r}; each step must raise the severity"
                 )
             self.targets.append(target)
         self.since_id: str | None = None
-        if self.options.since != "created":
+        self.since_name = self.options.since
+        if self.options.since not in ("created", *FROM_UPDATES):
             try:
-                self.since_id = catalog.timestamp(self.options.since).id
+                timestamp = catalog.timestamp(self.options.since)
+                self.since_id, self.since_name = timestamp.id, timestamp.name
             except UnknownName as exc:
-                raise UnknownName(
-                    "incident timestamp (or 'created')", exc.value, [*exc.valid, "created"], "since"
-                ) from None
-        self._filter = self.options.where.to_filter(catalog)
+                problems.add(
+                    UnknownName(
+                        "incident timestamp (or 'created', 'live', 'severity')",
+                        exc.value,
+                        [*exc.valid, "created", *FROM_UPDATES],
+                        "since",
+                    )
+                )
+        with problems.collect():
+            self._filter = self.options.where.to_filter(catalog)
+        if not problems.lines:  # the ladder is judged on resolved names only
+            with problems.collect():
+                self._check_ladder_climbs(catalog)
+        problems.raise_if_any()
+
+    def _check_ladder_climbs(self, catalog: Catalog) -> None:
+        """Refuse a ladder whose later steps start from a severity the query leaves out."""
+        where = self.options.where
+        for key in SEVERITY_KEYS:
+            if not getattr(where, key):
+                continue
+            alone = IncidentMatcher(Where(**{key: getattr(where, key)}).to_filter(catalog), catalog)
+            stranded = [
+                index
+                for index, source in enumerate(self.targets[:-1])
+                if not alone.admits_severity(source)
+            ]
+            if stranded:
+                raise ConfigError(self._stranded_message(key, stranded, catalog))
+
+    def _stranded_message(self, key: str, stranded: list[int], catalog: Catalog) -> str:
+        where, steps = self.options.where, self.options.steps
+        first = stranded[0]
+        source, step = self.targets[first], steps[first + 1]
+        sources = [self.targets[i] for i in stranded]
+        written = getattr(where, key)
+        if key == "severity":
+            listed = [catalog.severity(name) for name in where.severity]
+            needed = sorted({*listed, *sources}, key=lambda s: s.rank)
+            names = ", ".join(f'"{s.name}"' for s in needed)
+            fix = f'severity = [{names}] (or severity_at_most = "{sources[-1].name}")'
+            shown = "[" + ", ".join(f'"{name}"' for name in written) + "]"
+        elif key == "severity_at_most":
+            fix = f'severity_at_most = "{sources[-1].name}"'
+            shown = f'"{written}"'
+        else:
+            fix = f'severity_at_least = "{sources[0].name}"'
+            shown = f'"{written}"'
+        return (
+            f"where.{key}: the ladder cannot climb: step {first + 2} "
+            f"({format_duration(step.after)} -> {step.to}) starts from {source.name}, which "
+            f"step {first + 1} sets, but {key} = {shown} leaves {source.name} incidents out of "
+            f"the rule's query, so step {first + 2} would never fire. List every severity a "
+            f"step starts from: {fix}; or split the ladder into one rule per starting severity"
+        )
 
     def query(self) -> IncidentFilter:
         where = self.options.where
@@ -98,48 +168,84 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
             return self._filter.status_category(one_of=["live"])
         return self._filter
 
+    def needs_updates(self, incident: Incident, now: datetime) -> bool:
+        """Only with ``since = "live"`` or ``"severity"``, and only for an incident that could
+        be due: the anchor is never before creation, so one too young since creation (or
+        already at the highest target it could reach) is judged without its updates."""
+        if self.options.since not in FROM_UPDATES or not self._in_scope(incident):
+            return False
+        return self._step_to_apply(incident, now - incident.created_at) is not None
+
     def evaluate(
         self,
         incidents: Sequence[Incident],
         now: datetime,
         catalog: Catalog,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
+        updates: Mapping[str, Sequence[IncidentUpdate]] | None = None,
     ) -> list[PlannedAction]:
-        modes = self.options.where.mode or DEFAULT_MODES
+        """``updates``: incident ID -> its updates, for the incidents ``needs_updates`` named;
+        any other incident is judged as if it had none, which cannot make it due."""
         actions = []
         for incident in incidents:
-            if incident.mode not in modes:
+            if not self._in_scope(incident):
                 continue
-            start = self._start(incident)
-            if start is None:
+            anchor = self._anchor(incident, (updates or {}).get(incident.id, ()))
+            if anchor is None:
                 continue
-            age = now - start
-            due = [i for i, step in enumerate(self.options.steps) if age >= step.after]
-            if not due:
-                continue
-            index = due[-1]
-            target = self.targets[index]
-            current = incident.severity
-            if current is not None and current.rank >= target.rank:
-                continue  # never lower, never re-apply
-            actions.append(self._action(incident, index, target, age))
+            index = self._step_to_apply(incident, now - anchor.at)
+            if index is not None:
+                actions.append(self._action(incident, index, anchor, now))
         return actions
 
-    def _start(self, incident: Incident) -> datetime | None:
+    def _in_scope(self, incident: Incident) -> bool:
+        if incident.mode not in (self.options.where.mode or DEFAULT_MODES):
+            return False
+        return self.options.since != "live" or incident.status_category == StatusCategory.LIVE
+
+    def _step_to_apply(self, incident: Incident, age: timedelta) -> int | None:
+        """The highest step due at ``age``, if it would raise the incident's severity."""
+        due = [i for i, step in enumerate(self.options.steps) if age >= step.after]
+        if not due:
+            return None
+        current = incident.severity
+        if current is not None and current.rank >= self.targets[due[-1]].rank:
+            return None  # never lower, never re-apply
+        return due[-1]
+
+    def _anchor(self, incident: Incident, updates: Sequence[IncidentUpdate]) -> Anchor | None:
+        since = self.options.since
+        if since == "live":
+            return live_since(incident, updates)
+        if since == "severity":
+            return severity_since(incident, updates)
         if self.since_id is None:
-            return incident.created_at
-        return incident.timestamp_value(self.since_id)
+            return Anchor(incident.created_at, from_creation=True)
+        value = incident.timestamp_value(self.since_id)
+        return None if value is None else Anchor(value, from_creation=False)
+
+    def _describe_age(self, incident: Incident, anchor: Anchor, now: datetime) -> str:
+        """'live for 2h 5m (since 09:12 UTC)', 'Major for 6h (since 24 Nov 03:10 UTC)'."""
+        span, moment = human_span(now - anchor.at), human_moment(anchor.at, now)
+        if self.since_id is not None:
+            return f"{span} since {self.since_name} ({moment})"
+        since = self.options.since
+        if since == "severity":
+            state = incident.severity.name if incident.severity else "without a severity"
+        else:
+            state = "live" if since == "live" else "open"
+        origin = "since creation at " if anchor.from_creation else "since "
+        return f"{state} for {span} ({origin}{moment})"
 
     def _action(
-        self, incident: Incident, index: int, target: Severity, age: timedelta
+        self, incident: Incident, index: int, anchor: Anchor, now: datetime
     ) -> PlannedAction:
         step = self.options.steps[index]
+        target = self.targets[index]
         current = incident.severity.name if incident.severity else "no severity"
-        since = "creation" if self.since_id is None else repr(self.options.since)
         reason = (
-            f"{incident.incident_status.name.lower()} for {format_duration(age)} since {since} "
-            f"(step {index + 1}: after {format_duration(step.after)}); "
-            f"severity {current} -> {target.name}"
+            f"{self._describe_age(incident, anchor, now)}; step {index + 1} "
+            f"(after {format_duration(step.after)}): severity {current} -> {target.name}"
         )
         return PlannedAction(
             rule=self.name,

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from automations.catalog import Catalog, UnknownName
-from automations.durations import Duration, format_duration
-from automations.errors import ConfigError
+from automations.catalog import Catalog, UnknownName, resolve_name
+from automations.durations import Duration, format_duration, human_span
+from automations.errors import ConfigError, Problems
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,
@@ -111,15 +112,21 @@ class SyncStatus(Rule[SyncStatusOptions]):
 
     def check(self, catalog: Catalog) -> None:
         opts = self.options
-        self._filter = opts.where.to_filter(catalog)
+        problems = Problems()  # every problem of the rule, not just the first
+        with problems.collect():
+            self._filter = opts.where.to_filter(catalog)
         self.target: IncidentStatus | None = None
         self.mirror_field: CustomField | None = None
         self.mirror_options: dict[str, CustomFieldOption] = {}
         if opts.to_status is not None:
-            self._check_transition(catalog, opts.to_status)
-            self._resolve_require(catalog)
+            with problems.collect():
+                self._check_transition(catalog, opts.to_status)
+            with problems.collect():
+                self._resolve_require(catalog)
         elif opts.mirror is not None:
-            self._resolve_mirror(catalog, opts.mirror)
+            with problems.collect():
+                self._resolve_mirror(catalog, opts.mirror)
+        problems.raise_if_any()
 
     def _check_transition(self, catalog: Catalog, to_status: str) -> None:
         try:
@@ -127,7 +134,9 @@ class SyncStatus(Rule[SyncStatusOptions]):
         except UnknownName as exc:
             raise exc.at("to_status") from None
         where = self.options.where
-        sources = set(where.status_category) | {catalog.status(s).category for s in where.status}
+        known = Problems()  # an unknown where.status is reported by where itself
+        statuses = (resolve_name(catalog.status, s, "", known) for s in where.status)
+        sources = set(where.status_category) | {s.category for s in statuses if s is not None}
         if not sources:
             raise ConfigError(
                 "where.status_category: is required with to_status, so the move can be checked "
@@ -144,25 +153,24 @@ class SyncStatus(Rule[SyncStatusOptions]):
 
     def _resolve_require(self, catalog: Catalog) -> None:
         req = self.options.require
+        problems = Problems()
         self.require_roles = {}
         for name, state in req.role.items():
-            try:
-                self.require_roles[catalog.role(name).id] = state
-            except UnknownName as exc:
-                raise exc.at("require.role") from None
+            if (role := resolve_name(catalog.role, name, "require.role", problems)) is not None:
+                self.require_roles[role.id] = state
         self.require_fields: dict[str, set[str]] = {}
         for name, values in req.custom_field.items():
-            try:
-                field_ = catalog.custom_field(name)
-            except UnknownName as exc:
-                raise exc.at("require.custom_field") from None
+            field_ = resolve_name(catalog.custom_field, name, "require.custom_field", problems)
+            if field_ is None:
+                continue
             ids = set()
             for index, value in enumerate(values):
-                try:
-                    ids.add(catalog.option(field_, value).id)
-                except UnknownName as exc:
-                    raise exc.at(f"require.custom_field.{name}[{index}]") from None
+                path = f"require.custom_field.{name}[{index}]"
+                option = resolve_name(partial(catalog.option, field_), value, path, problems)
+                if option is not None:
+                    ids.add(option.id)
             self.require_fields[field_.id] = ids
+        problems.raise_if_any()
 
     def _resolve_mirror(self, catalog: Catalog, mirror: Mirror) -> None:
         try:
@@ -175,11 +183,13 @@ class SyncStatus(Rule[SyncStatusOptions]):
                 "mirroring needs a single_select field"
             )
         self.mirror_field = field_
+        problems = Problems()
         for category, option_name in mirror.options.items():
-            try:
-                self.mirror_options[category] = catalog.option(field_, option_name)
-            except UnknownName as exc:
-                raise exc.at(f"mirror.options.{category}") from None
+            path = f"mirror.options.{category}"
+            option = resolve_name(partial(catalog.option, field_), option_name, path, problems)
+            if option is not None:
+                self.mirror_options[category] = option
+        problems.raise_if_any()
         for category in StatusCategoryName.__args__:  # type: ignore[attr-defined]
             if category in self.mirror_options:
                 continue
@@ -262,12 +272,12 @@ class SyncStatus(Rule[SyncStatusOptions]):
             idle = now - incident.updated_at
             if idle < req.idle_for:
                 return None
-            reasons.append(f"idle for {format_duration(idle)} (>= {format_duration(req.idle_for)})")
+            reasons.append(f"idle for {human_span(idle)} (>= {format_duration(req.idle_for)})")
         if req.age is not None:
             age = now - incident.created_at
             if age < req.age:
                 return None
-            reasons.append(f"open {format_duration(age)} (>= {format_duration(req.age)})")
+            reasons.append(f"open for {human_span(age)} (>= {format_duration(req.age)})")
         if req.postmortem is not None:
             present = bool(incident.postmortem_document_url)
             if present != (req.postmortem == "present"):

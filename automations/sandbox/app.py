@@ -148,6 +148,8 @@ class Api:
             if fault is not None and fault.kind in ("status", "rate_limit"):
                 raise _fault_error(state, fault)
             key = self._authenticate(request)
+            if fault is not None and fault.kind == "forbidden":
+                raise ApiError(403, "forbidden", fault.message)
             verdict = state.limiter.take(key)
             headers.update(_rate_headers(state, verdict))
             if not verdict.allowed:

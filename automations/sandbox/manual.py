@@ -200,7 +200,8 @@ def _apply(
         status = catalog.resolve(catalog.statuses, str(spec["status"]), "status")
         incident.status_id = status.id
         if status.id != old_status:
-            stamp_lifecycle(catalog, incident, status, now)
+            # Added in this status: its lifecycle dates from its creation, not from the call.
+            stamp_lifecycle(catalog, incident, status, incident.created_at if creating else now)
     if "severity" in spec:
         raw = spec["severity"]
         incident.severity_id = (

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from automations.catalog import Catalog, UnknownName
-from automations.durations import Duration, format_duration
+from automations.durations import Duration, human_span
 from automations.incidentio import FollowUp, Incident, IncidentEdit
 from automations.rules.base import PlannedAction, Rule, RuleOptions
 
@@ -70,7 +70,7 @@ class DefaultTeam(Rule[DefaultTeamOptions]):
                     incident_name=incident.name,
                     # The event key makes the edit happen at most once per incident, ever.
                     event_key=f"{self.name}/{incident.id}/team",
-                    reason=f"no {self.field.name} after {format_duration(age)}; "
+                    reason=f"no {self.field.name} after {human_span(age)}; "
                     f"set to {self.team.value!r}",
                     edit=IncidentEdit(
                         custom_field_entries=[

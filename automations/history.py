@@ -1,0 +1,114 @@
+"""What ``history`` and ``retry`` share: the ledger's options checked, events as text and JSON.
+
+Times are printed as ISO 8601 UTC to the second (``2026-11-24T12:00:00Z``) in
+both forms, so a person and a script read the same value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from automations.clock import ledger_clock
+from automations.config import Config
+from automations.durations import parse_duration
+from automations.errors import ConfigError
+from automations.ledger import Event, EventState, Ledger
+
+STATES = tuple(state.value for state in EventState)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """``2026-11-24T12:00:00Z``: UTC, to the second."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def existing_ledger(config: Config) -> Ledger:
+    """The config's ledger, which must exist: reading commands never create one."""
+    if not config.store.path.exists():
+        raise ConfigError(f"{config.store.path}: no ledger yet (nothing has run with this config)")
+    return Ledger(config.store.path)
+
+
+def parse_since(since: str | None) -> timedelta | None:
+    """The ``--since`` option: a duration like 24h or 7d."""
+    try:
+        return None if since is None else parse_duration(since)
+    except ValueError as exc:
+        raise ConfigError(f"--since: {exc}") from None
+
+
+def cutoff(ledger: Ledger, age: timedelta | None) -> datetime | None:
+    """``age`` before the daemon's "now" (API time), not the host's: ledger times are API times."""
+    return None if age is None else ledger_clock(ledger)() - age
+
+
+def parse_states(values: Sequence[str]) -> list[EventState] | None:
+    """The ``--state`` options (repeatable); None means every state."""
+    for value in values:
+        if value not in STATES:
+            raise ConfigError(f"--state: {value!r} is not a state; allowed: {', '.join(STATES)}")
+    return [EventState(value) for value in values] or None
+
+
+def check_rule(config: Config, ledger: Ledger, rule: str | None) -> None:
+    """``--rule`` must name a rule of the config, or one the ledger has events for."""
+    if rule is None:
+        return
+    configured = [options.name for options in config.rules]
+    recorded = ledger.event_rules()
+    if rule in configured or rule in recorded:
+        return
+    former = sorted(recorded - set(configured))
+    known = ", ".join(configured) or "(none configured)"
+    also = f"; in the ledger only: {', '.join(former)}" if former else ""
+    raise ConfigError(f"{config.path}: --rule: no rule named {rule!r}; rules: {known}{also}")
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """One event for ``--json``: every column, times as ISO 8601 UTC."""
+    return {
+        "id": event.id,
+        "rule": event.rule,
+        "incident_id": event.incident_id,
+        "incident_reference": event.incident_reference,
+        "incident_name": event.incident_name,
+        "event_key": event.event_key,
+        "state": event.state.value,
+        "reason": event.reason,
+        "request_body": event.request_body,
+        "request_id": event.request_id,
+        "error": event.error,
+        "dry_run": event.dry_run,
+        "claimed_at": iso(event.claimed_at),
+        "finished_at": iso(event.finished_at),
+        "attempts": event.attempts,
+        "rearmed": event.rearmed,
+        "rearmed_at": iso(event.rearmed_at),
+    }
+
+
+def event_lines(event: Event) -> list[str]:
+    """One line per event, then indented details (error, retries) when there are any."""
+    when = iso(event.claimed_at)
+    name = f" {event.incident_name!r}" if event.incident_name else ""
+    head = f"{when} {event.state.value:<10} {event.incident_reference}{name}"
+    lines = [f"{head}  [{event.rule}] {event.reason}"]
+    indent = " " * (len(f"{when} ") + 11)
+    if event.error:
+        lines.append(f"{indent}error: {event.error}")
+    if event.rearmed:
+        times = "once" if event.rearmed == 1 else f"{event.rearmed} times"
+        lines.append(
+            f"{indent}re-armed {times} by `automations retry`, last at {iso(event.rearmed_at)}; "
+            f"attempt {event.attempts}"
+        )
+    return lines
+
+
+def quarantine_lines(ledger: Ledger) -> list[str]:
+    """Rows of runs and outbox that could not be read (events show in the list itself)."""
+    return [q.line() for q in ledger.quarantined() if q.source != "events"]
