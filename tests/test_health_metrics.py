@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pytest
 import stamina
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -83,24 +84,33 @@ def test_a_failed_last_cycle_is_unhealthy_with_its_reason() -> None:
 UPSTREAM_TEXT = "upstream-echo-Q7zX"  # what a hostile or chatty API wrote into its error
 
 
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [("GET", "/v2/incidents"), ("POST", "/v2/incidents/{id}/actions/edit")],
+)
 def test_healthz_reasons_never_repeat_upstream_text(
-    harness: Harness, hostile: HostileProxy
+    harness: Harness, hostile: HostileProxy, method: str, route: str
 ) -> None:
-    """A cycle failed by the API: /healthz names the status, call and class, none of its words."""
+    """A cycle the API failed (listing, or an edit: given up): status, call and class only."""
     from automations.health_server import HealthServer
 
     harness.write(ESCALATE, base_url=hostile.url)
+    harness.add("Stuck", age=3 * H)
     runtime = harness.runtime()
     metrics = Metrics(stale_after=timedelta(minutes=5))
     server = HealthServer(metrics, host="127.0.0.1", port=0).start()
-    envelope = {
-        "type": f"type_{UPSTREAM_TEXT}",
-        "status": 503,
-        "request_id": f"req_{UPSTREAM_TEXT}",
-        "errors": [{"code": UPSTREAM_TEXT, "message": f"echo {UPSTREAM_TEXT}"}],
-    }
-    hostile.answer = lambda _: Answer(
-        503, {"content-type": "application/json"}, json.dumps(envelope).encode()
+    envelope = json.dumps(
+        {
+            "type": f"type_{UPSTREAM_TEXT}",
+            "status": 503,
+            "request_id": f"req_{UPSTREAM_TEXT}",
+            "errors": [{"code": UPSTREAM_TEXT, "message": f"echo {UPSTREAM_TEXT}"}],
+        }
+    ).encode()
+    hostile.answer = lambda exchange: (
+        Answer(503, {"content-type": "application/json"}, envelope)
+        if exchange.method == method and exchange.path.endswith(route.rsplit("}", 1)[-1])
+        else None
     )
     try:
         with stamina.set_testing(True, attempts=1):
@@ -113,7 +123,7 @@ def test_healthz_reasons_never_repeat_upstream_text(
     assert response.status_code == 503
     assert UPSTREAM_TEXT not in response.text
     assert response.json()["reason"] == (
-        "the last cycle failed: the API answered 503 to GET /v2/incidents (APIUnavailable)"
+        f"the last cycle failed: the API answered 503 to {method} {route} (APIUnavailable)"
     )
 
 
