@@ -237,6 +237,7 @@ def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 
 def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harness) -> None:
+    """A real daemon: /healthz 200, its edit and API calls in /metrics, healthcheck exit 0."""
     port = free_port()
     harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"5s"'))
     harness.add("Stuck", age=3 * H)
@@ -260,6 +261,7 @@ def test_a_running_daemon_serves_health_and_its_actions_as_metrics(harness: Harn
 
 
 def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
+    """The API failing every call: /healthz 503 naming the status, healthcheck exit 1."""
     port = free_port()
     harness.write(f"[server]\nenabled = true\nport = {port}\n" + ESCALATE.replace('"1m"', '"2s"'))
     with _daemon(harness, port) as url:
@@ -276,6 +278,7 @@ def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
 
 
 def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
+    """Delivery events reach /metrics (a failed send also as stage send); listeners removed."""
     from automations.digest.events import DELIVERY_LISTENERS, on_delivery
 
     write_config(
