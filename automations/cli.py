@@ -341,25 +341,17 @@ def test_rule(
 @config_option
 def healthcheck(config_path: Path) -> None:
     """Ask the running daemon's /healthz (Docker's HEALTHCHECK); exit 0 when healthy."""
-    import urllib.error
-    import urllib.request
-
     from automations.errors import ConfigError
+    from automations.health_client import ask
 
     server = _load(config_path).server
     if not server.enabled:
         raise ConfigError(f"{config_path}: [server] enabled is false, so there is nothing to ask")
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
-    url = f"http://{host}:{server.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=4) as response:
-            click.echo(json.loads(response.read())["reason"])
-    except urllib.error.HTTPError as exc:
-        click.echo(f"unhealthy: {json.loads(exc.read()).get('reason', exc.reason)}", err=True)
+    healthy, reason = ask(server.host, server.port)
+    if not healthy:
+        click.echo(f"unhealthy: {reason}", err=True)
         sys.exit(1)
-    except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"unhealthy: {url} did not answer ({exc})", err=True)
-        sys.exit(1)
+    click.echo(reason)
 
 
 @cli.command()

@@ -299,6 +299,8 @@ class Daemon:
             self._lend_stop()
             self.groups = group_by_schedule(new.runtime.rules)
             self._replace_jobs(before)
+        if self.metrics is not None:
+            self.metrics.expects_cycles = bool(self.runtime.rules)
         if self.metrics is not None and self.runtime.config.server.stale_after is None:
             from automations.metrics import default_stale_after
 
@@ -334,11 +336,12 @@ class Daemon:
         from automations.metrics import Metrics, default_stale_after
 
         stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
-        self.metrics = Metrics(stale_after=stale_after)
+        self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
         self.metrics.watch_client(self.runtime.client)
-        from automations.digest.events import DELIVERY_LISTENERS
+        from automations.digest import events
 
-        DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
+        events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
+        events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
         self.health_server = HealthServer(
             self.metrics, host=settings.host, port=settings.port
         ).start()
@@ -348,9 +351,10 @@ class Daemon:
             self.health_server.stop()
             self.health_server = None
         if self.metrics is not None:
-            from automations.digest.events import DELIVERY_LISTENERS
+            from automations.digest import events
 
-            DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.FAILURE_LISTENERS.remove(self.metrics.observe_digest_failure)
 
     def _catch_stop(self) -> dict[int, Any]:
         """SIGTERM and SIGINT set ``stopping``; the previous handlers, to restore."""

@@ -24,7 +24,13 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
-from automations.errors import APIError, APIRejected, APIUnavailable, LedgerError
+from automations.errors import (
+    APIError,
+    APIRejected,
+    APIUnavailable,
+    AutomationsError,
+    LedgerError,
+)
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -55,6 +61,7 @@ class RuleOutcome:
     error: str | None = None
     # The API could not be reached (after the client's retries): the cycle stopped here.
     gave_up: str | None = None
+    cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
 
 
 @dataclass
@@ -87,6 +94,9 @@ class CycleReport:
     # The cycle stopped at the first unreachable answer; `once` stops there too.
     unreachable: bool = False
     stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
+    # The exception behind ``error``: /healthz describes it in its own words, since the
+    # text of an API error is the API's (or a proxy's) and may echo anything.
+    cause: AutomationsError | None = field(default=None, repr=False)
 
     def finish(self, now: datetime) -> None:
         self.finished_at = now
@@ -326,12 +336,14 @@ class Engine:
                     report.stopped = True
                     break
                 if outcome.gave_up is not None:
+                    report.cause = outcome.cause
                     self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                     break
         except CycleStopped:
             report.stopped = True
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
+            report.cause = exc
             report.unreachable = isinstance(exc, APIUnavailable)
             report.stopped = stop_requested(stop)
         report.api_requests = self.client.counter.total() - before
@@ -350,6 +362,7 @@ class Engine:
             )
         except LedgerError as exc:
             report.error = report.error or f"LedgerError: {exc}"
+            report.cause = report.cause or exc
         return report
 
     def _run_rule(
@@ -377,7 +390,7 @@ class Engine:
                     break
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
-            outcome.gave_up = str(exc)
+            outcome.gave_up, outcome.cause = str(exc), exc
         return outcome
 
     def _give_up(self, report: CycleReport, error: str, not_run: Sequence[str]) -> None:

@@ -35,6 +35,7 @@ from automations.digest.config import (
 )
 from automations.digest.content import build_digest
 from automations.digest.delivery import Mailer
+from automations.digest.events import report_failures
 from automations.digest.fetch import digest_filter, fetch_incidents
 from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Backoff, Delivery, DigestOutbox
@@ -153,23 +154,25 @@ class Digests:
         start = self.window_start(job, end)
         data_now = self.data_clock()
         shift = _clock_offset(data_now - self.clock())
-        incidents = fetch_incidents(self.client, opts, job.query, start + shift)
-        events = self.ledger.events(since=start + shift - timedelta(hours=1))
-        data = build_digest(
-            name=opts.name,
-            timezone=str(opts.timezone),
-            incidents=incidents,
-            catalog=self.catalog,
-            events=events,
-            now=data_now,
-            window_start=start + shift,
-            window_end=min(end + shift, data_now),
-            sections=opts.sections,
-            include_private=opts.include_private,
-            include_test=opts.include_test,
-            categories=opts.where.status_category,
-        )
-        return job.renderer.render(data, opts.subject, opts.max_incidents)
+        with report_failures(name, "build"):
+            incidents = fetch_incidents(self.client, opts, job.query, start + shift)
+            events = self.ledger.events(since=start + shift - timedelta(hours=1))
+            data = build_digest(
+                name=opts.name,
+                timezone=str(opts.timezone),
+                incidents=incidents,
+                catalog=self.catalog,
+                events=events,
+                now=data_now,
+                window_start=start + shift,
+                window_end=min(end + shift, data_now),
+                sections=opts.sections,
+                include_private=opts.include_private,
+                include_test=opts.include_test,
+                categories=opts.where.status_category,
+            )
+        with report_failures(name, "render"):
+            return job.renderer.render(data, opts.subject, opts.max_incidents)
 
     def preview(self, name: str) -> Rendered:
         """Render from current data; nothing is queued or sent."""
@@ -261,8 +264,9 @@ class Digests:
         if self.ledger.outbox_find(name, key) is not None:
             return False
         rendered = self.compose(name, period)
-        message_id = new_message_id(self._smtp_sender(), name, key)
-        message = self.message(name, rendered, message_id, None)
+        with report_failures(name, "build"):
+            message_id = new_message_id(self._smtp_sender(), name, key)
+            message = self.message(name, rendered, message_id, None)
         queued = self.outbox.enqueue(
             digest=name,
             period=key,
@@ -288,7 +292,7 @@ class Digests:
         return queued
 
     def run_due(self, name: str) -> bool:
-        """Queue this digest if an occurrence is due; False when the API or ledger failed."""
+        """Queue this digest if an occurrence is due; False when it could not be built."""
         period = self.due(name)
         if period is None:
             return True
@@ -305,6 +309,10 @@ class Digests:
             self.enqueue(name, period)
         except (APIError, LedgerError) as exc:
             log.error("digest %s: cannot build it now, will try again: %s", name, exc)
+            return False
+        except Exception as exc:  # a broken template, say: it must not hold back the others
+            unexpected = not isinstance(exc, ConfigError)
+            log.error("digest %s: cannot prepare it: %s", name, exc, exc_info=unexpected)
             return False
         return True
 
