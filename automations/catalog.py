@@ -8,13 +8,13 @@ API is briefly down.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from automations.errors import ConfigError
+from automations.errors import ConfigError, Problems
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,
@@ -60,6 +60,23 @@ class UnknownName(ConfigError):
 def rank_order(severity: Severity) -> tuple[bool, int]:
     """Sort key, least severe first; a severity without a rank sorts before all the others."""
     return (severity.rank is not None, severity.rank or 0)
+
+
+T = TypeVar("T")
+
+
+def resolve_name(
+    resolve: Callable[[str], T], value: str, path: str, problems: Problems
+) -> T | None:
+    """``resolve(value)``, or None with the unknown name recorded at ``path``.
+
+    For checks that keep going after an unknown name, so one run lists them all.
+    """
+    try:
+        return resolve(value)
+    except UnknownName as exc:
+        problems.add(exc.at(path))
+        return None
 
 
 def find(items: Iterable[NamedT], value: str, kind: str) -> NamedT:

@@ -43,16 +43,26 @@ def _api_key() -> Any:
 @cli.command()
 @config_option
 @click.option(
-    "--offline", is_flag=True, help="Check the file only; do not resolve names via the API."
+    "--offline",
+    is_flag=True,
+    help="Check the file and templates only: no API, no secrets (names and the SMTP password "
+    "are not checked).",
 )
 def validate(config_path: Path, offline: bool) -> None:
-    """Check a config file (and, unless --offline, every name against the API)."""
-    config = _load(config_path)
-    if not offline:
-        from automations.runtime import build_rules, load_catalog, make_client
+    """Check a config file, reporting every problem at once: the file, digest templates and,
+    unless --offline, every name against the API and the SMTP password."""
+    from automations.runtime import check_config
 
-        with make_client(config, _api_key()) as client:
-            build_rules(config, load_catalog(client, None))
+    config = _load(config_path)
+    if offline:
+        check_config(config, None, None)
+    else:
+        from automations.runtime import load_catalog, make_client
+        from automations.settings import Environment
+
+        with make_client(config, _api_key(), interactive=True) as client:
+            catalog = load_catalog(client, None)
+        check_config(config, catalog, Environment())
     where = "offline" if offline else "names resolved against the API"
     click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
 
@@ -154,12 +164,14 @@ def _report_failed(reports: list[CycleReport]) -> bool:
 def once(config_path: Path) -> None:
     """One cycle of every rule, then exit (for cron); exit 1 if anything failed."""
     from automations.daemon import run_once
-    from automations.runtime import build_runtime
+    from automations.runtime import build_runtime, reconcile_at_startup
 
     config = _load(config_path)
     runtime = build_runtime(config, _api_key(), lock=True)
     try:
-        settled = runtime.engine.reconcile()
+        settled = reconcile_at_startup(runtime.engine)
+        if settled is None:  # unreachable: logged; the next run settles the claims first
+            sys.exit(1)
         reports = run_once(runtime)
         # Digests need the API too: after an unreachable answer they wait for the next run.
         unreachable = any(r.unreachable for r in reports)
@@ -214,7 +226,7 @@ def run(config_path: Path) -> None:
     "reconciled, rearmed.",
 )
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=200, show_default=True, type=int)
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(0, 10**9))
 def history(
     config_path: Path,
     rule: str | None,
@@ -233,6 +245,7 @@ def history(
         existing_ledger,
         parse_since,
         parse_states,
+        quarantine_lines,
     )
 
     config = _load(config_path)
@@ -242,6 +255,8 @@ def history(
         events = ledger.events(
             rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
         )
+        for line in quarantine_lines(ledger):
+            click.echo(line, err=True)
     if as_json:
         click.echo(json.dumps([event_json(e) for e in events], indent=2))
         return
@@ -362,25 +377,17 @@ def test_rule(
 @config_option
 def healthcheck(config_path: Path) -> None:
     """Ask the running daemon's /healthz (Docker's HEALTHCHECK); exit 0 when healthy."""
-    import urllib.error
-    import urllib.request
-
     from automations.errors import ConfigError
+    from automations.health_client import ask
 
     server = _load(config_path).server
     if not server.enabled:
         raise ConfigError(f"{config_path}: [server] enabled is false, so there is nothing to ask")
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
-    url = f"http://{host}:{server.port}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=4) as response:
-            click.echo(json.loads(response.read())["reason"])
-    except urllib.error.HTTPError as exc:
-        click.echo(f"unhealthy: {json.loads(exc.read()).get('reason', exc.reason)}", err=True)
+    healthy, reason = ask(server.host, server.port)
+    if not healthy:
+        click.echo(f"unhealthy: {reason}", err=True)
         sys.exit(1)
-    except (urllib.error.URLError, OSError) as exc:
-        click.echo(f"unhealthy: {url} did not answer ({exc})", err=True)
-        sys.exit(1)
+    click.echo(reason)
 
 
 @cli.command()
@@ -487,7 +494,7 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
         raise ConfigError(f"{config_path}: no [[digests]] configured")
     if not need_ledger and not config.store.path.exists():
         config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
-    return build_runtime(config, _api_key(), lock=False)
+    return build_runtime(config, _api_key(), lock=False, interactive=True)
 
 
 @digest.command(name="preview")
@@ -554,6 +561,45 @@ def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
         raise DeliveryError(f"digest {name}: refused by the server, not retried: {error}")
 
 
+@digest.command(name="status")
+@config_option
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Outbox entries shown per digest, the newest.",
+)
+def digest_status(config_path: Path, name: str | None, as_json: bool, limit: int) -> None:
+    """Each digest (or NAME): schedule, next send, last sent period and outbox entries.
+
+    Reads the file and the ledger only (no API, no SMTP); times in the digest's zone and UTC.
+    """
+    from automations.clock import host_now
+    from automations.digest.status import digest_statuses
+    from automations.ledger import Ledger
+
+    config = _load(config_path)
+    ledger = Ledger(config.store.path) if config.store.path.exists() else None
+    try:
+        statuses = digest_statuses(config, ledger, host_now(), name, limit)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if as_json:
+        click.echo(json.dumps([status.json() for status in statuses], indent=2))
+        return
+    if not statuses:
+        click.echo(f"{config_path}: no [[digests]] configured")
+    for index, status in enumerate(statuses):
+        if index:
+            click.echo()
+        for line in status.lines():
+            click.echo(line)
+
+
 def main() -> None:
     """Entry point: our errors become one line and their exit code, never a traceback."""
     try:
@@ -564,6 +610,22 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except AutomationsError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_explain(exc)}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _explain(exc: AutomationsError) -> str:
+    """A refused key or an unreachable API in words that say what to do; others as they are."""
+    from automations.errors import APIAccessDenied, APIUnavailable
+
+    if isinstance(exc, APIAccessDenied):
+        from automations.incidentio.explain import explain_access_denied
+        from automations.settings import Environment
+
+        return explain_access_denied(exc, Environment().api_key_source())
+    if isinstance(exc, APIUnavailable):
+        from automations.incidentio.explain import explain_unavailable
+
+        return explain_unavailable(exc)
+    return str(exc)

@@ -74,7 +74,8 @@ def config_settings(
         return value if default is None else _given(ctx, "config_path", None) or default()
 
     return {
-        "type": click.Path(dir_okay=False, path_type=Path),
+        # Any path: load_config says in one line what is wrong with it (a directory, a FIFO).
+        "type": click.Path(path_type=Path),
         "callback": effective,
         "expose_value": default is not None,
         "show_default": shown,

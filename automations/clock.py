@@ -7,6 +7,12 @@ offset between API and host is remembered in the ledger, so commands that make
 no request (``history``, ``test-rule``) measure against the same "now" as the
 daemon that wrote the ledger. This module is the only place that reads the
 wall clock.
+
+The API's time is trusted only within ``max_clock_skew`` of the host's
+(default 24 hours: a host with a wrong timezone is still corrected, a Date
+header from 2029 is not believed). Beyond it the client refuses the answer
+(``ClockSkew``), so ``ServerClock`` never adopts such a time and no rule acts
+on it: when two clocks disagree by days, either may be the broken one.
 """
 
 from __future__ import annotations
@@ -16,15 +22,40 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from automations.durations import format_duration
+
 Clock = Callable[[], datetime]
 
 # The Date header has one-second resolution: smaller changes of the offset are noise.
 REMEMBER_CHANGE = timedelta(seconds=2)
+DEFAULT_MAX_SKEW = timedelta(hours=24)
 
 
 def host_now() -> datetime:
     """The wall clock: read here only."""
     return datetime.now(UTC)
+
+
+def skew_problem(server: datetime, bound: timedelta | None) -> str | None:
+    """Why ``server`` (an API ``Date``) cannot be "now", or None when it is close enough.
+
+    ``bound`` None means any skew is followed (the setting ``max_clock_skew = "off"``).
+    """
+    if bound is None:
+        return None
+    host = host_now()
+    server = server.astimezone(UTC)
+    skew = server - host
+    if abs(skew) <= bound:
+        return None
+    direction = "ahead of" if skew > timedelta(0) else "behind"
+    return (
+        f"the API's clock (Date: {server:%Y-%m-%d %H:%M:%S}Z) is {format_duration(abs(skew))} "
+        f"{direction} this host's ({host:%Y-%m-%d %H:%M:%S}Z), more than [incident_io] "
+        f"max_clock_skew = {format_duration(bound)}; nothing is done until they agree: fix the "
+        "host's clock (NTP) or check what answers at base_url (a sandbox whose clock was moved "
+        'on purpose needs a larger max_clock_skew, or "off")'
+    )
 
 
 class _HasServerTime(Protocol):
@@ -45,6 +76,8 @@ class ServerClock:
 
     Before the first response it uses the offset remembered in ``store``, so a
     command that starts offline agrees with the daemon that ran before it.
+    The client hands it only Date headers within ``max_clock_skew`` (see
+    ``skew_problem``), so an absurd one never becomes "now" nor is remembered.
     """
 
     def __init__(self, client: _HasServerTime | None, store: OffsetStore | None = None) -> None:

@@ -2,38 +2,65 @@
 
 Rule types are looked up in the registry first (so an unknown ``type`` lists
 the known ones), then the whole file is validated in one pass so a user sees
-every problem at once, e.g.::
+every problem at once, in words a person would use rather than pydantic's::
 
-    config/automations.toml: rules[1].steps[0].after: '2 hours' is not a duration like 90s, ...
+    config/automations.toml: 2 problems:
+      rules[1].steps[0].after: '2 hours' is not a duration like 90s, ...
+      rules[1].where.severity: expected a list, e.g. ["Minor"]; got 'Minor'
 """
 
 from __future__ import annotations
 
+import codecs
 import tomllib
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     ValidationError,
     create_model,
     field_validator,
 )
-from pydantic_core import ErrorDetails
 
+from automations.clock import DEFAULT_MAX_SKEW
+from automations.config_errors import validation_problems
 from automations.digest.config import DigestOptions, SMTPSettings
-from automations.durations import Duration, format_duration
-from automations.errors import ConfigError
+from automations.durations import HINT as DURATION_HINT
+from automations.durations import Duration, format_duration, parse_duration
+from automations.errors import ConfigError, Problems
+from automations.files import RefusedFile, read_regular_file
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
+
+
+def _duration_or_off(value: Any) -> timedelta | None:
+    if value == "off":
+        return None
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f'{value!r} is not {DURATION_HINT} or "off" (write it as a string)')
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f'{exc} or "off"') from None
+
+
+DurationOrOff = Annotated[
+    timedelta | None,
+    BeforeValidator(_duration_or_off),
+    PlainSerializer(lambda v: "off" if v is None else format_duration(v), return_type=str),
+]
 
 
 class IncidentIOSettings(BaseModel):
@@ -52,6 +79,11 @@ class IncidentIOSettings(BaseModel):
     timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per-request timeout.")
     retry_attempts: StrictInt = Field(
         8, ge=1, le=30, description="Attempts per call on 429/5xx/timeouts."
+    )
+    max_clock_skew: DurationOrOff = Field(
+        DEFAULT_MAX_SKEW,
+        description="How far the API's Date may be from the host's before nothing is done; \"off\" "
+        "follows it however far (a sandbox whose clock is moved on purpose).",
     )
 
 
@@ -79,6 +111,13 @@ class StoreSettings(BaseModel):
                 f"{format_duration(value)} is too short; keep at least "
                 f"{format_duration(MIN_RETENTION)} (the default is 400d)"
             )
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _no_nul(cls, value: Path) -> Path:
+        if "\0" in str(value):  # SQLite and the OS would raise ValueError deep in a command
+            raise ValueError(f"{str(value)!r} contains a NUL character; a file path cannot")
         return value
 
 
@@ -151,28 +190,50 @@ def _app_model(rule_types: dict[str, type[AnyRule]]) -> type[AppConfigBase]:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables; ConfigError naming the file for anything that is not UTF-8 TOML.
+
+    A leading UTF-8 byte order mark (some Windows editors write one) is skipped.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such file (pass --config or set AUTOMATIONS_CONFIG)"
         ) from None
+    except RefusedFile as exc:
+        raise ConfigError(f"{path}: {exc}; --config names the TOML file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level
+        raise ConfigError(
+            f"{path}: not valid TOML: arrays or inline tables nested too deeply "
+            "(hundreds of levels; a config needs a few)"
+        ) from None
 
 
 def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
-    """Parse and validate a file; ConfigError lists every problem found."""
+    """Parse and validate a file; ConfigError lists every problem found.
+
+    Relative paths in the file (``[store] path``, ``templates_dir``) are taken from
+    the file's folder, so cron, systemd and a shell in another directory share one
+    ledger.
+    """
     registry = registry or RuleRegistry()
     data = read_toml(path)
     rules_raw = data.get("rules", [])
-    problems: list[str] = []
+    problems = Problems()
     rule_types: dict[str, type[AnyRule]] = {}
     if isinstance(rules_raw, list):
         for index, rule in enumerate(rules_raw):
@@ -180,35 +241,35 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
                 continue  # pydantic reports the wrong type below
             kind = rule.get("type")
             if not isinstance(kind, str):
-                problems.append(
+                problems.add(
                     f"rules[{index}].type: is required; known: {', '.join(registry.names())}"
                 )
                 continue
-            try:
+            with problems.collect(f"rules[{index}].type"):
                 rule_types[kind] = registry.load(kind)
-            except ConfigError as exc:
-                problems.append(f"rules[{index}].type: {exc}")
-    if problems:
-        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    problems.raise_if_any(path)
     model = _app_model(rule_types)
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
         rule_models = {name: cls.options_model for name, cls in rule_types.items()}
-        lines = [f"{path}: {format_error(err, model, rule_models)}" for err in exc.errors()]
-        raise ConfigError("\n".join(dict.fromkeys(lines))) from None
+        for problem in validation_problems(exc, model, rule_models):
+            problems.add(problem)
+        problems.raise_if_any(path)
+        raise  # unreachable: a ValidationError has at least one error
+    parsed = anchor_paths(parsed, path.absolute().parent)
     rules: list[RuleOptions] = list(parsed.rules)  # type: ignore[attr-defined]
     seen: dict[str, int] = {}
     for index, rule in enumerate(rules):
         if rule.name in seen:
-            problems.append(
+            problems.add(
                 f"rules[{index}].name: {rule.name!r} is already used by rules[{seen[rule.name]}]; "
                 "names must be unique (they are part of every event key)"
             )
         seen.setdefault(rule.name, index)
-    problems.extend(_digest_problems(parsed.smtp, parsed.digests))
-    if problems:
-        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    for problem in _digest_problems(parsed.smtp, parsed.digests):
+        problems.add(problem)
+    problems.raise_if_any(path)
     return Config(
         path=path,
         incident_io=parsed.incident_io,
@@ -219,6 +280,32 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         smtp=parsed.smtp,
         digests=tuple(parsed.digests),
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def anchor_paths(model: M, base: Path) -> M:
+    """Every relative ``Path`` in ``model`` (and the models inside it) made relative to ``base``."""
+    updates: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        anchored = _anchor(value, base)
+        if anchored is not value:
+            updates[name] = anchored
+    return model.model_copy(update=updates) if updates else model
+
+
+def _anchor(value: Any, base: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() or str(value) == ":memory:" else base / value
+    if isinstance(value, BaseModel):
+        return anchor_paths(value, base)
+    if isinstance(value, list | tuple):
+        items = [_anchor(item, base) for item in value]
+        if any(new is not old for new, old in zip(items, value, strict=True)):
+            return type(value)(items)
+    return value
 
 
 def _digest_problems(smtp: SMTPSettings | None, digests: Sequence[DigestOptions]) -> list[str]:
@@ -247,75 +334,3 @@ def config_json_schema(registry: RuleRegistry | None = None) -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "automations configuration"
     return schema
-
-
-def format_error(
-    err: ErrorDetails, model: type[BaseModel], rule_models: dict[str, type[RuleOptions]]
-) -> str:
-    """One pydantic error as ``key.path: message; allowed: ...``."""
-    tags = set(rule_models)
-    loc = [part for i, part in enumerate(err["loc"]) if not _is_tag(err["loc"], i, tags)]
-    path = _format_loc(loc)
-    kind, message = err["type"], err["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, ") :]
-    given = err.get("input")
-    if kind == "missing":
-        message = "is required"
-    elif kind == "extra_forbidden":
-        allowed = _allowed_keys(model, err["loc"][:-1], rule_models)
-        message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
-    elif kind in ("literal_error", "enum"):
-        message = f"{given!r} is not allowed; {message[0].lower()}{message[1:]}"
-    elif kind.endswith("_type") or kind.endswith("_parsing"):
-        message = f"{given!r}: {message[0].lower()}{message[1:]}"
-    return f"{path}: {message}" if path else message
-
-
-def _is_tag(loc: Sequence[int | str], index: int, tags: set[str]) -> bool:
-    return (
-        index >= 2 and loc[0] == "rules" and isinstance(loc[index - 1], int) and loc[index] in tags
-    )
-
-
-def _format_loc(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _allowed_keys(
-    model: type[BaseModel], loc: Sequence[int | str], rule_models: dict[str, type[RuleOptions]]
-) -> list[str]:
-    """Walk the models along ``loc`` to list the keys allowed where an unknown one was."""
-    current: Any = model
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            continue
-        if _is_tag(loc, i, set(rule_models)):
-            current = rule_models[part]
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        info = current.model_fields.get(part)
-        if info is None:
-            return []
-        current = _inner_model(info.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    """The BaseModel inside list[...] / X | None / Annotated[...] (first one wins)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None

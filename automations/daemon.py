@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
+from automations.errors import AutomationsError
+from automations.ledger.watch import LedgerFile, LedgerReplaced
 from automations.rules.base import AnyRule, RuleOptions
-from automations.runtime import Runtime
+from automations.runtime import Runtime, reconcile_at_startup
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -69,7 +71,12 @@ def run_once(runtime: Runtime) -> list[CycleReport]:
 
 
 class Daemon:
-    """Runs the rule groups on their schedules until SIGTERM/SIGINT."""
+    """Runs the rule groups on their schedules until SIGTERM/SIGINT.
+
+    A stop is honoured within seconds: ``stopping`` is lent to every part that waits
+    (the client's retry and rate-limit waits, the outbox between sends), the engine
+    checks it between pages and between actions, and no job starts once it is set.
+    """
 
     def __init__(
         self, runtime: Runtime, *, jitter_seconds: int = 5, digests: Digests | None = None
@@ -84,6 +91,9 @@ class Daemon:
         self.digests = digests
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
+        self._lend_stop()
+        self.ledger_file = LedgerFile(runtime.ledger.path)
+        self.fatal: AutomationsError | None = None  # what stopped the daemon, if not a signal
         self.scheduler = BackgroundScheduler(
             job_defaults={
                 "coalesce": True,
@@ -102,12 +112,31 @@ class Daemon:
         self.groups: dict[str, list[AnyRule]] = {}  # the rules of each scheduled job
         self.reload_requested = threading.Event()  # SIGHUP; the main loop reloads
 
+    def _lend_stop(self) -> None:
+        """The parts that wait end their waits when the daemon stops; again after a reload,
+        which builds new digests (the client stays)."""
+        self.runtime.client.stopping = self.stopping
+        if self.digests is not None:
+            self.digests.outbox.stopping = self.stopping
+
+    def _ledger_intact(self) -> bool:
+        """False, and the daemon stops with exit 1, if the ledger file was deleted or replaced."""
+        try:
+            self.ledger_file.check()
+        except LedgerReplaced as exc:
+            if self.fatal is None:
+                log.error("%s", exc)
+                self.fatal = exc
+            self.stopping.set()
+            return False
+        return True
+
     def _job(self, name: str) -> None:
         with self._lock:
             rules = self.groups.get(name)  # read under the lock: a reload may have changed them
-            if self.stopping.is_set() or not rules:
+            if self.stopping.is_set() or not rules or not self._ledger_intact():
                 return
-            report = self.runtime.engine.run_cycle(rules, name)
+            report = self.runtime.engine.run_cycle(rules, name, self.stopping)
             log_cycle(report)
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
@@ -122,8 +151,9 @@ class Daemon:
 
     def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
         """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
+
+        from automations.cron_trigger import cron_trigger
 
         trigger: Any
         first_run: datetime | None = None
@@ -133,9 +163,9 @@ class Daemon:
             trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
             first_run = host_now()
         else:
-            trigger = CronTrigger.from_crontab(
-                opts.cron, timezone=opts.timezone, jitter=self.jitter_seconds or None
-            )
+            assert opts.cron is not None  # the options' validator pairs cron and timezone
+            assert opts.timezone is not None
+            trigger = cron_trigger(opts.cron, opts.timezone, jitter=self.jitter_seconds or None)
         # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
         start = {"next_run_time": first_run} if first_run else {}
         self.scheduler.add_job(self._job, trigger, id=name, name=name, args=(name,), **start)
@@ -144,7 +174,10 @@ class Daemon:
         """Each digest on its own cron (its grace as misfire grace), and the outbox every 30s.
 
         The outbox job retries failed sends and also queues any digest whose
-        occurrence is due but missing (e.g. the host slept through the cron).
+        occurrence is due but missing (e.g. the host slept through the cron). Its
+        first run is at once, in a scheduler thread: at start-up a digest missed
+        while down is queued and queued ones are retried, beside the first rule
+        cycles (a silent SMTP server must not hold them back).
         """
         if self.digests is None:
             return
@@ -165,6 +198,7 @@ class Daemon:
             IntervalTrigger(seconds=int(OUTBOX_EVERY.total_seconds())),
             id="digest outbox",
             name="digest outbox",
+            next_run_time=host_now(),
         )
 
     def _digest_job(self, name: str) -> None:
@@ -188,12 +222,13 @@ class Daemon:
         The digests are looked up under the lock: a job that fired during a reload
         runs on the new config, or not at all if its digest is gone.
         """
-        from automations.errors import AutomationsError
         from automations.pause import digests_paused
 
         with self._digest_lock:
             digests = self.digests
             if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
+                return
+            if not self._ledger_intact():
                 return
             try:
                 if digests_paused(self.runtime.ledger, label, quiet=name is None):
@@ -265,8 +300,11 @@ class Daemon:
         with self._lock, self._digest_lock:
             before = self.groups
             self.runtime, self.digests = new.runtime, new.digests
+            self._lend_stop()
             self.groups = group_by_schedule(new.runtime.rules)
             self._replace_jobs(before)
+        if self.metrics is not None:
+            self.metrics.expects_cycles = bool(self.runtime.rules)
         if self.metrics is not None and self.runtime.config.server.stale_after is None:
             from automations.metrics import default_stale_after
 
@@ -302,11 +340,12 @@ class Daemon:
         from automations.metrics import Metrics, default_stale_after
 
         stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
-        self.metrics = Metrics(stale_after=stale_after)
+        self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
         self.metrics.watch_client(self.runtime.client)
-        from automations.digest.events import DELIVERY_LISTENERS
+        from automations.digest import events
 
-        DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
+        events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
+        events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
         self.health_server = HealthServer(
             self.metrics, host=settings.host, port=settings.port
         ).start()
@@ -316,46 +355,51 @@ class Daemon:
             self.health_server.stop()
             self.health_server = None
         if self.metrics is not None:
-            from automations.digest.events import DELIVERY_LISTENERS
+            from automations.digest import events
 
-            DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
+            events.FAILURE_LISTENERS.remove(self.metrics.observe_digest_failure)
 
-    def run(self) -> None:
-        """Block until a signal; the current cycle finishes before exit."""
-        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
-
-        previous = self._catch_sighup()  # first: a reload asked for during start-up waits
-        self.serve_health()
-
-        settled = self.runtime.engine.reconcile()
-        if settled:
-            log.warning(
-                "start-up: settled %d unconfirmed events from an interrupted run", len(settled)
-            )
-        if self.digests is not None:
-            # A digest missed while down is queued once now; queued ones are retried.
-            self._outbox_job()
-        self.add_jobs()
-        self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+    def _catch_stop(self) -> dict[int, Any]:
+        """SIGTERM and SIGINT set ``stopping``; the previous handlers, to restore."""
 
         def stop(signum: int, _frame: object) -> None:
             log.info(
-                "received %s: finishing the current cycle, then exiting",
+                "received %s: stopping; the action in progress finishes, the rest waits for "
+                "the next start",
                 signal.Signals(signum).name,
             )
             self.stopping.set()
 
-        previous.update({sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)})
-        self._log_schedules("daemon started")
-        self.scheduler.start()
+        return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def run(self) -> None:
+        """Block until a signal, then stop within seconds (see the class docstring).
+
+        Raises what stopped the daemon if it was not a signal (a deleted ledger: exit 1).
+        """
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+        previous = self._catch_sighup()  # first: a reload asked for during start-up waits
+        previous.update(self._catch_stop())  # and a stop asked for during start-up is honoured
         try:
+            self.serve_health()
+            reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
+            self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
+            self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+            if not self.stopping.is_set():
+                self._log_schedules("daemon started")
+                self.scheduler.start()
             while not self.stopping.wait(0.5):
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self.reload()
         finally:
-            self.scheduler.shutdown(wait=True)
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=True)  # jobs see the stop between steps
             self.stop_health()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log.info("daemon stopped")
+        if self.fatal is not None:
+            raise self.fatal

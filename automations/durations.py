@@ -12,18 +12,35 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 HINT = "a duration like 90s, 15m, 2h, 7d or 1h30m"
+# Far beyond any schedule, window or age, and far from datetime's limits: now plus or minus
+# it, even tripled (the default stale_after), is a date. Larger ones were a typo or an attack.
+LONGEST = timedelta(days=36_500)
+_LONGEST_TEXT = "36500d (100 years)"
+_DIGITS = 12  # a number this long is already beyond LONGEST in seconds; int() of more is slow
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``1h30m``; raise ValueError with the hint users need."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not {HINT}")
+        raise ValueError(f"{_shown(text)} is not {HINT}")
+    too_long = ValueError(f"{_shown(text)} is longer than {_LONGEST_TEXT}, the longest allowed")
+    if any(len(value) > _DIGITS for value in match.groups() if value):
+        raise too_long
     pairs = zip(match.groups(), _UNITS.values(), strict=True)
     seconds = sum(int(value) * unit for value, unit in pairs if value)
     if seconds == 0:
-        raise ValueError(f"{text!r} is zero; use {HINT}")
+        raise ValueError(f"{_shown(text)} is zero; use {HINT}")
+    if seconds > LONGEST.total_seconds():
+        raise too_long
     return timedelta(seconds=seconds)
+
+
+def _shown(text: object) -> str:
+    """The value as written, cut short: a message is one readable line."""
+    if isinstance(text, str) and len(text) > 32:
+        return repr(f"{text[:29]}...")
+    return repr(text)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -72,7 +89,8 @@ def _validate(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not {HINT} (write it as a string)")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # TOML's true
+        raise ValueError(f"{shown} is not {HINT} (write it in quotes)")
     return parse_duration(value)
 
 

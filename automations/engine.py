@@ -4,11 +4,16 @@ Reads top to bottom like httpx's send chain: each step handles one concern.
 Every edit is claimed in the ledger before it is sent and confirmed after, so
 a crash can at worst leave an unconfirmed claim, which ``reconcile`` settles
 against the incident's real state before anything else runs.
+
+A stop (the daemon's SIGTERM) is checked between pages and between actions:
+the action in progress finishes, nothing new is claimed, and the report says
+the cycle stopped early.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -19,7 +24,13 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
-from automations.errors import APIError, APIRejected, APIUnavailable, LedgerError
+from automations.errors import (
+    APIError,
+    APIRejected,
+    APIUnavailable,
+    AutomationsError,
+    LedgerError,
+)
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -27,7 +38,9 @@ from automations.incidentio import (
     IncidentIOClient,
     IncidentUpdate,
 )
+from automations.incidentio.follow_ups import listing_mode, listing_modes
 from automations.ledger import Event, Ledger, Pause
+from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
 from automations.retention import Retention
 from automations.rules.base import AnyRule, PlannedAction
@@ -53,6 +66,7 @@ class RuleOutcome:
     error: str | None = None
     # The API could not be reached (after the client's retries): the cycle stopped here.
     gave_up: str | None = None
+    cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
 
 
 @dataclass
@@ -84,7 +98,11 @@ class CycleReport:
     error: str | None = None
     # The cycle stopped at the first unreachable answer; `once` stops there too.
     unreachable: bool = False
-    # `automations pause`: the cycle polled and planned but applied nothing.
+    stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
+    # The exception behind ``error``: /healthz describes it in its own words, since the
+    # text of an API error is the API's (or a proxy's) and may echo anything.
+    cause: AutomationsError | None = field(default=None, repr=False)
+    # `automations pause`: the cycle polled and planned but held its edits.
     paused: Pause | None = None
 
     def finish(self, now: datetime) -> None:
@@ -142,7 +160,17 @@ class CycleReport:
             text += f"; PAUSED ({s['paused']}): {held} held back until `automations resume`"
         if s["error"]:
             text += f"; error: {s['error']}"
+        if self.stopped:
+            text += "; stopped early: the daemon is stopping"
         return text
+
+
+class CycleStopped(Exception):
+    """Raised between two pages of a poll when the daemon is stopping; ends the cycle."""
+
+
+def stop_requested(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
 
 
 class Engine:
@@ -163,6 +191,7 @@ class Engine:
         self.clock = clock
         self.retention = retention  # None: the ledger is never pruned (plan, adopt)
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
+        self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
     # -- poll ---------------------------------------------------------------------------------
 
@@ -171,12 +200,14 @@ class Engine:
         rules: Sequence[AnyRule],
         now: datetime,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        stop: threading.Event | None = None,
     ) -> Evaluation:
         """Fetch each distinct server-side query once, and evaluate it page by page.
 
         Rules sharing a query see the same pages; only one page is held at a time, so
         memory stays flat however many incidents match (docs/benchmarks.md). A rule
-        that raises stops evaluating for this cycle; the others go on.
+        that raises stops evaluating for this cycle; the others go on. ``stop`` set
+        raises CycleStopped before the next page is fetched.
         """
         groups: dict[str, tuple[IncidentFilter, list[AnyRule]]] = {}
         for rule in rules:
@@ -190,6 +221,8 @@ class Engine:
                 for rule in group:
                     if rule.name not in result.errors:
                         self._evaluate_page(rule, page.incidents, now, follow_ups, result)
+                if stop_requested(stop):
+                    raise CycleStopped
         result.incidents_seen = len(seen)
         return result
 
@@ -218,12 +251,20 @@ class Engine:
             )
 
     def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
-        """All follow-ups in one request, only when a rule asks about them."""
-        if not any(rule.needs_follow_ups for rule in rules):
+        """Every follow-up the rules' incidents can have, only when a rule asks about them.
+
+        ``GET /v3/follow_ups`` at 250 a page: one listing for standard and
+        retrospective incidents (the API's default), one more per other mode a
+        rule's query selects, so a test incident's follow-ups are never missing
+        (missing would read as "none left to do").
+        """
+        wanted = [rule for rule in rules if rule.needs_follow_ups]
+        if not wanted:
             return None
         grouped: dict[str, list[FollowUp]] = defaultdict(list)
-        for item in self.client.list_follow_ups():
-            grouped[item.incident_id].append(item)
+        for mode in listing_modes(rule.query() for rule in wanted):
+            for item in self.client.iter_follow_ups(incident_mode=mode):
+                grouped[item.incident_id].append(item)
         return grouped
 
     def _updates_for(
@@ -320,8 +361,13 @@ class Engine:
 
     # -- the cycle ----------------------------------------------------------------------------
 
-    def run_cycle(self, rules: Sequence[AnyRule], schedule: str) -> CycleReport:
-        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others."""
+    def run_cycle(
+        self, rules: Sequence[AnyRule], schedule: str, stop: threading.Event | None = None
+    ) -> CycleReport:
+        """Poll, evaluate, claim, apply, record; a failure of one rule spares the others.
+
+        ``stop`` (the daemon's) is checked between pages and between actions.
+        """
         report = CycleReport(schedule=schedule, started_at=self.clock())
         before = self.client.counter.total()
         run_id = self.ledger.start_run(
@@ -331,20 +377,28 @@ class Engine:
             report.paused = self.ledger.paused()
             self.reconcile()
             follow_ups = self.follow_ups(rules)
-            found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
+            found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
             for index, rule in enumerate(rules):
-                outcome = self._run_rule(rule, found, follow_ups, report.paused)
+                outcome = self._run_rule(rule, found, follow_ups, report.paused, stop)
                 report.rules.append(outcome)
                 if outcome.held and report.paused is None:  # paused during this cycle
                     report.paused = self.ledger.paused()
+                if stop_requested(stop):  # a retry cut short by the stop is no outage
+                    report.stopped = True
+                    break
                 if outcome.gave_up is not None:
+                    report.cause = outcome.cause
                     self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                     break
+        except CycleStopped:
+            report.stopped = True
         except (APIError, LedgerError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
+            report.cause = exc
             report.unreachable = isinstance(exc, APIUnavailable)
-        if not report.unreachable:
+            report.stopped = stop_requested(stop)
+        if not (report.unreachable or report.stopped):
             self._prune()
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
@@ -362,6 +416,7 @@ class Engine:
             )
         except LedgerError as exc:
             report.error = report.error or f"LedgerError: {exc}"
+            report.cause = report.cause or exc
         return report
 
     def _prune(self) -> None:
@@ -380,6 +435,7 @@ class Engine:
         found: Evaluation,
         follow_ups: Mapping[str, Sequence[FollowUp]] | None,
         pause: Pause | None,
+        stop: threading.Event | None = None,
     ) -> RuleOutcome:
         outcome = self._select(rule, found)
         if outcome.braked:
@@ -398,13 +454,15 @@ class Engine:
             return outcome
         try:
             for index, action in enumerate(outcome.planned):
+                if stop_requested(stop):  # not claimed yet: the next start plans it again
+                    break
                 # `automations pause` takes effect between two edits, not only between cycles.
                 if index and self.ledger.paused() is not None:
                     self._hold(outcome, outcome.planned[index:])
                     break
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
-            outcome.gave_up = str(exc)
+            outcome.gave_up, outcome.cause = str(exc), exc
         return outcome
 
     def _hold(self, outcome: RuleOutcome, actions: Sequence[PlannedAction]) -> None:
@@ -456,7 +514,7 @@ class Engine:
                 if rule.needs_updates(fresh, now)
                 else None
             )
-            follow_ups = self._follow_ups_for(rule, fresh.id)
+            follow_ups = self._follow_ups_for(rule, fresh)
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
             self.ledger.mark_failed(
@@ -541,17 +599,32 @@ class Engine:
             extra=action_fields(action, "applied"),
         )
 
-    def _follow_ups_for(self, rule: AnyRule, incident_id: str) -> dict[str, list[FollowUp]] | None:
+    def _follow_ups_for(
+        self, rule: AnyRule, incident: Incident
+    ) -> dict[str, list[FollowUp]] | None:
+        """The re-check's fresh follow-ups of one incident, in its own mode."""
         if not rule.needs_follow_ups:
             return None
-        return {incident_id: list(self.client.list_follow_ups(incident_id=incident_id))}
+        mode = listing_mode(incident.mode)
+        items = self.client.iter_follow_ups(incident_id=incident.id, incident_mode=mode)
+        return {incident.id: list(items)}
 
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[Event, str]]:
-        """Settle claims left unconfirmed by a crash, before anything else acts."""
+        """Settle claims left unconfirmed (a crash, a lost answer), before anything else acts.
+
+        Runs before every cycle, so an edit whose outcome was unknown is settled at the
+        next one, and at start-up. Only claims whose process is gone (or this one, whose
+        cycles never overlap) are settled: another live process's claim may be in flight
+        (see ledger/owners.py). APIUnavailable stops it: the rest stay unconfirmed.
+        """
         settled: list[tuple[Event, str]] = []
+        now = self.clock()
         for event in self.ledger.unconfirmed():
+            if not may_settle(event.owner, event.claimed_at, now):
+                self._leave_to_owner(event)
+                continue
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
@@ -605,11 +678,30 @@ class Engine:
                 )
         return settled
 
+    def _leave_to_owner(self, event: Event) -> None:
+        """Another live process claimed it (two processes on one ledger): say so once."""
+        if event.event_key in self._left_to_owner:
+            return
+        self._left_to_owner.add(event.event_key)
+        log.warning(
+            "not settling %s on %s: it was claimed by %s, which may still be at work; "
+            "another automations process is using this ledger",
+            event.event_key,
+            event.incident_reference,
+            Owner.parse(event.owner) or "another process",
+            extra=event_fields(event, "left", reason="claimed by a live process"),
+        )
+
     def _updates_since(self, event: Event) -> list[dict[str, Any]]:
-        """Severity/status changes made after the claim, to spot an edit a human undid since."""
+        """Severity/status changes made after the claim, to spot an edit a human undid since.
+
+        Unreachable: raised, so the claim stays unconfirmed; judging on the incident alone
+        could miss an edit that landed and was undone, and send it again. Refused (e.g. no
+        permission to read updates): judged on the incident alone.
+        """
         try:
             updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
-        except APIError:
+        except APIRejected:
             return []
         return [
             {

@@ -7,7 +7,9 @@ with ``raise Mapped(...) from exc`` so callers only ever catch these::
     |- ConfigError                  78 (EX_CONFIG): TOML, unknown rule or name, bad option
     |- APIError                     carries status, type, request_id, errors[]
     |  |- APIUnavailable            timeout, connection, 429, 5xx, malformed body: retried
-    |  `- APIRejected               400, 401, 403, 404, 409, 422: permanent, never retried
+    |  |- APIRejected               400, 401, 403, 404, 409, 422: permanent, never retried
+    |  |  `- APIAccessDenied        401, 403: the key is wrong or lacks a permission; 77 (EX_NOPERM)
+    |  `- ClockSkew                 the API's Date is too far from the host's: act on neither
     |- RuleError                    carries the rule name; only that rule skips the cycle
     |- LedgerError                  SQLite failure: abort the cycle, keep the daemon
     `- DeliveryError                SMTP failure: the digest stays in the outbox
@@ -15,8 +17,15 @@ with ``raise Mapped(...) from exc`` so callers only ever catch these::
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+# "rules[0].steps[1].to" or "where.custom_field.Affected service[0]": a key path, not prose.
+_KEY_PATH = re.compile(r"^[A-Za-z_]\w*(?:[.\[][^:'\"]*)?$")
 
 
 class AutomationsError(Exception):
@@ -26,9 +35,68 @@ class AutomationsError(Exception):
 
 
 class ConfigError(AutomationsError):
-    """The configuration (file, environment or names) cannot be used."""
+    """The configuration (file, environment or names) cannot be used.
+
+    ``problems`` are its lines without the file name, so a caller can gather
+    the problems of several rules and digests into one error (see Problems).
+    """
 
     exit_code = 78
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems is not None else message.splitlines()
+
+    @classmethod
+    def listing(cls, problems: Sequence[str], path: Path | str | None = None) -> ConfigError:
+        """One error for many problems, the file named once at the top::
+
+        config.toml: 2 problems:
+          rules[0].steps[0].to: 'Sev 1' is not a known severity; valid: ...
+          digests[0].where.severity[0]: 'Tiny' is not a known severity; valid: ...
+        """
+        if path is None:
+            return cls("\n".join(problems), problems)
+        if len(problems) == 1:
+            return cls(f"{path}: {problems[0]}", problems)
+        lines = "".join(f"\n  {problem}" for problem in problems)
+        return cls(f"{path}: {len(problems)} problems:{lines}", problems)
+
+
+def at_key(prefix: str, problem: str) -> str:
+    """``rules[1]`` + ``steps[0].to: ...`` -> ``rules[1].steps[0].to: ...``; prose gets ``: ``."""
+    if not prefix:
+        return problem
+    head, sep, _ = problem.partition(": ")
+    if sep and _KEY_PATH.match(head):
+        return f"{prefix}.{problem}"
+    return f"{prefix}: {problem}"
+
+
+class Problems:
+    """Config problems gathered in one pass, raised together so a user sees them all at once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, problem: str | ConfigError, prefix: str = "") -> None:
+        found = problem.problems if isinstance(problem, ConfigError) else [problem]
+        for line in found:
+            line = at_key(prefix, line)
+            if line not in self.lines:
+                self.lines.append(line)
+
+    @contextmanager
+    def collect(self, prefix: str = "") -> Iterator[None]:
+        """Run a block; a ConfigError it raises becomes problems (under ``prefix``)."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.add(exc, prefix)
+
+    def raise_if_any(self, path: Path | str | None = None) -> None:
+        if self.lines:
+            raise ConfigError.listing(self.lines, path)
 
 
 @dataclass(frozen=True)
@@ -66,6 +134,10 @@ class APIError(AutomationsError):
         self.retry_after = retry_after
         self.method = method
         self.route = route
+        # Set by the client when the call gives up: where it went, and how hard it tried.
+        self.base_url: str | None = None
+        self.attempts = 0
+        self.elapsed = 0.0
 
     @property
     def fields(self) -> list[str]:
@@ -92,6 +164,20 @@ class APIUnavailable(APIError):
 
 class APIRejected(APIError):
     """Permanent: the API understood and said no. Never retried."""
+
+
+class APIAccessDenied(APIRejected):
+    """401 or 403: the key is wrong, revoked, or lacks a permission for this call."""
+
+    exit_code = 77
+
+
+class ClockSkew(APIError):
+    """The API's clock and the host's disagree by more than ``max_clock_skew``.
+
+    Not retried: nothing is done until one of the clocks is fixed, since
+    either may be the wrong one and every rule measures ages against "now".
+    """
 
 
 class RuleError(AutomationsError):

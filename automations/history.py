@@ -108,3 +108,8 @@ def event_lines(event: Event) -> list[str]:
             f"attempt {event.attempts}"
         )
     return lines
+
+
+def quarantine_lines(ledger: Ledger) -> list[str]:
+    """Rows of runs and outbox that could not be read (events show in the list itself)."""
+    return [q.line() for q in ledger.quarantined() if q.source != "events"]

@@ -19,6 +19,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from automations.clock import host_now
+from automations.durations import format_duration
+from automations.errors import APIError, LedgerError
 from automations.incidentio.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
 
 MIN_STALE_AFTER = timedelta(minutes=5)
 CRON_STALE_AFTER = timedelta(hours=2)
+# A digest whose every build, render and send has failed for this long makes /healthz 503
+# until one is sent: longer than a brief SMTP or API outage (sends retry after 1m, 2m, 4m,
+# 8m by default), short enough to be noticed the same morning.
+DIGEST_FAILING_AFTER = timedelta(minutes=15)
 
 
 def default_stale_after(rules: Iterable[AnyRule]) -> timedelta:
@@ -66,6 +72,14 @@ class _ClientCollector(Collector):
                 cumulative.append((bound, running))
             latency.add_metric([method, route], cumulative, total)
         yield latency
+        malformed = CounterMetricFamily(
+            "automations_api_malformed_records",
+            "Records the API sent that could not be read and were skipped (each logged)",
+            labels=["method", "route"],
+        )
+        for (method, route), n in sorted(self.client.counter.malformed_by_route().items()):
+            malformed.add_metric([method, route], n)
+        yield malformed
         bucket = self.client.rate_limiter
         waits = CounterMetricFamily(
             "automations_rate_limit_waits", "Times a request waited for the client-side limit"
@@ -79,6 +93,36 @@ class _ClientCollector(Collector):
         yield waited
 
 
+def failure_reason(exc: BaseException) -> str:
+    """What failed, in our own words: the status, the call and the error's class.
+
+    Never the error's text: /healthz is unauthenticated, and the text of an API
+    error is whatever the API (or a proxy on the way) wrote, echoes included.
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, APIError):
+        call = f" to {exc.method} {exc.route}" if exc.method and exc.route else ""
+        if exc.status is not None:
+            return f"the API answered {exc.status}{call} ({kind})"
+        return f"no answer from the API{call} ({kind})"
+    if isinstance(exc, LedgerError):
+        return f"the ledger failed ({kind})"
+    return f"an error ({kind})"
+
+
+def cycle_failure(report: CycleReport) -> str:
+    """Why a cycle counts as failed, from the report's numbers and names (ours), not texts."""
+    if report.cause is not None:
+        return failure_reason(report.cause)
+    parts = [f"rule {rule.rule} could not evaluate" for rule in report.rules if rule.error]
+    failed = [rule for rule in report.rules if rule.failed]
+    if failed:
+        count = sum(len(rule.failed) for rule in failed)
+        names = ", ".join(rule.rule for rule in failed)
+        parts.append(f"{count} action{'s' if count != 1 else ''} failed (rule {names})")
+    return "; ".join(parts) or "it stopped with an error"
+
+
 @dataclass(frozen=True)
 class Health:
     ok: bool
@@ -88,13 +132,23 @@ class Health:
 class Metrics:
     """Everything /metrics shows and /healthz decides, for one daemon."""
 
-    def __init__(self, *, stale_after: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        stale_after: timedelta,
+        expects_cycles: bool = True,
+        digest_failing_after: timedelta = DIGEST_FAILING_AFTER,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.stale_after = stale_after
+        self.expects_cycles = expects_cycles  # False: only digests, no rules to run
+        self.digest_failing_after = digest_failing_after
         self.started = host_now().timestamp()
         self._lock = threading.Lock()
         self._last_success: float | None = None
         self._last_error: str | None = None
+        self._digests_seen: set[str] = set()
+        self._digest_failing: dict[str, tuple[float, str]] = {}  # name: (since, last stage)
         self.cycles = Counter(
             "automations_cycles",
             "Rule cycles by schedule and outcome (ok, failed)",
@@ -111,6 +165,25 @@ class Metrics:
             "automations_digests",
             "Digest deliveries by digest and outcome (sent, failed)",
             ["digest", "outcome"],
+            registry=self.registry,
+        )
+        self.digest_failures = Counter(
+            "automations_digest_failures",
+            "Failed digest attempts by digest and stage (build, render, send)",
+            ["digest", "stage"],
+            registry=self.registry,
+        )
+        self.digest_last_sent = Gauge(
+            "automations_digest_last_sent_timestamp_seconds",
+            "Unix time each digest was last sent",
+            ["digest"],
+            registry=self.registry,
+        )
+        self.http_dropped = Counter(
+            "automations_http_dropped",
+            "Connections to /healthz and /metrics closed unanswered: too slow to send a "
+            "request (timeout) or pushed out by newer ones over the cap (evicted)",
+            ["reason"],
             registry=self.registry,
         )
         self.last_success_gauge = Gauge(
@@ -139,14 +212,51 @@ class Metrics:
                 self._last_error = None
                 self.last_success_gauge.set(self._last_success)
             else:
-                self._last_error = report.error or f"{report.failed} actions failed"
+                self._last_error = cycle_failure(report)
 
     def observe_digest(self, name: str, outcome: str) -> None:
+        """A delivery attempt ("sent" or "failed"); a sent digest ends its failing streak."""
         self.digests.labels(name, outcome).inc()
+        if outcome == "sent":
+            now = host_now().timestamp()
+            self.digest_last_sent.labels(name).set(now)
+            with self._lock:
+                self._digests_seen.add(name)
+                self._digest_failing.pop(name, None)
+
+    def observe_digest_failure(self, name: str, stage: str) -> None:
+        """One failed attempt at ``stage``; the streak starts at the first since the last send."""
+        self.digest_failures.labels(name, stage).inc()
+        now = host_now().timestamp()
+        with self._lock:
+            self._digests_seen.add(name)
+            since = self._digest_failing.get(name, (now, stage))[0]
+            self._digest_failing[name] = (since, stage)
 
     def health(self, now: float | None = None) -> Health:
-        """ok while the last cycle succeeded, within ``stale_after`` (or the daemon is younger)."""
+        """Unhealthy when rule cycles fail or stall, or a digest has failed every attempt for
+        ``digest_failing_after``; the reason names each problem."""
         now = host_now().timestamp() if now is None else now
+        with self._lock:
+            failing = sorted(self._digest_failing.items())
+            seen = bool(self._digests_seen)
+        cycles = self._cycle_health(now) if self.expects_cycles else Health(True, "no rules to run")
+        problems = [] if cycles.ok else [cycles.reason]
+        notes = [cycles.reason] if cycles.ok else []
+        for name, (since, stage) in failing:
+            span = f"{format_duration(timedelta(seconds=now - since))} (last: {stage})"
+            if now - since > self.digest_failing_after.total_seconds():
+                problems.append(f"digest {name} has failed every attempt for {span}")
+            else:
+                notes.append(f"digest {name} failing for {span}")
+        if problems:
+            return Health(False, "; ".join(problems))
+        if seen and not failing:
+            notes.append("digests ok")
+        return Health(True, "; ".join(notes))
+
+    def _cycle_health(self, now: float) -> Health:
+        """ok while the last cycle succeeded, within ``stale_after`` (or the daemon is younger)."""
         limit = self.stale_after.total_seconds()
         with self._lock:
             last, error = self._last_success, self._last_error

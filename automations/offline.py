@@ -21,6 +21,7 @@ from automations.catalog import Catalog, catalog_from_incidents
 from automations.clock import Clock, host_now, ledger_clock
 from automations.config import Config
 from automations.errors import ConfigError
+from automations.files import RefusedFile, read_regular_file
 from automations.incidentio import Incident
 from automations.ledger import Ledger
 from automations.matching import IncidentMatcher, UndecidableFilter
@@ -33,9 +34,20 @@ log = logging.getLogger("automations.offline")
 def read_incidents(path: Path) -> list[Incident]:
     """A saved ``GET /v2/incidents`` page, a ``{"incident": ...}`` show, or a bare list."""
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = read_regular_file(path)
+    except RefusedFile as exc:
+        raise ConfigError(f"{path}: {exc}; --incidents takes a JSON file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data: Any = json.loads(raw.decode("utf-8-sig"))
+    except ValueError as exc:  # not UTF-8, or not JSON
         raise ConfigError(f"{path}: not a readable JSON file: {exc}") from None
+    except RecursionError:  # the decoder recurses once per level
+        raise ConfigError(
+            f"{path}: not a readable JSON file: nested too deeply (hundreds of levels of "
+            "arrays or objects; an incident has a few)"
+        ) from None
     if isinstance(data, dict) and "incidents" in data:
         data = data["incidents"]
     elif isinstance(data, dict) and "incident" in data:
@@ -56,11 +68,13 @@ def parse_now(text: str | None, default: Clock) -> datetime:
         return default()
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, as every time the rules compare: 9999-12-31T23:59-14:00 is past year 9999.
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise ConfigError(
-            f"--now: {text!r} is not an ISO 8601 time like 2026-11-23T08:00:00Z"
+            f"--now: {text!r} is not an ISO 8601 time like 2026-11-23T08:00:00Z "
+            "(from year 1 to 9999 in UTC)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def evaluate_offline(

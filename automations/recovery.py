@@ -40,10 +40,14 @@ ADOPT_SCHEDULE = "adopt"
 def reading_engine(
     config: Config, api_key: SecretStr, *, only: str | None = None
 ) -> Iterator[tuple[Engine, list[AnyRule]]]:
-    """An engine and the rules (one with ``only``) for commands that read the API, not edit."""
+    """An engine and the rules (one with ``only``) for commands that read the API, not edit.
+
+    A person waits for these (plan, adopt): an unreachable API fails within seconds.
+    """
     from automations.runtime import build_rules, load_catalog, make_client
 
-    with make_client(config, api_key) as client, Ledger(config.store.path) as ledger:
+    client = make_client(config, api_key, interactive=True)
+    with client, Ledger(config.store.path) as ledger:
         catalog = load_catalog(client, None)
         rules = build_rules(config, catalog, only=only)
         yield Engine(client, ledger, catalog, clock=ServerClock(client, ledger)), rules

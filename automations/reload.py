@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from automations.config import load_config
-from automations.runtime import Runtime, build_rules, load_catalog, make_engine
+from automations.runtime import Runtime, check_config, load_catalog, make_engine
+from automations.settings import Environment
 
 if TYPE_CHECKING:
     from automations.digest.service import Digests
@@ -41,7 +42,7 @@ def prepare_reload(running: Runtime) -> Reloaded:
     kept = {name: getattr(running.config, name) for name in RESTART_ONLY}
     config = dataclasses.replace(config, **kept)
     catalog = load_catalog(running.client, running.ledger)  # names added since start resolve
-    rules = build_rules(config, catalog)
+    rules = check_config(config, catalog, Environment())  # every problem of the file at once
     engine = make_engine(
         config, running.client, running.ledger, catalog, rules, running.engine.clock
     )

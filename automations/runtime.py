@@ -14,34 +14,49 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from automations.catalog import Catalog
-from automations.clock import ServerClock
+from automations.clock import ServerClock, ledger_clock
 from automations.config import Config
+from automations.digest.config import smtp_password_problem
 from automations.engine import Engine
-from automations.errors import APIError, ConfigError
+from automations.errors import APIError, APIUnavailable, ConfigError, Problems
 from automations.incidentio import IncidentIOClient, TokenBucket
-from automations.ledger import Ledger
+from automations.incidentio.retries import DAEMON, INTERACTIVE
+from automations.ledger import Event, Ledger
 from automations.retention import Retention
 from automations.rules.base import AnyRule
+from automations.settings import Environment
 
 log = logging.getLogger("automations.runtime")
 
 
-def make_client(config: Config, api_key: SecretStr) -> IncidentIOClient:
+def make_client(
+    config: Config, api_key: SecretStr, *, interactive: bool = False
+) -> IncidentIOClient:
+    """The client; ``interactive`` (a person waiting: validate, plan, digest preview) gives up
+    on an unreachable API within seconds, where a daemon keeps retrying for minutes."""
     settings = config.incident_io
+    budget = INTERACTIVE if interactive else DAEMON
     return IncidentIOClient(
         base_url=settings.base_url,
         api_key=api_key,
         rate_limiter=TokenBucket(rate_per_minute=settings.requests_per_minute),
-        timeout=settings.timeout_seconds,
-        retry_attempts=settings.retry_attempts,
+        timeout=min(settings.timeout_seconds, budget.request_timeout),
+        connect_timeout=budget.connect_timeout,
+        retry_attempts=min(settings.retry_attempts, budget.attempts),
+        retry_timeout=budget.timeout,
+        max_clock_skew=settings.max_clock_skew,
     )
 
 
 def load_catalog(client: IncidentIOClient, ledger: Ledger | None) -> Catalog:
-    """From the API, cached in the ledger; the cache is the fallback when the API is down."""
+    """From the API, cached in the ledger; the cache is the fallback when the API is down.
+
+    Only when it is down: a refused key (401, 403) is an error, not a reason to run on
+    yesterday's names until every edit fails.
+    """
     try:
         catalog = Catalog.fetch(client)
-    except APIError as exc:
+    except APIUnavailable as exc:
         cached = cached_catalog(ledger)
         if cached is None:
             raise
@@ -66,20 +81,57 @@ def cached_catalog(ledger: Ledger | None) -> Catalog | None:
 
 
 def build_rules(config: Config, catalog: Catalog, *, only: str | None = None) -> list[AnyRule]:
-    """Instantiate enabled rules with names resolved; errors carry file and key path."""
-    rules: list[AnyRule] = []
+    """Instantiate enabled rules with names resolved; one ConfigError lists every problem."""
+    problems = Problems()
+    rules = _build_rules(config, catalog, only, problems)
+    problems.raise_if_any(config.path)
+    return rules
+
+
+def _build_rules(
+    config: Config, catalog: Catalog, only: str | None, problems: Problems
+) -> list[AnyRule]:
+    """Every rule is checked (disabled ones too: their names are in the file); problems are
+    added to ``problems`` under ``rules[i]``; enabled rules without problems are returned."""
     names = [r.name for r in config.rules]
     if only is not None and only not in names:
         raise ConfigError(f"{config.path}: no rule named {only!r}; rules: {', '.join(names)}")
+    rules: list[AnyRule] = []
     for index, options in enumerate(config.rules):
         if only is not None and options.name != only:
             continue
-        if not options.enabled and only is None:
-            continue
-        try:
-            rules.append(config.rule_class(options)(options, catalog))
-        except ConfigError as exc:
-            raise ConfigError(f"{config.path}: rules[{index}].{exc}") from None
+        with problems.collect(f"rules[{index}]"):
+            rule = config.rule_class(options)(options, catalog)
+            rule.query()  # a plugin rule may resolve its names only here: not mid-cycle
+            if options.enabled or only is not None:
+                rules.append(rule)
+    return rules
+
+
+def check_config(
+    config: Config, catalog: Catalog | None, environment: Environment | None
+) -> list[AnyRule]:
+    """The whole file at once, before anything acts; one ConfigError lists every problem.
+
+    Rules' and digests' names (unless ``catalog`` is None: ``validate --offline``),
+    digest templates, and, given an ``environment``, the SMTP password. Returns
+    the enabled rules (none without a catalog).
+    """
+    problems = Problems()
+    rules = [] if catalog is None else _build_rules(config, catalog, None, problems)
+    if config.digests:
+        from automations.digest.service import check_templates, resolve_digests
+
+        if catalog is not None:
+            resolve_digests(config, catalog, problems)
+        else:
+            check_templates(config, problems)
+    if environment is not None:
+        with problems.collect():
+            problem = smtp_password_problem(config.smtp, environment.smtp_password())
+            if problem is not None:
+                problems.add(problem)
+    problems.raise_if_any(config.path)
     return rules
 
 
@@ -105,17 +157,27 @@ def build_runtime(
     *,
     lock: bool,
     clock: Callable[[], datetime] | None = None,
+    interactive: bool = False,
 ) -> Runtime:
-    """Open the ledger (locked for daemons), reconcile-ready engine, rules resolved."""
-    ledger = Ledger(config.store.path)
+    """Open the ledger (locked for daemons), reconcile-ready engine, rules resolved.
+
+    The whole file is checked first (check_config), so a bad digest stops ``once``
+    or ``run`` before any rule acts; a locked runtime acts and sends, so it also
+    needs the SMTP password when ``smtp.username`` is set.
+    """
+    # Locked before SQLite opens the file: a refused process never touches the database.
+    ledger = Ledger(config.store.path, lock=lock)
     try:
-        if lock:
-            ledger.acquire_lock()
-            if interrupted := ledger.close_interrupted_runs():
-                log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
-        client = make_client(config, api_key)
-        catalog = load_catalog(client, ledger)
-        rules = build_rules(config, catalog)
+        # API time, like the runs' own times (the offset the last process remembered).
+        if lock and (interrupted := ledger.close_interrupted_runs(now=ledger_clock(ledger)())):
+            log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
+        client = make_client(config, api_key, interactive=interactive)
+        try:
+            catalog = load_catalog(client, ledger)
+            rules = check_config(config, catalog, Environment() if lock else None)
+        except BaseException:
+            client.close()
+            raise
     except BaseException:
         ledger.close()
         raise
@@ -135,3 +197,25 @@ def make_engine(
     """The engine of a daemon or `once` (and of a reload): it prunes the ledger too."""
     retention = Retention(config.store.retention, rules, catalog)
     return Engine(client, ledger, catalog, clock=clock, retention=retention)
+
+
+def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:
+    """Settle what an interrupted run left claimed; None when the API could not be reached.
+
+    Unreachable is not fatal: the claims stay unconfirmed, and every cycle settles
+    them first (``Engine.run_cycle``), so no edit is sent before they are settled.
+    """
+    try:
+        settled = engine.reconcile()
+    except APIError as exc:
+        left = len(engine.ledger.unconfirmed())
+        log.error(
+            "start-up: %d unconfirmed claims not settled, the API is unreachable (%s); nothing "
+            "is edited until the next cycle (or run) settles them",
+            left,
+            exc,
+        )
+        return None
+    if settled:
+        log.warning("start-up: settled %d unconfirmed events from an interrupted run", len(settled))
+    return settled

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from automations.catalog import UnknownName
+from automations.catalog import resolve_name
+from automations.errors import Problems
 from automations.incidentio import IncidentFilter
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ StatusCategoryName = Literal[
     "triage", "declined", "merged", "canceled", "live", "learning", "closed", "paused"
 ]
 ModeName = Literal["standard", "retrospective", "test", "tutorial"]
+
+
+class _Named(Protocol):
+    @property
+    def id(self) -> str: ...
 
 
 class Where(BaseModel):
@@ -53,54 +59,46 @@ class Where(BaseModel):
     )
 
     def to_filter(self, catalog: Catalog, path: str = "where") -> IncidentFilter:
-        """Resolve names to IDs; an unknown name is a ConfigError naming the key."""
+        """Resolve names to IDs; every unknown name is reported, each at its key path."""
+        problems = Problems()
+
+        def ids(resolve: Callable[[str], _Named], values: tuple[str, ...], key: str) -> list[str]:
+            found = (
+                resolve_name(resolve, value, f"{path}.{key}[{index}]", problems)
+                for index, value in enumerate(values)
+            )
+            return [item.id for item in found if item is not None]
+
         query = IncidentFilter()
         if self.status_category:
             query = query.status_category(one_of=list(self.status_category))
-        if self.status:
-            ids = [
-                _resolve(catalog.status, v, f"{path}.status[{i}]").id
-                for i, v in enumerate(self.status)
-            ]
-            query = query.status(one_of=ids)
-        if self.severity:
-            ids = [
-                _resolve(catalog.severity, v, f"{path}.severity[{i}]").id
-                for i, v in enumerate(self.severity)
-            ]
-            query = query.severity(one_of=ids)
+        # A list whose names are all unknown adds no filter; the problems are raised below.
+        if status_ids := ids(catalog.status, self.status, "status"):
+            query = query.status(one_of=status_ids)
+        if severity_ids := ids(catalog.severity, self.severity, "severity"):
+            query = query.severity(one_of=severity_ids)
         if self.severity_at_least:
-            sev = _resolve(catalog.severity, self.severity_at_least, f"{path}.severity_at_least")
-            query = query.severity(gte=sev.id)
+            at_least = f"{path}.severity_at_least"
+            sev = resolve_name(catalog.severity, self.severity_at_least, at_least, problems)
+            query = query if sev is None else query.severity(gte=sev.id)
         if self.severity_at_most:
-            sev = _resolve(catalog.severity, self.severity_at_most, f"{path}.severity_at_most")
-            query = query.severity(lte=sev.id)
-        if self.incident_type:
-            ids = [
-                _resolve(catalog.incident_type, v, f"{path}.incident_type[{i}]").id
-                for i, v in enumerate(self.incident_type)
-            ]
-            query = query.incident_type(one_of=ids)
+            at_most = f"{path}.severity_at_most"
+            sev = resolve_name(catalog.severity, self.severity_at_most, at_most, problems)
+            query = query if sev is None else query.severity(lte=sev.id)
+        if type_ids := ids(catalog.incident_type, self.incident_type, "incident_type"):
+            query = query.incident_type(one_of=type_ids)
         for name, values in self.custom_field.items():
-            field_ = _resolve(catalog.custom_field, name, f"{path}.custom_field")
-            ids = [
-                _resolve(partial(catalog.option, field_), v, f"{path}.custom_field.{name}[{i}]").id
-                for i, v in enumerate(values)
-            ]
-            query = query.custom_field(field_.id, one_of=ids)
+            field_ = resolve_name(catalog.custom_field, name, f"{path}.custom_field", problems)
+            if not values:
+                problems.add(f"{path}.custom_field.{name}: needs at least one option name")
+            elif field_ is not None:
+                options = ids(partial(catalog.option, field_), values, f"custom_field.{name}")
+                query = query.custom_field(field_.id, one_of=options) if options else query
         for name, state in self.role.items():
-            role = _resolve(catalog.role, name, f"{path}.role")
-            query = query.incident_role(role.id, is_blank=state == "unassigned")
+            role = resolve_name(catalog.role, name, f"{path}.role", problems)
+            if role is not None:
+                query = query.incident_role(role.id, is_blank=state == "unassigned")
         if self.mode:
             query = query.mode(one_of=list(self.mode))
+        problems.raise_if_any()
         return query
-
-
-T = TypeVar("T")
-
-
-def _resolve(resolve: Callable[[str], T], value: str, where: str) -> T:
-    try:
-        return resolve(value)
-    except UnknownName as exc:
-        raise exc.at(where) from None

@@ -10,6 +10,7 @@ import pytest
 
 from tests.digest_support import SMTPServer
 from tests.engine_harness import harness  # noqa: F401
+from tests.hostile_proxy import hostile  # noqa: F401
 from tests.openapi_conformance import Conformance, SpecMissing, load_spec
 from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401
 from tests.secret_values import SECRETS
@@ -65,8 +66,9 @@ def _secrets_never_leak(
         for phase in ("setup", "call")
         for record in caplog.get_records(phase)
     ]
-    texts += getattr(request.node.funcargs.get("harness"), "outputs", [])
-    tmp_path = request.node.funcargs.get("tmp_path")
+    funcargs = getattr(request.node, "funcargs", None) or {}  # None after a pytest-timeout
+    texts += getattr(funcargs.get("harness"), "outputs", [])
+    tmp_path = funcargs.get("tmp_path")
     leaks = find_leaks(texts, tmp_path if isinstance(tmp_path, Path) else None)
     assert not leaks, f"secrets leaked: {leaks}"
 

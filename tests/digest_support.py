@@ -59,10 +59,14 @@ class _Handler:
     reject: Callable[[str], str | None] = lambda _address: None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Recipients per transaction, as real servers cap them (Postfix: 1000, Gmail: 100).
+    rcpt_limit: int | None = None
 
     async def handle_RCPT(  # the aiosmtpd hook names
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        if self.rcpt_limit is not None and len(envelope.rcpt_tos) >= self.rcpt_limit:
+            return "452 4.5.3 Too many recipients"
         refusal = self.reject(address)
         if refusal is not None:
             return refusal
@@ -151,7 +155,8 @@ def write_config(
 ) -> Path:
     """A config with one digest (``extra`` lines go into its table; ``more`` after it)."""
     text = (
-        f'[incident_io]\nbase_url = "{base_url}"\n\n'
+        # the sandbox is pinned to fixed dates, a year away when the suite runs a year ahead
+        f'[incident_io]\nbase_url = "{base_url}"\nmax_clock_skew = "off"\n\n'
         f'[store]\npath = "{tmp_path / "ledger.db"}"\n'
         + SMTP_TABLE.format(port=smtp_port)
         + DIGEST_TABLE.format(name=name, cron=cron, timezone=timezone)

@@ -37,11 +37,17 @@ class Harness:
         self.config_path = tmp_path / "automations.toml"
         self.outputs: list[str] = []
 
+    def incident_io(self, base_url: str | None = None, extra: str = "") -> str:
+        """The ``[incident_io]`` table for this sandbox, as a test's own config needs it."""
+        return (
+            f'[incident_io]\nbase_url = "{base_url or self.sandbox.base_url}"\n{extra}'
+            # The sandbox is pinned a day behind the host and tests move it days more.
+            'max_clock_skew = "30d"\n\n'
+        )
+
     def write(self, rules: str, *, base_url: str | None = None) -> Path:
-        """``base_url``: another way to the sandbox, e.g. a rewriting proxy in front of it."""
-        url = base_url or self.sandbox.base_url
-        header = (
-            f'[incident_io]\nbase_url = "{url}"\nretry_attempts = 3\n\n'
+        """The config file; ``base_url`` points it elsewhere than the sandbox (a proxy)."""
+        header = self.incident_io(base_url, "retry_attempts = 3\n") + (
             f'[store]\npath = "{self.ledger_path}"\n\n'
         )
         self.config_path.write_text(header + rules)

@@ -119,9 +119,9 @@ def test_every_attempt_takes_a_token_and_clients_share_one_bucket(
     acquired = count()
 
     class Counting(TokenBucket):
-        def acquire(self) -> float:
+        def acquire(self, stop: threading.Event | None = None) -> float:
             next(acquired)
-            return super().acquire()
+            return super().acquire(stop)
 
     bucket = Counting(60_000, burst=1000, clock=no_sleep.monotonic, sleep=no_sleep.bucket_sleep)
     calls = count()

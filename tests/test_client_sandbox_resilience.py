@@ -174,17 +174,27 @@ def test_drop_rate_during_a_paged_walk(org: SandboxControl) -> None:
     assert len(log) - len(drops) == math.ceil(len(clean) / 10)
 
 
-def test_edit_whose_answer_was_lost_is_retried_safely(org: SandboxControl) -> None:
-    """The edit is applied, the answer dropped, the retry repeats it: same end state."""
+def test_edit_whose_answer_was_lost_is_not_resent(org: SandboxControl) -> None:
+    """The edit is applied and its answer dropped: one POST, then APIUnavailable (unknown)."""
     with make_client(org.base_url) as api:
         org.set_faults(next=[{"kind": "drop", "when": "after"}])
         edit = IncidentEdit(name="Renamed despite the drop")
-        edited = api.edit_incident("7", edit, notify_incident_channel=False)
-    assert edited.name == "Renamed despite the drop"
+        with pytest.raises(APIUnavailable):
+            api.edit_incident("7", edit, notify_incident_channel=False)
     assert org.incident("7")["name"] == "Renamed despite the drop"
     log = api_log(org)
-    assert [(e["method"], e["fault"]) for e in log] == [("POST", "drop"), ("POST", None)]
-    assert log[0]["body"] == log[1]["body"]
+    assert [(e["method"], e["fault"]) for e in log] == [("POST", "drop")]
+
+
+def test_edit_answered_503_is_not_resent(org: SandboxControl) -> None:
+    """Every other call is retried on a 503; the edit POST is sent once and reports the 503."""
+    with make_client(org.base_url) as api:
+        org.set_faults(next=[{"kind": "status", "status": 503}])
+        with pytest.raises(APIUnavailable) as caught:
+            api.edit_incident("7", IncidentEdit(name="Not now"), notify_incident_channel=True)
+    assert caught.value.status == 503
+    assert org.incident("7")["name"] != "Not now"
+    assert [(e["method"], e["status"]) for e in api_log(org)] == [("POST", 503)]
 
 
 def test_create_whose_answer_was_lost_creates_one_incident(org: SandboxControl) -> None:
@@ -297,7 +307,7 @@ def test_requests_per_minute_holds_the_rate(org: SandboxControl) -> None:
         elapsed = time.perf_counter() - started
     minimum = (calls - capacity) / 10
     assert capacity == 10
-    assert minimum - 0.05 <= elapsed < minimum + 1.5
+    assert elapsed >= minimum - 0.05  # no upper bound: a loaded machine is only ever slower
     assert len(api_log(org)) == calls
 
 

@@ -51,15 +51,15 @@ OFFLINE_CASES = [
     ),
     (
         GOOD_RULE.replace('name = "esc"', 'name = "Esc Rule"'),
-        "rules[0].name: String should match pattern",
+        "rules[0].name: 'Esc Rule' must be lowercase letters, digits, - and _",
     ),
     (
         GOOD_RULE + "max_actions_per_cycle = 0\n",
-        "rules[0].max_actions_per_cycle: Input should be greater than or equal to 1",
+        "rules[0].max_actions_per_cycle: 0 is too small; the smallest allowed is 1",
     ),
     (
         GOOD_RULE + "notify_incident_channel = 'yes'\n",
-        "rules[0].notify_incident_channel: 'yes': input should be a valid boolean",
+        "rules[0].notify_incident_channel: expected true or false (without quotes); got 'yes'",
     ),
     (
         GOOD_RULE + "where = { status_category = ['active'] }\n",
@@ -71,16 +71,16 @@ OFFLINE_CASES = [
     ),
     (
         GOOD_RULE.replace('steps = [ { after = "2h", to = "Major" } ]', "steps = []"),
-        "rules[0].steps: Tuple should have at least 1 item",
+        "rules[0].steps: needs at least 1 entry; got []",
     ),
     (GOOD_RULE + GOOD_RULE, "rules[1].name: 'esc' is already used by rules[0]"),
     (
         "[incident_io]\nrequests_per_minute = 5000\n",
-        "incident_io.requests_per_minute: Input should be less than or equal to 1200",
+        "incident_io.requests_per_minute: 5000 is too large; the largest allowed is 1200",
     ),
     (
         "[incident_io]\napi_key = 'inc_secret'\n",
-        "incident_io.api_key: unknown key; allowed: base_url, requests_per_minute",
+        "incident_io.api_key: unknown key; allowed: base_url, max_clock_skew, requests_per_minute",
     ),
     (
         "[stor]\npath = 'x.db'\n",
@@ -98,11 +98,14 @@ OFFLINE_CASES = [
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\nto_status = "Closed"\nrequire = { postmortem = "yes" }\n',
         "rules[0].require.postmortem: 'yes' is not allowed",
     ),
-    ("[server]\nport = 70000\n", "server.port: Input should be less than or equal to 65535"),
-    ('[server]\nenabled = "yes"\n', "server.enabled: 'yes': input should be a valid boolean"),
+    ("[server]\nport = 70000\n", "server.port: 70000 is too large; the largest allowed is 65535"),
+    (
+        '[server]\nenabled = "yes"\n',
+        "server.enabled: expected true or false (without quotes); got 'yes'",
+    ),
     (
         '[incident_io]\nbase_url = "ftp://x"\n',
-        "incident_io.base_url: String should match pattern '^https?://'",
+        "incident_io.base_url: 'ftp://x' must start with http:// or https://",
     ),
     (
         GOOD_RULE.replace('every = "1m"', 'cron = "61 * * * *"\ntimezone = "UTC"'),
@@ -116,7 +119,7 @@ OFFLINE_CASES = [
         GOOD_RULE.replace('every = "1m"', 'every = "1m"\ntimezone = "UTC"'),
         "rules[0]: timezone only applies to cron schedules",
     ),
-    ('rules = "x"\n', "rules: 'x': input should be a valid list"),
+    ('rules = "x"\n', "rules: expected tables, each one written as [[rules]]; got 'x'"),
     (
         GOOD_RULE.replace(
             'steps = [ { after = "2h", to = "Major" } ]',
@@ -124,17 +127,115 @@ OFFLINE_CASES = [
         ),
         "rules[0].steps: steps must be in increasing `after` order (2h comes after 6h)",
     ),
-    ("[store]\npath = 5\n", "store.path: 5: input is not a valid path"),
+    (
+        "[store]\npath = 5\n",
+        'store.path: expected a file path in quotes, e.g. "automations.db"; got 5',
+    ),
     (
         GOOD_RULE.replace('every = "1m"', 'every = "0s"'),
         "rules[0].every: '0s' is zero; use a duration like 90s",
     ),
-    (GOOD_RULE + "since = 5\n", "rules[0].since: 5: input should be a valid string"),
+    (GOOD_RULE + "since = 5\n", 'rules[0].since: expected text in quotes, e.g. "created"; got 5'),
     (
         GOOD_RULE.replace('every = "1m"', 'every = "1m"\nevery = "2m"'),
         "not valid TOML: Cannot overwrite a value",
     ),
+    # Type errors in a person's words: what was expected, an example, what was given.
+    (
+        GOOD_RULE + 'where = { severity = "Minor" }\n',
+        "rules[0].where.severity: expected a list, e.g. [\"Minor\"]; got 'Minor'",
+    ),
+    (
+        GOOD_RULE + "where = { severity = [1] }\n",
+        'rules[0].where.severity[0]: expected text in quotes, e.g. "Minor"; got 1',
+    ),
+    (
+        GOOD_RULE + 'where = { custom_field = { Team = "Payments" } }\n',
+        "rules[0].where.custom_field.Team: expected a list, e.g. [\"Payments\"]; got 'Payments'",
+    ),
+    (
+        GOOD_RULE + 'where = { custom_field = ["Team"] }\n',
+        "rules[0].where.custom_field: expected a table, e.g. { Team = [\"Payments\"] }; got ['Team']",
+    ),
+    (
+        GOOD_RULE + 'where = "live"\n',
+        "rules[0].where: expected a table, e.g. { key = value }; got 'live'",
+    ),
+    (
+        GOOD_RULE + "where = { role = { 'Incident Lead' = 'yes' } }\n",
+        "rules[0].where.role.Incident Lead: 'yes' is not allowed; "
+        "choose 'assigned' or 'unassigned'",
+    ),
+    (
+        GOOD_RULE + 'max_actions_per_cycle = "10"\n',
+        "rules[0].max_actions_per_cycle: expected a whole number, e.g. 10; got '10'",
+    ),
+    (
+        GOOD_RULE + "max_actions_per_cycle = 2.5\n",
+        "rules[0].max_actions_per_cycle: expected a whole number, e.g. 10; got 2.5",
+    ),
+    (
+        '[incident_io]\ntimeout_seconds = "fast"\n',
+        "incident_io.timeout_seconds: expected a number, e.g. 30.0; got 'fast'",
+    ),
+    (
+        "[incident_io]\ntimeout_seconds = 0\n",
+        "incident_io.timeout_seconds: 0 is too small; it must be more than 0",
+    ),
+    (
+        "[incident_io]\nretry_attempts = 0\n",
+        "incident_io.retry_attempts: 0 is too small; the smallest allowed is 1",
+    ),
+    (
+        GOOD_RULE + "enabled = 1\n",
+        "rules[0].enabled: expected true or false (without quotes); got 1",
+    ),
+    (
+        GOOD_RULE + 'notify_incident_channel = "true"\n',
+        "rules[0].notify_incident_channel: expected true or false (without quotes); got 'true'",
+    ),
+    (
+        GOOD_RULE.replace('to = "Major"', "to = 5"),
+        'rules[0].steps[0].to: expected text in quotes, e.g. "Major"; got 5',
+    ),
+    (
+        GOOD_RULE.replace(', to = "Major"', ""),
+        "rules[0].steps[0].to: is required",
+    ),
+    (
+        GOOD_RULE.replace('steps = [ { after = "2h", to = "Major" } ]', 'steps = "2h"'),
+        "rules[0].steps: expected a list of tables, e.g. [ { after = ..., to = ... } ]; got '2h'",
+    ),
+    (
+        GOOD_RULE.replace('to = "Major"', 'to = "Major", notify = true'),
+        "rules[0].steps[0].notify: unknown key; allowed: after, to",
+    ),
+    (
+        GOOD_RULE.replace('name = "esc"', f'name = "{"e" * 65}"'),
+        "rules[0].name: is longer than the 64 characters allowed",
+    ),
+    ('incident_io = "x"\n', "incident_io: expected a table, e.g. { key = value }; got 'x'"),
+    ('[server]\nhost = ""\n', "server.host: must not be empty"),
+    (
+        GOOD_RULE.replace('every = "1m"', "every = true"),
+        "rules[0].every: true is not a duration like 90s, 15m, 2h, 7d or 1h30m",
+    ),
 ]
+
+# pydantic's own wording: none of it may reach a user.
+PYDANTIC_PHRASES = (
+    "input should be",
+    "validation error",
+    "type=",
+    "for further information",
+    "errors.pydantic.dev",
+    "should match pattern",
+    "should have at",
+    "value error,",
+    "extra inputs are not permitted",
+    "valid dictionary",
+    "field required",
+)
 
 # Problems only the catalog (the API's names) can reveal.
 CATALOG_CASES = [
@@ -189,6 +290,7 @@ def test_offline_errors(tmp_path: Path, body: str, expected: str) -> None:
     assert message.startswith(f"{path}: "), message
     assert expected in message, message
     assert info.value.exit_code == 78
+    assert not [p for p in PYDANTIC_PHRASES if p in message.lower()], message
 
 
 @pytest.mark.parametrize(("body", "expected"), CATALOG_CASES)

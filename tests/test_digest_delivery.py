@@ -315,7 +315,8 @@ def test_crash_after_smtp_accepted_is_the_one_duplicate(
 ) -> None:
     """Killed between SMTP's 250 and the ledger update: resent once, with the same Message-ID.
 
-    This is the case SMTP cannot rule out (README, Digests); it is sent twice, never more.
+    This is the case SMTP cannot rule out (README, Digests); it is sent twice, never more,
+    and not before the crashed sender's lease has run out.
     """
     add(org, "Checkout latency", age=timedelta(hours=1))
     path = write_config(tmp_path, org.base_url, smtp.port)
@@ -338,6 +339,14 @@ def test_crash_after_smtp_accepted_is_the_one_duplicate(
         assert state == OutboxState.SENDING
 
     clock = Clock(datetime.fromisoformat(period) + timedelta(seconds=5))
+    runtime, digests = open_digests(path, clock)
+    try:
+        assert digests.outbox.deliver_due() == []  # the crashed sender's lease still holds
+        lease = digests.outbox.lease
+    finally:
+        runtime.close()
+    assert len(smtp.received) == 1
+    clock.advance(seconds=(lease + timedelta(seconds=5)).total_seconds())
     for _ in range(2):
         runtime, digests = open_digests(path, clock)
         try:

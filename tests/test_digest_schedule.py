@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 
 from automations.daemon import Daemon
@@ -59,6 +60,50 @@ def test_finding_the_latest_occurrence_is_cheap_with_a_long_grace() -> None:
         )
         assert WEEKDAYS.latest(MONDAY + timedelta(days=6), timedelta(days=7)) is not None
     assert time.perf_counter() - started < 1.0
+
+
+FALL_BACK = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)  # London: 02:00 BST becomes 01:00 GMT
+
+
+@pytest.mark.timeout(10)
+def test_an_hourly_schedule_in_the_repeated_hour_is_found_at_once() -> None:
+    """The issue's case: hourly in London at 01:35 GMT, the second 01:00 is the latest; no loop."""
+    hourly = Schedule("0 * * * *", LONDON)
+    now = FALL_BACK + timedelta(minutes=35)
+
+    latest = hourly.latest(now, timedelta(hours=4))
+    found = hourly.occurrences(now - timedelta(hours=3), now)
+
+    assert latest is not None
+    assert period_key(latest, LONDON) == "2026-10-25T01:00:00+00:00"
+    assert [period_key(m, LONDON) for m in found] == [
+        "2026-10-25T00:00:00+01:00",
+        "2026-10-25T01:00:00+01:00",
+        "2026-10-25T01:00:00+00:00",
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_an_hourly_digest_sends_both_one_oclocks_at_the_fall_back_once_each(
+    sandbox: SandboxControl, smtp: SMTPServer, tmp_path: Path
+) -> None:
+    """Ticks through the repeated hour: 01:00 BST and 01:00 GMT are two periods, each sent once."""
+    sandbox.reset(incidents=0, now=FALL_BACK)
+    path = write_config(tmp_path, sandbox.base_url, smtp.port, cron="0 * * * *")
+    clock = Clock(FALL_BACK - timedelta(hours=1, seconds=-20))  # 01:00:20 BST
+    for step in (60, 7, 7, 7, 7, 0):  # at 01:00 BST, then from 01:00 GMT to 01:28 GMT
+        runtime, digests = open_digests(path, clock)
+        try:
+            tick_ok(digests)
+        finally:
+            runtime.close()
+        clock.advance(minutes=step)
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        assert ledger.outbox_periods("daily") == [
+            ("2026-10-25T01:00:00+01:00", OutboxState.SENT),
+            ("2026-10-25T01:00:00+00:00", OutboxState.SENT),
+        ]
+    assert len(smtp.received) == 2
 
 
 def test_missed_runs_send_one_digest_not_many(

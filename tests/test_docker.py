@@ -60,7 +60,7 @@ def test_the_wheel_installs_and_starts_in_a_clean_virtualenv(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     (wheel,) = wheels.glob("automations-*.whl")
     subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q", str(wheel)],
+        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)],  # pip's cache: same wheels
         check=True, env=pip_env, capture_output=True,
     )  # fmt: skip
     automations = str(venv / "bin" / "automations")

@@ -92,6 +92,9 @@ def test_a_malformed_answer_fails_the_cycle_cleanly_and_is_logged_once(
 ) -> None:
     harness.write(ESCALATE_MINOR)
     stuck = harness.add("Stuck", age=3 * H)
+    # Two records: missing_fields breaks every one, which is a malformed answer. One broken
+    # incident among readable ones is skipped instead (tests/test_hostile_api.py).
+    harness.add("Stuck too", age=3 * H)
     runtime = harness.runtime()
     try:
         bad = [{"kind": "malformed", "body": body}] * 3  # every attempt of one call

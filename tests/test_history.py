@@ -59,7 +59,7 @@ def test_an_unknown_state_lists_the_allowed_ones(ledger_with_outcomes: Harness) 
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception) == (
         "--state: 'done' is not a state; allowed: planned, applied, skipped, failed, "
-        "reconciled, rearmed"
+        "reconciled, rearmed, quarantined"
     )
 
 

@@ -21,6 +21,7 @@ from automations.ledger import (
     EventState,
     Ledger,
     LedgerLocked,
+    OutboxItem,
     OutboxState,
     RunStatus,
 )
@@ -61,7 +62,10 @@ ALL_MIGRATIONS = [
     "0007_events_incident_name",
     "0008_rearm",
     "0009_run_rules",
-    "0011_safety",
+    "0010_outbox_recipients",
+    "0011_outbox_lease",
+    "0012_owners_quarantine",
+    "0013_safety",
 ]
 
 
@@ -447,52 +451,100 @@ def test_outbox_enqueue_is_unique_per_digest_and_period(ledger: Ledger) -> None:
     assert (item.created_at, item.expires_at, item.sent_at) == (T0, T0 + 12 * H, None)
 
 
-def test_outbox_due_sending_retry_sent(ledger: Ledger) -> None:
-    """An item is due until sent: sending (a crash) stays due, retry waits, sent is final."""
+def claim_item(ledger: Ledger, item_id: int, at: datetime, owner: str = "a") -> OutboxItem | None:
+    return ledger.outbox_claim(item_id, owner=owner, now=at, lease_until=at + 2 * M)
+
+
+def test_outbox_due_claim_retry_sent(ledger: Ledger) -> None:
+    """An item is due until sent: a claim holds it for one lease, retry waits, sent is final."""
     enqueue(ledger)
     [item] = ledger.outbox_due(now=T0)
     assert ledger.outbox_due(now=T0 - timedelta(seconds=1)) == []
 
-    ledger.outbox_mark_sending(item.id)
-    [again] = ledger.outbox_due(now=T0)  # left sending by a crash: still due
-    assert (again.state, again.attempts) == (OutboxState.SENDING, 1)
+    sending = claim_item(ledger, item.id, T0)
+    assert sending is not None
+    assert (sending.state, sending.attempts, sending.owner) == (OutboxState.SENDING, 1, "a")
+    assert sending.lease_until == T0 + 2 * M
+    assert ledger.outbox_due(now=T0 + M) == []  # held by a live sender
+    assert claim_item(ledger, item.id, T0 + M, owner="b") is None
 
-    ledger.outbox_mark_retry(item.id, error="421 try later", next_attempt_at=T0 + 5 * M)
+    ledger.outbox_mark_retry(item.id, owner="a", error="421 later", next_attempt_at=T0 + 5 * M)
     assert ledger.outbox_due(now=T0 + 4 * M) == []
     [retry] = ledger.outbox_due(now=T0 + 5 * M)
-    assert (retry.state, retry.last_error) == (OutboxState.PENDING, "421 try later")
+    assert (retry.state, retry.last_error, retry.owner) == (OutboxState.PENDING, "421 later", None)
 
-    ledger.outbox_mark_sending(item.id)
-    ledger.outbox_mark_sent(item.id, now=T0 + 6 * M)
+    assert claim_item(ledger, item.id, T0 + 5 * M, owner="b") is not None
+    ledger.outbox_mark_sent(item.id, owner="b", now=T0 + 6 * M)
     assert ledger.outbox_due(now=T0 + 7 * M) == []
     sent = ledger.outbox_get(item.id)
     assert sent is not None
     assert (sent.state, sent.attempts, sent.sent_at) == (OutboxState.SENT, 2, T0 + 6 * M)
+    assert sent.last_error == "421 later"  # the history stays readable
+    assert claim_item(ledger, item.id, T0 + 7 * M) is None
     with pytest.raises(LedgerError, match="already sent"):
-        ledger.outbox_mark_sending(item.id)
+        ledger.outbox_mark_sent(item.id, owner="b")
     with pytest.raises(LedgerError, match="no outbox item 999"):
-        ledger.outbox_mark_sent(999)
+        ledger.outbox_mark_sent(999, owner="b")
+
+
+def test_outbox_lease_of_a_crashed_sender_runs_out(ledger: Ledger) -> None:
+    """A sending row is due again only after its lease; the old owner can no longer finish it."""
+    enqueue(ledger)
+    [item] = ledger.outbox_due(now=T0)
+    assert claim_item(ledger, item.id, T0, owner="crashed") is not None
+    assert ledger.outbox_due(now=T0 + 2 * M - timedelta(microseconds=1)) == []
+    [again] = ledger.outbox_due(now=T0 + 2 * M)
+    assert (again.state, again.owner) == (OutboxState.SENDING, "crashed")
+    taken = claim_item(ledger, item.id, T0 + 2 * M, owner="b")
+    assert taken is not None
+    assert (taken.owner, taken.attempts) == ("b", 2)
+    with pytest.raises(LedgerError, match="no longer ours: its lease ran out and b is sending"):
+        ledger.outbox_mark_sent(item.id, owner="crashed")
+    ledger.outbox_mark_sent(item.id, owner="b", now=T0 + 3 * M)
+
+
+def test_outbox_records_recipients_per_transaction(ledger: Ledger) -> None:
+    """Accepted and refused-for-good recipients are kept; only the rest remain to send."""
+    enqueue(ledger)
+    [item] = ledger.outbox_due(now=T0)
+    assert item.remaining == ["oncall@example.com", "sre@example.com"]
+    assert claim_item(ledger, item.id, T0) is not None
+    ledger.outbox_record_recipients(item.id, owner="a", accepted=["oncall@example.com"], refused={})
+    ledger.outbox_record_recipients(
+        item.id, owner="a", accepted=[], refused={"sre@example.com": "550 5.1.1 no such user"}
+    )
+    with pytest.raises(LedgerError, match="no longer ours"):
+        ledger.outbox_record_recipients(item.id, owner="b", accepted=["x@example.com"], refused={})
+    done = ledger.outbox_get(item.id)
+    assert done is not None
+    assert done.accepted == ["oncall@example.com"]
+    assert done.refused == {"sre@example.com": "550 5.1.1 no such user"}
+    assert done.remaining == []
 
 
 def test_outbox_failed_is_final(ledger: Ledger) -> None:
     """A permanent failure stops the retries and keeps the error."""
     enqueue(ledger)
     [item] = ledger.outbox_due(now=T0)
-    ledger.outbox_mark_failed(item.id, error="550 no such user")
-    assert ledger.outbox_due(now=T0) == []
+    claim_item(ledger, item.id, T0)
+    ledger.outbox_mark_failed(item.id, owner="a", error="550 no such user")
+    assert ledger.outbox_due(now=T0 + H) == []
     failed = ledger.outbox_get(item.id)
     assert failed is not None
     assert (failed.state, failed.last_error) == (OutboxState.FAILED, "550 no such user")
 
 
 def test_outbox_expire(ledger: Ledger) -> None:
-    """Unsent items past expires_at are expired and returned; sent ones are left alone."""
+    """Unsent items past expires_at are expired and returned; sent and live-leased ones are not."""
     enqueue(ledger, "p1")
     enqueue(ledger, "p2")
     enqueue(ledger, "p3")
-    p1, p2, p3 = ledger.outbox_due(now=T0)
-    ledger.outbox_mark_sending(p2.id)
-    ledger.outbox_mark_sent(p3.id)
+    enqueue(ledger, "p4")
+    p1, p2, p3, p4 = ledger.outbox_due(now=T0)
+    claim_item(ledger, p2.id, T0)  # then crashed: its lease ran out long ago
+    claim_item(ledger, p3.id, T0)
+    ledger.outbox_mark_sent(p3.id, owner="a")
+    assert ledger.outbox_claim(p4.id, owner="live", now=T0 + 12 * H - M, lease_until=T0 + 14 * H)
     assert ledger.outbox_expire(now=T0 + 11 * H) == []
     assert ledger.outbox_due(now=T0 + 12 * H) == []  # past expiry: never sent late
     expired = ledger.outbox_expire(now=T0 + 12 * H)
@@ -500,7 +552,7 @@ def test_outbox_expire(ledger: Ledger) -> None:
         (p1.id, OutboxState.EXPIRED),
         (p2.id, OutboxState.EXPIRED),
     ]
-    assert ledger.outbox_expire(now=T0 + 13 * H) == []
+    assert ledger.outbox_expire(now=T0 + 13 * H) == [], "the live sender finishes p4 itself"
     sent = ledger.outbox_get(p3.id)
     assert sent is not None
     assert sent.state is OutboxState.SENT

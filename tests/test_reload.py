@@ -6,16 +6,13 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from automations.daemon import Daemon
+from tests.daemon_process import DaemonProcess
 from tests.digest_support import SMTP_TABLE
 from tests.engine_harness import Harness
 
@@ -31,41 +28,6 @@ every = "{every}"
 where = {{ status_category = ["live"] }}
 steps = [ {{ after = "{after}", to = "{to}" }} ]
 """
-
-
-class DaemonProcess:
-    """`automations run` in a subprocess, its log lines collected as they come."""
-
-    def __init__(self, harness: Harness) -> None:
-        command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-        self.process = subprocess.Popen(
-            command, env=harness.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, done: Callable[[], bool], what: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            assert self.process.poll() is None, "the daemon exited:\n" + "\n".join(self.lines)
-            assert time.monotonic() < deadline, f"no {what} in:\n" + "\n".join(self.lines)
-            time.sleep(0.05)
-
-    def wait_for_line(self, text: str, after: int = 0) -> str:
-        self.wait_for(lambda: any(text in line for line in self.lines[after:]), repr(text))
-        return next(line for line in self.lines[after:] if text in line)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
-        self._reader.join(timeout=5)
-        return code
 
 
 def test_sighup_reloads_a_good_file_and_keeps_the_old_config_on_a_bad_one(
@@ -95,7 +57,7 @@ def test_sighup_reloads_a_good_file_and_keeps_the_old_config_on_a_bad_one(
         locked = harness.cli("once", timeout=30)
     finally:
         code = daemon.stop()
-        daemon.process.kill()
+        daemon.kill()
 
     log = "\n".join(daemon.lines)
     assert code == 0, log

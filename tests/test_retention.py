@@ -175,8 +175,8 @@ def test_old_runs_outbox_items_and_releases_go_but_what_is_read_stays(tmp_path: 
                 now=old + n * H,
             )
         for item in ledger.outbox_due(now=old + 3 * H)[:2]:
-            ledger.outbox_mark_sending(item.id)
-            ledger.outbox_mark_sent(item.id, now=old)
+            ledger.outbox_claim(item.id, owner="test", now=old + 3 * H, lease_until=old + 4 * H)
+            ledger.outbox_mark_sent(item.id, owner="test", now=old)
         pruned = Pruned()
         ledger.prune_history(cutoff, pruned)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from automations.catalog import UnknownName
 from automations.errors import ConfigError
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from tests.factories import CATALOG, NOW, incident
@@ -87,11 +86,11 @@ def test_default_query_is_live() -> None:
 def test_config_errors() -> None:
     """Unknown severity, unknown timestamp and a step that would not raise are config errors."""
     with pytest.raises(
-        UnknownName, match=r"steps\[1\].to: 'Huge' is not a known severity; valid: "
+        ConfigError, match=r"steps\[1\].to: 'Huge' is not a known severity; valid: "
     ):
         make(steps=[{"after": "1h", "to": "Major"}, {"after": "2h", "to": "Huge"}])
     with pytest.raises(
-        UnknownName, match=r"since: 'Impact start' .* valid: Impact started, created"
+        ConfigError, match=r"since: 'Impact start' .* valid: Impact started, created"
     ):
         make(since="Impact start")
     with pytest.raises(

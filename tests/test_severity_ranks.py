@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,9 +22,10 @@ from automations.ledger import Ledger
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from tests.engine_harness import Harness
 from tests.factories import CATALOG, NOW, incident
-from tests.rewriting_proxy import RewritingProxy, incidents_in
+from tests.hostile_proxy import Answer, Exchange, HostileProxy
 
 H = timedelta(hours=1)
+Rewrite = Callable[[Exchange, Answer], Answer]
 TO_MAJOR = """
 [[rules]]
 name = "to-major"
@@ -101,28 +102,40 @@ def test_a_catalog_severity_without_rank() -> None:
     assert "'Minor' (SEV1) has no rank in the organisation's catalog" in action.refused
 
 
-@pytest.fixture
-def proxy(harness: Harness) -> Iterator[RewritingProxy]:
-    server = RewritingProxy(harness.sandbox.base_url).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def incidents_in(body: Any) -> Iterator[dict[str, Any]]:
+    """The incident objects of a list page, a single incident or an edit's answer."""
+    if isinstance(body, dict):
+        if isinstance(body.get("incidents"), list):
+            yield from body["incidents"]
+        if isinstance(body.get("incident"), dict):
+            yield body["incident"]
+
+
+def rewriting_incidents(change: Callable[[dict[str, Any]], None]) -> Rewrite:
+    """A proxy rewrite applying ``change`` to every incident the API sends."""
+
+    def rewrite(_exchange: Exchange, answer: Answer) -> Answer:
+        if not answer.headers.get("content-type", "").startswith("application/json"):
+            return answer
+        body = answer.json_body()
+        for item in incidents_in(body):
+            change(item)
+        return answer.with_json(body)
+
+    return rewrite
 
 
 def test_the_engine_never_lowers_a_severity_sent_without_rank(
-    harness: Harness, proxy: RewritingProxy
+    harness: Harness, hostile: HostileProxy
 ) -> None:
     """Against an API that omits every embedded rank: Critical stays, Minor is raised."""
 
-    def drop_ranks(_path: str, body: Any) -> Any:
-        for item in incidents_in(body):
-            if isinstance(item.get("severity"), dict):
-                item["severity"].pop("rank", None)
-        return body
+    def drop_rank(item: dict[str, Any]) -> None:
+        if isinstance(item.get("severity"), dict):
+            item["severity"].pop("rank", None)
 
-    proxy.rewrite = drop_ranks
-    harness.write(TO_MAJOR, base_url=proxy.base_url)
+    hostile.rewrite = rewriting_incidents(drop_rank)
+    harness.write(TO_MAJOR, base_url=hostile.url)
     critical = harness.add("Critical, no rank", age=3 * H, severity="Critical")
     minor = harness.add("Minor, no rank", age=3 * H, severity="Minor")
 
@@ -135,20 +148,18 @@ def test_the_engine_never_lowers_a_severity_sent_without_rank(
 
 
 def test_the_engine_refuses_a_severity_missing_from_the_catalog(
-    harness: Harness, proxy: RewritingProxy, caplog: pytest.LogCaptureFixture
+    harness: Harness, hostile: HostileProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An incident at a severity unknown to the catalog: skipped each cycle, logged once,
     never claimed or edited; `plan` says why."""
     critical = harness.add("Critical, shown as unknown", age=3 * H, severity="Critical")
 
-    def unknown_severity(_path: str, body: Any) -> Any:
-        for item in incidents_in(body):
-            if item["id"] == critical["id"]:
-                item["severity"].update(id="01UNKNOWNSEVERITY", name="Sev 0", rank=0)
-        return body
+    def unknown_severity(item: dict[str, Any]) -> None:
+        if item["id"] == critical["id"]:
+            item["severity"].update(id="01UNKNOWNSEVERITY", name="Sev 0", rank=0)
 
-    proxy.rewrite = unknown_severity
-    harness.write(TO_MAJOR, base_url=proxy.base_url)
+    hostile.rewrite = rewriting_incidents(unknown_severity)
+    harness.write(TO_MAJOR, base_url=hostile.url)
 
     runtime = harness.runtime()
     try:

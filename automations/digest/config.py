@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StrictBool,
     StrictInt,
     field_validator,
@@ -20,6 +22,7 @@ from pydantic import (
 )
 
 from automations.durations import Duration
+from automations.errors import ConfigError
 from automations.schedules import CronExpression, TimeZoneName
 from automations.where import Where
 
@@ -31,15 +34,60 @@ DEFAULT_SUBJECT = (
 )
 
 
+# str.splitlines() breaks at each of these: a header folded or parsed at one is two lines.
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+# Control, format (bidi overrides, zero-width, BOM), surrogate, line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def check_address(value: str) -> str:
-    """One mailbox, ``a@b.c`` or ``Name <a@b.c>``; never a line break (header injection)."""
-    if any(ch in value for ch in "\r\n\0"):
-        raise ValueError(f"{value!r} contains a line break; an address is one line")
+    """One mailbox, ``a@b.c`` or ``Name <a@b.c>``, on one line of printable text.
+
+    The header (To:, Cc:) and the envelope (RCPT TO) must name the same mailbox:
+    ``a@x.com, b@y.com`` would show both but deliver to one, so it is refused, as
+    is any line break (header injection) or control character (smtplib crashes on
+    them, or a display name hides the real address).
+    """
+    import unicodedata
+
+    for ch in value:
+        if ch in _LINE_BREAKS:
+            raise ValueError(
+                f"{value!r} contains a line break (U+{ord(ch):04X}); an address is one line"
+            )
+        if unicodedata.category(ch) in _UNPRINTABLE:
+            raise ValueError(
+                f"{value!r} contains a control character (U+{ord(ch):04X}); "
+                "an address is printable text"
+            )
+    example = "an email address like oncall@example.com or Name <oncall@example.com>"
+    listed = [addr for _, addr in getaddresses([value]) if addr]
+    if len(listed) > 1:
+        raise ValueError(
+            f"{value!r} holds {len(listed)} addresses ({', '.join(listed)}); "
+            "list each as its own entry"
+        )
     _, addr = parseaddr(value)
     local, at, domain = addr.rpartition("@")
     if not at or not local or "." not in domain or " " in addr or addr.count("@") != 1:
-        raise ValueError(f"{value!r} is not an email address like oncall@example.com")
+        raise ValueError(f"{value!r} is not {example}")
+    if not addr.isascii():
+        raise ValueError(
+            f"{value!r}: the address itself must be ASCII (a display name may be anything)"
+        )
+    if _header_mailboxes(value) != [addr]:
+        raise ValueError(f"{value!r} is not {example}")
     return value
+
+
+def _header_mailboxes(value: str) -> list[str]:
+    """The mailboxes a To: header holding ``value`` names, as a mail client reads it."""
+    import email.policy
+
+    header = email.policy.default.header_factory("To", value)
+    if header.defects:
+        return []
+    return [address.addr_spec for address in header.addresses]
 
 
 EmailAddress = Annotated[str, AfterValidator(check_address)]
@@ -51,7 +99,8 @@ def address_part(value: str) -> str:
 
 
 class SMTPSettings(BaseModel):
-    """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD."""
+    """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD
+    (or a file named by AUTOMATIONS_SMTP_PASSWORD_FILE)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,16 +110,66 @@ class SMTPSettings(BaseModel):
         "starttls", description="starttls (upgrade after connecting), tls (implicit) or none."
     )
     username: str | None = Field(
-        None, description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD)."
+        None,
+        description="Log in as this user (password from AUTOMATIONS_SMTP_PASSWORD, or a file "
+        "named by AUTOMATIONS_SMTP_PASSWORD_FILE).",
     )
     sender: EmailAddress = Field(description='From:, e.g. "Incident Bot <incidents@example.com>".')
-    timeout_seconds: float = Field(30.0, gt=0, le=300, description="Per SMTP connection.")
+    timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=300,
+        description="The whole send (connect, TLS, login, every transaction) ends within this.",
+    )
     retry_backoff: Duration = Field(
         timedelta(minutes=1),
         description="Wait before the first retry of a failed send; doubles each time.",
     )
     retry_backoff_max: Duration = Field(
         timedelta(minutes=30), description="Never wait longer than this."
+    )
+    allow_plaintext_auth: StrictBool = Field(
+        False,
+        description='With security = "none": log in anyway, sending the password unencrypted '
+        "to a host that is not loopback (only on a network you trust).",
+    )
+
+    @model_validator(mode="after")
+    def _no_cleartext_password(self) -> SMTPSettings:
+        if (
+            self.security == "none"
+            and self.username
+            and not self.allow_plaintext_auth
+            and not is_loopback(self.host)
+        ):
+            raise ValueError(
+                f'security = "none" would send the password of {self.username!r} in clear text '
+                f'to {self.host}; use security = "starttls" (port 587) or "tls" (port 465), '
+                "or set allow_plaintext_auth = true if that network is trusted"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback IP: a password sent there never leaves the machine."""
+    import ipaddress
+
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def smtp_password_problem(smtp: SMTPSettings | None, password: SecretStr | None) -> str | None:
+    """The problem when the server wants a login and no password is set (never the password)."""
+    if smtp is None or not smtp.username or password is not None:
+        return None
+    return (
+        f"smtp.username: {smtp.username!r} logs in, so its password must be in "
+        "AUTOMATIONS_SMTP_PASSWORD or in a file named by AUTOMATIONS_SMTP_PASSWORD_FILE"
     )
 
 
@@ -137,10 +236,11 @@ class DigestOptions(BaseModel):
     @field_validator("subject")
     @classmethod
     def _valid_subject(cls, value: str) -> str:
-        from jinja2 import Environment, TemplateSyntaxError
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         try:
-            Environment().parse(value)
+            ImmutableSandboxedEnvironment().parse(value)
         except TemplateSyntaxError as exc:
             raise ValueError(f"not a valid Jinja template: {exc.message}") from None
         return value
@@ -172,3 +272,9 @@ class DigestOptions(BaseModel):
     def recipients(self) -> list[str]:
         """Envelope recipients: to, cc and bcc (bcc never appears in a header)."""
         return list(dict.fromkeys(address_part(a) for a in (*self.to, *self.cc, *self.bcc)))
+
+
+def no_such_digest(path: Path, name: str, known: Sequence[str]) -> ConfigError:
+    """A NAME that is not a digest of the file: say which ones are."""
+    listed = ", ".join(known) or "(none configured)"
+    return ConfigError(f"{path}: no digest named {name!r}; digests: {listed}")

@@ -1,27 +1,59 @@
-"""A hook for metrics: who wants to know when a digest was sent, or failed to be.
+"""Hooks for metrics and health: a digest was sent, or one of its stages failed.
 
-Deliberately tiny: append a callable to ``DELIVERY_LISTENERS`` and it is
-called with the digest's name and ``"sent"`` or ``"failed"`` (each failed
-attempt, whether it will be retried or not) for every outbox delivery; a test
-copy sent with ``digest send --to`` is not counted. A listener that raises is logged
-and ignored: metrics never stop a delivery.
+Deliberately tiny, two lists of callables:
+
+- ``DELIVERY_LISTENERS`` get the digest's name and ``"sent"`` or ``"failed"``
+  for every outbox delivery attempt (a failed one, whether it will be retried
+  or not, is also a ``"send"`` failure below); a test copy sent with
+  ``digest send --to`` is not counted;
+- ``FAILURE_LISTENERS`` get the digest's name and the stage that failed:
+  ``"build"`` (fetching incidents and ledger events, assembling the message),
+  ``"render"`` (the templates) or ``"send"`` (SMTP), once per failed attempt.
+
+A listener that raises is logged and ignored: metrics never stop a delivery.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal
 
 log = logging.getLogger("automations.digest")
 
-DeliveryListener = Callable[[str, str], None]
-DELIVERY_LISTENERS: list[DeliveryListener] = []
+Stage = Literal["build", "render", "send"]
+
+Listener = Callable[[str, str], None]  # (digest name, outcome or stage)
+DELIVERY_LISTENERS: list[Listener] = []
+FAILURE_LISTENERS: list[Listener] = []
 
 
 def on_delivery(name: str, outcome: str) -> None:
     """Tell every listener; ``outcome`` is "sent" or "failed"."""
-    for listener in list(DELIVERY_LISTENERS):
+    _tell(DELIVERY_LISTENERS, name, outcome)
+    if outcome == "failed":
+        on_failure(name, "send")
+
+
+def on_failure(name: str, stage: Stage) -> None:
+    """Tell every failure listener that ``stage`` of digest ``name`` failed once."""
+    _tell(FAILURE_LISTENERS, name, stage)
+
+
+@contextmanager
+def report_failures(name: str, stage: Stage) -> Iterator[None]:
+    """Report any exception raised inside as a failure of ``stage``, then let it go on."""
+    try:
+        yield
+    except Exception:
+        on_failure(name, stage)
+        raise
+
+
+def _tell(listeners: list[Listener], name: str, what: str) -> None:
+    for listener in list(listeners):
         try:
-            listener(name, outcome)
+            listener(name, what)
         except Exception:
-            log.exception("digest %s: delivery listener %r failed", name, listener)
+            log.exception("digest %s: listener %r failed", name, listener)

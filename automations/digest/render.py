@@ -1,7 +1,10 @@
 """DigestData -> subject, plain text and HTML, with Jinja and css-inline.
 
 HTML templates autoescape (incident names are untrusted text); every template
-uses ``StrictUndefined`` so a typo is an error, not a blank. Templates come
+uses ``StrictUndefined`` so a typo is an error, not a blank. Templates and
+subjects come from the configuration, so they render in Jinja's immutable
+sandbox: ``cycler.__init__.__globals__.os`` and the like (a shell, the API key
+in the environment) are refused as unsafe, and the refusal is a ConfigError. Templates come
 from ``templates_dir`` first, then the ones shipped in the package, so a team
 can override one file or ``{% extends %}`` the built-in one.
 
@@ -12,6 +15,7 @@ it is still too big (very long names, many sections), again with fewer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,12 +51,12 @@ class Renderer:
     def __init__(self, template: str, zone: ZoneInfo, templates_dir: Path | None = None) -> None:
         from jinja2 import (
             ChoiceLoader,
-            Environment,
             FileSystemLoader,
             PackageLoader,
             StrictUndefined,
             select_autoescape,
         )
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         loaders: list[Any] = []
         if templates_dir is not None:
@@ -61,7 +65,7 @@ class Renderer:
         self.zone = zone
         self.html_name = f"{template}.html.j2"
         self.text_name = f"{template}.txt.j2"
-        self.env = Environment(
+        self.env = ImmutableSandboxedEnvironment(
             loader=ChoiceLoader(loaders),
             autoescape=select_autoescape(
                 enabled_extensions=("html", "htm", "html.j2"), default_for_string=False
@@ -72,7 +76,9 @@ class Renderer:
             keep_trailing_newline=True,
         )
         # Subjects are headers, not HTML: no escaping; one_line() makes them safe.
-        self.subject_env = Environment(undefined=StrictUndefined, autoescape=False)
+        self.subject_env = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined, autoescape=False
+        )
         for env in (self.env, self.subject_env):
             env.filters.update(
                 when=self.when, day=self.day, clock=self.clock, dur=human_duration, zone=self.tz
@@ -114,28 +120,43 @@ class Renderer:
 
     def render(self, data: DigestData, subject: str, max_rows: int) -> Rendered:
         """Subject, text and inlined HTML under HTML_LIMIT, shrinking the rows if needed."""
-        from jinja2 import TemplateError
-
         rows = max_rows
-        try:
-            while True:
-                view = limit_rows(data, rows)
-                html = self._html(view)
-                size = len(html.encode("utf-8"))
-                if size <= HTML_LIMIT or rows == 0:
-                    break
-                # Proportional, with a margin; always at least one row fewer.
-                rows = max(0, min(rows - 1, int(rows * HTML_LIMIT * 0.95 / size)))
-            text = self.env.get_template(self.text_name).render(digest=view)
-            title = self.subject_env.from_string(subject).render(digest=view)
-        except TemplateError as exc:
-            raise ConfigError(f"rendering digest {data.name!r}: {exc}") from exc
+        while True:
+            view = limit_rows(data, rows)
+            html = self._template(data.name, self.html_name, self._html, view)
+            size = len(html.encode("utf-8"))
+            if size <= HTML_LIMIT or rows == 0:
+                break
+            # Proportional, with a margin; always at least one row fewer.
+            rows = max(0, min(rows - 1, int(rows * HTML_LIMIT * 0.95 / size)))
+        text = self._template(
+            data.name, self.text_name, self.env.get_template(self.text_name).render, view
+        )
+        title = self._template(
+            data.name, "subject", self.subject_env.from_string(subject).render, view
+        )
         return Rendered(subject=one_line(title, SUBJECT_LIMIT), text=text, html=html, data=view)
 
-    def _html(self, view: DigestData) -> str:
+    @staticmethod
+    def _template(digest: str, what: str, render: Callable[..., str], view: DigestData) -> str:
+        """``render(digest=view)``, a template error becoming a ConfigError naming its source."""
+        from jinja2 import TemplateError
+        from jinja2.exceptions import SecurityError
+
+        try:
+            return render(digest=view)
+        except SecurityError as exc:
+            raise ConfigError(
+                f"rendering digest {digest!r}: {what}: {exc} (templates and subjects run in "
+                "Jinja's sandbox: no attribute that starts with '_', no changing values)"
+            ) from None
+        except TemplateError as exc:
+            raise ConfigError(f"rendering digest {digest!r}: {what}: {exc}") from exc
+
+    def _html(self, digest: DigestData) -> str:
         import css_inline
 
-        raw = self.env.get_template(self.html_name).render(digest=view)
+        raw = self.env.get_template(self.html_name).render(digest=digest)
         # keep_at_rules: the dark-mode @media block stays in <style>; the rest is inlined
         # for clients that drop <style> (older Gmail apps, some webmail).
         inliner = css_inline.CSSInliner(

@@ -4,18 +4,26 @@ A digest's *period* is the scheduled instant it stands for (``2026-11-23T08:00:0
 in the digest's timezone). Whether the cron job fires on time, late, or the
 daemon starts after being down, the question is the same: what is the latest
 occurrence at or before now, within the grace? So a daemon that was down for
-three runs sends one digest (for the latest), not three.
+three runs sends one digest (for the latest), not three. The occurrences are
+the rules' (automations.schedules): crontab(5), with cron(8)'s DST rules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-_TICK = timedelta(microseconds=1)
+from automations.schedules import CronSchedule
+
+if TYPE_CHECKING:
+    from automations.cron_trigger import CronScheduleTrigger
+
+
+# Later than now by more than this is "in the future": a period queued while the host clock
+# was ahead. Within it, a clock stepped back a little (NTP) still counts what it just sent.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 def period_key(moment: datetime, zone: ZoneInfo) -> str:
@@ -23,33 +31,28 @@ def period_key(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).replace(microsecond=0).isoformat()
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A cron expression in a timezone (APScheduler's trigger, without jitter)."""
+def period_instant(period: str) -> datetime | None:
+    """The instant a period's text stands for; None for a key that is not one."""
+    try:
+        moment = datetime.fromisoformat(period)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
-    cron: str
-    zone: ZoneInfo
+
+def in_future(moment: datetime, now: datetime) -> bool:
+    """Later than ``now`` by more than the tolerance: written by a clock that was ahead."""
+    return moment > now + FUTURE_TOLERANCE
+
+
+class Schedule(CronSchedule):
+    """A digest's cron in its timezone; its daemon job fires without jitter."""
 
     @cached_property
-    def trigger(self) -> Any:
-        from apscheduler.triggers.cron import CronTrigger
+    def trigger(self) -> CronScheduleTrigger:
+        from automations.cron_trigger import CronScheduleTrigger
 
-        return CronTrigger.from_crontab(self.cron, timezone=self.zone)
-
-    def next_at_or_after(self, moment: datetime) -> datetime | None:
-        """The first occurrence at or after ``moment``."""
-        found: datetime | None = self.trigger.get_next_fire_time(None, moment)
-        return found
-
-    def occurrences(self, start: datetime, end: datetime) -> list[datetime]:
-        """Occurrences in ``(start, end]``, oldest first."""
-        trigger = self.trigger
-        out: list[datetime] = []
-        moment = trigger.get_next_fire_time(None, start + _TICK)
-        while moment is not None and moment <= end:
-            out.append(moment)
-            moment = trigger.get_next_fire_time(None, moment + _TICK)
-        return out
+        return CronScheduleTrigger(self)
 
     def latest(self, now: datetime, within: timedelta) -> datetime | None:
         """The latest occurrence in ``(now - within, now]``, or None.

@@ -26,15 +26,22 @@ from pydantic import SecretStr
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
 from automations.config import Config
-from automations.digest.config import DigestOptions, address_part, check_address
+from automations.digest.config import (
+    DigestOptions,
+    address_part,
+    check_address,
+    no_such_digest,
+    smtp_password_problem,
+)
 from automations.digest.content import build_digest
 from automations.digest.delivery import Mailer
+from automations.digest.events import report_failures
 from automations.digest.fetch import digest_filter, fetch_incidents
 from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Backoff, Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
-from automations.digest.schedule import Schedule, period_key
-from automations.errors import APIError, ConfigError, DeliveryError, LedgerError
+from automations.digest.schedule import Schedule, in_future, period_instant, period_key
+from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
 
@@ -83,10 +90,7 @@ class Digests:
         self.mailer = mailer
         self.clock = clock
         self.data_clock = data_clock or clock
-        self.jobs = {
-            options.name: _resolve(config, index, options, catalog)
-            for index, options in enumerate(config.digests)
-        }
+        self.jobs = resolve_digests(config, catalog)
         smtp = config.smtp
         backoff = (
             Backoff(smtp.retry_backoff, smtp.retry_backoff_max)
@@ -94,6 +98,7 @@ class Digests:
             else Backoff(timedelta(minutes=1), timedelta(minutes=30))
         )
         self.outbox = DigestOutbox(ledger, mailer, backoff, clock)
+        self._future_reported: set[tuple[str, str]] = set()  # (digest, time) warned about
 
     @classmethod
     def from_runtime(
@@ -126,10 +131,7 @@ class Digests:
         try:
             return self.jobs[name]
         except KeyError:
-            known = ", ".join(self.jobs) or "(none configured)"
-            raise ConfigError(
-                f"{self.config.path}: no digest named {name!r}; digests: {known}"
-            ) from None
+            raise no_such_digest(self.config.path, name, list(self.jobs)) from None
 
     # -- build and render -----------------------------------------------------------------
 
@@ -152,23 +154,25 @@ class Digests:
         start = self.window_start(job, end)
         data_now = self.data_clock()
         shift = _clock_offset(data_now - self.clock())
-        incidents = fetch_incidents(self.client, opts, job.query, start + shift)
-        events = self.ledger.events(since=start + shift - timedelta(hours=1))
-        data = build_digest(
-            name=opts.name,
-            timezone=str(opts.timezone),
-            incidents=incidents,
-            catalog=self.catalog,
-            events=events,
-            now=data_now,
-            window_start=start + shift,
-            window_end=min(end + shift, data_now),
-            sections=opts.sections,
-            include_private=opts.include_private,
-            include_test=opts.include_test,
-            categories=opts.where.status_category,
-        )
-        return job.renderer.render(data, opts.subject, opts.max_incidents)
+        with report_failures(name, "build"):
+            incidents = fetch_incidents(self.client, opts, job.query, start + shift)
+            events = self.ledger.events(since=start + shift - timedelta(hours=1))
+            data = build_digest(
+                name=opts.name,
+                timezone=str(opts.timezone),
+                incidents=incidents,
+                catalog=self.catalog,
+                events=events,
+                now=data_now,
+                window_start=start + shift,
+                window_end=min(end + shift, data_now),
+                sections=opts.sections,
+                include_private=opts.include_private,
+                include_test=opts.include_test,
+                categories=opts.where.status_category,
+            )
+        with report_failures(name, "render"):
+            return job.renderer.render(data, opts.subject, opts.max_incidents)
 
     def preview(self, name: str) -> Rendered:
         """Render from current data; nothing is queued or sent."""
@@ -203,20 +207,55 @@ class Digests:
 
         An occurrence from before this ledger first scheduled the digest was never
         missed, so the first start on a new ledger sends no catch-up: the first digest
-        is the first occurrence after it.
+        is the first occurrence after it. Times in the future (written while the host
+        clock was ahead) cover nothing: they are reported once and ignored, or one start
+        with the clock in 2027 would silence the digest until then.
         """
         job = self.job(name)
         now = self.clock()
         first = self.ledger.digest_first_scheduled(name, now=now)
+        floor = None if in_future(first, now) else first
+        if floor is None:
+            self._report_future(name, "says it was first scheduled at", first, now)
         latest = job.schedule.latest(now, job.options.catch_up_grace)
-        if latest is None or latest < first:
+        if latest is None or (floor is not None and latest < floor):
             return None
         if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
             return None
-        last = self.ledger.outbox_last_period(name)
-        if last is not None and datetime.fromisoformat(last) >= latest:
+        last = self._last_period(job, now)
+        if last is not None and last >= latest:
             return None  # a `digest send` at or after this occurrence already covered it
         return latest
+
+    def _last_period(self, job: DigestJob, now: datetime) -> datetime | None:
+        """The latest period queued, leaving out (and reporting) those in the future."""
+        last = None
+        for period, _state in self.ledger.outbox_periods(job.name):
+            moment = period_instant(period)
+            if moment is None:
+                continue
+            if in_future(moment, now):
+                self._report_future(job.name, "holds the period", moment, now)
+            else:
+                last = moment if last is None else max(last, moment)
+        return last
+
+    def _report_future(self, name: str, what: str, moment: datetime, now: datetime) -> None:
+        """One warning per digest and time, however often ``due`` is asked."""
+        zone = self.job(name).options.zone
+        shown = period_key(moment, zone)
+        if (name, shown) in self._future_reported:
+            return
+        self._future_reported.add((name, shown))
+        log.warning(
+            "digest %s: the ledger %s %s, in the future (now %s): written while the host "
+            "clock was ahead, it does not count; real occurrences are sent as usual "
+            "(`automations digest status` lists it)",
+            name,
+            what,
+            shown,
+            period_key(now, zone),
+        )
 
     def enqueue(self, name: str, period: datetime) -> bool:
         """Render the digest for ``period`` once and queue it; False if it was already queued."""
@@ -225,8 +264,9 @@ class Digests:
         if self.ledger.outbox_find(name, key) is not None:
             return False
         rendered = self.compose(name, period)
-        message_id = new_message_id(self._smtp_sender(), name, key)
-        message = self.message(name, rendered, message_id, None)
+        with report_failures(name, "build"):
+            message_id = new_message_id(self._smtp_sender(), name, key)
+            message = self.message(name, rendered, message_id, None)
         queued = self.outbox.enqueue(
             digest=name,
             period=key,
@@ -252,7 +292,7 @@ class Digests:
         return queued
 
     def run_due(self, name: str) -> bool:
-        """Queue this digest if an occurrence is due; False when the API or ledger failed."""
+        """Queue this digest if an occurrence is due; False when it could not be built."""
         period = self.due(name)
         if period is None:
             return True
@@ -269,6 +309,10 @@ class Digests:
             self.enqueue(name, period)
         except (APIError, LedgerError) as exc:
             log.error("digest %s: cannot build it now, will try again: %s", name, exc)
+            return False
+        except Exception as exc:  # a broken template, say: it must not hold back the others
+            unexpected = not isinstance(exc, ConfigError)
+            log.error("digest %s: cannot prepare it: %s", name, exc, exc_info=unexpected)
             return False
         return True
 
@@ -315,27 +359,57 @@ class Digests:
         return self.outbox.deliver(name, key)
 
 
-def _resolve(config: Config, index: int, options: DigestOptions, catalog: Catalog) -> DigestJob:
-    """Names to IDs and templates loaded, with errors that name the file and key."""
+def resolve_digests(
+    config: Config, catalog: Catalog, problems: Problems | None = None
+) -> dict[str, DigestJob]:
+    """Every digest with names resolved and templates loaded; all problems in one error.
+
+    With ``problems``, they are added there instead (the whole-file check gathers
+    rules and digests together) and digests with a problem are left out.
+    """
+    found = Problems() if problems is None else problems
+    jobs = {}
+    for index, options in enumerate(config.digests):
+        job = _resolve(index, options, catalog, found)
+        if job is not None:
+            jobs[options.name] = job
+    if problems is None:
+        found.raise_if_any(config.path)
+    return jobs
+
+
+def check_templates(config: Config, problems: Problems) -> None:
+    """Each digest's templates_dir and templates, without the API (``validate --offline``)."""
+    for index, options in enumerate(config.digests):
+        _renderer(index, options, problems)
+
+
+def _resolve(
+    index: int, options: DigestOptions, catalog: Catalog, problems: Problems
+) -> DigestJob | None:
+    """Names to IDs and templates loaded; each problem recorded with its key path."""
+    query = None
+    with problems.collect():
+        query = digest_filter(options, catalog, f"digests[{index}]")
+    renderer = _renderer(index, options, problems)
+    if query is None or renderer is None:
+        return None
+    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+
+
+def _renderer(index: int, options: DigestOptions, problems: Problems) -> Renderer | None:
     path = f"digests[{index}]"
-    try:
-        query = digest_filter(options, catalog, path)
-    except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {exc}") from None
-    templates_dir = options.templates_dir
-    if templates_dir is not None:
-        if not templates_dir.is_absolute():
-            templates_dir = config.path.parent / templates_dir
-        if not templates_dir.is_dir():
-            raise ConfigError(
-                f"{config.path}: {path}.templates_dir: {templates_dir}: no such directory"
-            )
+    templates_dir = options.templates_dir  # load_config made it absolute (config's folder)
+    if templates_dir is not None and not templates_dir.is_dir():
+        problems.add(f"{path}.templates_dir: {templates_dir}: no such directory")
+        return None
     renderer = Renderer(options.template, options.zone, templates_dir)
     try:
         renderer.check()
     except ConfigError as exc:
-        raise ConfigError(f"{config.path}: {path}.template: {exc}") from None
-    return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
+        problems.add(exc, f"{path}.template")
+        return None
+    return renderer
 
 
 def _clock_offset(raw: timedelta) -> timedelta:
@@ -350,11 +424,8 @@ def digests_for(runtime: Runtime) -> Digests | None:
         return None
     from automations.settings import Environment
 
-    password = Environment().automations_smtp_password
-    smtp = runtime.config.smtp
-    if smtp is not None and smtp.username and password is None:
-        raise ConfigError(
-            f"{runtime.config.path}: smtp.username is set, so AUTOMATIONS_SMTP_PASSWORD "
-            "must hold its password"
-        )
+    password = Environment().smtp_password()
+    problem = smtp_password_problem(runtime.config.smtp, password)
+    if problem is not None:
+        raise ConfigError.listing([problem], runtime.config.path)
     return Digests.from_runtime(runtime, password)

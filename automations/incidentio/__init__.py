@@ -9,6 +9,7 @@ first use, so commands that never call the API (``validate --offline``,
 from typing import TYPE_CHECKING, Any
 
 from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.follow_ups import TimeWindow
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
     Actor,
@@ -16,6 +17,7 @@ from automations.incidentio.models import (
     CustomFieldEntry,
     CustomFieldOption,
     CustomFieldValue,
+    DurationMetricStatus,
     FollowUp,
     FollowUpStatus,
     Incident,
@@ -27,12 +29,18 @@ from automations.incidentio.models import (
     IncidentTimestampValue,
     IncidentType,
     IncidentUpdate,
+    Seat,
     Severity,
     StatusCategory,
     User,
     Visibility,
 )
-from automations.incidentio.pagination import IncidentPage, PaginationLoop
+from automations.incidentio.pagination import (
+    IncidentPage,
+    PaginationError,
+    PaginationLoop,
+    TooManyPages,
+)
 from automations.incidentio.payloads import (
     CustomFieldEntryPayload,
     CustomFieldValuePayload,
@@ -64,6 +72,7 @@ __all__ = [
     "CustomFieldOption",
     "CustomFieldValue",
     "CustomFieldValuePayload",
+    "DurationMetricStatus",
     "FollowUp",
     "FollowUpStatus",
     "Incident",
@@ -82,11 +91,15 @@ __all__ = [
     "IncidentTimestampValuePayload",
     "IncidentType",
     "IncidentUpdate",
+    "PaginationError",
     "PaginationLoop",
     "RequestCounter",
+    "Seat",
     "Severity",
     "StatusCategory",
+    "TimeWindow",
     "TokenBucket",
+    "TooManyPages",
     "User",
     "UserReference",
     "Visibility",

@@ -12,11 +12,12 @@ Synchronous on purpose: the daemon runs jobs in APScheduler threads, and one
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -26,8 +27,14 @@ import stamina
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from automations import __version__
-from automations.errors import APIError, ConfigError
+from automations.clock import skew_problem
+from automations.errors import APIError, ClockSkew, ConfigError
 from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.follow_ups import (
+    MAX_FOLLOW_UP_PAGE_SIZE,
+    TimeWindow,
+    follow_up_params,
+)
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
     CustomField,
@@ -39,15 +46,25 @@ from automations.incidentio.models import (
     IncidentTimestamp,
     IncidentType,
     IncidentUpdate,
+    Malformed,
     PaginationMeta,
     Severity,
     User,
     envelope,
+    parse_page_leniently,
     parse_without_gc,
 )
-from automations.incidentio.pagination import IncidentPage, Page, check_page_size, paginate
+from automations.incidentio.pagination import (
+    MAX_PAGE_SIZE,
+    IncidentPage,
+    Page,
+    check_page_size,
+    paginate,
+    unique_incidents,
+)
 from automations.incidentio.payloads import IncidentCreate, IncidentEdit
 from automations.incidentio.ratelimit import TokenBucket
+from automations.incidentio.redaction import Redactor, strip_userinfo
 from automations.incidentio.retries import (
     MAX_RETRY_AFTER,
     CallState,
@@ -58,15 +75,17 @@ from automations.incidentio.retries import (
 from automations.incidentio.transport_errors import (
     error_from_response,
     error_from_transport,
+    request_id,
     server_time,
     unreadable_body,
 )
 
+LOG = logging.getLogger("automations.incidentio")
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 MAX_USERS_PAGE_SIZE = 10_000
-FOLLOW_UP_MODES = ("standard", "retrospective", "test", "tutorial", "stream")
+MAX_NAMED_MALFORMED = 5  # warnings naming one malformed incident each, per page
 _REFERENCE = re.compile(r"^(?:INC-)?(\d+)$", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -76,7 +95,9 @@ class IncidentIOClient:
 
     Give every client in the process the same ``TokenBucket`` (and
     ``RequestCounter``) to share them; ``requests_per_minute`` only sizes a
-    private bucket when none is passed.
+    private bucket when none is passed. ``stopping`` (the daemon's stop event)
+    cuts every wait short, for a retry or a token: a stop is not held back by a
+    Retry-After.
     """
 
     def __init__(
@@ -87,10 +108,13 @@ class IncidentIOClient:
         requests_per_minute: float = 1000,
         rate_limiter: TokenBucket | None = None,
         timeout: float = 30.0,
+        connect_timeout: float | None = None,
         retry_attempts: int = 8,
         retry_timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
         counter: RequestCounter | None = None,
+        max_clock_skew: timedelta | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         secret = key.get_secret_value().strip()
@@ -100,21 +124,24 @@ class IncidentIOClient:
             # h11 would refuse the header and quote the value in its error.
             raise ConfigError("the incident.io API key contains spaces or control characters")
         if not re.match(r"^https?://[^/\s]+", base_url):
-            raise ConfigError(f"base_url must be an http(s) URL, got {base_url!r}")
+            raise ConfigError(f"base_url must be an http(s) URL, got {strip_userinfo(base_url)!r}")
         if retry_attempts < 1 or retry_timeout <= 0 or timeout <= 0:
             raise ConfigError("retry_attempts must be >= 1; retry_timeout and timeout > 0")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _without_userinfo(base_url.rstrip("/"))
         self._api_key = SecretStr(secret)
+        self._redactor = Redactor([secret])
         self.rate_limiter = rate_limiter or TokenBucket(requests_per_minute)
         self.counter = counter or RequestCounter()
         self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
         self._server_time: datetime | None = None
+        self.max_clock_skew = max_clock_skew  # None: follow the API's Date however far off
         self._last = threading.local()
+        self.stopping = stopping
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_BearerAuth(self._api_key),
             headers={"User-Agent": f"automations/{__version__}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout or timeout),
             transport=transport,
             follow_redirects=False,
         )
@@ -128,11 +155,13 @@ class IncidentIOClient:
         """Pages of ``GET /v2/incidents``, fetched lazily (one request per page).
 
         Arguments are checked now; requests start when iteration does.
+        Each incident comes at most once per listing, and a malformed one is left
+        out with a warning (and counted) instead of failing its page.
         """
         check_page_size(page_size)
         base = [*(filter or IncidentFilter()).to_params(), ("page_size", str(page_size))]
-        pages = self._pages("/v2/incidents", "incidents", Incident, base)
-        return (IncidentPage(list(p.items), p.after, p.total_record_count) for p in pages)
+        pages = self._pages("/v2/incidents", "incidents", Incident, base, lenient=True)
+        return unique_incidents(pages, "GET /v2/incidents")
 
     def iter_incidents(
         self, filter: IncidentFilter | None = None, page_size: int = 250
@@ -147,10 +176,13 @@ class IncidentIOClient:
     def edit_incident(
         self, incident_id: str, edit: IncidentEdit, *, notify_incident_channel: bool
     ) -> Incident:
-        """Edit only the fields set on ``edit``.
+        """Edit only the fields set on ``edit``: one POST, never retried here.
 
-        Retried like any call: every field sets an absolute value, so a repeat
-        after a lost response changes nothing more (at worst the channel is told twice).
+        A resend is never blind: after a timeout, a dropped connection, a 5xx or a
+        429 the edit may have landed (a second POST would notify the channel
+        again) or not (and a human may have changed the incident since the
+        re-read). The caller leaves its claim unconfirmed and ``Engine.reconcile``
+        re-reads the incident before deciding, at the start of the next cycle.
         """
         payload = edit.payload()
         if not payload:
@@ -158,7 +190,7 @@ class IncidentIOClient:
         body = {"incident": payload, "notify_incident_channel": bool(notify_incident_channel)}
         path = {"id": _incident_path_id(incident_id)}
         route = "/v2/incidents/{id}/actions/edit"
-        return self._one("POST", route, "incident", Incident, path, body=body)
+        return self._one("POST", route, "incident", Incident, path, body=body, retry=False)
 
     def create_incident(self, *, idempotency_key: str, visibility: str, **fields: Any) -> Incident:
         """Create (200, not 201); the idempotency key makes a retried create safe."""
@@ -211,18 +243,39 @@ class IncidentIOClient:
             params.insert(0, ("incident_id", _path_id(incident_id)))
         return self._items("/v2/incident_updates", "incident_updates", IncidentUpdate, params)
 
-    def list_follow_ups(
-        self, incident_id: str | None = None, incident_mode: str | None = None
-    ) -> list[FollowUp]:
-        """Follow-ups (not paged; /v2/follow_ups is deprecated for 2026-12-31)."""
-        params = []
-        if incident_id is not None:
-            params.append(("incident_id", _path_id(incident_id)))
-        if incident_mode is not None:
-            if incident_mode not in FOLLOW_UP_MODES:
-                raise ValueError(f"incident_mode must be one of {', '.join(FOLLOW_UP_MODES)}")
-            params.append(("incident_mode", incident_mode))
-        return self._all("/v2/follow_ups", "follow_ups", FollowUp, params)
+    # --- follow-ups (v3; /v2/follow_ups is removed on 2026-12-31) -----------------
+
+    def iter_follow_ups(
+        self,
+        *,
+        incident_id: str | None = None,
+        incident_mode: str | None = None,
+        assignee_team_id: str | None = None,
+        created_at: TimeWindow | None = None,
+        updated_at: TimeWindow | None = None,
+        page_size: int = MAX_FOLLOW_UP_PAGE_SIZE,
+    ) -> Iterator[FollowUp]:
+        """``GET /v3/follow_ups``, oldest first, fetched lazily page by page.
+
+        Without ``incident_mode`` the API lists follow-ups of standard and
+        retrospective incidents only. A full last page may be followed by an empty
+        one (the API sets ``after`` when there *may* be more): that is one more
+        request, never an error. Arguments are checked now, requests start when
+        iteration does.
+        """
+        params = follow_up_params(
+            incident_id=None if incident_id is None else _path_id(incident_id),
+            incident_mode=incident_mode,
+            assignee_team_id=None if assignee_team_id is None else _path_id(assignee_team_id),
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+        params.append(("page_size", str(check_page_size(page_size, MAX_FOLLOW_UP_PAGE_SIZE))))
+        return self._items("/v3/follow_ups", "follow_ups", FollowUp, params)
+
+    def get_follow_up(self, follow_up_id: str) -> FollowUp:
+        path = {"id": _path_id(follow_up_id)}
+        return self._one("GET", "/v3/follow_ups/{id}", "follow_up", FollowUp, path)
 
     def iter_users(
         self, email: str | None = None, slack_user_id: str | None = None, page_size: int = 250
@@ -274,9 +327,12 @@ class IncidentIOClient:
         path: Mapping[str, str] | None = None,
         *,
         body: dict[str, Any] | None = None,
+        retry: bool = True,
     ) -> M:
         wrapper = envelope(key, model, many=False)
-        parsed = self._call(method, route, path, None, body, wrapper.model_validate_json)
+        parsed = self._call(
+            method, route, path, None, body, wrapper.model_validate_json, retry=retry
+        )
         return cast(M, getattr(parsed, key))
 
     def _list(
@@ -292,12 +348,85 @@ class IncidentIOClient:
         return self._list(route, key, model, params or [])[0]
 
     def _pages(
-        self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
+        self,
+        route: str,
+        key: str,
+        model: type[M],
+        base: list[tuple[str, str]],
+        *,
+        lenient: bool = False,
     ) -> Iterator[Page[M]]:
-        def fetch(after: str | None) -> tuple[Sequence[M], PaginationMeta | None]:
-            return self._list(route, key, model, base + ([("after", after)] if after else []))
+        """Every page; ``lenient``: malformed items are skipped and reported, not fatal."""
 
-        return paginate(fetch, _item_id, method="GET", route=route)
+        def fetch(after: str | None) -> tuple[Sequence[M], PaginationMeta | None]:
+            params = base + ([("after", after)] if after else [])
+            if not lenient:
+                return self._list(route, key, model, params)
+            parse = functools.partial(parse_page_leniently, key, model)
+            page = self._call("GET", route, None, params, None, parse)
+            self._report_malformed(route, page.malformed)
+            return page.items, page.pagination_meta
+
+        page_size = int(dict(base).get("page_size", MAX_PAGE_SIZE))
+        clean = self._redactor.clean
+        return paginate(
+            fetch, _item_id, method="GET", route=route, page_size=page_size, clean=clean
+        )
+
+    def _check_server_time(self, response: httpx.Response, method: str, route: str) -> None:
+        """Adopt the response's Date as the server's time, unless it is beyond max_clock_skew.
+
+        Beyond it the answer is refused (ClockSkew, not retried): acting on a
+        Date from another year would escalate everything at once.
+        """
+        served = server_time(response)
+        if served is None:
+            return
+        problem = skew_problem(served, self.max_clock_skew)
+        if problem is not None:
+            raise ClockSkew(
+                f"{method} {route}: {problem}",
+                status=response.status_code,
+                request_id=request_id(response.headers, None, self._redactor),
+                method=method,
+                route=route,
+            )
+        self._server_time = served
+
+    def _report_malformed(self, route: str, malformed: Sequence[Malformed]) -> None:
+        """A warning per item left out (naming it and what was wrong), counted for /metrics.
+
+        At most MAX_NAMED_MALFORMED lines per page; one more line covers the rest.
+        """
+        if not malformed:
+            return
+        self.counter.record_malformed("GET", route, len(malformed))
+        for item in malformed[:MAX_NAMED_MALFORMED]:
+            what = self._redactor.clean("; ".join(item.problems))
+            if item.id is not None:
+                LOG.warning(
+                    "GET %s: skipped malformed incident %s (%s); the rest of the page is used",
+                    route,
+                    self._redactor.clean(item.id, 60),
+                    what,
+                )
+            else:
+                LOG.warning(
+                    "GET %s: skipped a malformed incident without an ID (item %d of the page: "
+                    "%s); the rest of the page is used",
+                    route,
+                    item.index + 1,
+                    what,
+                )
+        rest = malformed[MAX_NAMED_MALFORMED:]
+        if rest:
+            named = [self._redactor.clean(m.id, 60) for m in rest[:10] if m.id is not None]
+            LOG.warning(
+                "GET %s: skipped %d more malformed incidents on the same page (%s)",
+                route,
+                len(rest),
+                ", ".join(named) + (", ..." if len(rest) > len(named) else ""),
+            )
 
     def _items(
         self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
@@ -312,18 +441,25 @@ class IncidentIOClient:
         params: list[tuple[str, str]] | None,
         body: dict[str, Any] | None,
         parse: Callable[[bytes], R],
+        *,
+        retry: bool = True,
     ) -> R:
-        """One API call with retries; logs once, however many attempts it took."""
+        """One API call, with retries unless ``retry`` is False; logs once, however many
+        attempts it took."""
         path = route.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         call = CallState(method, route)
-        retrying = stamina.retry(
-            on=functools.partial(self._retry.wait, call),
-            attempts=self._retry.attempts,
-            timeout=self._retry.timeout,
-        )(self._attempt)
+        attempt: Callable[..., R] = self._attempt
+        if retry:
+            attempt = stamina.retry(
+                on=functools.partial(self._retry.wait, call, stop=self.stopping),
+                attempts=self._retry.attempts,
+                timeout=self._retry.timeout,
+            )(self._attempt)
         try:
-            result = retrying(call, path, params, body, parse)
+            result = attempt(call, path, params, body, parse)
         except APIError as exc:
+            exc.base_url, exc.attempts = self.base_url, call.attempts
+            exc.elapsed = time.monotonic() - call.started
             log_outcome(call, exc)
             raise
         log_outcome(call, None)
@@ -339,7 +475,7 @@ class IncidentIOClient:
     ) -> R:
         """One HTTP attempt: a token, the request, the count, then status and body checks."""
         call.attempts += 1
-        self.rate_limiter.acquire()
+        self.rate_limiter.acquire(self.stopping)
         method, route = call.method, call.route
         started = time.monotonic()
         try:
@@ -347,15 +483,15 @@ class IncidentIOClient:
         except httpx.HTTPError as exc:
             call.statuses.append("error")
             self.counter.record(method, route, "error", time.monotonic() - started)
-            unavailable = error_from_transport(exc, method, route, self._redact)
+            unavailable = error_from_transport(exc, method, route, self._redactor)
             # Keep the cause for the traceback unless its text had to be redacted.
-            raise unavailable from (None if self._redact(str(exc)) != str(exc) else exc)
+            raise unavailable from (None if self._redactor.leaks(str(exc)) else exc)
         call.statuses.append(str(response.status_code))
-        self._last.request_id = response.headers.get("x-request-id")
+        self._last.request_id = request_id(response.headers, None, self._redactor)
         self.counter.record(method, route, response.status_code, time.monotonic() - started)
-        self._server_time = server_time(response) or self._server_time
+        self._check_server_time(response, method, route)
         if not response.is_success:
-            error = error_from_response(response, method, route)
+            error = error_from_response(response, method, route, self._redactor)
             if response.status_code == 429 and error.retry_after:
                 self.rate_limiter.defer(min(error.retry_after, MAX_RETRY_AFTER))
             raise error
@@ -363,10 +499,7 @@ class IncidentIOClient:
             return parse(response.content)
         except ValidationError as exc:
             call.statuses[-1] += "-unreadable"
-            raise unreadable_body(response, method, route, exc) from exc
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key.get_secret_value(), "[redacted]")
+            raise unreadable_body(response, method, route, exc, self._redactor) from exc
 
 
 class _BearerAuth(httpx.Auth):
@@ -381,6 +514,22 @@ class _BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "_BearerAuth(**********)"
+
+
+def _without_userinfo(base_url: str) -> str:
+    """The key is the only credential the API takes; user:password in the URL would only leak.
+
+    httpx never sends it (the Bearer auth wins) but prints it in every request
+    log line, so it is dropped here, once, with a warning that says why.
+    """
+    stripped = strip_userinfo(base_url)
+    if stripped != base_url:
+        LOG.warning(
+            "base_url %s carried user:password, which the incident.io client never sends "
+            "(the API key is its only credential); removed so it is not printed",
+            stripped,
+        )
+    return stripped
 
 
 def _item_id(item: Any) -> str:

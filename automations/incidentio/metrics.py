@@ -21,6 +21,7 @@ class RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, Status]] = Counter()
+        self._malformed: Counter[tuple[str, str]] = Counter()  # items skipped, by (method, route)
         # (method, route) -> [count per bucket (+Inf last), sum of seconds]
         self._latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
 
@@ -37,6 +38,19 @@ class RequestCounter:
                 )
                 buckets[index] += 1
                 total[0] += seconds
+
+    def record_malformed(self, method: str, route: str, items: int = 1) -> None:
+        """Items a page carried that could not be read and were left out."""
+        with self._lock:
+            self._malformed[(method.upper(), route)] += items
+
+    def malformed(self) -> int:
+        with self._lock:
+            return sum(self._malformed.values())
+
+    def malformed_by_route(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._malformed)
 
     def latency(self) -> dict[tuple[str, str], tuple[list[int], float]]:
         """Per (method, route): request counts per bucket of LATENCY_BUCKETS (+Inf last), sum."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, create_model
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -57,10 +59,29 @@ class Visibility(StrEnum):
 
 
 class FollowUpStatus(StrEnum):
+    """FollowUpV3 statuses: completed and not_doing are the terminal ones; deleted is gone."""
+
     OUTSTANDING = "outstanding"
     COMPLETED = "completed"
     DELETED = "deleted"
     NOT_DOING = "not_doing"
+
+
+class DurationMetricStatus(StrEnum):
+    """Whether a duration metric could be computed (section 0: always sent)."""
+
+    CALCULATING = "calculating"
+    INVALID_TIMESTAMPS = "invalid_timestamps"
+    SUCCESS = "success"
+    TIMESTAMPS_MISSING = "timestamps_missing"
+
+
+class Seat(StrEnum):
+    """What a user's seat allows, for on-call and for response (section 0)."""
+
+    FULL_ACCESS = "full_access"
+    VIEWER_ONLY = "viewer_only"
+    NONE = "none"
 
 
 class _Resource(BaseModel):
@@ -109,6 +130,7 @@ class IncidentType(_Resource):
     is_default: bool = False
     private_incidents_only: bool = False
     create_in_triage: str = "optional"
+    owning_team_ids: tuple[str, ...] = ()
     created_at: UTCDateTime | None = None
     updated_at: UTCDateTime | None = None
 
@@ -132,6 +154,13 @@ class CustomFieldOption(_Resource):
     sort_key: int = 1000
 
 
+class FixedFilter(_Resource):
+    """A catalog-backed field's options limited to entries with these attribute values."""
+
+    catalog_attribute_id: str
+    values: tuple[str, ...] = ()
+
+
 class CustomField(_Resource):
     """A custom field. Options come from ``list_custom_field_options``.
 
@@ -144,6 +173,7 @@ class CustomField(_Resource):
     name: str
     description: str = ""
     field_type: str = ""
+    fixed_filter: FixedFilter | None = None
     created_at: UTCDateTime | None = None
     updated_at: UTCDateTime | None = None
 
@@ -154,12 +184,24 @@ class IncidentTimestamp(_Resource):
     rank: int = 0
 
 
+class Seats(_Resource):
+    """A user's seats (each a ``Seat`` value; plain strings, so a new one parses)."""
+
+    on_call: str = Seat.NONE
+    response: str = Seat.NONE
+
+
 class User(_Resource):
+    """UserV2, or UserWithRolesV2 from ``/v2/users``: only the latter carries
+    ``is_active`` and ``seats`` (None here when the body did not say)."""
+
     id: str
     name: str = ""
     email: str | None = None
     role: str | None = None
     slack_user_id: str | None = None
+    is_active: bool | None = None
+    seats: Seats | None = None
 
 
 class NamedRef(_Resource):
@@ -233,6 +275,25 @@ class IncidentTimestampValue(_Resource):
     value: TimestampValue | None = None
 
 
+class DurationMetric(_Resource):
+    id: str
+    name: str = ""
+
+
+class DurationMetricValue(_Resource):
+    """One duration metric of an incident; ``value_seconds`` only when ``status`` is success."""
+
+    duration_metric: DurationMetric
+    status: str = ""  # a DurationMetricStatus; always sent by the live API
+    value_seconds: int | None = None
+
+
+class Debrief(_Resource):
+    id: str
+    start_at: UTCDateTime | None = None
+    end_at: UTCDateTime | None = None
+
+
 class Incident(_Resource):
     """An incident (IncidentV2) with helpers for what rules ask of it."""
 
@@ -243,21 +304,27 @@ class Incident(_Resource):
     incident_status: IncidentStatus
     severity: Severity | None = None
     incident_type: IncidentType | None = None
-    visibility: str = "public"
+    visibility: str = "private"  # the API always sends it; if not, assume the safer one
     mode: str = "standard"
     created_at: UTCDateTime
     updated_at: UTCDateTime
-    last_activity_at: UTCDateTime | None = None
+    last_activity_at: UTCDateTime | None = None  # always sent by the live API (section 0)
+    team_ids: tuple[str, ...] = ()  # always sent by the live API, [] when no team owns it
     creator: Actor | None = None
     custom_field_entries: tuple[CustomFieldEntry, ...] = ()
     incident_role_assignments: tuple[IncidentRoleAssignment, ...] = ()
     incident_timestamp_values: tuple[IncidentTimestampValue, ...] = ()
+    duration_metrics: tuple[DurationMetricValue, ...] = ()
+    debriefs: tuple[Debrief, ...] = ()
     postmortem_document_url: str | None = None
+    postmortem_document_ids: tuple[str, ...] = ()
     permalink: str | None = None
     call_url: str | None = None
     slack_team_id: str = ""
     slack_channel_id: str = ""
     slack_channel_name: str | None = None
+    slack_channel_url: str | None = None
+    ms_teams_channel_url: str | None = None
 
     @property
     def status_category(self) -> str:
@@ -265,7 +332,8 @@ class Incident(_Resource):
 
     @property
     def is_private(self) -> bool:
-        return self.visibility == Visibility.PRIVATE
+        """Fail closed: only exactly "public" is public; a value the API adds later is private."""
+        return self.visibility != Visibility.PUBLIC
 
     def timestamp_value(self, name_or_id: str) -> datetime | None:
         """The value of an incident timestamp (by ID, or name ignoring case), if set."""
@@ -315,20 +383,45 @@ class IncidentUpdate(_Resource):
 
 
 class FollowUpPriority(_Resource):
+    """A follow-up's priority or category: ``{id, name, rank, description?}``."""
+
     id: str
     name: str
     rank: int = 0
+    description: str | None = None
+
+
+FollowUpCategory = FollowUpPriority  # the same shape
+
+
+class ExternalIssueReference(_Resource):
+    issue_name: str = ""
+    issue_permalink: str = ""
+    provider: str = ""
 
 
 class FollowUp(_Resource):
+    """A follow-up (FollowUpV3, from ``GET /v3/follow_ups``).
+
+    ``status`` is a plain string: a status the API adds later is neither done
+    nor deleted, so it holds an incident open (fail closed) instead of breaking
+    the listing. ``completed_at`` can be set on an outstanding follow-up (one
+    created from an already-closed issue): only ``status`` says whether it is done.
+    Only what the product reads is required; the sandbox's strict response
+    check (tests/test_sandbox_required_keys.py) holds the API's required keys.
+    """
+
     id: str
     incident_id: str
     title: str
     description: str | None = None
     status: str
     assignee: User | None = None
+    assignee_team: NamedRef | None = None
     creator: Actor | None = None
+    category: FollowUpCategory | None = None
     priority: FollowUpPriority | None = None
+    external_issue_reference: ExternalIssueReference | None = None
     labels: tuple[str, ...] = ()
     created_at: UTCDateTime
     updated_at: UTCDateTime
@@ -337,6 +430,16 @@ class FollowUp(_Resource):
     @property
     def is_outstanding(self) -> bool:
         return self.status == FollowUpStatus.OUTSTANDING
+
+    @property
+    def is_done(self) -> bool:
+        """Completed, or decided against (not_doing): nothing is left to do."""
+        return self.status in (FollowUpStatus.COMPLETED, FollowUpStatus.NOT_DOING)
+
+    @property
+    def is_deleted(self) -> bool:
+        """Deleted in the app: no longer a follow-up at all, neither open nor done."""
+        return self.status == FollowUpStatus.DELETED
 
 
 class PaginationMeta(_Resource):
@@ -376,3 +479,77 @@ def parse_without_gc(wrapper: type[ModelT], content: bytes) -> ModelT:
         return wrapper.model_validate_json(content)
     finally:
         gc.enable()
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """An item left out of a page: where it was, its ID if it had one, what was wrong."""
+
+    index: int
+    id: str | None
+    problems: tuple[str, ...]  # e.g. "created_at: Field required"
+
+
+@dataclass(frozen=True)
+class LenientPage(Generic[ModelT]):
+    items: list[ModelT]
+    pagination_meta: PaginationMeta | None
+    malformed: list[Malformed]
+
+
+def parse_page_leniently(key: str, model: type[ModelT], content: bytes) -> LenientPage[ModelT]:
+    """A list page whose malformed items are left out (and described) instead of failing it.
+
+    One incident missing a field must not fail the whole page, which would be
+    retried as transient and block every rule. The whole page is parsed at once
+    (the fast path); only when that fails on items, and only on items, are they
+    parsed one by one. A broken envelope still raises the ValidationError, and
+    so does a page where no item of several can be read: that is the API's
+    shape changing, and skipping everything would make cycles "succeed" while
+    doing nothing.
+    """
+    wrapper = envelope(key, model, many=True)
+    try:
+        parsed = parse_without_gc(wrapper, content)
+    except ValidationError as exc:
+        bad = _problems_by_item(exc, key)
+        if bad is None:
+            raise
+        page = _one_by_one(key, model, content, bad)
+        if not page.items and len(page.malformed) > 1:
+            raise
+        return page
+    return LenientPage(getattr(parsed, key), parsed.pagination_meta, [])  # type: ignore[attr-defined]
+
+
+def _problems_by_item(exc: ValidationError, key: str) -> dict[int, list[str]] | None:
+    """What is wrong with each item, by position; None when something else is broken too."""
+    bad: dict[int, list[str]] = {}
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = error["loc"]
+        if len(loc) < 2 or loc[0] != key or not isinstance(loc[1], int):
+            return None
+        where = ".".join(str(part) for part in loc[2:]) or "<the whole item>"
+        bad.setdefault(loc[1], []).append(f"{where}: {error['msg']}")
+    return bad
+
+
+def _one_by_one(
+    key: str, model: type[ModelT], content: bytes, bad: dict[int, list[str]]
+) -> LenientPage[ModelT]:
+    """The good items re-parsed together (JSON mode and GC paused, as on the fast path)."""
+    body = json.loads(content)
+    raw_meta = body.get("pagination_meta")
+    meta = PaginationMeta.model_validate(raw_meta) if raw_meta is not None else None
+    good: list[Any] = []
+    malformed: list[Malformed] = []
+    for index, raw in enumerate(body[key]):
+        if index in bad:
+            ident = raw.get("id") if isinstance(raw, dict) else None
+            ident = ident if isinstance(ident, str) and ident else None
+            malformed.append(Malformed(index, ident, tuple(bad[index])))
+        else:
+            good.append(raw)
+    wrapper = envelope(key, model, many=True)
+    items = getattr(parse_without_gc(wrapper, json.dumps({key: good}).encode()), key)
+    return LenientPage(items, meta, malformed)

@@ -46,8 +46,13 @@ class TokenBucket:
         self.waits = 0
         self.waited_seconds = 0.0
 
-    def acquire(self) -> float:
-        """Take one token, sleeping first if none is free; returns the seconds waited."""
+    def acquire(self, stop: threading.Event | None = None) -> float:
+        """Take one token, sleeping first if none is free; returns the seconds waited.
+
+        After a 429 the wait can be the whole Retry-After (see ``defer``): given a
+        ``stop`` event, it waits on that instead of sleeping, so a stopping daemon
+        is not held back; the token is taken all the same.
+        """
         with self._lock:
             self._refill()
             self._tokens -= 1.0
@@ -56,7 +61,10 @@ class TokenBucket:
                 self.waits += 1
                 self.waited_seconds += wait
         if wait > 0:
-            self._sleep(wait)
+            if stop is None:
+                self._sleep(wait)
+            else:
+                stop.wait(wait)
         return wait
 
     def defer(self, seconds: float) -> None:

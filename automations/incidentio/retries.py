@@ -9,6 +9,12 @@ a bogus "come back tomorrow" cannot park a daemon thread, and a wait that
 would overrun the call's total budget gives up at once instead of sleeping
 only to fail.
 
+A daemon's calls run in scheduler threads, where only an event can cut a wait
+short: given a ``stop`` event, the hook waits on it itself (and tells stamina
+to sleep 0), so SIGTERM ends a Retry-After of minutes at once and the call
+fails with its last error. Without one (``once``, ``plan``: the main thread,
+where Ctrl-C interrupts a sleep) stamina sleeps as usual.
+
 Each call logs once (WARNING when it finally fails, INFO when it needed
 retries), so stamina's own per-retry hook is told to skip this client.
 """
@@ -46,6 +52,7 @@ class CallState:
     attempts: int = 0
     waited: float = 0.0
     statuses: list[str] = field(default_factory=list)
+    abandoned: bool = False  # a stop cut the retry wait short
 
     @property
     def statuses_text(self) -> str:
@@ -53,11 +60,29 @@ class CallState:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How long one call may take in all: attempts, total retry time, per-request timeouts."""
+
+    attempts: int
+    timeout: float
+    request_timeout: float
+    connect_timeout: float | None = None
+
+
+# A daemon rides out an outage: the config's attempts and timeout, two minutes per call.
+DAEMON = Budget(attempts=30, timeout=120.0, request_timeout=300.0)
+# A person waiting at a terminal (validate, plan, digest preview): give up within 10 s.
+INTERACTIVE = Budget(attempts=3, timeout=8.0, request_timeout=8.0, connect_timeout=3.0)
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
     timeout: float = 120.0
 
-    def wait(self, call: CallState, exc: Exception) -> bool | float:
+    def wait(
+        self, call: CallState, exc: Exception, *, stop: threading.Event | None = None
+    ) -> bool | float:
         """stamina's backoff hook: False (raise now) or seconds to wait before the next try."""
         if not isinstance(exc, APIUnavailable) or call.attempts >= self.attempts:
             return False
@@ -67,18 +92,25 @@ class RetryPolicy:
             wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
         if time.monotonic() - call.started + wait > self.timeout:
             return False
-        call.waited += wait
         LOG.debug("%s %s: attempt %d failed (%s); retrying in %.2fs",
                   call.method, call.route, call.attempts, exc, wait)  # fmt: skip
-        return wait
+        if stop is None or stamina.is_testing():
+            call.waited += wait
+            return wait  # stamina sleeps it (in its test mode, skips it)
+        started = time.monotonic()
+        stopped = stop.wait(wait)
+        call.waited += time.monotonic() - started
+        call.abandoned = stopped
+        return False if stopped else 0.0  # waited here already
 
 
 def log_outcome(call: CallState, error: Exception | None) -> None:
     """The one line per call: a failure, or a success that needed retries."""
     if error is not None:
         LOG.warning(
-            "%s %s failed after %d attempt(s) (statuses %s, waited %.1fs): %s",
-            call.method, call.route, call.attempts, call.statuses_text, call.waited, error,
+            "%s %s failed after %d attempt(s) (statuses %s, waited %.1fs%s): %s",
+            call.method, call.route, call.attempts, call.statuses_text, call.waited,
+            ", retries abandoned: stopping" if call.abandoned else "", error,
         )  # fmt: skip
     elif call.attempts > 1:
         LOG.info(

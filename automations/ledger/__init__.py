@@ -4,11 +4,14 @@ It is what makes the daemon safe to restart: an action is claimed here before
 its side effect and confirmed after, so it happens at most once, ever.
 
     migrations.py   the schema, as sqlite-utils named migrations
-    base.py         connection (WAL, busy timeout), one-daemon lock, sqlite3 -> LedgerError
+    base.py         connection (WAL, busy timeout), sqlite3 -> LedgerError
+    filelock.py     the one-daemon lock, on the database file itself
     events.py       claim / mark_* / release / history
     runs.py         one row per cycle
     catalog.py      last good severities, statuses, ...
     outbox.py       rendered digests waiting for SMTP
+    quarantine.py   rows that cannot be decoded, copied aside and reported once
+    owners.py       which process claimed an event or started a run, and is it alive
     meta.py         small facts, e.g. the API clock's offset from the host's
     retention.py    forgetting old rows (what may go: automations/retention.py)
     pause.py        the kill switch's flag (`automations pause` / `resume`)
@@ -16,12 +19,13 @@ its side effect and confirmed after, so it happens at most once, ever.
 
 from __future__ import annotations
 
-from automations.ledger.base import LedgerLocked
 from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
+from automations.ledger.filelock import LedgerLocked
 from automations.ledger.meta import MetaStore
 from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
 from automations.ledger.pause import Pause, PauseStore
+from automations.ledger.quarantine import Quarantined
 from automations.ledger.retention import Pruned, RetentionStore
 from automations.ledger.runs import Run, RunStatus, RunStore
 
@@ -34,6 +38,7 @@ __all__ = [
     "OutboxState",
     "Pause",
     "Pruned",
+    "Quarantined",
     "Run",
     "RunStatus",
 ]
@@ -45,5 +50,5 @@ class Ledger(
     """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
 
     Opening creates the file if needed and applies pending migrations. Call
-    ``acquire_lock()`` in the daemon so a second daemon on the same file refuses to start.
+    ``Ledger(path, lock=True)`` in a daemon so a second one on the same file refuses to start.
     """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -16,32 +15,14 @@ from typing import Any, Self
 from sqlite_utils import Database
 
 from automations.clock import host_now
-from automations.errors import AutomationsError, LedgerError
+from automations.errors import LedgerError
+from automations.ledger.filelock import open_for_lock, try_lock
 from automations.ledger.migrations import build_migrations
+from automations.ledger.owners import this_process
 
 MEMORY = ":memory:"
 
 Params = Sequence[Any] | dict[str, Any]
-
-
-class LedgerLocked(AutomationsError):
-    """Another daemon already owns this ledger; two would race each other's claims."""
-
-    exit_code = 75  # EX_TEMPFAIL: it can start once the other one has stopped
-
-    def __init__(self, path: Path, pid: int | None) -> None:
-        holder = f"PID {pid}" if pid is not None else "another process (PID not recorded yet)"
-        super().__init__(
-            f"ledger {path} is in use by {holder} (lock file {lock_path(path)}); "
-            "stop that daemon first, or point [store] path at another ledger"
-        )
-        self.path = path
-        self.pid = pid
-
-
-def lock_path(path: Path) -> Path:
-    """Where the one-daemon lock lives: beside the database, never inside it."""
-    return path.with_name(path.name + ".lock")
 
 
 def to_text(moment: datetime) -> str:
@@ -52,8 +33,11 @@ def to_text(moment: datetime) -> str:
 
 
 def from_text(text: str) -> datetime:
-    """The inverse of ``to_text``."""
-    return datetime.fromisoformat(text)
+    """The inverse of ``to_text``; ValueError for text that is not an aware time."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{text!r} has no timezone: the ledger stores timezone-aware UTC only")
+    return moment
 
 
 def maybe_time(text: str | None) -> datetime | None:
@@ -69,17 +53,23 @@ def current(now: datetime | None) -> datetime:
 class LedgerBase:
     """One SQLite connection shared by every thread, serialised by a re-entrant lock."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> None:
         self.path = Path(path)
         self.memory = str(path) == MEMORY
         self._lock = threading.RLock()
-        self._lock_fd: int | None = None
+        self._file_fd: int | None = None  # for the one-daemon lock; see acquire_lock
+        self._locked = False
         self._closed = False
+        # Recorded on the claims and runs this ledger writes (see owners.py).
+        self.owner = this_process().text()
+        if lock and not self.memory:
+            self._lock_before_opening()
         try:
             # check_same_thread=False: APScheduler jobs run in worker threads; self._lock
             # serialises them. The timeout is SQLite's busy handler for other processes.
             conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False)
         except sqlite3.Error as exc:
+            self._release_file()
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
         try:
             self._db = Database(conn, execute_plugins=False)
@@ -91,12 +81,14 @@ class LedgerBase:
             self._migrate()
         except sqlite3.Error as exc:
             conn.close()
+            self._release_file()
             raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
 
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout: float = 5.0) -> Self:
-        """Open (creating and migrating if needed) the ledger at ``path``."""
-        return cls(path, busy_timeout=busy_timeout)
+    def open(cls, path: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> Self:
+        """Open (creating and migrating if needed) the ledger at ``path``; ``lock`` takes the
+        one-daemon lock first, or raises LedgerLocked without opening the database."""
+        return cls(path, busy_timeout=busy_timeout, lock=lock)
 
     def _migrate(self) -> None:
         migrations = build_migrations()
@@ -115,37 +107,52 @@ class LedgerBase:
     # -- one daemon per ledger ------------------------------------------------
 
     def acquire_lock(self) -> None:
-        """Hold an exclusive OS lock on ``<path>.lock`` until ``close()``, else LedgerLocked."""
-        with self._lock:
-            if self._lock_fd is not None or self.memory:
-                return
-            where = lock_path(self.path)
-            try:
-                fd = os.open(where, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise LedgerError(f"cannot create lock file {where}: {exc}") from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _read_pid(fd)
-                os.close(fd)
-                raise LedgerLocked(self.path, pid) from None
-            except OSError as exc:
-                os.close(fd)
-                raise LedgerError(f"cannot lock {where}: {exc}") from exc
-            # The PID is only for the message a second daemon prints; flock is the lock.
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            self._lock_fd = fd
+        """Hold the one-daemon lock on the database file until ``close()``, else LedgerLocked.
 
-    def _release_lock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is None:
-            return
+        ``Ledger(path, lock=True)`` takes it before the database is opened, which is
+        better (see filelock.py); this takes it on a ledger already open.
+        """
+        with self._lock:
+            if self._locked or self.memory:
+                return
+            if self._file_fd is None:
+                self._file_fd = open_for_lock(self.path)
+            try_lock(self._file_fd, self.path)  # a refused descriptor is kept until close()
+            self._locked = True
+
+    @property
+    def locked(self) -> bool:
+        """Whether this ledger holds the one-daemon lock."""
+        return self._locked
+
+    def _lock_before_opening(self) -> None:
+        fd = open_for_lock(self.path)
         try:
-            os.ftruncate(fd, 0)  # a stale PID would mislead; the file itself stays
-        finally:
+            try_lock(fd, self.path)
+        except BaseException:
+            os.close(fd)  # no connection of ours is open yet: closing drops no SQLite lock
+            raise
+        self._file_fd, self._locked = fd, True
+
+    def _release_file(self) -> None:
+        fd, self._file_fd = self._file_fd, None
+        self._locked = False
+        if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
+
+    def _meta(self, key: str) -> str | None:
+        """One value of the ``meta`` table (small facts that outlive a process)."""
+        with self._guard(f"reading {key}"):
+            row = self._one("SELECT value FROM meta WHERE key = ?", [key])
+        return None if row is None else str(row["value"])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._guard(f"saving {key}"):
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -160,7 +167,7 @@ class LedgerBase:
             except sqlite3.Error as exc:
                 raise LedgerError(f"closing ledger {self.path} failed: {exc}") from exc
             finally:
-                self._release_lock()
+                self._release_file()
 
     def __enter__(self) -> Self:
         return self
@@ -212,11 +219,3 @@ class LedgerBase:
     def _execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         """Run one write statement; it commits unless a transaction is open."""
         return self._db.execute(sql, params)
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None

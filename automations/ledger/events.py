@@ -21,7 +21,8 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.quarantine import UNDECODABLE, QuarantineStore, describe
 
 # Keys per lookup: well under SQLite's limit on bound parameters (999 before 3.32).
 KEY_BATCH = 500
@@ -40,6 +41,8 @@ class EventState(StrEnum):
     FAILED = "failed"
     RECONCILED = "reconciled"
     REARMED = "rearmed"
+    # The row could not be decoded: copied to ``quarantine``, its key stays taken.
+    QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,15 @@ class Event:
     incident_name: str | None = None  # None on rows written before names were recorded
     rearmed: int = 0  # how many times `automations retry` re-armed it
     rearmed_at: datetime | None = None
+    owner: str | None = None  # host:pid:token of the claiming process (owners.py)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Event:
-        """Decode the JSON, boolean and time columns."""
+        """Decode the JSON, boolean and time columns; ValueError etc. when they do not decode."""
         body = row["request_body"]
+        request_body = None if body is None else json.loads(body)
+        if request_body is not None and not isinstance(request_body, dict):
+            raise ValueError(f"request_body is JSON {type(request_body).__name__}, not an object")
         return cls(
             id=row["id"],
             rule=row["rule"],
@@ -76,7 +83,7 @@ class Event:
             event_key=row["event_key"],
             state=EventState(row["state"]),
             reason=row["reason"],
-            request_body=None if body is None else json.loads(body),
+            request_body=request_body,
             request_id=row["request_id"],
             error=row["error"],
             dry_run=bool(row["dry_run"]),
@@ -86,10 +93,50 @@ class Event:
             incident_name=row["incident_name"],
             rearmed=row["rearmed"],
             rearmed_at=maybe_time(row["rearmed_at"]),
+            owner=row.get("owner"),
+        )
+
+    @classmethod
+    def salvage(cls, row: Mapping[str, Any], error: str, at: datetime) -> Event:
+        """What can be read of a quarantined row, for ``history``: unreadable parts left out."""
+
+        def text(key: str) -> str:
+            value = row.get(key)
+            return "" if value is None else str(value)
+
+        def moment(key: str) -> datetime | None:
+            try:
+                return maybe_time(row.get(key))
+            except (ValueError, TypeError):
+                return None
+
+        def number(key: str) -> int:
+            value = row.get(key)
+            return value if isinstance(value, int) else 0
+
+        return cls(
+            id=number("id"),
+            rule=text("rule"),
+            incident_id=text("incident_id"),
+            incident_reference=text("incident_reference"),
+            event_key=text("event_key"),
+            state=EventState.QUARANTINED,
+            reason=text("reason"),
+            request_body=None,
+            request_id=row.get("request_id") if isinstance(row.get("request_id"), str) else None,
+            error=error,
+            dry_run=bool(row.get("dry_run")),
+            claimed_at=moment("claimed_at") or at,
+            finished_at=moment("finished_at"),
+            attempts=number("attempts"),
+            incident_name=text("incident_name") or None,
+            rearmed=number("rearmed"),
+            rearmed_at=moment("rearmed_at"),
+            owner=text("owner") or None,
         )
 
 
-class EventStore(LedgerBase):
+class EventStore(QuarantineStore):
     """The ``events`` table (and ``releases``, which carries attempts across a release)."""
 
     def claim(
@@ -122,15 +169,17 @@ class EventStore(LedgerBase):
             else json.dumps(request_body, ensure_ascii=False),
             "dry_run": int(dry_run),
             "claimed_at": to_text(current(now)),
+            "owner": self.owner,
         }
         with self._guard(f"claiming event {event_key!r}"):
             cursor = self._execute(
                 """
                 INSERT INTO events (rule, incident_id, incident_reference, incident_name,
                                     event_key, state, reason, request_body, dry_run,
-                                    claimed_at, attempts, rearmed)
+                                    claimed_at, owner, attempts, rearmed)
                 VALUES (:rule, :incident_id, :incident_reference, :incident_name,
                         :event_key, :state, :reason, :request_body, :dry_run, :claimed_at,
+                        :owner,
                         1 + coalesce((SELECT attempts FROM releases
                                       WHERE event_key = :event_key), 0),
                         coalesce((SELECT rearmed FROM releases
@@ -140,7 +189,7 @@ class EventStore(LedgerBase):
                     request_body = excluded.request_body, dry_run = excluded.dry_run,
                     incident_reference = excluded.incident_reference,
                     incident_name = excluded.incident_name, claimed_at = excluded.claimed_at,
-                    attempts = events.attempts + 1,
+                    owner = excluded.owner, attempts = events.attempts + 1,
                     request_id = NULL, error = NULL, finished_at = NULL
                 WHERE events.state = 'rearmed'
                 """,
@@ -222,13 +271,13 @@ class EventStore(LedgerBase):
             rows = self._rows(
                 "SELECT * FROM events WHERE state = 'planned' ORDER BY claimed_at, id"
             )
-        return [Event.from_row(row) for row in rows]
+        return [e for e in self._decode(rows) if e.state is EventState.PLANNED]
 
     def get_event(self, event_key: str) -> Event | None:
         """The event with this key, if it was ever claimed (and not released)."""
         with self._guard(f"reading event {event_key!r}"):
             row = self._one("SELECT * FROM events WHERE event_key = ?", [event_key])
-        return None if row is None else Event.from_row(row)
+        return None if row is None else self._decode([row])[0]
 
     def events(
         self,
@@ -247,7 +296,7 @@ class EventStore(LedgerBase):
             params["limit"] = limit
         with self._guard("listing events"):
             rows = self._rows(sql, params)
-        return [Event.from_row(row) for row in rows]
+        return self._decode(rows)
 
     def rearm_failed(
         self,
@@ -278,7 +327,7 @@ class EventStore(LedgerBase):
             rows = self._rows(
                 f"SELECT * FROM events WHERE id IN ({marks}) ORDER BY claimed_at, id", ids
             )
-        return [Event.from_row(row) for row in rows]
+        return [e for e in self._decode(rows) if e.state is EventState.REARMED]
 
     def record_baseline(
         self,
@@ -310,6 +359,30 @@ class EventStore(LedgerBase):
             if claimed:
                 self.mark_skipped(event_key, reason=reason, now=now)
         return claimed
+
+    def _decode(self, rows: Iterable[Mapping[str, Any]]) -> list[Event]:
+        """Each row as an Event; one that does not decode is quarantined and salvaged."""
+        events = []
+        for row in rows:
+            try:
+                events.append(Event.from_row(row))
+            except UNDECODABLE as exc:
+                events.append(self._quarantine_event(row, exc))
+        return events
+
+    def _quarantine_event(self, row: Mapping[str, Any], exc: BaseException) -> Event:
+        """Copy the row aside (once) and mark it quarantined in place: its key stays taken."""
+        error = f"quarantined, the ledger row could not be read: {describe(exc)}"
+        with self._guard(f"quarantining event row {row.get('id')}"), self._transaction():
+            self._quarantine("events", row, exc, event_key=str(row.get("event_key")))
+            self._execute(
+                "UPDATE events SET state = ?, error = ? WHERE id = ? AND state != ?",
+                [EventState.QUARANTINED.value, error, row["id"], EventState.QUARANTINED.value],
+            )
+            stored = self._one("SELECT error FROM events WHERE id = ?", [row["id"]])
+        if stored is not None and isinstance(stored["error"], str):
+            error = stored["error"]  # quarantined earlier: its first error is the one kept
+        return Event.salvage(row, error, current(None))
 
     def event_rules(self) -> set[str]:
         """Every rule name the ledger holds events for (a rule may since have left the config)."""

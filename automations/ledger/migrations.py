@@ -195,16 +195,57 @@ def build_migrations() -> Migrations:
         )
         db.table("run_rules").create_index(["rule"], index_name="run_rules_rule")
 
-    @migrations(name="0011_safety")
+    @migrations(name="0010_outbox_recipients")
+    def outbox_recipients(db: Database) -> None:
+        # Per recipient: accepted by the server (never sent again) or refused for good (5xx,
+        # reported); the rest is retried. NULL is an empty list / object.
+        table = db.table("outbox")
+        table.add_column("accepted", str)  # JSON list
+        table.add_column("refused", str)  # JSON object: address -> the server's reply
+
+    @migrations(name="0011_outbox_lease")
+    def outbox_lease(db: Database) -> None:
+        # A sending row belongs to one sender until lease_until; after that (a crash) anyone
+        # may claim it again.
+        table = db.table("outbox")
+        table.add_column("owner", str)
+        table.add_column("lease_until", str)
+
+    @migrations(name="0012_owners_quarantine")
+    def owners_quarantine(db: Database) -> None:
+        # Which process claimed an event or started a run (host:pid:token, see owners.py), so
+        # another process never settles a claim or closes a run of one that is still alive.
+        db.table("events").add_column("owner", str)
+        db.table("runs").add_column("owner", str)
+        # Every cycle looks for unconfirmed claims first: find them without a full scan.
+        db.execute("CREATE INDEX events_planned ON events (claimed_at, id) WHERE state = 'planned'")
+        # A row that cannot be decoded is copied here as it was and reported once; an event
+        # row stays in events (state quarantined) so its key stays taken.
+        db.table("quarantine").create(
+            {
+                "id": int,
+                "source": str,  # the table: events | runs | outbox
+                "source_id": int,
+                "event_key": str,  # events only
+                "row": str,  # JSON of the row as read, for a person to repair
+                "error": str,
+                "quarantined_at": str,
+            },
+            pk="id",
+            not_null=["source", "source_id", "row", "error", "quarantined_at"],
+            strict=True,
+        )
+        db.table("quarantine").create_index(
+            ["source", "source_id"], index_name="quarantine_source", unique=True
+        )
+
+    @migrations(name="0013_safety")
     def safety(db: Database) -> None:
         # The daily cap counts a rule's edits of the last 24 h: a range on this index, not a
         # scan of the rule's every event. Retention groups events by incident.
         events = db.table("events")
         events.create_index(["rule", "finished_at"], index_name="events_rule_finished_at")
         events.create_index(["incident_id"], index_name="events_incident_id")
-        # Reconcile looks for unconfirmed claims every cycle: without this, a scan of every
-        # event (6 s at a million).
-        db.execute("CREATE INDEX events_planned ON events (claimed_at, id) WHERE state = 'planned'")
         # Retention forgets re-armed events by age: few, found without a scan.
         db.execute("CREATE INDEX events_rearmed ON events (claimed_at) WHERE state = 'rearmed'")
         # Retention looks for old runs by time alone.

@@ -3,22 +3,34 @@
 ``(digest, period)`` is unique, so each period's digest is enqueued once. The
 message is stored as the exact bytes to send (with its Message-ID), so a retry
 after a crash is the same message and receivers can de-duplicate it.
+
+One sender at a time: ``outbox_claim`` makes a row *sending* with an owner and
+a lease in one UPDATE, and only that owner may record what happened. A row
+whose lease ran out (its sender crashed) can be claimed again. Recipients the
+server accepted, or refused for good, are recorded as each SMTP transaction
+ends, so a retry goes only to the rest.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.quarantine import UNDECODABLE, QuarantineStore, describe
 
-# A SENDING item is due again: the process that was sending it may have crashed.
-_OPEN = ("pending", "sending")
+# Claimable at :now: pending and due, or sending under a lease that ran out (a crashed
+# sender); never past expires_at.
+_CLAIMABLE = """
+    expires_at > :now AND (
+        (state = 'pending' AND next_attempt_at <= :now)
+        OR (state = 'sending' AND (lease_until IS NULL OR lease_until <= :now)))
+"""
 
 
 class OutboxState(StrEnum):
@@ -29,6 +41,8 @@ class OutboxState(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     EXPIRED = "expired"
+    # The row could not be decoded: copied to ``quarantine``; never sent, never queued again.
+    QUARANTINED = "quarantined"
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,16 @@ class OutboxItem:
     created_at: datetime
     sent_at: datetime | None
     expires_at: datetime
+    accepted: list[str] = field(default_factory=list)  # by the server: never sent again
+    refused: dict[str, str] = field(default_factory=dict)  # for good (5xx): address -> reply
+    owner: str | None = None  # the sender holding the lease, while sending
+    lease_until: datetime | None = None
+
+    @property
+    def remaining(self) -> list[str]:
+        """Recipients still to send to: neither accepted nor refused for good."""
+        done = {*self.accepted, *self.refused}
+        return [address for address in self.recipients if address not in done]
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OutboxItem:
@@ -68,10 +92,41 @@ class OutboxItem:
             created_at=from_text(row["created_at"]),
             sent_at=maybe_time(row["sent_at"]),
             expires_at=from_text(row["expires_at"]),
+            accepted=json.loads(row["accepted"] or "[]"),
+            refused=json.loads(row["refused"] or "{}"),
+            owner=row["owner"],
+            lease_until=maybe_time(row["lease_until"]),
+        )
+
+    @classmethod
+    def salvage(cls, row: Mapping[str, Any], error: str, at: datetime) -> OutboxItem:
+        """A quarantined row as an item that is never sent: its period stays taken."""
+
+        def moment(key: str) -> datetime:
+            try:
+                return from_text(row[key])
+            except UNDECODABLE:
+                return at
+
+        return cls(
+            id=int(row["id"]),
+            digest=str(row["digest"]),
+            period=str(row["period"]),
+            state=OutboxState.QUARANTINED,
+            subject=str(row.get("subject") or ""),
+            recipients=[],
+            message=b"",
+            message_id=str(row.get("message_id") or ""),
+            attempts=row["attempts"] if isinstance(row.get("attempts"), int) else 0,
+            next_attempt_at=moment("next_attempt_at"),
+            last_error=error,
+            created_at=moment("created_at"),
+            sent_at=None,
+            expires_at=moment("expires_at"),
         )
 
 
-class OutboxStore(LedgerBase):
+class OutboxStore(QuarantineStore):
     """The ``outbox`` table."""
 
     def outbox_enqueue(
@@ -111,84 +166,179 @@ class OutboxStore(LedgerBase):
             return cursor.rowcount == 1
 
     def outbox_due(self, *, now: datetime) -> list[OutboxItem]:
-        """Items to send now: pending or left sending by a crash, due, not expired; oldest first."""
-        moment = to_text(now)
+        """Items a sender may claim now (see ``outbox_claim``), oldest first."""
         with self._guard("listing due outbox items"):
             rows = self._rows(
-                """
-                SELECT * FROM outbox
-                WHERE state IN (?, ?) AND next_attempt_at <= ? AND expires_at > ?
-                ORDER BY next_attempt_at, id
-                """,
-                [*_OPEN, moment, moment],
+                f"SELECT * FROM outbox WHERE {_CLAIMABLE} ORDER BY next_attempt_at, id",
+                {"now": to_text(now)},
             )
-        return [OutboxItem.from_row(row) for row in rows]
+        return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
 
     def outbox_get(self, item_id: int) -> OutboxItem | None:
         """One item by id, whatever its state."""
         with self._guard(f"reading outbox item {item_id}"):
             row = self._one("SELECT * FROM outbox WHERE id = ?", [item_id])
-        return None if row is None else OutboxItem.from_row(row)
+        return None if row is None else self._decode_outbox([row])[0]
 
-    def outbox_mark_sending(self, item_id: int) -> None:
-        """About to hand the message to SMTP: count the attempt first."""
-        self._update_open(item_id, "mark it sending", "state = 'sending', attempts = attempts + 1")
+    def outbox_claim(
+        self, item_id: int, *, owner: str, now: datetime, lease_until: datetime
+    ) -> OutboxItem | None:
+        """Make the item *sending* for ``owner`` until ``lease_until``, counting the attempt.
 
-    def outbox_mark_sent(self, item_id: int, *, now: datetime | None = None) -> None:
-        """SMTP accepted the message; it is never sent again."""
-        self._update_open(
-            item_id, "mark it sent", "state = 'sent', sent_at = :at", at=to_text(current(now))
+        One UPDATE, so of two senders (threads or processes) only one wins; None for
+        the other, or when the item is not due, already final, or leased by a live sender.
+        """
+        with self._guard(f"claiming outbox item {item_id}"):
+            cursor = self._execute(
+                f"""
+                UPDATE outbox
+                SET state = 'sending', owner = :owner, lease_until = :lease_until,
+                    attempts = attempts + 1
+                WHERE id = :id AND {_CLAIMABLE}
+                """,
+                {
+                    "id": item_id,
+                    "owner": owner,
+                    "now": to_text(now),
+                    "lease_until": to_text(lease_until),
+                },
+            )
+            if cursor.rowcount != 1:
+                return None
+            item = self.outbox_get(item_id)
+        return None if item is None or item.state is OutboxState.QUARANTINED else item
+
+    def outbox_record_recipients(
+        self, item_id: int, *, owner: str, accepted: list[str], refused: Mapping[str, str]
+    ) -> None:
+        """One SMTP transaction ended: these recipients are done (accepted, or refused for good)."""
+        action = "record its recipients"
+        with self._guard(f"outbox item {item_id}: {action}"), self._transaction():
+            row = self._owned(item_id, owner, action)
+            done = json.loads(row["accepted"] or "[]")
+            done += [address for address in accepted if address not in done]
+            refusals = {**json.loads(row["refused"] or "{}"), **refused}
+            self._execute(
+                "UPDATE outbox SET accepted = ?, refused = ? WHERE id = ?",
+                [
+                    json.dumps(done, ensure_ascii=False),
+                    json.dumps(refusals, ensure_ascii=False),
+                    item_id,
+                ],
+            )
+
+    def outbox_mark_sent(
+        self, item_id: int, *, owner: str, now: datetime | None = None, note: str | None = None
+    ) -> None:
+        """Every recipient accepted it (or refused it for good, ``note``): never sent again."""
+        self._update_owned(
+            item_id,
+            owner,
+            "mark it sent",
+            "state = 'sent', sent_at = :at, last_error = coalesce(:note, last_error)",
+            at=to_text(current(now)),
+            note=note,
         )
 
-    def outbox_mark_retry(self, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
+    def outbox_mark_retry(
+        self, item_id: int, *, owner: str, error: str, next_attempt_at: datetime
+    ) -> None:
         """A transient SMTP failure: back to pending until ``next_attempt_at``."""
-        self._update_open(
+        self._update_owned(
             item_id,
+            owner,
             "schedule a retry",
             "state = 'pending', last_error = :error, next_attempt_at = :at",
             error=error,
             at=to_text(next_attempt_at),
         )
 
-    def outbox_mark_failed(self, item_id: int, *, error: str) -> None:
+    def outbox_mark_failed(self, item_id: int, *, owner: str, error: str) -> None:
         """A permanent SMTP failure (e.g. every recipient rejected): stop trying."""
-        self._update_open(
-            item_id, "mark it failed", "state = 'failed', last_error = :error", error=error
+        self._update_owned(
+            item_id, owner, "mark it failed", "state = 'failed', last_error = :error", error=error
         )
 
-    def _update_open(self, item_id: int, action: str, assignments: str, **params: Any) -> None:
-        with self._guard(f"outbox item {item_id}: {action}"):
-            cursor = self._execute(
-                f"UPDATE outbox SET {assignments} WHERE id = :id AND state IN (:open0, :open1)",
-                {**params, "id": item_id, "open0": _OPEN[0], "open1": _OPEN[1]},
+    def _update_owned(
+        self, item_id: int, owner: str, action: str, assignments: str, **params: Any
+    ) -> None:
+        """Finish an attempt: only the owner of the sending row may, and it ends the lease."""
+        with self._guard(f"outbox item {item_id}: {action}"), self._transaction():
+            self._owned(item_id, owner, action)
+            self._execute(
+                f"UPDATE outbox SET {assignments}, owner = NULL, lease_until = NULL WHERE id = :id",
+                {**params, "id": item_id},
             )
-            if cursor.rowcount == 1:
-                return
-            row = self._one("SELECT state FROM outbox WHERE id = ?", [item_id])
+
+    def _owned(self, item_id: int, owner: str, action: str) -> dict[str, Any]:
+        """The row, if ``owner`` is sending it; else LedgerError saying who has it."""
+        row = self._one("SELECT * FROM outbox WHERE id = ?", [item_id])
         if row is None:
             raise LedgerError(f"cannot {action}: no outbox item {item_id} in ledger {self.path}")
-        raise LedgerError(
-            f"cannot {action}: outbox item {item_id} is already {row['state']} "
-            f"in ledger {self.path}"
-        )
+        if row["state"] != "sending":
+            raise LedgerError(
+                f"cannot {action}: outbox item {item_id} is already {row['state']} "
+                f"in ledger {self.path}"
+            )
+        if row["owner"] != owner:
+            raise LedgerError(
+                f"cannot {action}: outbox item {item_id} is no longer ours: its lease ran out "
+                f"and {row['owner']} is sending it (ledger {self.path})"
+            )
+        return row
 
     def outbox_expire(self, *, now: datetime) -> list[OutboxItem]:
-        """Give up on unsent items past ``expires_at`` (a stale digest is noise); return them."""
+        """Give up on unsent items past ``expires_at`` (a stale digest is noise); return them.
+
+        An item a live sender holds is left to it: its attempt ends within the lease.
+        """
         moment = to_text(now)
         with self._guard("expiring outbox items"), self._transaction():
             ids = [
                 row["id"]
                 for row in self._rows(
-                    "SELECT id FROM outbox WHERE state IN (?, ?) AND expires_at <= ?",
-                    [*_OPEN, moment],
+                    """
+                    SELECT id FROM outbox WHERE expires_at <= :now AND (state = 'pending'
+                        OR (state = 'sending' AND (lease_until IS NULL OR lease_until <= :now)))
+                    """,
+                    {"now": moment},
                 )
             ]
             if not ids:
                 return []
             marks = ", ".join("?" for _ in ids)
-            self._execute(f"UPDATE outbox SET state = 'expired' WHERE id IN ({marks})", ids)
+            self._execute(
+                f"UPDATE outbox SET state = 'expired', owner = NULL, lease_until = NULL "
+                f"WHERE id IN ({marks})",
+                ids,
+            )
             rows = self._rows(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
-        return [OutboxItem.from_row(row) for row in rows]
+        return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
+
+    def _outbox_state(self, row: Mapping[str, Any]) -> OutboxState:
+        """The state column alone (no message bytes read); an unknown one quarantines the row."""
+        if row["state"] in {state.value for state in OutboxState}:
+            return OutboxState(row["state"])
+        with self._guard(f"reading outbox item {row['id']}"):
+            full = self._one("SELECT * FROM outbox WHERE id = ?", [row["id"]])
+        return OutboxState.QUARANTINED if full is None else self._decode_outbox([full])[0].state
+
+    def _decode_outbox(self, rows: list[dict[str, Any]]) -> list[OutboxItem]:
+        """Each row as an item; one that does not decode is quarantined in place and salvaged."""
+        items = []
+        for row in rows:
+            try:
+                items.append(OutboxItem.from_row(row))
+            except UNDECODABLE as exc:
+                error = f"quarantined, the ledger row could not be read: {describe(exc)}"
+                with self._guard(f"quarantining outbox item {row.get('id')}"), self._transaction():
+                    self._quarantine("outbox", row, exc)
+                    self._execute(
+                        "UPDATE outbox SET state = ?, last_error = ? WHERE id = ? AND state != ?",
+                        [OutboxState.QUARANTINED.value, error, row["id"], "quarantined"],
+                    )
+                items.append(OutboxItem.salvage(row, error, current(None)))
+        return items
 
     def outbox_last_period(self, digest: str) -> str | None:
         """The latest period ever enqueued for ``digest``, to know which periods were missed."""
@@ -203,13 +353,13 @@ class OutboxStore(LedgerBase):
             row = self._one(
                 "SELECT * FROM outbox WHERE digest = ? AND period = ?", [digest, period]
             )
-        return None if row is None else OutboxItem.from_row(row)
+        return None if row is None else self._decode_outbox([row])[0]
 
     def outbox_periods(self, digest: str) -> list[tuple[str, OutboxState]]:
         """Every period enqueued for ``digest`` with its state, oldest first (no message bytes)."""
         with self._guard(f"listing periods of digest {digest!r}"):
-            rows = self._rows("SELECT period, state FROM outbox WHERE digest = ?", [digest])
-        pairs = [(row["period"], OutboxState(row["state"])) for row in rows]
+            rows = self._rows("SELECT id, period, state FROM outbox WHERE digest = ?", [digest])
+        pairs = [(row["period"], self._outbox_state(row)) for row in rows]
         return sorted(pairs, key=lambda pair: _period_order(pair[0]))
 
     def digest_first_scheduled(self, digest: str, *, now: datetime) -> datetime:

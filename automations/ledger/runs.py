@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import LedgerBase, current, from_text, maybe_time, to_text
+from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.owners import may_settle
+from automations.ledger.quarantine import UNDECODABLE, QuarantineStore
 
 
 class RunStatus(StrEnum):
@@ -36,6 +38,7 @@ class Run:
     api_requests: int
     error: str | None
     status: RunStatus
+    owner: str | None = None  # host:pid:token of the process that ran it (owners.py)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Run:
@@ -53,10 +56,11 @@ class Run:
             api_requests=row["api_requests"],
             error=row["error"],
             status=RunStatus(row["status"]),
+            owner=row.get("owner"),
         )
 
 
-class RunStore(LedgerBase):
+class RunStore(QuarantineStore):
     """The ``runs`` table."""
 
     def start_run(
@@ -65,8 +69,8 @@ class RunStore(LedgerBase):
         """Record that a cycle of ``schedule`` (evaluating ``rules``) began; returns its id."""
         with self._guard(f"starting a run of {schedule!r}"), self._transaction():
             cursor = self._execute(
-                "INSERT INTO runs (schedule, started_at, status) VALUES (?, ?, ?)",
-                [schedule, to_text(current(now)), RunStatus.RUNNING.value],
+                "INSERT INTO runs (schedule, started_at, status, owner) VALUES (?, ?, ?, ?)",
+                [schedule, to_text(current(now)), RunStatus.RUNNING.value, self.owner],
             )
             run_id = cursor.lastrowid
             assert run_id is not None  # an INSERT into a rowid table always has one
@@ -117,17 +121,41 @@ class RunStore(LedgerBase):
                 )
 
     def close_interrupted_runs(self, *, now: datetime | None = None) -> int:
-        """Mark runs a crash left RUNNING as FAILED; only the lock holder may call this."""
-        with self._guard("closing interrupted runs"):
-            cursor = self._execute(
-                "UPDATE runs SET finished_at = ?, status = ?, error = ? WHERE status = 'running'",
-                [
-                    to_text(current(now)),
-                    RunStatus.FAILED.value,
-                    "interrupted: the process stopped before the cycle finished",
-                ],
-            )
-        return int(cursor.rowcount)
+        """Mark RUNNING runs whose process is gone (a crash, a kill) as FAILED.
+
+        A run of a process that may still be at work (alive on this host, or on
+        another host and younger than the lease) is left alone: only its own
+        process finishes it.
+        """
+        moment = current(now)
+        with self._guard("closing interrupted runs"), self._transaction():
+            rows = self._rows("SELECT id, owner, started_at FROM runs WHERE status = 'running'")
+            ids = [row["id"] for row in rows if _may_close(row, moment)]
+            for run_id in ids:
+                self._execute(
+                    "UPDATE runs SET finished_at = ?, status = ?, error = ? "
+                    "WHERE id = ? AND status = 'running'",
+                    [
+                        to_text(moment),
+                        RunStatus.FAILED.value,
+                        "interrupted: the process stopped before the cycle finished",
+                        run_id,
+                    ],
+                )
+        return len(ids)
+
+    def _decode_runs(self, rows: list[dict[str, Any]]) -> list[Run]:
+        """Each row as a Run; one that does not decode is moved to ``quarantine``."""
+        runs = []
+        for row in rows:
+            try:
+                runs.append(Run.from_row(row))
+            except UNDECODABLE as exc:
+                with self._guard(f"quarantining run {row.get('id')}"), self._transaction():
+                    self._quarantine("runs", row, exc)
+                    self._execute("DELETE FROM run_rules WHERE run_id = ?", [row["id"]])
+                    self._execute("DELETE FROM runs WHERE id = ?", [row["id"]])
+        return runs
 
     def runs(self, *, schedule: str | None = None, limit: int = 50) -> list[Run]:
         """Recent runs, newest first, optionally of one schedule."""
@@ -137,18 +165,23 @@ class RunStore(LedgerBase):
                 f"SELECT * FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT :limit",
                 {"schedule": schedule, "limit": limit},
             )
-        return [Run.from_row(row) for row in rows]
+        return self._decode_runs(rows)
 
     def last_successful_run(self, schedule: str | None = None) -> Run | None:
-        """The newest OK run (of ``schedule``, or of any)."""
+        """The newest OK run (of ``schedule``, or of any) that can be read."""
         where = "" if schedule is None else "AND schedule = :schedule"
-        with self._guard("reading the last successful run"):
-            row = self._one(
-                f"SELECT * FROM runs WHERE status = 'ok' {where} "
-                "ORDER BY started_at DESC, id DESC LIMIT 1",
-                {"schedule": schedule},
-            )
-        return None if row is None else Run.from_row(row)
+        while True:
+            with self._guard("reading the last successful run"):
+                row = self._one(
+                    f"SELECT * FROM runs WHERE status = 'ok' {where} "
+                    "ORDER BY started_at DESC, id DESC LIMIT 1",
+                    {"schedule": schedule},
+                )
+            if row is None:
+                return None
+            decoded = self._decode_runs([row])  # an unreadable one is moved out: ask again
+            if decoded:
+                return decoded[0]
 
     def rules_that_ran(self) -> set[str]:
         """Rules that ran: they have an event, or were in a cycle that finished OK.
@@ -166,3 +199,11 @@ class RunStore(LedgerBase):
                 """
             )
         return {row["rule"] for row in rows}
+
+
+def _may_close(row: Mapping[str, Any], now: datetime) -> bool:
+    try:
+        started = from_text(row["started_at"])
+    except (ValueError, TypeError):
+        started = now  # unreadable: judged by its owner alone
+    return may_settle(row["owner"], started, now)

@@ -23,9 +23,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from automations.anchors import Anchor, live_since, severity_since
-from automations.catalog import Catalog, UnknownName, rank_order
+from automations.catalog import Catalog, UnknownName, rank_order, resolve_name
 from automations.durations import Duration, format_duration, human_moment, human_span
-from automations.errors import ConfigError
+from automations.errors import ConfigError, Problems
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -87,20 +87,21 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
     summary = "Raise the severity of incidents that stay live too long, step by step."
 
     def check(self, catalog: Catalog) -> None:
+        problems = Problems()  # every problem of the rule, not just the first
         self.targets: list[Severity] = []
         for index, step in enumerate(self.options.steps):
-            try:
-                target = catalog.severity(step.to)
-            except UnknownName as exc:
-                raise exc.at(f"steps[{index}].to") from None
+            target = resolve_name(catalog.severity, step.to, f"steps[{index}].to", problems)
+            if target is None:
+                continue
             if target.rank is None:
-                raise ConfigError(
+                problems.add(
                     f"steps[{index}].to: severity {target.name!r} has no rank in the "
                     "organisation's catalog, so whether a step raises the severity cannot be "
                     "told; give it a rank in incident.io's severity settings"
                 )
+                continue
             if self.targets and target.rank <= self.rank(self.targets[-1]):
-                raise ConfigError(
+                problems.add(
                     f"steps[{index}].to: {target.name!r} is not more severe than "
                     f"{self.targets[-1].name!r}; each step must raise the severity"
                 )
@@ -112,14 +113,20 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
                 timestamp = catalog.timestamp(self.options.since)
                 self.since_id, self.since_name = timestamp.id, timestamp.name
             except UnknownName as exc:
-                raise UnknownName(
-                    "incident timestamp (or 'created', 'live', 'severity')",
-                    exc.value,
-                    [*exc.valid, "created", *FROM_UPDATES],
-                    "since",
-                ) from None
-        self._filter = self.options.where.to_filter(catalog)
-        self._check_ladder_climbs(catalog)
+                problems.add(
+                    UnknownName(
+                        "incident timestamp (or 'created', 'live', 'severity')",
+                        exc.value,
+                        [*exc.valid, "created", *FROM_UPDATES],
+                        "since",
+                    )
+                )
+        with problems.collect():
+            self._filter = self.options.where.to_filter(catalog)
+        if not problems.lines:  # the ladder is judged on resolved names only
+            with problems.collect():
+                self._check_ladder_climbs(catalog)
+        problems.raise_if_any()
 
     @staticmethod
     def rank(target: Severity) -> int:

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from automations.anchors import category_period
-from automations.catalog import Catalog, UnknownName
+from automations.catalog import Catalog, UnknownName, resolve_name
 from automations.durations import Duration, format_duration, human_moment, human_span
-from automations.errors import ConfigError
+from automations.errors import ConfigError, Problems
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,
@@ -38,7 +39,6 @@ from automations.text import one_line
 from automations.where import StatusCategoryName
 
 DEFAULT_MODES = ("standard", "retrospective")
-DONE_FOLLOW_UP = frozenset({"completed", "not_doing", "deleted"})
 # The app's labels for categories, tried when no option is named like the category.
 APP_LABELS = {"live": "Active", "learning": "Post-incident"}
 
@@ -74,8 +74,8 @@ class Require(BaseModel):
     )
     follow_ups: Literal["completed"] | None = Field(
         None,
-        description='"completed": every follow-up is completed, not doing or deleted '
-        "(an incident without follow-ups qualifies).",
+        description='"completed": every follow-up is completed or not doing; deleted ones do '
+        "not count, and an incident without follow-ups qualifies.",
     )
 
 
@@ -118,15 +118,21 @@ class SyncStatus(Rule[SyncStatusOptions]):
 
     def check(self, catalog: Catalog) -> None:
         opts = self.options
-        self._filter = opts.where.to_filter(catalog)
+        problems = Problems()  # every problem of the rule, not just the first
+        with problems.collect():
+            self._filter = opts.where.to_filter(catalog)
         self.target: IncidentStatus | None = None
         self.mirror_field: CustomField | None = None
         self.mirror_options: dict[str, CustomFieldOption] = {}
         if opts.to_status is not None:
-            self._check_transition(catalog, opts.to_status)
-            self._resolve_require(catalog)
+            with problems.collect():
+                self._check_transition(catalog, opts.to_status)
+            with problems.collect():
+                self._resolve_require(catalog)
         elif opts.mirror is not None:
-            self._resolve_mirror(catalog, opts.mirror)
+            with problems.collect():
+                self._resolve_mirror(catalog, opts.mirror)
+        problems.raise_if_any()
 
     def _check_transition(self, catalog: Catalog, to_status: str) -> None:
         try:
@@ -134,7 +140,9 @@ class SyncStatus(Rule[SyncStatusOptions]):
         except UnknownName as exc:
             raise exc.at("to_status") from None
         where = self.options.where
-        sources = set(where.status_category) | {catalog.status(s).category for s in where.status}
+        known = Problems()  # an unknown where.status is reported by where itself
+        statuses = (resolve_name(catalog.status, s, "", known) for s in where.status)
+        sources = set(where.status_category) | {s.category for s in statuses if s is not None}
         if not sources:
             raise ConfigError(
                 "where.status_category: is required with to_status, so the move can be checked "
@@ -151,25 +159,24 @@ class SyncStatus(Rule[SyncStatusOptions]):
 
     def _resolve_require(self, catalog: Catalog) -> None:
         req = self.options.require
+        problems = Problems()
         self.require_roles = {}
         for name, state in req.role.items():
-            try:
-                self.require_roles[catalog.role(name).id] = state
-            except UnknownName as exc:
-                raise exc.at("require.role") from None
+            if (role := resolve_name(catalog.role, name, "require.role", problems)) is not None:
+                self.require_roles[role.id] = state
         self.require_fields: dict[str, set[str]] = {}
         for name, values in req.custom_field.items():
-            try:
-                field_ = catalog.custom_field(name)
-            except UnknownName as exc:
-                raise exc.at("require.custom_field") from None
+            field_ = resolve_name(catalog.custom_field, name, "require.custom_field", problems)
+            if field_ is None:
+                continue
             ids = set()
             for index, value in enumerate(values):
-                try:
-                    ids.add(catalog.option(field_, value).id)
-                except UnknownName as exc:
-                    raise exc.at(f"require.custom_field.{name}[{index}]") from None
+                path = f"require.custom_field.{name}[{index}]"
+                option = resolve_name(partial(catalog.option, field_), value, path, problems)
+                if option is not None:
+                    ids.add(option.id)
             self.require_fields[field_.id] = ids
+        problems.raise_if_any()
 
     def _resolve_mirror(self, catalog: Catalog, mirror: Mirror) -> None:
         try:
@@ -182,11 +189,13 @@ class SyncStatus(Rule[SyncStatusOptions]):
                 "mirroring needs a single_select field"
             )
         self.mirror_field = field_
+        problems = Problems()
         for category, option_name in mirror.options.items():
-            try:
-                self.mirror_options[category] = catalog.option(field_, option_name)
-            except UnknownName as exc:
-                raise exc.at(f"mirror.options.{category}") from None
+            path = f"mirror.options.{category}"
+            option = resolve_name(partial(catalog.option, field_), option_name, path, problems)
+            if option is not None:
+                self.mirror_options[category] = option
+        problems.raise_if_any()
         for category in StatusCategoryName.__args__:  # type: ignore[attr-defined]
             if category in self.mirror_options:
                 continue
@@ -295,9 +304,10 @@ class SyncStatus(Rule[SyncStatusOptions]):
             if not option_ids & set(incident.custom_field_option_ids(field_id)):
                 return None
         if req.follow_ups == "completed":
-            items = (follow_ups or {}).get(incident.id, ())
-            open_items = [f for f in items if f.status not in DONE_FOLLOW_UP]
-            if open_items:
+            # Deleted follow-ups are gone, neither open nor done; a status the API adds
+            # later is not done (FollowUp.is_done), so it holds the incident open.
+            items = [f for f in (follow_ups or {}).get(incident.id, ()) if not f.is_deleted]
+            if not all(f.is_done for f in items):
                 return None
             reasons.append(f"all {len(items)} follow-ups done" if items else "no follow-ups")
         return reasons

@@ -3,7 +3,10 @@
 Two kinds, set together by ``POST /_sandbox/faults`` (which replaces the
 previous setting) and limited to API paths starting with one of ``paths``:
 
-- queued faults (``next``), consumed one per matching API request, in order;
+- queued faults (``next``), consumed one per matching API request, in order
+  (``forbidden`` answers 403 to an authenticated request, as incident.io does when
+  the key lacks a permission; the real body's wording is undocumented, so the
+  ``message`` can be set);
 - probabilistic faults (``error_rate``, ``drop_rate``, ``latency_seconds``,
   ``rate_limit_storm``) drawn from a seeded RNG, used when the queue is empty.
 
@@ -28,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from automations.sandbox.model import JSON
 
 MALFORMED_BODIES = ("invalid_json", "html", "missing_fields", "unknown_enum")
+FORBIDDEN_MESSAGE = "The API key does not have permission to perform this action"
 RETRY_AFTER_FORMS = ("seconds", "http-date")
 UNKNOWN_CATEGORY = "stabilising"
 
@@ -38,13 +42,14 @@ class FaultConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | rate_limit | drop | latency | malformed
+    kind: str  # status | rate_limit | drop | latency | malformed | forbidden
     status: int = 503
     retry_after: float = 1.0
     form: str = "seconds"
     seconds: float = 0.0
     body: str = "invalid_json"
     when: str = "before"  # drop: before or after the request is processed
+    message: str = FORBIDDEN_MESSAGE  # forbidden: the error's message
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,14 @@ def parse_fault(spec: Any) -> Fault:
         return Fault("latency", seconds=_number(spec, "seconds", 0.1, 0, 60))
     if kind == "malformed":
         return Fault("malformed", body=_choice(spec, "body", "invalid_json", MALFORMED_BODIES))
+    if kind == "forbidden":
+        message = spec.get("message", FORBIDDEN_MESSAGE)
+        if not isinstance(message, str) or not message:
+            raise FaultConfigError(f"message must be a non-empty string, got {message!r}")
+        return Fault("forbidden", status=403, message=message)
     raise FaultConfigError(
-        f"unknown fault kind {kind!r}; one of status, rate_limit, drop, latency, malformed"
+        f"unknown fault kind {kind!r}; one of status, rate_limit, drop, latency, malformed, "
+        "forbidden"
     )
 
 
@@ -187,6 +198,7 @@ def _describe(fault: Fault) -> JSON:
         "drop": {"when": fault.when},
         "latency": {"seconds": fault.seconds},
         "malformed": {"body": fault.body},
+        "forbidden": {"message": fault.message},
     }
     return {"kind": fault.kind, **details[fault.kind]}
 
