@@ -196,7 +196,7 @@ and `automations once` peaked at 287 MB and took 16 to 20 s (76 MB and 1.5 to
 2.5 s on an empty ledger). Two changes made the ledger's size free: the engine
 asks only for the candidates' keys (`done_keys`, 500 per query on the unique
 index), and the reconcile at the start of each cycle finds unconfirmed claims
-through a partial index (`events_planned`, migration 0011) instead of scanning
+through a partial index (`events_planned`, migration 0012) instead of scanning
 every event, which alone cost 6 s here. Retention (`[store] retention`) walks
 the old events at most 5,000 rows per hourly prune from a cursor, so its cost
 stays flat even when many old incidents must be kept."""
