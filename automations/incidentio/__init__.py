@@ -32,6 +32,14 @@ from automations.incidentio.models import (
     User,
     Visibility,
 )
+from automations.incidentio.oncall import (
+    Escalation,
+    EscalationPath,
+    EscalationPathKind,
+    EscalationStatus,
+    Schedule,
+    ScheduleEntry,
+)
 from automations.incidentio.pagination import (
     IncidentPage,
     PaginationError,
@@ -41,10 +49,12 @@ from automations.incidentio.pagination import (
 from automations.incidentio.payloads import (
     CustomFieldEntryPayload,
     CustomFieldValuePayload,
+    EscalationCreate,
     IncidentCreate,
     IncidentEdit,
     IncidentRoleAssignmentPayload,
     IncidentTimestampValuePayload,
+    IncidentUpdateCreate,
     UserReference,
 )
 from automations.incidentio.ratelimit import TokenBucket
@@ -69,6 +79,11 @@ __all__ = [
     "CustomFieldOption",
     "CustomFieldValue",
     "CustomFieldValuePayload",
+    "Escalation",
+    "EscalationCreate",
+    "EscalationPath",
+    "EscalationPathKind",
+    "EscalationStatus",
     "FollowUp",
     "FollowUpStatus",
     "Incident",
@@ -87,9 +102,12 @@ __all__ = [
     "IncidentTimestampValuePayload",
     "IncidentType",
     "IncidentUpdate",
+    "IncidentUpdateCreate",
     "PaginationError",
     "PaginationLoop",
     "RequestCounter",
+    "Schedule",
+    "ScheduleEntry",
     "Severity",
     "StatusCategory",
     "TokenBucket",
