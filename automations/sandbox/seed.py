@@ -478,7 +478,8 @@ ONCALL_CREATED = datetime(2023, 3, 1, 10, 0, tzinfo=UTC)
 # Each rotation's first handover; the cadence runs from there in both directions.
 WEEKLY_FROM = datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo("Europe/London"))  # a Monday
 DAILY_FROM = datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo("America/New_York"))
-HOURLY_FROM = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)
+# 07:00/19:00 UTC: never at the same instant as a London Monday 09:00 (08:00 or 09:00 UTC)
+HOURLY_FROM = datetime(2024, 1, 1, 7, 0, tzinfo=UTC)
 
 
 def build_oncall(seed: int, catalog: Catalog, anchor: datetime) -> OnCall:
