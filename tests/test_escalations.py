@@ -18,13 +18,9 @@ import pytest
 import stamina
 
 from automations.errors import APIRejected
-from automations.incidentio import (
-    EscalationPath,
-    EscalationStatus,
-    IncidentIOClient,
-    TokenBucket,
-)
+from automations.incidentio import IncidentIOClient, TokenBucket
 from automations.incidentio.client import ESCALATIONS_PER_MINUTE, ESCALATIONS_ROUTE
+from automations.incidentio.oncall import EscalationPath, EscalationStatus
 from automations.sandbox.ratelimit import RateLimiter
 from tests.oncall_schema import check_all, check_section0, newer
 from tests.openapi_conformance import Conformance

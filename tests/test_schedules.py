@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from automations.errors import APIRejected
-from automations.incidentio import IncidentIOClient, Schedule, ScheduleEntry
+from automations.incidentio import IncidentIOClient
+from automations.incidentio.oncall import Schedule, ScheduleEntry
 from tests.oncall_schema import check_all, check_section0, newer
 from tests.openapi_conformance import Conformance
 from tests.sandbox_server import SandboxControl

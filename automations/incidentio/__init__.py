@@ -3,7 +3,8 @@
 Everything the rest of the product needs is importable from here; the
 submodules are an implementation detail. ``IncidentIOClient`` is imported on
 first use, so commands that never call the API (``validate --offline``,
-``test-rule``) do not pay for httpx and stamina at start-up (docs/benchmarks.md).
+``test-rule``) do not pay for httpx and stamina at start-up (docs/benchmarks.md);
+the on-call models (``automations.incidentio.oncall``) come with it, not here.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -31,14 +32,6 @@ from automations.incidentio.models import (
     StatusCategory,
     User,
     Visibility,
-)
-from automations.incidentio.oncall import (
-    Escalation,
-    EscalationPath,
-    EscalationPathKind,
-    EscalationStatus,
-    Schedule,
-    ScheduleEntry,
 )
 from automations.incidentio.pagination import (
     IncidentPage,
@@ -79,11 +72,7 @@ __all__ = [
     "CustomFieldOption",
     "CustomFieldValue",
     "CustomFieldValuePayload",
-    "Escalation",
     "EscalationCreate",
-    "EscalationPath",
-    "EscalationPathKind",
-    "EscalationStatus",
     "FollowUp",
     "FollowUpStatus",
     "Incident",
@@ -106,8 +95,6 @@ __all__ = [
     "PaginationError",
     "PaginationLoop",
     "RequestCounter",
-    "Schedule",
-    "ScheduleEntry",
     "Severity",
     "StatusCategory",
     "TokenBucket",

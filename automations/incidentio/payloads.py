@@ -129,6 +129,8 @@ class IncidentCreate(_Payload):
 class IncidentUpdateCreate(_Payload):
     """The body of ``POST /v2/incident_updates``: a message and/or a status or severity move."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use
+
     idempotency_key: str
     incident_id: str
     message: str | None = None
@@ -149,6 +151,8 @@ class IncidentUpdateCreate(_Payload):
 
 class EscalationCreate(_Payload):
     """The body of ``POST /v2/escalations``: page a path or named users, never both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use
 
     idempotency_key: str
     title: str

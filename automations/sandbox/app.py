@@ -10,6 +10,10 @@ Rate limiting (section 7): a 429 is ``type: rate_limit_reached`` with code
 block (RFC3339, sandbox clock) and ``Retry-After`` in whole seconds. Every
 authenticated response carries ``X-RateLimit-Limit`` (``1200, 1200;window=60``),
 ``-Remaining``, ``-Used`` and ``-Reset`` (unix seconds on the sandbox clock).
+A route with a lower limit of its own (``POST /v2/escalations``: 60 a minute)
+takes a token from its own bucket too; its headers then describe that bucket
+and list both policies (``60, 1200;window=60, 60;window=60``), and its 429
+names the route's limit (``rate_limit.name``: ``escalations``).
 """
 
 from __future__ import annotations
