@@ -32,6 +32,7 @@ from automations.incidentio import (
     IncidentIOClient,
     IncidentUpdate,
 )
+from automations.incidentio.follow_ups import listing_mode, listing_modes
 from automations.ledger import Event, Ledger
 from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
@@ -226,12 +227,20 @@ class Engine:
             )
 
     def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
-        """All follow-ups in one request, only when a rule asks about them."""
-        if not any(rule.needs_follow_ups for rule in rules):
+        """Every follow-up the rules' incidents can have, only when a rule asks about them.
+
+        ``GET /v3/follow_ups`` at 250 a page: one listing for standard and
+        retrospective incidents (the API's default), one more per other mode a
+        rule's query selects, so a test incident's follow-ups are never missing
+        (missing would read as "none left to do").
+        """
+        wanted = [rule for rule in rules if rule.needs_follow_ups]
+        if not wanted:
             return None
         grouped: dict[str, list[FollowUp]] = defaultdict(list)
-        for item in self.client.list_follow_ups():
-            grouped[item.incident_id].append(item)
+        for mode in listing_modes(rule.query() for rule in wanted):
+            for item in self.client.iter_follow_ups(incident_mode=mode):
+                grouped[item.incident_id].append(item)
         return grouped
 
     def _updates_for(
@@ -408,7 +417,7 @@ class Engine:
                 if rule.needs_updates(fresh, now)
                 else None
             )
-            follow_ups = self._follow_ups_for(rule, fresh.id)
+            follow_ups = self._follow_ups_for(rule, fresh)
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
             self.ledger.mark_failed(
@@ -493,10 +502,15 @@ class Engine:
             extra=action_fields(action, "applied"),
         )
 
-    def _follow_ups_for(self, rule: AnyRule, incident_id: str) -> dict[str, list[FollowUp]] | None:
+    def _follow_ups_for(
+        self, rule: AnyRule, incident: Incident
+    ) -> dict[str, list[FollowUp]] | None:
+        """The re-check's fresh follow-ups of one incident, in its own mode."""
         if not rule.needs_follow_ups:
             return None
-        return {incident_id: list(self.client.list_follow_ups(incident_id=incident_id))}
+        mode = listing_mode(incident.mode)
+        items = self.client.iter_follow_ups(incident_id=incident.id, incident_mode=mode)
+        return {incident.id: list(items)}
 
     # -- reconcile ----------------------------------------------------------------------------
 

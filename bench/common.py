@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from automations.config import load_config
 from automations.runtime import Runtime, build_runtime
+from automations.sandbox.model import FollowUp
 from automations.sandbox.seed import MAX_AGE_S, MIN_AGE_S, _Generator, build_catalog
 from automations.sandbox.state import SandboxState
 from automations.sandbox.store import Store
@@ -300,16 +301,43 @@ def escalate_rule(
 
 
 def close_rule(
-    name: str, *, idle_for: str = NEVER, where: Mapping[str, object] = LIVE
+    name: str,
+    *,
+    idle_for: str = NEVER,
+    where: Mapping[str, object] = LIVE,
+    follow_ups: bool = False,
 ) -> dict[str, object]:
+    """``follow_ups``: also require every follow-up done (the cycle then lists follow-ups)."""
+    require: dict[str, object] = {"idle_for": idle_for, "role": {"Incident Lead": "assigned"}}
+    if follow_ups:
+        require["follow_ups"] = "completed"
     return {
         "name": name,
         "type": "sync_status",
         "every": "1m",
         "where": dict(where),
         "to_status": "Closed",
-        "require": {"idle_for": idle_for, "role": {"Incident Lead": "assigned"}},
+        "require": require,
     }
+
+
+def add_follow_ups(store: Store, count: int) -> None:
+    """``count`` outstanding follow-ups spread over the store's incidents, in ID order."""
+    incidents = store.all()
+    creator = {"user": store.catalog.users[0].to_json()}
+    for n in range(count):
+        incident = incidents[n % len(incidents)]
+        store.follow_ups.append(
+            FollowUp(
+                id=store.new_id(),
+                incident_id=incident.id,
+                title=f"Follow-up {n}",
+                status="outstanding",
+                creator=creator,
+                created_at=incident.created_at,
+                updated_at=incident.created_at,
+            )
+        )
 
 
 def mirror_rule(name: str, *, max_actions: int = 10_000) -> dict[str, object]:

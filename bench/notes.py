@@ -33,10 +33,13 @@ def requests(raw: Raw) -> str:
     text = """\
 Counted per cycle, after start-up: the catalog (8 requests here: 6 lists and the
 options of 2 select fields) is fetched once when the daemon starts, not per
-cycle. Two requests outside the formula exist by design and are not in this
-grid: a rule with `require.follow_ups` adds one `GET /v2/follow_ups` per cycle
-(and one per action when re-checking), and after a crash `reconcile` re-reads
-each unconfirmed incident once. A planned action that the re-read shows no
+cycle. A rule with `require.follow_ups` reads every follow-up through
+`GET /v3/follow_ups` (`/v2/follow_ups` is removed on 2026-12-31): floor(F/250) + 1
+pages for F follow-ups, counted in the formula (the `follow-ups=F` rows), one
+listing more for each mode other than standard and retrospective that a rule
+selects, and one listing of the incident's own follow-ups per action when
+re-checking. After a crash `reconcile` re-reads each unconfirmed incident once
+(outside this grid). A planned action that the re-read shows no
 longer applies costs its GET without a POST (it would show as ratio > 1); none
 occur here because the `acting` rule is the only one that is due."""
     live = [s for s in raw.get("scenarios", []) if "since=live" in s.get("scenario", "")]

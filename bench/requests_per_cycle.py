@@ -5,7 +5,11 @@ The minimum for one cycle is ``ceil(N/250)`` list pages per distinct query
 "live"`` (or ``"severity"``) must also read the updates of every incident that
 could be due (old enough since creation for its first step, and below that
 step's target: the anchor is never earlier than creation), one request each,
-and re-read the updates of each incident it edits. Rules are real configs
+and re-read the updates of each incident it edits. A rule with
+``require.follow_ups`` reads every follow-up through ``GET /v3/follow_ups``:
+``floor(F/250) + 1`` pages for F follow-ups, because the API sets its cursor
+whenever a page is full (there *may* be more), so a full last page is followed
+by an empty one. Rules are real configs
 (a generated TOML through ``load_config``), wired by ``build_runtime`` against
 an in-process sandbox holding N live incidents; one cycle runs through the
 daemon's ``run_once``. Requests are counted in the sandbox's request log and
@@ -37,6 +41,7 @@ from bench.common import (
     UNLIMITED_PER_MINUTE,
     Check,
     Section,
+    add_follow_ups,
     close_rule,
     escalate_rule,
     load_live,
@@ -55,6 +60,7 @@ QUERIES: tuple[dict[str, object], ...] = (
 )
 ACTING_AFTER = timedelta(hours=1)  # the acting rule's first step: 1h -> Major
 FROM_UPDATES = ("live", "severity")
+FOLLOW_UP_PAGE = 250
 _GET_ONE = re.compile(r"^/v2/incidents/[^/]+$")
 _EDIT = re.compile(r"^/v2/incidents/[^/]+/actions/edit$")
 
@@ -62,13 +68,16 @@ _EDIT = re.compile(r"^/v2/incidents/[^/]+/actions/edit$")
 @dataclass(frozen=True)
 class Scenario:
     """N live incidents, R rules over Q distinct queries; the first rule acts ``acting`` times,
-    its age counted ``since`` creation, or since the incident entered live."""
+    its age counted ``since`` creation, or since the incident entered live. With
+    ``follow_ups`` (a count), the sync_status rules also require completed follow-ups
+    and the organisation has that many."""
 
     live: int
     rules: int
     queries: int = 1
     acting: int = 0
     since: str = "created"
+    follow_ups: int | None = None
 
     @property
     def label(self) -> str:
@@ -79,6 +88,8 @@ class Scenario:
             text += f" acting={self.acting}"
         if self.since != "created":
             text += f" since={self.since}"
+        if self.follow_ups is not None:
+            text += f" follow-ups={self.follow_ups:,}"
         return text
 
     def rule_configs(self) -> list[dict[str, object]]:
@@ -99,7 +110,8 @@ class Scenario:
             elif i % 2 == 0:
                 configs.append(escalate_rule(f"escalate-{i}", where=where))
             else:
-                configs.append(close_rule(f"close-{i}", where=where))
+                needs = self.follow_ups is not None
+                configs.append(close_rule(f"close-{i}", where=where, follow_ups=needs))
         return configs
 
 
@@ -111,6 +123,7 @@ class Measurement:
     list_pages: int
     gets: int
     updates: int
+    follow_up_pages: int
     posts: int
     other: int
     client_count: int
@@ -119,14 +132,27 @@ class Measurement:
 
     @property
     def total(self) -> int:
-        return self.list_pages + self.gets + self.updates + self.posts + self.other
+        return (
+            self.list_pages
+            + self.gets
+            + self.updates
+            + self.follow_up_pages
+            + self.posts
+            + self.other
+        )
+
+    @property
+    def follow_up_minimum(self) -> int:
+        """floor(F/250) + 1: a full last page is followed by an empty one (section 0)."""
+        count = self.scenario.follow_ups
+        return 0 if count is None else count // FOLLOW_UP_PAGE + 1
 
     @property
     def minimum(self) -> int:
         pages = sum(max(1, math.ceil(n / PAGE_SIZE)) for n in self.matches)
         # Re-read the incident, then edit it; with since = live, also re-read its updates.
         per_edit = 3 if self.scenario.since in FROM_UPDATES else 2
-        return pages + self.could_be_due + per_edit * self.applied
+        return pages + self.could_be_due + per_edit * self.applied + self.follow_up_minimum
 
     @property
     def ratio(self) -> float:
@@ -140,6 +166,8 @@ class Measurement:
             "list_pages": self.list_pages,
             "gets": self.gets,
             "updates": self.updates,
+            "follow_up_pages": self.follow_up_pages,
+            "follow_up_minimum": self.follow_up_minimum,
             "posts": self.posts,
             "other": self.other,
             "total": self.total,
@@ -191,6 +219,8 @@ def measure(server: SandboxThread, scenario: Scenario) -> Measurement:
     """One cycle of the scenario's rules against ``server``, reloaded with N live incidents."""
     state: SandboxState = server.app.state.sandbox
     load_live(state, scenario.live)
+    if scenario.follow_ups:
+        add_follow_ups(state.store, scenario.follow_ups)
     with tempfile.TemporaryDirectory(prefix="bench-rpc-") as directory:
         path = write_config(Path(directory), server.base_url, scenario.rule_configs())
         with runtime_for(path) as runtime:
@@ -214,6 +244,7 @@ def measure(server: SandboxThread, scenario: Scenario) -> Measurement:
     pages = sum(1 for e in log if e["method"] == "GET" and e["path"] == "/v2/incidents")
     gets = sum(1 for e in log if e["method"] == "GET" and _GET_ONE.match(e["path"]))
     updates = sum(1 for e in log if e["method"] == "GET" and e["path"] == "/v2/incident_updates")
+    follow_ups = sum(1 for e in log if e["method"] == "GET" and e["path"] == "/v3/follow_ups")
     posts = sum(1 for e in log if e["method"] == "POST" and _EDIT.match(e["path"]))
     return Measurement(
         scenario=scenario,
@@ -222,8 +253,9 @@ def measure(server: SandboxThread, scenario: Scenario) -> Measurement:
         list_pages=pages,
         gets=gets,
         updates=updates,
+        follow_up_pages=follow_ups,
         posts=posts,
-        other=len(log) - pages - gets - updates - posts,
+        other=len(log) - pages - gets - updates - follow_ups - posts,
         client_count=client_count,
         applied=applied,
         seconds=seconds,
@@ -236,7 +268,8 @@ def scenarios(quick: bool) -> list[Scenario]:
     acting = [Scenario(n, 5, acting=5) for n in sizes]
     live = [Scenario(n, 5, acting=5, since="live") for n in sizes]
     mixed = [Scenario(n, 20, queries=4) for n in sizes[1:]]
-    return grid + acting + live + mixed
+    follow_ups = [Scenario(sizes[1], 5, follow_ups=f) for f in (0, 249, 250, 2_600)]
+    return grid + acting + live + mixed + follow_ups
 
 
 def run(quick: bool) -> Section:
@@ -257,6 +290,7 @@ def report(results: Sequence[Measurement]) -> Section:
             m.list_pages,
             m.gets,
             m.updates,
+            m.follow_up_pages,
             m.posts,
             m.other,
             m.total,
@@ -274,6 +308,7 @@ def report(results: Sequence[Measurement]) -> Section:
         "list pages",
         "GET one",
         "GET updates",
+        "GET follow-ups",
         "POST edit",
         "other",
         "total",
@@ -306,8 +341,10 @@ def report(results: Sequence[Measurement]) -> Section:
             "max(1, ceil(matching/250)) + 2 x edits; with `since=live`, + one updates request for "
             "each incident that could be due (old enough since creation for the first step and "
             "below its target, since the anchor is never earlier than creation) + one more per "
-            "edit (the re-check reads fresh updates). `cycle s` includes the client's token "
-            "bucket (1200/min, burst 20).",
+            "edit (the re-check reads fresh updates). With `follow-ups=F` the sync_status rules "
+            "also require completed follow-ups: + floor(F/250) + 1 `GET /v3/follow_ups` pages "
+            "(the API sets its cursor on every full page, so a full last page is followed by "
+            "an empty one). `cycle s` includes the client's token bucket (1200/min, burst 20).",
             "",
             *table(header, rows),
         ],

@@ -64,6 +64,10 @@ ERROR_ENVELOPE: dict[str, Any] = {
                     "message": {"type": "string"},
                     "source": {
                         "type": "object",
+                        "required": [
+                            "field",
+                            "pointer",
+                        ],  # both, when there is a source (section 0)
                         "properties": {"field": {"type": "string"}, "pointer": {"type": "string"}},
                         "additionalProperties": False,
                     },
@@ -86,6 +90,178 @@ ERROR_ENVELOPE: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+
+# --- Section 0 of INCIDENT_IO_API.md: what the live API sends today --------------------------
+# The stored schema predates these; each is added to it (``load_spec``) so the sandbox is held
+# to what the live API sends. Properties are checked strictly like the rest; "required" keys
+# must be present. Add rows here for newer routes and objects.
+
+_STRING: dict[str, Any] = {"type": "string"}
+_DATETIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_IDS: dict[str, Any] = {"type": "array", "items": _STRING}
+_REF = "#/components/schemas/"
+_SEAT: dict[str, Any] = {"type": "string", "enum": ["full_access", "viewer_only", "none"]}
+_RANKED: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "rank"],
+    "properties": {
+        "id": _STRING,
+        "name": _STRING,
+        "rank": {"type": "integer"},
+        "description": _STRING,
+    },
+    "additionalProperties": False,
+}
+_TIME_FILTER: dict[str, Any] = {
+    "type": "object",
+    "properties": {op: {"type": "array", "items": _STRING} for op in ("gte", "lte", "date_range")},
+    "additionalProperties": False,
+}
+
+# schema name -> (properties added, keys made required)
+SECTION_0_SCHEMAS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "IncidentV2": (
+        {
+            "last_activity_at": _DATETIME,
+            "team_ids": _IDS,
+            "debriefs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "start_at", "end_at"],
+                    "properties": {"id": _STRING, "start_at": _DATETIME, "end_at": _DATETIME},
+                    "additionalProperties": False,
+                },
+            },
+            "slack_channel_url": _STRING,
+            "ms_teams_channel_url": _STRING,
+            "postmortem_document_ids": _IDS,
+        },
+        ("last_activity_at", "team_ids"),
+    ),
+    "UserWithRolesV2": (
+        {
+            "is_active": {"type": "boolean"},
+            "seats": {
+                "type": "object",
+                "required": ["on_call", "response"],
+                "properties": {"on_call": _SEAT, "response": _SEAT},
+                "additionalProperties": False,
+            },
+        },
+        ("is_active", "seats"),
+    ),
+    "IncidentDurationMetricWithValueV2": (
+        {
+            "status": {
+                "type": "string",
+                "enum": ["calculating", "invalid_timestamps", "success", "timestamps_missing"],
+            }
+        },
+        ("status",),
+    ),
+    "IncidentTypeV1": ({"owning_team_ids": _IDS}, ()),
+    "CustomFieldV2": (
+        {
+            "fixed_filter": {
+                "type": "object",
+                "required": ["catalog_attribute_id", "values"],
+                "properties": {"catalog_attribute_id": _STRING, "values": _IDS},
+                "additionalProperties": False,
+            }
+        },
+        (),
+    ),
+    "IncidentRoleV2": ({}, ("instructions", "shortform")),
+    "FollowUpV3": (
+        {
+            "id": _STRING,
+            "incident_id": _STRING,
+            "title": _STRING,
+            "status": {
+                "type": "string",
+                "enum": ["outstanding", "completed", "not_doing", "deleted"],
+            },
+            "labels": {"type": "array", "items": _STRING},
+            "creator": {"$ref": _REF + "ActorV2"},
+            "created_at": _DATETIME,
+            "updated_at": _DATETIME,
+            "completed_at": _DATETIME,
+            "description": _STRING,
+            "assignee": {"$ref": _REF + "UserV2"},
+            "assignee_team": {
+                "type": "object",
+                "required": ["id", "name"],
+                "properties": {"id": _STRING, "name": _STRING},
+                "additionalProperties": False,
+            },
+            "category": _RANKED,
+            "priority": _RANKED,
+            "external_issue_reference": {"$ref": _REF + "ExternalIssueReferenceV2"},
+        },
+        ("id", "incident_id", "title", "status", "labels", "creator", "created_at", "updated_at"),
+    ),
+    "FollowUpsListResultV3": (
+        {
+            "follow_ups": {"type": "array", "items": {"$ref": _REF + "FollowUpV3"}},
+            "pagination_meta": {
+                "type": "object",
+                "required": ["page_size"],
+                "properties": {"page_size": {"type": "integer", "maximum": 250}, "after": _STRING},
+                "additionalProperties": False,
+            },
+        },
+        ("follow_ups", "pagination_meta"),
+    ),
+    "FollowUpsShowResultV3": ({"follow_up": {"$ref": _REF + "FollowUpV3"}}, ("follow_up",)),
+}
+
+
+def _get(result: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": _REF + result}}}
+    return {"get": {"parameters": parameters, "responses": {"200": {"content": content}}}}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"in": "query", "name": name, "schema": schema}
+
+
+SECTION_0_PATHS: dict[str, dict[str, Any]] = {
+    "/v3/follow_ups": _get(
+        "FollowUpsListResultV3",
+        [
+            _query("page_size", {"type": "integer", "minimum": 1, "maximum": 250}),
+            _query("after", _STRING),
+            _query("incident_id", _STRING),
+            _query(
+                "incident_mode",
+                {
+                    "type": "string",
+                    "enum": ["standard", "retrospective", "test", "tutorial", "stream"],
+                },
+            ),
+            _query("assignee_team_id", _STRING),
+            _query("created_at", _TIME_FILTER),
+            _query("updated_at", _TIME_FILTER),
+        ],
+    ),
+    "/v3/follow_ups/{id}": _get(
+        "FollowUpsShowResultV3", [{"in": "path", "name": "id", "required": True, "schema": _STRING}]
+    ),
+}
+
+
+def add_section_0(spec: dict[str, Any]) -> None:
+    """Bring the stored schema up to what the live API sends (section 0), in place."""
+    schemas = spec["components"]["schemas"]
+    for name, (properties, required) in SECTION_0_SCHEMAS.items():
+        schema = schemas.setdefault(
+            name, {"type": "object", "properties": {}, "additionalProperties": False}
+        )
+        schema["properties"].update(properties)
+        schema["required"] = sorted({*schema.get("required", ()), *required})
+    spec["paths"].update(SECTION_0_PATHS)
 
 
 class SpecMissing(RuntimeError):
@@ -123,6 +299,7 @@ def load_spec() -> dict[str, Any]:
     raw = json.loads(path.read_text())
     spec = copy.deepcopy(raw)
     spec["components"]["schemas"] = _tighten(spec["components"]["schemas"])
+    add_section_0(spec)
     return spec  # type: ignore[no-any-return]
 
 

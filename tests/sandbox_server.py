@@ -100,6 +100,12 @@ class SandboxControl:
         result: dict[str, Any] = self._call("PATCH", path, fields)["incident"]
         return result
 
+    def update_follow_up(self, follow_up_id: str, **fields: Any) -> dict[str, Any]:
+        """Change a follow-up as a human would in the app (status, title, assignee...)."""
+        path = f"/_sandbox/follow_ups/{follow_up_id}"
+        result: dict[str, Any] = self._call("PATCH", path, fields)["follow_up"]
+        return result
+
     def incident(self, incident_id: str) -> dict[str, Any]:
         body: dict[str, Any] = self._call("GET", f"/_sandbox/incidents/{incident_id}")
         result: dict[str, Any] = body["incident"]

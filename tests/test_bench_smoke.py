@@ -2,8 +2,9 @@
 
 ceil(N/250) list pages per distinct query plus one GET and one POST per edit
 (with since = "live", one updates request per incident that could be due and one
-more per edit), however many rules share the query (bench/requests_per_cycle.py; the full grid
-runs with ``make bench``).
+more per edit; with require.follow_ups, floor(F/250) + 1 follow-up pages for F follow-ups,
+as a full last page is followed by an empty one), however many rules share the query
+(bench/requests_per_cycle.py; the full grid runs with ``make bench``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def bench_sandbox() -> Iterator[SandboxThread]:
         Scenario(live=100, rules=5, acting=3),
         Scenario(live=100, rules=5, acting=3, since="live"),
         Scenario(live=100, rules=4, queries=4),
+        *(Scenario(live=100, rules=2, follow_ups=f) for f in (0, 249, 250, 600)),
     ],
     ids=lambda s: s.label,
 )
@@ -43,3 +45,6 @@ def test_requests_per_cycle_are_the_minimum(
     if scenario.since == "live":  # updates read for each incident that could be due, and re-read
         assert found.could_be_due > found.applied
         assert found.updates == found.could_be_due + found.applied
+    if scenario.follow_ups is not None:  # 250 a page, and an empty one after a full one
+        assert found.follow_up_pages == scenario.follow_ups // 250 + 1
+        assert found.other == 0

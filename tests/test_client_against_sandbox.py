@@ -193,8 +193,9 @@ def test_every_client_method_conforms(org: SandboxControl, openapi: Conformance)
         one_status = api.get_incident_status(live.id)
         updates = list(api.iter_incident_updates(page_size=100))
         own_updates = list(api.iter_incident_updates(target.id, page_size=1))
-        follow_ups = api.list_follow_ups()
-        own_follow_ups = api.list_follow_ups(incident_id=target.id, incident_mode="standard")
+        follow_ups = list(api.iter_follow_ups(page_size=50))
+        own_follow_ups = list(api.iter_follow_ups(incident_id=target.id, incident_mode="standard"))
+        one_follow_up = api.get_follow_up(follow_ups[-1].id)
         by_email = list(api.iter_users(email=users[3].email))
         by_slack = list(api.iter_users(slack_user_id=users[4].slack_user_id, page_size=5))
 
@@ -238,6 +239,8 @@ def test_every_client_method_conforms(org: SandboxControl, openapi: Conformance)
     assert own_updates
     assert {u.incident_id for u in own_updates} == {target.id}
     assert {f.incident_id for f in own_follow_ups} <= {target.id}
+    assert one_follow_up == follow_ups[-1]
+    assert [f.id for f in follow_ups] == sorted(f.id for f in follow_ups)  # by ID, oldest first
     assert [u.id for u in by_email] == [users[3].id]
     assert [u.id for u in by_slack] == [users[4].id]
 
@@ -266,7 +269,8 @@ def test_every_client_method_conforms(org: SandboxControl, openapi: Conformance)
         "POST /v2/incidents",
         "POST /v2/incidents/{id}/actions/edit",
         "GET /v2/incident_updates",
-        "GET /v2/follow_ups",
+        "GET /v3/follow_ups",
+        "GET /v3/follow_ups/{id}",
         "GET /v2/users",
     }
     assert templates["GET /v2/incidents/{id}"] == 3

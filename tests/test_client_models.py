@@ -18,13 +18,17 @@ import httpx
 import pytest
 
 from automations.incidentio import (
+    CustomField,
     CustomFieldEntryPayload,
+    DurationMetricStatus,
     Incident,
     IncidentEdit,
     IncidentIOClient,
     IncidentRoleAssignmentPayload,
     IncidentTimestampValuePayload,
+    IncidentType,
     RequestCounter,
+    Seat,
     Severity,
     StatusCategory,
     TokenBucket,
@@ -151,7 +155,9 @@ def incident(n: int = 1, **overrides: Any) -> Body:
             {"incident_timestamp": timestamp(1, "Impact started"), "value": {"value": T0}},
             {"incident_timestamp": timestamp(2, "Resolved at")},
         ],
-        "duration_metrics": [{"duration_metric": {"id": "01DM", "name": "Lasted"}}],
+        "duration_metrics": [
+            {"duration_metric": {"id": "01DM", "name": "Lasted"}, "status": "timestamps_missing"}
+        ],
         "permalink": f"https://app.incident.io/incidents/{n}",
         "postmortem_document_url": "https://docs.example.com/pm",
         "slack_team_id": "T02A1FSLE8J",
@@ -159,6 +165,8 @@ def incident(n: int = 1, **overrides: Any) -> Body:
         "slack_channel_name": f"inc-{n}-db",
         "created_at": T0,
         "updated_at": T0,
+        "last_activity_at": T0,
+        "team_ids": ["01TEAM1"],
     }
     body.update(overrides)
     return body
@@ -176,15 +184,19 @@ def incident_update(n: int = 1, incident_id: str = "01HINC1") -> Body:
     }
 
 
-def follow_up(n: int = 1) -> Body:
+def follow_up(n: int = 1, status: str = "outstanding", incident_id: str = "01HINC1") -> Body:
+    """A FollowUpV3, as GET /v3/follow_ups returns it."""
     return {
-        "id": f"01FU{n}",
-        "incident_id": "01HINC1",
+        "id": f"01FU{n:04d}",
+        "incident_id": incident_id,
         "creator": {"user": user(1)},
         "title": "Add an index",
-        "status": "outstanding",
+        "status": status,
         "labels": ["db"],
         "assignee": user(2),
+        "assignee_team": {"id": "01TEAM1", "name": "Payments"},
+        "priority": {"id": "01PRIO", "name": "Urgent", "rank": 10},
+        "category": {"id": "01CAT", "name": "Infrastructure", "rank": 1, "description": "Infra"},
         "created_at": T0,
         "updated_at": T0,
     }
@@ -192,13 +204,14 @@ def follow_up(n: int = 1) -> Body:
 
 def user_with_roles(n: int = 1) -> Body:
     base = {"id": "01RBAC", "name": "Responder", "slug": "responder", "description": ""}
-    return {**user(n), "base_role": base, "custom_roles": []}
+    seats = {"on_call": "full_access", "response": "full_access"}
+    return {**user(n), "base_role": base, "custom_roles": [], "is_active": True, "seats": seats}
 
 
 def error_body(status_code: int, type_: str, code: str, message: str, field: str | None) -> Body:
     err: Body = {"code": code, "message": message}
     if field:
-        err["source"] = {"field": field}
+        err["source"] = {"field": field, "pointer": f"/{field}"}
     return {"type": type_, "status": status_code, "request_id": "req-123", "errors": [err]}
 
 
@@ -286,7 +299,13 @@ def test_factories_match_the_real_schema(openapi: Conformance) -> None:
     openapi.validate_response(
         "GET", "/v2/incident_updates", 200, {"incident_updates": [incident_update()]}
     )
-    openapi.validate_response("GET", "/v2/follow_ups", 200, {"follow_ups": [follow_up()]})
+    openapi.validate_response(
+        "GET",
+        "/v3/follow_ups",
+        200,
+        {"follow_ups": [follow_up()], "pagination_meta": {"page_size": 1}},
+    )
+    openapi.validate_response("GET", "/v3/follow_ups/01FU0001", 200, {"follow_up": follow_up()})
     openapi.validate_response(
         "GET", "/v2/users", 200, {"users": [user_with_roles()], "pagination_meta": {"page_size": 1}}
     )
@@ -357,6 +376,44 @@ def test_optional_parts_may_be_missing() -> None:
     assert inc.slack_channel_id == ""
     assert inc.created_at.utcoffset() is not None
     assert inc.updated_at.tzinfo is UTC  # naive values are read as UTC
+
+
+def test_section_0_keys_are_typed_and_tolerant() -> None:
+    """The live API's newer keys parse into typed fields; new enum values still parse."""
+    inc = Incident.model_validate(
+        incident(
+            1,
+            debriefs=[{"id": "01DB", "start_at": T0, "end_at": T0}],
+            postmortem_document_ids=["01PM"],
+            slack_channel_url="https://slack.example.com/C02",
+            ms_teams_channel_url="https://teams.example.com/x",
+        )
+    )
+    assert inc.team_ids == ("01TEAM1",)
+    assert inc.last_activity_at == datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert [(m.duration_metric.name, m.status) for m in inc.duration_metrics] == [
+        ("Lasted", DurationMetricStatus.TIMESTAMPS_MISSING)
+    ]
+    assert inc.debriefs[0].id == "01DB"
+    assert inc.postmortem_document_ids == ("01PM",)
+    assert inc.slack_channel_url
+    assert inc.ms_teams_channel_url
+    member = User.model_validate(user_with_roles())
+    assert member.is_active is True
+    assert member.seats is not None
+    assert member.seats.on_call == Seat.FULL_ACCESS
+    odd = User.model_validate({**user_with_roles(2), "seats": {"on_call": "x", "response": "y"}})
+    assert odd.seats is not None
+    assert odd.seats.response == "y"
+    assert User.model_validate(user(3)).is_active is None  # embedded UserV2 does not say
+    owned = IncidentType.model_validate({**incident_type(), "owning_team_ids": ["01TEAM1"]})
+    assert owned.owning_team_ids == ("01TEAM1",)
+    fixed = {"catalog_attribute_id": "01ATTR", "values": ["a", "b"]}
+    field_ = CustomField.model_validate(
+        {**custom_field_info(1), "fixed_filter": fixed, "created_at": T0, "updated_at": T0}
+    )
+    assert field_.fixed_filter is not None
+    assert field_.fixed_filter.values == ("a", "b")
 
 
 def test_catalog_models_are_hashable_and_round_trip() -> None:

@@ -58,7 +58,10 @@ CATALOG: dict[str, dict[str, Any]] = {
         ]
     },
     "/v2/incident_timestamps": {"incident_timestamps": [timestamp(1, "Impact started")]},
-    "/v2/follow_ups": {"follow_ups": [follow_up(1), follow_up(2)]},
+    "/v3/follow_ups": {
+        "follow_ups": [follow_up(1), follow_up(2)],
+        "pagination_meta": {"page_size": 250},
+    },
 }
 
 
@@ -126,14 +129,18 @@ def test_activity_routes(openapi: Conformance) -> None:
     assert [u.id for u in updates] == ["01UPD1", "01UPD2"]
     assert recorder.params[0] == [("incident_id", "01HINC1"), ("page_size", "250")]
     assert recorder.params[1][-1] == ("after", "01UPD2")
-    follow_ups = client.list_follow_ups(incident_id="01HINC1", incident_mode="standard")
+    follow_ups = list(client.iter_follow_ups(incident_id="01HINC1", incident_mode="standard"))
     assert [f.is_outstanding for f in follow_ups] == [True, True]
-    assert recorder.params[-1] == [("incident_id", "01HINC1"), ("incident_mode", "standard")]
+    assert recorder.params[-1] == [
+        ("incident_id", "01HINC1"),
+        ("incident_mode", "standard"),
+        ("page_size", "250"),
+    ]
     users = list(client.iter_users(email="user1@example.com"))
     assert users[0].email == "user1@example.com"
     assert ("email", "user1@example.com") in recorder.params[-1]
     with pytest.raises(ValueError, match="incident_mode"):
-        client.list_follow_ups(incident_mode="live")
+        client.iter_follow_ups(incident_mode="live")
 
 
 def test_list_incidents_sends_filter_and_page_size(openapi: Conformance) -> None:

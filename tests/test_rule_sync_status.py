@@ -42,6 +42,20 @@ def test_transition_requires_every_condition() -> None:
     assert "postmortem present" in actions[0].reason
 
 
+def follow_up(incident_id: str, status: str) -> FollowUp:
+    return FollowUp.model_validate(
+        {
+            "id": f"FU-{incident_id}-{status}",
+            "incident_id": incident_id,
+            "title": "fix it",
+            "status": status,
+            "labels": [],
+            "created_at": NOW.isoformat(),
+            "updated_at": NOW.isoformat(),
+        }
+    )
+
+
 def test_roles_fields_age_and_follow_ups() -> None:
     """Role, custom field, age and follow-up conditions each gate the move."""
     rule = make(
@@ -63,19 +77,6 @@ def test_roles_fields_age_and_follow_ups() -> None:
     open_follow_up = incident(
         status="Documenting", lead=True, fields={"Team": "Payments"}, age=timedelta(days=2)
     )
-
-    def follow_up(incident_id: str, status: str) -> FollowUp:
-        return FollowUp.model_validate(
-            {
-                "id": f"FU-{incident_id}-{status}",
-                "incident_id": incident_id,
-                "title": "fix it",
-                "status": status,
-                "labels": [],
-                "created_at": NOW.isoformat(),
-                "updated_at": NOW.isoformat(),
-            }
-        )
 
     follow_ups = {
         good.id: [follow_up(good.id, "completed"), follow_up(good.id, "not_doing")],
@@ -147,3 +148,23 @@ def test_mirror_config_errors() -> None:
         make(to_status=None, require={}, mirror={"field": "Phase", "options": {"live": "Busy"}})
     with pytest.raises(ValueError, match="exactly one of to_status or mirror"):
         make(to_status=None, require={})
+
+
+def test_deleted_follow_ups_do_not_count_and_unknown_statuses_hold() -> None:
+    """not_doing is done, deleted is ignored (not counted), a status the API adds later holds."""
+    rule = make(require={"follow_ups": "completed"})
+    mixed, only_deleted, newer = (incident(status="Documenting") for _ in range(3))
+    follow_ups = {
+        mixed.id: [
+            follow_up(mixed.id, "completed"),
+            follow_up(mixed.id, "not_doing"),
+            follow_up(mixed.id, "deleted"),
+        ],
+        only_deleted.id: [follow_up(only_deleted.id, "deleted")],
+        newer.id: [follow_up(newer.id, "completed"), follow_up(newer.id, "snoozed")],
+    }
+    actions = rule.evaluate([mixed, only_deleted, newer], NOW, CATALOG, follow_ups)
+    reasons = {a.incident_id: a.reason for a in actions}
+    assert set(reasons) == {mixed.id, only_deleted.id}
+    assert reasons[mixed.id].endswith("all 2 follow-ups done")
+    assert reasons[only_deleted.id].endswith("no follow-ups")

@@ -139,7 +139,7 @@ def test_custom_field_options_validate(api: httpx.Client, openapi: Conformance) 
         assert response.status_code == status, params
         error = check(openapi, response)
         if field is not None:
-            assert error["errors"][0]["source"] == {"field": field}
+            assert error["errors"][0]["source"] == {"field": field, "pointer": f"/{field}"}
 
 
 def test_full_list_page_validates(api: httpx.Client, openapi: Conformance) -> None:
@@ -194,9 +194,9 @@ def test_side_lists_validate(api: httpx.Client, openapi: Conformance) -> None:
     assert {u["incident_id"] for u in check(openapi, by_incident)["incident_updates"]} == {
         first["incident_id"]
     }
-    follow_ups = check(openapi, api.get("/v2/follow_ups"))["follow_ups"]
+    follow_ups = check(openapi, api.get("/v3/follow_ups", params={"page_size": 250}))["follow_ups"]
     assert {f["status"] for f in follow_ups} >= {"outstanding", "completed"}
-    check(openapi, api.get("/v2/follow_ups", params={"incident_mode": "test"}))
+    check(openapi, api.get("/v3/follow_ups", params={"incident_mode": "test"}))
     users = check(openapi, api.get("/v2/users", params={"page_size": 10_000}))["users"]
     assert len(users) == 25
     one = check(openapi, api.get("/v2/users", params={"email": users[3]["email"]}))
@@ -294,7 +294,8 @@ def test_error_envelopes_validate(
     assert body["type"] == type_
     assert body["status"] == status
     if field is not None:
-        assert body["errors"][0]["source"] == {"field": field}
+        assert body["errors"][0]["source"]["field"] == field
+        assert body["errors"][0]["source"]["pointer"]
 
 
 def test_unauthenticated_requests_are_401(sandbox: SandboxControl, openapi: Conformance) -> None:

@@ -145,7 +145,7 @@ def test_add_incident(sandbox: SandboxControl, api: httpx.Client, openapi: Confo
     values = {e["custom_field"]["name"]: e["values"][0] for e in incident["custom_field_entries"]}
     assert values["Team"]["value_option"]["value"] == "Payments"
     assert values["Affected service"] == {"value_text": "ledger"}
-    follow_ups = api.get("/v2/follow_ups", params={"incident_id": added["id"]}).json()
+    follow_ups = api.get("/v3/follow_ups", params={"incident_id": added["id"]}).json()
     assert [f["title"] for f in follow_ups["follow_ups"]] == ["Fix it"]
     assert follow_ups["follow_ups"][0]["assignee"]["id"] == user["id"]
 

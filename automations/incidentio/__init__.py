@@ -10,6 +10,7 @@ the on-call models (``automations.incidentio.oncall``) come with it, not here.
 from typing import TYPE_CHECKING, Any
 
 from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.follow_ups import TimeWindow
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
     Actor,
@@ -17,6 +18,7 @@ from automations.incidentio.models import (
     CustomFieldEntry,
     CustomFieldOption,
     CustomFieldValue,
+    DurationMetricStatus,
     FollowUp,
     FollowUpStatus,
     Incident,
@@ -28,6 +30,7 @@ from automations.incidentio.models import (
     IncidentTimestampValue,
     IncidentType,
     IncidentUpdate,
+    Seat,
     Severity,
     StatusCategory,
     User,
@@ -72,6 +75,7 @@ __all__ = [
     "CustomFieldOption",
     "CustomFieldValue",
     "CustomFieldValuePayload",
+    "DurationMetricStatus",
     "EscalationCreate",
     "FollowUp",
     "FollowUpStatus",
@@ -95,8 +99,10 @@ __all__ = [
     "PaginationError",
     "PaginationLoop",
     "RequestCounter",
+    "Seat",
     "Severity",
     "StatusCategory",
+    "TimeWindow",
     "TokenBucket",
     "TooManyPages",
     "User",

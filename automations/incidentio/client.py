@@ -30,6 +30,11 @@ from automations import __version__
 from automations.clock import skew_problem
 from automations.errors import APIError, ClockSkew, ConfigError
 from automations.incidentio.filters import IncidentFilter
+from automations.incidentio.follow_ups import (
+    MAX_FOLLOW_UP_PAGE_SIZE,
+    TimeWindow,
+    follow_up_params,
+)
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
     CustomField,
@@ -101,7 +106,6 @@ ESCALATIONS_ROUTE = "/v2/escalations"
 # POST /v2/escalations allows 60 a minute per key: stay under it as the 1000 stays under 1200.
 ESCALATIONS_PER_MINUTE = 50
 MAX_NAMED_MALFORMED = 5  # warnings naming one malformed incident each, per page
-FOLLOW_UP_MODES = ("standard", "retrospective", "test", "tutorial", "stream")
 _REFERENCE = re.compile(r"^(?:INC-)?(\d+)$", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -355,18 +359,39 @@ class IncidentIOClient:
             params.insert(0, ("incident_id", _path_id(incident_id)))
         return self._items("/v2/incident_updates", "incident_updates", IncidentUpdate, params)
 
-    def list_follow_ups(
-        self, incident_id: str | None = None, incident_mode: str | None = None
-    ) -> list[FollowUp]:
-        """Follow-ups (not paged; /v2/follow_ups is deprecated for 2026-12-31)."""
-        params = []
-        if incident_id is not None:
-            params.append(("incident_id", _path_id(incident_id)))
-        if incident_mode is not None:
-            if incident_mode not in FOLLOW_UP_MODES:
-                raise ValueError(f"incident_mode must be one of {', '.join(FOLLOW_UP_MODES)}")
-            params.append(("incident_mode", incident_mode))
-        return self._all("/v2/follow_ups", "follow_ups", FollowUp, params)
+    # --- follow-ups (v3; /v2/follow_ups is removed on 2026-12-31) -----------------
+
+    def iter_follow_ups(
+        self,
+        *,
+        incident_id: str | None = None,
+        incident_mode: str | None = None,
+        assignee_team_id: str | None = None,
+        created_at: TimeWindow | None = None,
+        updated_at: TimeWindow | None = None,
+        page_size: int = MAX_FOLLOW_UP_PAGE_SIZE,
+    ) -> Iterator[FollowUp]:
+        """``GET /v3/follow_ups``, oldest first, fetched lazily page by page.
+
+        Without ``incident_mode`` the API lists follow-ups of standard and
+        retrospective incidents only. A full last page may be followed by an empty
+        one (the API sets ``after`` when there *may* be more): that is one more
+        request, never an error. Arguments are checked now, requests start when
+        iteration does.
+        """
+        params = follow_up_params(
+            incident_id=None if incident_id is None else _path_id(incident_id),
+            incident_mode=incident_mode,
+            assignee_team_id=None if assignee_team_id is None else _path_id(assignee_team_id),
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+        params.append(("page_size", str(check_page_size(page_size, MAX_FOLLOW_UP_PAGE_SIZE))))
+        return self._items("/v3/follow_ups", "follow_ups", FollowUp, params)
+
+    def get_follow_up(self, follow_up_id: str) -> FollowUp:
+        path = {"id": _path_id(follow_up_id)}
+        return self._one("GET", "/v3/follow_ups/{id}", "follow_up", FollowUp, path)
 
     def iter_users(
         self,

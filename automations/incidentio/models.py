@@ -59,10 +59,29 @@ class Visibility(StrEnum):
 
 
 class FollowUpStatus(StrEnum):
+    """FollowUpV3 statuses: completed and not_doing are the terminal ones; deleted is gone."""
+
     OUTSTANDING = "outstanding"
     COMPLETED = "completed"
     DELETED = "deleted"
     NOT_DOING = "not_doing"
+
+
+class DurationMetricStatus(StrEnum):
+    """Whether a duration metric could be computed (section 0: always sent)."""
+
+    CALCULATING = "calculating"
+    INVALID_TIMESTAMPS = "invalid_timestamps"
+    SUCCESS = "success"
+    TIMESTAMPS_MISSING = "timestamps_missing"
+
+
+class Seat(StrEnum):
+    """What a user's seat allows, for on-call and for response (section 0)."""
+
+    FULL_ACCESS = "full_access"
+    VIEWER_ONLY = "viewer_only"
+    NONE = "none"
 
 
 class _Resource(BaseModel):
@@ -106,6 +125,7 @@ class IncidentType(_Resource):
     is_default: bool = False
     private_incidents_only: bool = False
     create_in_triage: str = "optional"
+    owning_team_ids: tuple[str, ...] = ()
     created_at: UTCDateTime | None = None
     updated_at: UTCDateTime | None = None
 
@@ -129,6 +149,13 @@ class CustomFieldOption(_Resource):
     sort_key: int = 1000
 
 
+class FixedFilter(_Resource):
+    """A catalog-backed field's options limited to entries with these attribute values."""
+
+    catalog_attribute_id: str
+    values: tuple[str, ...] = ()
+
+
 class CustomField(_Resource):
     """A custom field. Options come from ``list_custom_field_options``.
 
@@ -141,6 +168,7 @@ class CustomField(_Resource):
     name: str
     description: str = ""
     field_type: str = ""
+    fixed_filter: FixedFilter | None = None
     created_at: UTCDateTime | None = None
     updated_at: UTCDateTime | None = None
 
@@ -151,12 +179,24 @@ class IncidentTimestamp(_Resource):
     rank: int = 0
 
 
+class Seats(_Resource):
+    """A user's seats (each a ``Seat`` value; plain strings, so a new one parses)."""
+
+    on_call: str = Seat.NONE
+    response: str = Seat.NONE
+
+
 class User(_Resource):
+    """UserV2, or UserWithRolesV2 from ``/v2/users``: only the latter carries
+    ``is_active`` and ``seats`` (None here when the body did not say)."""
+
     id: str
     name: str = ""
     email: str | None = None
     role: str | None = None
     slack_user_id: str | None = None
+    is_active: bool | None = None
+    seats: Seats | None = None
 
 
 class NamedRef(_Resource):
@@ -230,6 +270,25 @@ class IncidentTimestampValue(_Resource):
     value: TimestampValue | None = None
 
 
+class DurationMetric(_Resource):
+    id: str
+    name: str = ""
+
+
+class DurationMetricValue(_Resource):
+    """One duration metric of an incident; ``value_seconds`` only when ``status`` is success."""
+
+    duration_metric: DurationMetric
+    status: str = ""  # a DurationMetricStatus; always sent by the live API
+    value_seconds: int | None = None
+
+
+class Debrief(_Resource):
+    id: str
+    start_at: UTCDateTime | None = None
+    end_at: UTCDateTime | None = None
+
+
 class Incident(_Resource):
     """An incident (IncidentV2) with helpers for what rules ask of it."""
 
@@ -244,17 +303,23 @@ class Incident(_Resource):
     mode: str = "standard"
     created_at: UTCDateTime
     updated_at: UTCDateTime
-    last_activity_at: UTCDateTime | None = None
+    last_activity_at: UTCDateTime | None = None  # always sent by the live API (section 0)
+    team_ids: tuple[str, ...] = ()  # always sent by the live API, [] when no team owns it
     creator: Actor | None = None
     custom_field_entries: tuple[CustomFieldEntry, ...] = ()
     incident_role_assignments: tuple[IncidentRoleAssignment, ...] = ()
     incident_timestamp_values: tuple[IncidentTimestampValue, ...] = ()
+    duration_metrics: tuple[DurationMetricValue, ...] = ()
+    debriefs: tuple[Debrief, ...] = ()
     postmortem_document_url: str | None = None
+    postmortem_document_ids: tuple[str, ...] = ()
     permalink: str | None = None
     call_url: str | None = None
     slack_team_id: str = ""
     slack_channel_id: str = ""
     slack_channel_name: str | None = None
+    slack_channel_url: str | None = None
+    ms_teams_channel_url: str | None = None
 
     @property
     def status_category(self) -> str:
@@ -317,20 +382,45 @@ class IncidentUpdate(_Resource):
 
 
 class FollowUpPriority(_Resource):
+    """A follow-up's priority or category: ``{id, name, rank, description?}``."""
+
     id: str
     name: str
     rank: int = 0
+    description: str | None = None
+
+
+FollowUpCategory = FollowUpPriority  # the same shape
+
+
+class ExternalIssueReference(_Resource):
+    issue_name: str = ""
+    issue_permalink: str = ""
+    provider: str = ""
 
 
 class FollowUp(_Resource):
+    """A follow-up (FollowUpV3, from ``GET /v3/follow_ups``).
+
+    ``status`` is a plain string: a status the API adds later is neither done
+    nor deleted, so it holds an incident open (fail closed) instead of breaking
+    the listing. ``completed_at`` can be set on an outstanding follow-up (one
+    created from an already-closed issue): only ``status`` says whether it is done.
+    Only what the product reads is required; the sandbox's strict response
+    check (tests/test_sandbox_required_keys.py) holds the API's required keys.
+    """
+
     id: str
     incident_id: str
     title: str
     description: str | None = None
     status: str
     assignee: User | None = None
+    assignee_team: NamedRef | None = None
     creator: Actor | None = None
+    category: FollowUpCategory | None = None
     priority: FollowUpPriority | None = None
+    external_issue_reference: ExternalIssueReference | None = None
     labels: tuple[str, ...] = ()
     created_at: UTCDateTime
     updated_at: UTCDateTime
@@ -339,6 +429,16 @@ class FollowUp(_Resource):
     @property
     def is_outstanding(self) -> bool:
         return self.status == FollowUpStatus.OUTSTANDING
+
+    @property
+    def is_done(self) -> bool:
+        """Completed, or decided against (not_doing): nothing is left to do."""
+        return self.status in (FollowUpStatus.COMPLETED, FollowUpStatus.NOT_DOING)
+
+    @property
+    def is_deleted(self) -> bool:
+        """Deleted in the app: no longer a follow-up at all, neither open nor done."""
+        return self.status == FollowUpStatus.DELETED
 
 
 class PaginationMeta(_Resource):

@@ -32,7 +32,6 @@ from automations.rules.base import PlannedAction, Rule, RuleOptions
 from automations.where import StatusCategoryName
 
 DEFAULT_MODES = ("standard", "retrospective")
-DONE_FOLLOW_UP = frozenset({"completed", "not_doing", "deleted"})
 # The app's labels for categories, tried when no option is named like the category.
 APP_LABELS = {"live": "Active", "learning": "Post-incident"}
 
@@ -68,8 +67,8 @@ class Require(BaseModel):
     )
     follow_ups: Literal["completed"] | None = Field(
         None,
-        description='"completed": every follow-up is completed, not doing or deleted '
-        "(an incident without follow-ups qualifies).",
+        description='"completed": every follow-up is completed or not doing; deleted ones do '
+        "not count, and an incident without follow-ups qualifies.",
     )
 
 
@@ -292,9 +291,10 @@ class SyncStatus(Rule[SyncStatusOptions]):
             if not option_ids & set(incident.custom_field_option_ids(field_id)):
                 return None
         if req.follow_ups == "completed":
-            items = (follow_ups or {}).get(incident.id, ())
-            open_items = [f for f in items if f.status not in DONE_FOLLOW_UP]
-            if open_items:
+            # Deleted follow-ups are gone, neither open nor done; a status the API adds
+            # later is not done (FollowUp.is_done), so it holds the incident open.
+            items = [f for f in (follow_ups or {}).get(incident.id, ()) if not f.is_deleted]
+            if not all(f.is_done for f in items):
                 return None
             reasons.append(f"all {len(items)} follow-ups done" if items else "no follow-ups")
         return reasons

@@ -29,6 +29,8 @@ Control endpoints (no auth, not rate limited, not faulted, not logged)::
     POST   /_sandbox/incidents          add an incident as a human would (see manual.py)
     GET    /_sandbox/incidents/{id}     any incident, by ID or number
     PATCH  /_sandbox/incidents/{id}     change it directly, bypassing lifecycle rules
+    PATCH  /_sandbox/follow_ups/{id}    change a follow-up as a human would (status,
+                                         title, assignee, team, priority...; see manual.py)
     GET    /_sandbox/requests           the API request log (last 10,000): request_id,
                                          method, path, query, query_pairs, body, status,
                                          fault, time

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from automations.sandbox import follow_ups
 from automations.sandbox.control import control_routes
 from automations.sandbox.errors import ApiError, invalid, not_found, required
 from automations.sandbox.faults import DroppedResponse, Fault, malform
@@ -43,7 +44,7 @@ from automations.sandbox.model import JSON, iso
 from automations.sandbox.mutations import create_incident, edit_incident
 from automations.sandbox.oncall_api import oncall_routes
 from automations.sandbox.ratelimit import Verdict
-from automations.sandbox.render import render_follow_up, render_update
+from automations.sandbox.render import render_update
 from automations.sandbox.state import SandboxConfig, SandboxState
 from automations.sandbox.store import UnknownCursor
 from automations.sandbox.updates import post_incident_update
@@ -274,7 +275,7 @@ class Api:
         return 200, {"incident_status": found.to_json()}
 
     async def types(self, request: Request, body: Any) -> tuple[int, JSON]:
-        return 200, {"incident_types": [t.to_json() for t in self.state.store.catalog.types]}
+        return 200, {"incident_types": [t.to_v1_json() for t in self.state.store.catalog.types]}
 
     async def roles(self, request: Request, body: Any) -> tuple[int, JSON]:
         return 200, {"incident_roles": [r.to_json() for r in self.state.store.catalog.roles]}
@@ -339,37 +340,36 @@ class Api:
         update = post_incident_update(state.store, state.update_keys, body, state.clock.now())
         return 201, {"incident_update": render_update(update, state.store.catalog)}
 
-    async def follow_ups(self, request: Request, body: Any) -> tuple[int, JSON]:
-        store = self.state.store
-        params = scalar_params(request.query_params.multi_items(), ("incident_id", "incident_mode"))
-        modes = {params["incident_mode"]} if params.get("incident_mode") else None
-        if modes and not modes <= {"standard", "retrospective", "test", "tutorial", "stream"}:
-            raise invalid("incident_mode", f"unknown incident mode {params['incident_mode']!r}")
-        modes = modes or {"standard", "retrospective"}
-        incident_id = params.get("incident_id") or None
-        if incident_id is not None:
-            found = store.get(incident_id)
-            incident_id = found.id if found else incident_id
-        out = []
-        for follow_up in store.follow_ups:
-            if incident_id is not None and follow_up.incident_id != incident_id:
-                continue
-            incident = store.get(follow_up.incident_id)
-            if incident is None or incident.mode not in modes:
-                continue
-            out.append(render_follow_up(follow_up, store.catalog))
-        return 200, {"follow_ups": out}
+    # -- follow-ups (automations/sandbox/follow_ups.py) --
+
+    async def follow_ups_v3(self, request: Request, body: Any) -> tuple[int, JSON]:
+        return 200, follow_ups.list_v3(self.state.store, request.query_params.multi_items())
+
+    async def follow_up_v3(self, request: Request, body: Any) -> tuple[int, JSON]:
+        return 200, follow_ups.show_v3(self.state.store, request.path_params["id"])
+
+    async def follow_ups_v2(self, request: Request, body: Any) -> tuple[int, JSON]:
+        pairs = request.query_params.multi_items()
+        return 200, follow_ups.list_v2(self.state.store, pairs, self.state.clock.now())
+
+    async def follow_up_v2(self, request: Request, body: Any) -> tuple[int, JSON]:
+        ident, now = request.path_params["id"], self.state.clock.now()
+        return 200, follow_ups.show_v2(self.state.store, ident, now)
 
     async def users(self, request: Request, body: Any) -> tuple[int, JSON]:
         catalog = self.state.store.catalog
         params = scalar_params(
-            request.query_params.multi_items(), ("email", "slack_user_id", "page_size", "after")
+            request.query_params.multi_items(),
+            ("email", "slack_user_id", "page_size", "after", "include_inactive"),
         )
         size = parse_page_size(params.get("page_size"), 10_000)
+        # Section 0: inactive users are left out unless include_inactive=true.
+        everyone = _flag(params, "include_inactive")
         users = [
             u
             for u in catalog.users
-            if params.get("email", u.email) == u.email
+            if (everyone or u.is_active)
+            and params.get("email", u.email) == u.email
             and params.get("slack_user_id", u.slack_user_id) == u.slack_user_id
         ]
         start = _after_index([u.id for u in users], params.get("after"))
@@ -381,6 +381,14 @@ class Api:
             meta["after"] = chosen[-1].id
         rendered = [u.to_with_roles_json(catalog.base_roles[u.role]) for u in chosen]
         return 200, {"users": rendered, "pagination_meta": meta}
+
+
+def _flag(params: dict[str, str], key: str) -> bool:
+    """A boolean query parameter: absent is false; anything but true/false is 422."""
+    raw = params.get(key, "false").lower()
+    if raw not in ("true", "false"):
+        raise invalid(key, f"{key} must be true or false, got {params[key]!r}")
+    return raw == "true"
 
 
 def _after_index(ids: list[str], after: str | None) -> int:
@@ -413,7 +421,10 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/v1/custom_field_options", e(api.custom_field_options), methods=["GET"]),
         Route("/v2/incident_updates", e(api.incident_updates), methods=["GET"]),
         Route("/v2/incident_updates", e(api.post_incident_update), methods=["POST"]),
-        Route("/v2/follow_ups", e(api.follow_ups), methods=["GET"]),
+        Route("/v2/follow_ups", e(api.follow_ups_v2), methods=["GET"]),
+        Route("/v2/follow_ups/{id}", e(api.follow_up_v2), methods=["GET"]),
+        Route("/v3/follow_ups", e(api.follow_ups_v3), methods=["GET"]),
+        Route("/v3/follow_ups/{id}", e(api.follow_up_v3), methods=["GET"]),
         Route("/v2/users", e(api.users), methods=["GET"]),
         *oncall_routes(state, e),
         *control_routes(state),

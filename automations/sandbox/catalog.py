@@ -12,11 +12,14 @@ from typing import TypeVar
 from automations.sandbox.model import (
     JSON,
     CustomField,
+    DurationMetric,
+    FollowUpPriority,
     IncidentType,
     Option,
     Role,
     Severity,
     Status,
+    Team,
     Timestamp,
     User,
 )
@@ -37,8 +40,12 @@ class Catalog:
     roles: tuple[Role, ...]
     custom_fields: tuple[CustomField, ...]
     timestamps: tuple[Timestamp, ...]
-    users: tuple[User, ...]
+    users: tuple[User, ...]  # active and inactive (GET /v2/users lists active ones by default)
     base_roles: dict[str, JSON]  # user role slug -> RBACRoleV2
+    teams: tuple[Team, ...] = ()
+    duration_metrics: tuple[DurationMetric, ...] = ()
+    follow_up_priorities: tuple[FollowUpPriority, ...] = ()
+    follow_up_categories: tuple[FollowUpPriority, ...] = ()
     severity_by_id: dict[str, Severity] = field(init=False)
     status_by_id: dict[str, Status] = field(init=False)
     type_by_id: dict[str, IncidentType] = field(init=False)
@@ -47,6 +54,8 @@ class Catalog:
     timestamp_by_id: dict[str, Timestamp] = field(init=False)
     user_by_id: dict[str, User] = field(init=False)
     option_by_id: dict[str, Option] = field(init=False)
+    team_by_id: dict[str, Team] = field(init=False)
+    follow_up_option_by_id: dict[str, FollowUpPriority] = field(init=False)
     # ID -> the JSON an incident embeds for it; built once because every page repeats it
     embedded: dict[str, JSON] = field(init=False)
 
@@ -61,6 +70,10 @@ class Catalog:
             "timestamp_by_id": {t.id: t for t in self.timestamps},
             "user_by_id": {u.id: u for u in self.users},
             "option_by_id": {o.id: o for f in self.custom_fields for o in f.options},
+            "team_by_id": {t.id: t for t in self.teams},
+            "follow_up_option_by_id": {
+                o.id: o for o in (*self.follow_up_priorities, *self.follow_up_categories)
+            },
             "embedded": {
                 **{s.id: s.to_json() for s in self.severities},
                 **{s.id: s.to_json() for s in self.statuses},
@@ -76,6 +89,14 @@ class Catalog:
             object.__setattr__(self, name, value)
 
     # -- lookups used by the API (IDs) and the control routes (IDs or names) --
+
+    @property
+    def active_users(self) -> tuple[User, ...]:
+        """Who can be assigned, lead or create: inactive users did all that only in the past."""
+        return tuple(u for u in self.users if u.is_active)
+
+    def team_named(self, name: str) -> Team | None:
+        return next((t for t in self.teams if t.name == name), None)
 
     def first_status(self, category: str) -> Status:
         return min((s for s in self.statuses if s.category == category), key=lambda s: s.rank)

@@ -20,8 +20,9 @@ from starlette.routing import Route
 from automations.sandbox.errors import ApiError, invalid, not_found
 from automations.sandbox.faults import FaultConfigError, FaultPlan
 from automations.sandbox.filters import parse_when
-from automations.sandbox.manual import apply_manual
+from automations.sandbox.manual import apply_manual, change_follow_up
 from automations.sandbox.model import JSON, Incident
+from automations.sandbox.render import render_follow_up_v3
 from automations.sandbox.state import SandboxState
 
 ENDPOINTS = (
@@ -35,6 +36,7 @@ ENDPOINTS = (
     "POST /_sandbox/incidents",
     "GET /_sandbox/incidents/{id}",
     "PATCH /_sandbox/incidents/{id}",
+    "PATCH /_sandbox/follow_ups/{id}",
     "GET /_sandbox/requests",
     "DELETE /_sandbox/requests",
 )
@@ -143,6 +145,15 @@ class Control:
             store.touch(incident, reorder=incident.created_at != created)
         return 200, {"incident": store.render(incident)}
 
+    def follow_up(self, request: Request, body: JSON) -> tuple[int, JSON]:
+        """Change one follow-up as a human would in the app; answers its FollowUpV3."""
+        store = self.state.store
+        found = store.follow_up(request.path_params["id"])
+        if found is None:
+            raise not_found("follow-up", request.path_params["id"])
+        change_follow_up(store, found, body, self.state.clock.now())
+        return 200, {"follow_up": render_follow_up_v3(found, store.catalog)}
+
     def requests(self, request: Request, body: JSON) -> tuple[int, JSON]:
         if request.method == "DELETE":
             self.state.requests.clear()
@@ -159,5 +170,6 @@ def control_routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/faults", w(control.faults), methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/incidents", w(control.add_incident), methods=["POST"]),
         Route("/_sandbox/incidents/{id}", w(control.incident), methods=["GET", "PATCH"]),
+        Route("/_sandbox/follow_ups/{id}", w(control.follow_up), methods=["PATCH"]),
         Route("/_sandbox/requests", w(control.requests), methods=["GET", "DELETE"]),
     ]

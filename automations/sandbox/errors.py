@@ -1,7 +1,13 @@
 """The error envelope every non-2xx answer uses (INCIDENT_IO_API.md section 6).
 
-``{type, status, request_id, errors:[{code, message, source?{field}}], rate_limit?}``.
+``{type, status, request_id, errors:[{code, message, source?{field, pointer}}], rate_limit?}``.
 Handlers raise ``ApiError``; the request pipeline renders it with the request's ID.
+
+A ``source`` always carries both ``field`` and ``pointer`` (section 0: generated
+clients raise without either). ``pointer`` is a JSON pointer to the offending
+part of the request: ``/incident/severity_id`` inside an edit's ``incident``,
+``/page_size`` for a query parameter (its name, escaped: the docs do not say
+what the real API points at for a query string).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class ApiError(Exception):
         message: str,
         *,
         field: str | None = None,
+        pointer: str | None = None,
         type_: str | None = None,
         rate_limit: JSON | None = None,
         headers: dict[str, str] | None = None,
@@ -43,6 +50,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.field = field
+        self.pointer = pointer if pointer is not None or field is None else json_pointer(field)
         self.type = type_ or TYPE_OF_STATUS.get(status, "api_error")
         self.rate_limit = rate_limit
         self.headers = headers or {}
@@ -50,7 +58,7 @@ class ApiError(Exception):
     def envelope(self, request_id: str) -> JSON:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
-            error["source"] = {"field": self.field}
+            error["source"] = {"field": self.field, "pointer": self.pointer or ""}
         body: JSON = {
             "type": self.type,
             "status": self.status,
@@ -60,6 +68,18 @@ class ApiError(Exception):
         if self.rate_limit is not None:
             body["rate_limit"] = self.rate_limit
         return body
+
+
+def json_pointer(*parts: str) -> str:
+    """RFC 6901: ``/a/b`` with ``~`` and ``/`` inside a part escaped."""
+    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def within(error: ApiError, *parents: str) -> ApiError:
+    """The same error pointing inside ``parents`` (e.g. an edit's ``incident`` object)."""
+    if error.field is not None:
+        error.pointer = json_pointer(*parents) + (error.pointer or "")
+    return error
 
 
 def invalid(field: str, message: str, code: str = "invalid_value") -> ApiError:

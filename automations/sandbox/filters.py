@@ -119,28 +119,36 @@ def _boolean(key: str, raw: str) -> bool:
     raise invalid(key, f"{raw!r} is not true or false")
 
 
+def in_window(value: datetime, lo: datetime | None, hi: datetime | None) -> bool:
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
 def _window(attr: str, lo: datetime | None, hi: datetime | None) -> Predicate:
-    def check(incident: Incident) -> bool:
-        value: datetime = getattr(incident, attr)
-        return (lo is None or value >= lo) and (hi is None or value <= hi)
-
-    return check
+    return lambda incident: in_window(getattr(incident, attr), lo, hi)
 
 
-def _time_condition(name: str, key: str, op: str, values: list[str]) -> list[Predicate]:
-    """created_at or updated_at: one window per value, all of which must hold."""
-    out: list[Predicate] = []
+Window = tuple[datetime | None, datetime | None]
+
+
+def time_windows(key: str, op: str, values: Sequence[str]) -> list[Window]:
+    """``gte``, ``lte`` or ``date_range`` values as (from, to) bounds, both inclusive."""
+    out: list[Window] = []
     for raw in values:
         if op == "date_range":
             parts = raw.split("~")
             if len(parts) != 2:
                 raise invalid(key, f"date_range must be two dates joined by '~', got {raw!r}")
-            out.append(_window(name, parse_when(key, parts[0]), parse_when(key, parts[1])))
+            out.append((parse_when(key, parts[0]), parse_when(key, parts[1])))
         elif op == "gte":
-            out.append(_window(name, parse_when(key, raw), None))
+            out.append((parse_when(key, raw), None))
         else:
-            out.append(_window(name, None, parse_when(key, raw)))
+            out.append((None, parse_when(key, raw)))
     return out
+
+
+def _time_condition(name: str, key: str, op: str, values: list[str]) -> list[Predicate]:
+    """created_at or updated_at: one window per value, all of which must hold."""
+    return [_window(name, lo, hi) for lo, hi in time_windows(key, op, values)]
 
 
 def _severity_in(ids: frozenset[str]) -> Predicate:

@@ -11,7 +11,15 @@ can put an incident in any state, or undo what the daemon did. Fields:
     roles {role name or ID: user or null}, timestamps {name or ID: RFC3339 or null},
     postmortem_document_url, call_url, slack_channel_name (null clears),
     slack_channel_id, creator (add only), updater (patch: who made the change),
-    follow_ups [{title, status?, assignee?, description?, labels?, created_at?}]
+    teams [team name or ID] (the incident's team_ids), postmortem_document_ids [ID],
+    debriefs [{start_at, end_at}] (RFC3339; replace the incident's debriefs),
+    follow_ups [{title, status?, assignee?, assignee_team?, priority?, category?,
+    description?, labels?, created_at?}] (added to the incident's follow-ups)
+
+``PATCH /_sandbox/follow_ups/{id}`` changes one follow-up (``change_follow_up``):
+status, title, description, assignee, assignee_team, priority, category (null
+clears), labels, updated_at; it bumps the follow-up's updated_at and its
+incident's last_activity_at, as a change in the app would.
 
 A status or severity change appends an incident update by ``updater``
 (default: the incident lead, else the first user) and bumps updated_at.
@@ -20,11 +28,12 @@ A status or severity change appends an incident update by ``updater``
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from automations.sandbox.catalog import Catalog, UnknownName
-from automations.sandbox.errors import invalid
+from automations.sandbox.errors import ApiError, invalid
 from automations.sandbox.filters import parse_when
 from automations.sandbox.model import (
     FOLLOW_UP_STATUSES,
@@ -32,7 +41,9 @@ from automations.sandbox.model import (
     MODES,
     VISIBILITIES,
     FollowUp,
+    FollowUpPriority,
     Incident,
+    Team,
     User,
     user_actor,
 )
@@ -43,7 +54,11 @@ FIELDS = (
     "name", "summary", "created_at", "updated_at", "status", "severity", "incident_type",
     "mode", "visibility", "custom_fields", "lead", "roles", "timestamps",
     "postmortem_document_url", "call_url", "slack_channel_id", "slack_channel_name",
-    "creator", "updater", "follow_ups",
+    "creator", "updater", "follow_ups", "teams", "postmortem_document_ids", "debriefs",
+)  # fmt: skip
+FOLLOW_UP_FIELDS = (
+    "status", "title", "description", "assignee", "assignee_team", "priority", "category",
+    "labels", "updated_at",
 )  # fmt: skip
 
 
@@ -104,36 +119,116 @@ def _apply_timestamps(catalog: Catalog, incident: Incident, spec: Any) -> None:
             incident.timestamps[timestamp.id] = _time("timestamps", raw)
 
 
+def _team(catalog: Catalog, key: str, ref: Any) -> Team:
+    team = next((t for t in catalog.teams if ref in (t.id, t.name)), None)
+    if team is None:
+        names = ", ".join(t.name for t in catalog.teams)
+        raise invalid(key, f"no team {ref!r}; teams: {names}")
+    return team
+
+
+def _follow_up_option(options: tuple[FollowUpPriority, ...], key: str, ref: Any) -> str:
+    found = next((o for o in options if ref in (o.id, o.name)), None)
+    if found is None:
+        raise invalid(key, f"no {key} {ref!r}; one of: {', '.join(o.name for o in options)}")
+    return found.id
+
+
+def _follow_up_status(follow_up: FollowUp, status: Any, now: datetime) -> None:
+    if status not in FOLLOW_UP_STATUSES:
+        raise invalid("status", f"status must be one of {', '.join(FOLLOW_UP_STATUSES)}")
+    if status == "completed" and follow_up.status != "completed":
+        follow_up.completed_at = now
+    elif status != "completed":
+        follow_up.completed_at = None
+    follow_up.status = status
+
+
+def _set_follow_up_fields(catalog: Catalog, follow_up: FollowUp, spec: JSON, now: datetime) -> None:
+    """The fields of FOLLOW_UP_FIELDS present in ``spec`` (null clears an optional one)."""
+    if "status" in spec:
+        _follow_up_status(follow_up, spec["status"], now)
+    if "title" in spec:
+        if not isinstance(spec["title"], str) or not spec["title"]:
+            raise invalid("title", "a follow-up needs a title")
+        follow_up.title = spec["title"]
+    if "description" in spec:
+        follow_up.description = _optional_text("description", spec["description"])
+    if "labels" in spec:
+        if not isinstance(spec["labels"], list):
+            raise invalid("labels", "labels must be a list of strings")
+        follow_up.labels = tuple(str(label) for label in spec["labels"])
+    refs: dict[str, Callable[[Any], str]] = {
+        "assignee": lambda ref: _user(catalog, "assignee", ref).id,
+        "assignee_team": lambda ref: _team(catalog, "assignee_team", ref).id,
+        "priority": lambda ref: _follow_up_option(catalog.follow_up_priorities, "priority", ref),
+        "category": lambda ref: _follow_up_option(catalog.follow_up_categories, "category", ref),
+    }
+    for key, resolve in refs.items():
+        if key in spec:
+            value = None if spec[key] is None else resolve(spec[key])
+            setattr(follow_up, f"{key}_id", value)
+
+
 def _follow_ups(store: Store, incident: Incident, spec: Any, now: datetime) -> list[FollowUp]:
     if not isinstance(spec, list) or not all(isinstance(s, dict) for s in spec):
         raise invalid("follow_ups", "follow_ups must be a list of objects")
-    catalog = store.catalog
     out = []
     for item in spec:
-        status = item.get("status", "outstanding")
-        if status not in FOLLOW_UP_STATUSES:
-            raise invalid("follow_ups", f"status must be one of {', '.join(FOLLOW_UP_STATUSES)}")
-        title = item.get("title")
-        if not isinstance(title, str) or not title:
+        unknown = sorted(set(item) - {*FOLLOW_UP_FIELDS, "created_at"})
+        if unknown:
+            raise invalid("follow_ups", f"unknown follow-up field {unknown[0]!r}")
+        if not isinstance(item.get("title"), str) or not item["title"]:
             raise invalid("follow_ups", "each follow-up needs a title")
         created = _time("follow_ups", item["created_at"]) if "created_at" in item else now
-        assignee = item.get("assignee")
-        out.append(
-            FollowUp(
-                id=store.new_id(),
-                incident_id=incident.id,
-                title=title,
-                status=status,
-                creator=user_actor(catalog.users[0]),
-                created_at=created,
-                updated_at=created,
-                assignee_id=_user(catalog, "follow_ups", assignee).id if assignee else None,
-                completed_at=created if status == "completed" else None,
-                description=_optional_text("follow_ups", item.get("description")),
-                labels=tuple(str(label) for label in item.get("labels", [])),
-            )
+        follow_up = FollowUp(
+            id=store.new_id(),
+            incident_id=incident.id,
+            title=item["title"],
+            status="outstanding",
+            creator=user_actor(store.catalog.users[0]),
+            created_at=created,
+            updated_at=created,
         )
+        try:
+            _set_follow_up_fields(
+                store.catalog, follow_up, {"status": "outstanding", **item}, created
+            )
+        except ApiError as exc:
+            raise invalid("follow_ups", exc.message) from None
+        if "updated_at" in item:
+            follow_up.updated_at = _time("follow_ups", item["updated_at"])
+        out.append(follow_up)
     return out
+
+
+def _debriefs(store: Store, spec: Any) -> tuple[tuple[str, datetime, datetime], ...]:
+    if not isinstance(spec, list) or not all(isinstance(d, dict) for d in spec):
+        raise invalid("debriefs", "debriefs must be a list of {start_at, end_at}")
+    out = []
+    for item in spec:
+        start, end = (_time("debriefs", item.get(key)) for key in ("start_at", "end_at"))
+        if end < start:
+            raise invalid("debriefs", "a debrief cannot end before it starts")
+        out.append((store.new_id(), start, end))
+    return tuple(out)
+
+
+def change_follow_up(store: Store, follow_up: FollowUp, spec: JSON, now: datetime) -> None:
+    """A change made in the app: all or nothing, then updated_at and the incident's activity."""
+    unknown = sorted(set(spec) - set(FOLLOW_UP_FIELDS))
+    if unknown:
+        raise invalid(
+            unknown[0], f"unknown field {unknown[0]!r}; known: {', '.join(FOLLOW_UP_FIELDS)}"
+        )
+    draft = copy.deepcopy(follow_up)
+    _set_follow_up_fields(store.catalog, draft, spec, now)
+    draft.updated_at = _time("updated_at", spec["updated_at"]) if "updated_at" in spec else now
+    follow_up.__dict__.update(draft.__dict__)
+    incident = store.get(follow_up.incident_id)
+    if incident is not None:
+        incident.last_activity_at = max(incident.last_activity_at or now, now)
+        store.touch(incident)
 
 
 def apply_manual(
@@ -148,12 +243,16 @@ def apply_manual(
     try:
         _apply(catalog, draft, spec, now, creating=creating)
         follow_ups = _follow_ups(store, draft, spec.get("follow_ups", []), now)
+        if "debriefs" in spec:
+            draft.debriefs = _debriefs(store, spec["debriefs"])
         updater = _updater(catalog, draft, spec.get("updater"))
     except UnknownName as exc:
         raise invalid("incident", str(exc)) from None
     old_status, old_severity = incident.status_id, incident.severity_id
     incident.__dict__.update(draft.__dict__)
     store.follow_ups.extend(follow_ups)
+    if follow_ups and not creating:
+        incident.last_activity_at = now
     if not creating:
         record_change(
             store,
@@ -222,6 +321,17 @@ def _apply(
         _apply_roles(catalog, incident, spec["roles"])
     if "timestamps" in spec:
         _apply_timestamps(catalog, incident, spec["timestamps"])
+    if "teams" in spec:
+        if not isinstance(spec["teams"], list):
+            raise invalid("teams", "teams must be a list of team names or IDs")
+        incident.team_ids = tuple(_team(catalog, "teams", ref).id for ref in spec["teams"])
+    if "postmortem_document_ids" in spec:
+        ids = spec["postmortem_document_ids"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+            raise invalid(
+                "postmortem_document_ids", "postmortem_document_ids must be a list of IDs"
+            )
+        incident.postmortem_document_ids = tuple(ids)
     if creating:
         incident.updated_at = incident.created_at
         reported = catalog.timestamp_named("Reported at").id

@@ -23,6 +23,9 @@ VISIBILITIES = ("public", "private")
 FIELD_TYPES = ("single_select", "multi_select", "text", "link", "numeric")
 SELECT_TYPES = ("single_select", "multi_select")
 FOLLOW_UP_STATUSES = ("outstanding", "completed", "deleted", "not_doing")
+FOLLOW_UP_MODES = (*MODES, "stream")  # what GET /v3/follow_ups accepts as incident_mode
+SEATS = ("full_access", "viewer_only", "none")
+DURATION_STATUSES = ("calculating", "invalid_timestamps", "success", "timestamps_missing")
 
 ORGANISATION_SLUG = "sandbox"
 SLACK_TEAM_ID = "T02SANDBOX1"
@@ -95,6 +98,17 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Team:
+    """A team of the organisation: incidents' ``team_ids``, follow-ups' ``assignee_team``."""
+
+    id: str
+    name: str
+
+    def to_json(self) -> JSON:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
 class IncidentType:
     id: str
     name: str
@@ -102,8 +116,10 @@ class IncidentType:
     is_default: bool
     private_incidents_only: bool
     created_at: datetime
+    owning_team_ids: tuple[str, ...] = ()
 
     def to_json(self) -> JSON:
+        """IncidentTypeV2, as embedded in incidents."""
         return {
             "id": self.id,
             "name": self.name,
@@ -114,6 +130,13 @@ class IncidentType:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.created_at),
         }
+
+    def to_v1_json(self) -> JSON:
+        """IncidentTypeV1 (``/v1/incident_types``): with ``owning_team_ids`` when a team owns it."""
+        body = self.to_json()
+        if self.owning_team_ids:
+            body["owning_team_ids"] = list(self.owning_team_ids)
+        return body
 
 
 @dataclass(frozen=True)
@@ -215,6 +238,9 @@ class User:
     email: str
     slack_user_id: str
     role: str  # viewer | responder | administrator | owner
+    is_active: bool = True
+    on_call_seat: str = "none"  # one of SEATS
+    response_seat: str = "full_access"
 
     def to_json(self) -> JSON:
         """UserV2, as embedded in actors and role assignments."""
@@ -227,8 +253,45 @@ class User:
         }
 
     def to_with_roles_json(self, base_role: JSON) -> JSON:
-        """UserWithRolesV2, the /v2/users shape."""
-        return {**self.to_json(), "base_role": base_role, "custom_roles": []}
+        """UserWithRolesV2, the /v2/users shape: with ``is_active`` and ``seats`` (section 0)."""
+        return {
+            **self.to_json(),
+            "base_role": base_role,
+            "custom_roles": [],
+            "is_active": self.is_active,
+            "seats": {"on_call": self.on_call_seat, "response": self.response_seat},
+        }
+
+
+@dataclass(frozen=True)
+class DurationMetric:
+    """An organisation's duration metric: the time between two incident timestamps."""
+
+    id: str
+    name: str
+    from_timestamp_id: str
+    to_timestamp_id: str
+
+    def to_json(self) -> JSON:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class FollowUpPriority:
+    """A follow-up priority or category option: ``{id, name, rank, description}``."""
+
+    id: str
+    name: str
+    rank: int
+    description: str
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "rank": self.rank,
+            "description": self.description,
+        }
 
 
 @dataclass
@@ -252,6 +315,12 @@ class Incident:
     slack_channel_name: str | None = None
     slack_team_id: str = SLACK_TEAM_ID
     postmortem_document_url: str | None = None
+    postmortem_document_ids: tuple[str, ...] = ()
+    team_ids: tuple[str, ...] = ()
+    # (id, start_at, end_at) of each debrief meeting
+    debriefs: tuple[tuple[str, datetime, datetime], ...] = ()
+    # the last activity that does not bump updated_at (a follow-up change); None: updated_at
+    last_activity_at: datetime | None = None
     # role ID -> user ID
     roles: dict[str, str] = field(default_factory=dict)
     # custom field ID -> values: option IDs for select fields, raw strings otherwise
@@ -263,6 +332,13 @@ class Incident:
     @property
     def reference(self) -> str:
         return f"INC-{self.number}"
+
+    @property
+    def last_activity(self) -> datetime:
+        """IncidentV2 ``last_activity_at``: an update, an edit or a follow-up change."""
+        if self.last_activity_at is None:
+            return self.updated_at
+        return max(self.updated_at, self.last_activity_at)
 
 
 @dataclass
@@ -289,6 +365,11 @@ class FollowUp:
     completed_at: datetime | None = None
     description: str | None = None
     labels: tuple[str, ...] = ()
+    assignee_team_id: str | None = None
+    priority_id: str | None = None
+    category_id: str | None = None
+    # the linked ticket: {issue_name, issue_permalink, provider}
+    external_issue: JSON | None = None
 
 
 def api_key_actor(key_id: str) -> JSON:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from automations.sandbox.catalog import Catalog
-from automations.sandbox.errors import ApiError, invalid, required
+from automations.sandbox.errors import ApiError, invalid, required, within
 from automations.sandbox.filters import parse_when
 from automations.sandbox.model import (
     JSON,
@@ -343,25 +343,28 @@ def edit_incident(store: Store, incident: Incident, payload: Any, now: datetime)
     if not isinstance(changes, dict):
         raise invalid("incident", "incident must be an object")
 
-    name = _string(changes, "name", allow_empty=False)
-    summary = _string(changes, "summary")
-    call_url = _string(changes, "call_url")
-    channel_name = _string(changes, "slack_channel_name_override")
-    severity_id = _string(changes, "severity_id")
-    if severity_id is not None and severity_id not in catalog.severity_by_id:
-        raise invalid("severity_id", f"no severity with ID {severity_id!r}")
-    status: Status | None = None
-    status_id = _string(changes, "incident_status_id")
-    if status_id is not None:
-        status = catalog.status_by_id.get(status_id)
-        if status is None:
-            raise invalid("incident_status_id", f"no incident status with ID {status_id!r}")
-        check_transition(catalog.status_by_id[incident.status_id], status)
-    fields = parse_custom_fields(catalog, _list(changes, "custom_field_entries") or [])
-    roles = parse_role_assignments(
-        catalog, _list(changes, "incident_role_assignments") or [], allow_reporter=False
-    )
-    timestamps = parse_timestamps(catalog, _list(changes, "incident_timestamp_values") or [])
+    try:  # errors inside the edit's ``incident`` point there (/incident/severity_id)
+        name = _string(changes, "name", allow_empty=False)
+        summary = _string(changes, "summary")
+        call_url = _string(changes, "call_url")
+        channel_name = _string(changes, "slack_channel_name_override")
+        severity_id = _string(changes, "severity_id")
+        if severity_id is not None and severity_id not in catalog.severity_by_id:
+            raise invalid("severity_id", f"no severity with ID {severity_id!r}")
+        status: Status | None = None
+        status_id = _string(changes, "incident_status_id")
+        if status_id is not None:
+            status = catalog.status_by_id.get(status_id)
+            if status is None:
+                raise invalid("incident_status_id", f"no incident status with ID {status_id!r}")
+            check_transition(catalog.status_by_id[incident.status_id], status)
+        fields = parse_custom_fields(catalog, _list(changes, "custom_field_entries") or [])
+        roles = parse_role_assignments(
+            catalog, _list(changes, "incident_role_assignments") or [], allow_reporter=False
+        )
+        timestamps = parse_timestamps(catalog, _list(changes, "incident_timestamp_values") or [])
+    except ApiError as exc:
+        raise within(exc, "incident") from None
 
     # everything is valid: apply
     if name is not None:

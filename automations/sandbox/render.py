@@ -7,6 +7,7 @@ from automations.sandbox.model import (
     JSON,
     ORGANISATION_SLUG,
     CustomField,
+    DurationMetric,
     FollowUp,
     Incident,
     IncidentUpdate,
@@ -23,8 +24,28 @@ def _field_values(
     return [{key[custom_field.field_type]: v} for v in values]
 
 
+def _duration(metric: DurationMetric, incident: Incident) -> JSON:
+    """IncidentDurationMetricWithValueV2: the seconds between its two timestamps, or why not."""
+    start = incident.timestamps.get(metric.from_timestamp_id)
+    end = incident.timestamps.get(metric.to_timestamp_id)
+    body: JSON = {"duration_metric": metric.to_json()}
+    if start is None or end is None:
+        body["status"] = "timestamps_missing"
+    elif end < start:
+        body["status"] = "invalid_timestamps"
+    else:
+        body["status"] = "success"
+        body["value_seconds"] = int((end - start).total_seconds())
+    return body
+
+
 def render_incident(incident: Incident, catalog: Catalog) -> JSON:
-    """IncidentV2: every role and timestamp is listed, set or not, like the real API."""
+    """IncidentV2: every role and timestamp is listed, set or not, like the real API.
+
+    Every key section 0 marks as always sent is here (``last_activity_at``,
+    ``team_ids``, each duration metric's ``status``); an absent optional value
+    is left out, never sent as null.
+    """
     body: JSON = {
         "id": incident.id,
         "reference": incident.reference,
@@ -38,7 +59,21 @@ def render_incident(incident: Incident, catalog: Catalog) -> JSON:
         "slack_channel_id": incident.slack_channel_id,
         "created_at": iso(incident.created_at),
         "updated_at": iso(incident.updated_at),
+        "last_activity_at": iso(incident.last_activity),
+        "team_ids": list(incident.team_ids),
+        "duration_metrics": [_duration(m, incident) for m in catalog.duration_metrics],
     }
+    if incident.slack_channel_id:
+        body["slack_channel_url"] = (
+            f"https://{ORGANISATION_SLUG}.slack.com/archives/{incident.slack_channel_id}"
+        )
+    if incident.postmortem_document_ids:
+        body["postmortem_document_ids"] = list(incident.postmortem_document_ids)
+    if incident.debriefs:
+        body["debriefs"] = [
+            {"id": ident, "start_at": iso(start), "end_at": iso(end)}
+            for ident, start, end in incident.debriefs
+        ]
     if incident.severity_id is not None:
         body["severity"] = catalog.embedded[incident.severity_id]
     if incident.type_id is not None:
@@ -94,7 +129,24 @@ def render_update(update: IncidentUpdate, catalog: Catalog) -> JSON:
 
 
 def render_follow_up(follow_up: FollowUp, catalog: Catalog) -> JSON:
-    """FollowUpV2."""
+    """FollowUpV2 (``/v2/follow_ups``, removed on 2026-12-31)."""
+    body = _follow_up_common(follow_up, catalog)
+    if follow_up.priority_id is not None:
+        body["priority"] = catalog.follow_up_option_by_id[follow_up.priority_id].to_json()
+    return body
+
+
+def render_follow_up_v3(follow_up: FollowUp, catalog: Catalog) -> JSON:
+    """FollowUpV3 (``/v3/follow_ups``): v2's keys plus the team and category."""
+    body = render_follow_up(follow_up, catalog)
+    if follow_up.assignee_team_id is not None:
+        body["assignee_team"] = catalog.team_by_id[follow_up.assignee_team_id].to_json()
+    if follow_up.category_id is not None:
+        body["category"] = catalog.follow_up_option_by_id[follow_up.category_id].to_json()
+    return body
+
+
+def _follow_up_common(follow_up: FollowUp, catalog: Catalog) -> JSON:
     body: JSON = {
         "id": follow_up.id,
         "incident_id": follow_up.incident_id,
@@ -111,4 +163,6 @@ def render_follow_up(follow_up: FollowUp, catalog: Catalog) -> JSON:
         body["assignee"] = catalog.embedded[follow_up.assignee_id]
     if follow_up.completed_at is not None:
         body["completed_at"] = iso(follow_up.completed_at)
+    if follow_up.external_issue is not None:
+        body["external_issue_reference"] = dict(follow_up.external_issue)
     return body

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,9 @@ from automations.sandbox.catalog import Catalog
 from automations.sandbox.model import (
     JSON,
     CustomField,
+    DurationMetric,
     FollowUp,
+    FollowUpPriority,
     IdFactory,
     Incident,
     IncidentType,
@@ -27,6 +29,7 @@ from automations.sandbox.model import (
     Role,
     Severity,
     Status,
+    Team,
     Timestamp,
     User,
     user_actor,
@@ -97,6 +100,19 @@ FOLLOW_UP_TITLES = (
     "Fix the flaky health check on {service}",
 )
 TEAMS = ("Payments", "Platform", "Mobile", "Data")
+# People who have left: they still appear on old incidents, never on new ones.
+INACTIVE_USER_NAMES = ("Xavier Brooks", "Ingrid Holm", "Pavel Sokolov")
+FOLLOW_UP_PRIORITIES = (
+    ("Low", 10, "Do it when there is time."),
+    ("High", 20, "Do it this sprint."),
+    ("Urgent", 30, "Do it before anything else."),
+)
+FOLLOW_UP_CATEGORIES = (
+    ("Infrastructure", 10, "Follow-ups that change infrastructure."),
+    ("Process", 20, "Follow-ups that change how we work."),
+    ("Documentation", 30, "Runbooks and write-ups."),
+)
+ISSUE_PROVIDERS = ("linear", "jira", "github")
 PHASES = ("Triage", "Active", "Post-incident", "Closed", "Declined", "Merged", "Canceled", "Paused")
 PHASE_OF_CATEGORY = {
     "triage": "Triage",
@@ -184,7 +200,7 @@ def build_catalog(seed: int) -> Catalog:
             "Reporter",
             "reporter",
             "The person who reported the incident.",
-            "Share what you saw with the incident lead.",
+            "",  # no instructions: the API still sends the key, empty (section 0)
             "reporter",
             at,
         ),
@@ -223,6 +239,8 @@ def build_catalog(seed: int) -> Catalog:
             name.lower().replace(" ", ".") + "@example.com",
             _slack_id(rng, "U0"),
             user_roles[i],
+            on_call_seat="none" if user_roles[i] == "viewer" or i % 3 == 2 else "full_access",
+            response_seat="viewer_only" if user_roles[i] == "viewer" else "full_access",
         )
         for i, name in enumerate(USER_NAMES)
     )
@@ -230,16 +248,52 @@ def build_catalog(seed: int) -> Catalog:
         slug: {"id": new_id(), "name": slug.title(), "slug": slug, "description": f"{slug} role"}
         for slug in ("owner", "administrator", "responder", "viewer")
     }
+    api_key_id = new_id()
+    # Everything below came later: its IDs follow the older ones, which stay what they were.
+    teams = tuple(Team(new_id(), name) for name in TEAMS)
+    platform = next(t for t in teams if t.name == "Platform")
+    types = tuple(
+        replace(t, owning_team_ids=(platform.id,)) if t.private_incidents_only else t for t in types
+    )
+    by_name = {t.name: t.id for t in timestamps}
+    duration_metrics = tuple(
+        DurationMetric(new_id(), name, by_name[start], by_name[end])
+        for name, start, end in (
+            ("Time to acknowledge", "Reported at", "Accepted at"),
+            ("Duration", "Impact started", "Resolved at"),
+        )
+    )
+    inactive = tuple(
+        User(
+            new_id(),
+            name,
+            name.lower().replace(" ", ".") + "@example.com",
+            _slack_id(rng, "U0"),
+            "responder",
+            is_active=False,
+            on_call_seat="none",
+            response_seat="none",
+        )
+        for name in INACTIVE_USER_NAMES
+    )
+    priorities, categories = (
+        tuple(FollowUpPriority(new_id(), *spec) for spec in specs)
+        for specs in (FOLLOW_UP_PRIORITIES, FOLLOW_UP_CATEGORIES)
+    )
     return Catalog(
-        api_key_id=new_id(),
+        api_key_id=api_key_id,
         severities=severities,
         statuses=statuses,
         types=types,
         roles=roles,
         custom_fields=tuple(fields),
         timestamps=timestamps,
-        users=users,
+        users=users + inactive,
         base_roles=base_roles,
+        teams=teams,
+        duration_metrics=duration_metrics,
+        follow_up_priorities=priorities,
+        follow_up_categories=categories,
     )
 
 
@@ -255,6 +309,8 @@ class _Generator:
 
     def __init__(self, seed: int, catalog: Catalog, anchor: datetime) -> None:
         self.rng = _rng(seed, "incidents")
+        # Choices added later draw from their own generator, so the history stays what it was.
+        self.extras = _rng(seed, "incident-extras")
         self.new_id = IdFactory(self.rng, ID_BASE_MS)
         self.catalog = catalog
         self.anchor = anchor
@@ -297,7 +353,7 @@ class _Generator:
         private = itype.private_incidents_only or rng.random() < 0.06
         template = rng.choice(SECURITY_TEMPLATES if itype is self.security else NAME_TEMPLATES)
         name = self._fill(template)
-        users = c.users
+        users = c.active_users
         creator_user = rng.choice(users)
         kind = rng.random()
         creator: JSON = user_actor(creator_user)
@@ -337,7 +393,10 @@ class _Generator:
 
         # custom fields
         if rng.random() < 0.8:
-            incident.custom_fields[self.team.id] = (rng.choice(self.team.options).id,)
+            option = rng.choice(self.team.options)
+            incident.custom_fields[self.team.id] = (option.id,)
+            owner = c.team_named(option.value)
+            incident.team_ids = (owner.id,) if owner else ()
         if rng.random() < 0.6:
             incident.custom_fields[self.service_field.id] = (rng.choice(SERVICES),)
         if rng.random() < 0.4:
@@ -419,21 +478,39 @@ class _Generator:
                 status = rng.choices(("outstanding", "completed"), (55, 45))[0]
             created = self._between(resolved, self.anchor)
             updated = self._between(created, self.anchor)
-            assignee = rng.choice(self.catalog.users)
-            self.history.follow_ups.append(
-                FollowUp(
-                    id=self.new_id(),
-                    incident_id=incident.id,
-                    title=self._fill(rng.choice(FOLLOW_UP_TITLES)),
-                    status=status,
-                    creator=user_actor(rng.choice(self.catalog.users)),
-                    created_at=created,
-                    updated_at=updated,
-                    assignee_id=assignee.id if rng.random() < 0.8 else None,
-                    completed_at=updated if status == "completed" else None,
-                    labels=("postmortem",) if rng.random() < 0.3 else (),
-                )
+            assignee = rng.choice(self.catalog.active_users)
+            follow_up = FollowUp(
+                id=self.new_id(),
+                incident_id=incident.id,
+                title=self._fill(rng.choice(FOLLOW_UP_TITLES)),
+                status=status,
+                creator=user_actor(rng.choice(self.catalog.active_users)),
+                created_at=created,
+                updated_at=updated,
+                assignee_id=assignee.id if rng.random() < 0.8 else None,
+                completed_at=updated if status == "completed" else None,
+                labels=("postmortem",) if rng.random() < 0.3 else (),
             )
+            self._follow_up_extras(follow_up, incident)
+            self.history.follow_ups.append(follow_up)
+
+    def _follow_up_extras(self, follow_up: FollowUp, incident: Incident) -> None:
+        """The v3 attributes: the owning team, a priority and category, sometimes a ticket."""
+        extras, catalog = self.extras, self.catalog
+        if incident.team_ids and extras.random() < 0.7:
+            follow_up.assignee_team_id = incident.team_ids[0]
+        if extras.random() < 0.6:
+            follow_up.priority_id = extras.choice(catalog.follow_up_priorities).id
+        if extras.random() < 0.5:
+            follow_up.category_id = extras.choice(catalog.follow_up_categories).id
+        if extras.random() < 0.3:
+            provider = extras.choice(ISSUE_PROVIDERS)
+            name = f"OPS-{extras.randint(100, 9999)}"
+            follow_up.external_issue = {
+                "issue_name": name,
+                "issue_permalink": f"https://{provider}.example.com/sandbox/issue/{name}",
+                "provider": provider,
+            }
 
 
 def _forced(count: int) -> dict[int, dict[str, str]]:

@@ -80,6 +80,9 @@ class Store:
             return self._by_number.get(int(ref))
         return None
 
+    def follow_up(self, follow_up_id: str) -> FollowUp | None:
+        return next((f for f in self.follow_ups if f.id == follow_up_id), None)
+
     def all(self) -> list[Incident]:
         """Newest first; do not mutate the list."""
         return self._order
