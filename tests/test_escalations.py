@@ -22,7 +22,6 @@ from automations.incidentio import IncidentIOClient, TokenBucket
 from automations.incidentio.client import ESCALATIONS_PER_MINUTE, ESCALATIONS_ROUTE
 from automations.incidentio.oncall import EscalationPath, EscalationStatus
 from automations.sandbox.ratelimit import RateLimiter
-from tests.oncall_schema import check_all, check_section0, newer
 from tests.openapi_conformance import Conformance
 from tests.sandbox_server import SandboxControl
 from tests.test_client_against_sandbox import (
@@ -34,6 +33,7 @@ from tests.test_client_against_sandbox import (
     watch_logs_for_key,
 )
 from tests.test_client_models import FakeTime
+from tests.test_sandbox_required_keys import Obj, problems_in
 from tests.test_schedules import steady
 
 PATHS = "/v2/escalation_paths"
@@ -86,16 +86,15 @@ def test_paths_conform_and_name_who_is_paged_now(
 ) -> None:
     """Two seeded paths; current_responders are their first level's schedules' on-call and users."""
     steady(org, client)
-    schema = newer(openapi)
     transport = RecordingTransport()
     with make_client(org.base_url, transport=transport) as recorded:
         found = {p.name: p for p in recorded.iter_escalation_paths()}
     assert sorted(found) == ["Payments urgent", "Platform primary"]
     for request, response in transport.exchanges:
-        schema.validate_request("GET", PATHS, request.url.params.multi_items())
+        openapi.validate_request("GET", PATHS, request.url.params.multi_items())
         body = response.json()
-        schema.validate_response("GET", PATHS, response.status_code, body)
-        check_all("EscalationPathV2", body["escalation_paths"])
+        openapi.validate_response("GET", PATHS, response.status_code, body)
+        assert problems_in(body, Obj("EscalationsListPathsResultV2")) == []
     platform, payments = found["Platform primary"], found["Payments urgent"]
     assert {p.kind for p in found.values()} == {"standalone"}
     assert {u.id for u in platform.current_responders} == on_call(client, "Platform primary")
@@ -148,7 +147,6 @@ def test_escalating_a_path_pages_its_responders_and_conforms(
 ) -> None:
     """201 with a triggered escalation naming the path, its incident and whom it notified."""
     steady(org, client)
-    schema = newer(openapi)
     platform = paths(client)["Platform primary"]
     incident = org.add_incident(name="Database down", severity="Critical")
     transport = RecordingTransport()
@@ -162,7 +160,7 @@ def test_escalating_a_path_pages_its_responders_and_conforms(
         )
     ((request, response),) = transport.exchanges
     body = json.loads(request.content)
-    schema.validate_request("POST", ESCALATIONS_ROUTE, (), body)
+    openapi.validate_request("POST", ESCALATIONS_ROUTE, (), body)
     assert body == {
         "idempotency_key": "esc-1",
         "title": "Database down",
@@ -171,8 +169,8 @@ def test_escalating_a_path_pages_its_responders_and_conforms(
         "incident_id": incident["id"],
     }
     assert response.status_code == 201
-    schema.validate_response("POST", ESCALATIONS_ROUTE, 201, response.json())
-    check_section0("EscalationV2", response.json()["escalation"])
+    openapi.validate_response("POST", ESCALATIONS_ROUTE, 201, response.json())
+    assert problems_in(response.json(), Obj("EscalationsCreateResultV2")) == []
     assert escalation.status == EscalationStatus.TRIGGERED
     assert escalation.title == "Database down"
     assert escalation.description == "Primary **unreachable**"
@@ -244,14 +242,23 @@ def test_bad_escalations_are_422_naming_the_key(
     response = api.post(ESCALATIONS_ROUTE, json=body)
     assert response.status_code == 422
     envelope = response.json()
-    newer(openapi).validate_response("POST", ESCALATIONS_ROUTE, 422, envelope)
+    openapi.validate_response("POST", ESCALATIONS_ROUTE, 422, envelope)
     assert envelope["errors"][0]["code"] == code
-    assert envelope["errors"][0]["source"]["field"] == field
+    assert envelope["errors"][0]["source"] == {"field": field, "pointer": f"/{field}"}
     # a body that was refused claimed nothing: its key still creates
     if "idempotency_key" in body:
         admin = fill["{user}"]
         retry = {"idempotency_key": body["idempotency_key"], "title": "ok", "user_ids": [admin]}
         assert api.post(ESCALATIONS_ROUTE, json=retry).json()["escalation"]["title"] == "ok"
+
+
+def test_someone_who_has_left_cannot_be_paged(client: IncidentIOClient) -> None:
+    """An inactive user in user_ids is a 422 on user_ids, not a page to nobody."""
+    gone = next(u for u in client.iter_users(include_inactive=True) if u.is_active is False)
+    with pytest.raises(APIRejected) as refused:
+        client.create_escalation(idempotency_key="gone", title="t", user_ids=[gone.id])
+    assert refused.value.fields == ["user_ids"]
+    assert "not active" in refused.value.errors[0].message
 
 
 def test_the_client_refuses_a_body_without_exactly_one_target(

@@ -19,7 +19,6 @@ import pytest
 from automations.errors import APIRejected
 from automations.incidentio import IncidentIOClient
 from automations.incidentio.oncall import Schedule, ScheduleEntry
-from tests.oncall_schema import check_all, check_section0, newer
 from tests.openapi_conformance import Conformance
 from tests.sandbox_server import SandboxControl
 from tests.test_client_against_sandbox import (
@@ -30,6 +29,7 @@ from tests.test_client_against_sandbox import (
     use_secret_key,
     watch_logs_for_key,
 )
+from tests.test_sandbox_required_keys import Obj, problems_in
 
 ENTRIES = "/v2/schedule_entries"
 QUIET = timedelta(minutes=10)  # no handover this close to a test's now
@@ -123,7 +123,6 @@ def test_schedules_list_and_show_conform(
 ) -> None:
     """Three seeded schedules; list and show validate, carry section 0's keys, agree."""
     steady(org, client)
-    schema = newer(openapi)
     transport = RecordingTransport()
     with make_client(org.base_url, transport=transport) as recorded:
         listed = list(recorded.iter_schedules())
@@ -132,12 +131,12 @@ def test_schedules_list_and_show_conform(
     assert shown == listed
     for request, response in transport.exchanges:
         path = request.url.path
-        schema.validate_request("GET", path, request.url.params.multi_items())
+        openapi.validate_request("GET", path, request.url.params.multi_items())
         body = response.json()
-        schema.validate_response("GET", path, response.status_code, body)
+        openapi.validate_response("GET", path, response.status_code, body)
+        row = "SchedulesListResultV2" if "schedules" in body else "SchedulesShowResultV2"
+        assert problems_in(body, Obj(row)) == []  # the shifts inside too
         for raw in body["schedules"] if "schedules" in body else [body["schedule"]]:
-            check_section0("ScheduleV2", raw)
-            check_all("ScheduleEntryV2", raw["current_shifts"] + raw["next_shifts"])
             assert raw["permalink"].endswith(f"/on-call/schedules/{raw['id']}")
     for schedule in listed:
         assert schedule.config is not None
@@ -147,6 +146,28 @@ def test_schedules_list_and_show_conform(
         assert all(e.user is not None for e in schedule.current_shifts)
     data = next(s for s in listed if s.name == "Data platform")
     assert len(data.on_call) == 2
+
+
+def test_rotations_are_active_people_with_on_call_seats_and_schedules_have_teams(
+    client: IncidentIOClient,
+) -> None:
+    """Everyone on a rotation is active with a full on-call seat; each schedule has its team."""
+    users = {u.id: u for u in client.iter_users(include_inactive=True)}
+    schedules = list(client.iter_schedules())
+    for schedule in schedules:
+        assert schedule.config is not None
+        for rotation in schedule.config.rotations:
+            for member in rotation.users:
+                assert users[member.id].is_active is True
+                seats = users[member.id].seats
+                assert seats is not None
+                assert seats.on_call == "full_access"
+    teams = [schedule.team_ids for schedule in schedules]
+    assert all(len(ids) == 1 for ids in teams)
+    assert len({ids[0] for ids in teams}) == len(schedules)
+    paths = {p.name: p for p in client.iter_escalation_paths()}
+    by_name = {s.name: s for s in schedules}
+    assert paths["Platform primary"].team_ids == by_name["Platform primary"].team_ids
 
 
 def test_next_shifts_only_on_small_pages(api: httpx.Client) -> None:
@@ -290,13 +311,9 @@ def test_schedule_entries_follow_the_time_cursor(
     assert len(pages) >= 3
     for page in pages:
         openapi.validate_response("GET", ENTRIES, 200, page)
-        check_section0("ScheduleEntriesListResult", page)
-        check_section0("ScheduleEntries", page["schedule_entries"])
-        for key in ("scheduled", "overrides", "final"):
-            check_all("ScheduleEntryV2", page["schedule_entries"][key])
+        assert problems_in(page, Obj("SchedulesListScheduleEntriesResultV2")) == []
     for page, following in itertools.pairwise(pages):
         meta = page["pagination_meta"]
-        check_section0("AfterPaginationMeta", meta)
         assert following["schedule_entries"]["final"][0]["start_at"] == meta["after"]
         assert f"entry_window_start={meta['after']}".replace(":", "%3A") in meta["after_url"]
     assert "pagination_meta" not in pages[-1]
@@ -368,7 +385,7 @@ def test_bad_entry_queries_are_envelopes(
     assert response.status_code == status
     openapi.validate_response("GET", ENTRIES, status, response.json())
     if field is not None:
-        assert response.json()["errors"][0]["source"]["field"] == field
+        assert response.json()["errors"][0]["source"] == {"field": field, "pointer": f"/{field}"}
 
 
 def test_the_client_checks_the_window_before_asking(

@@ -138,7 +138,7 @@ def render_schedule(
         "timezone": schedule.timezone,
         "permalink": f"https://app.incident.io/{ORGANISATION_SLUG}/on-call/schedules/{schedule.id}",
         "annotations": {},
-        "team_ids": [],
+        "team_ids": list(schedule.team_ids),
         "created_at": iso(schedule.created_at),
         "updated_at": iso(schedule.created_at),
         "config": {"rotations": rotations},

@@ -14,10 +14,11 @@ Choices where the docs are silent (INCIDENT_IO_API.md section 0):
   shift that spans a page boundary appears on both pages (same fingerprint).
 - ``POST /v2/escalations`` answers 201 for a new escalation and for a
   replayed key alike (the first escalation, unchanged). Unknown paths, users
-  and incidents are 422 on their body key. The escalation is ``triggered`` at
-  once and notifies whom the path's first level pages now (its schedules'
-  current shifts and named users), or the given users. Its own limit is
-  ``ROUTE_LIMITS`` (60 a minute), on top of the key's 1200.
+  and incidents, and inactive users, are 422 on their body key. The
+  escalation is ``triggered`` at once and notifies whom the path's first
+  level pages now (its schedules' current shifts and named users), or the
+  given users. Its own limit is ``ROUTE_LIMITS`` (60 a minute), on top of
+  the key's 1200.
 """
 
 from __future__ import annotations
@@ -211,6 +212,8 @@ class OnCallApi:
         for user_id in user_ids:
             if not isinstance(user_id, str) or user_id not in users:
                 raise invalid("user_ids", f"no user with ID {user_id!r}")
+            if not users[user_id].is_active:
+                raise invalid("user_ids", f"user {user_id!r} is not active and cannot be paged")
         return tuple(dict.fromkeys(user_ids))
 
 

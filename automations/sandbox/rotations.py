@@ -87,6 +87,7 @@ class Schedule:
     rotations: tuple[Rotation, ...]
     overrides: tuple[Override, ...]
     created_at: datetime
+    team_ids: tuple[str, ...] = ()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -565,12 +565,17 @@ def build_oncall(seed: int, catalog: Catalog, anchor: datetime) -> OnCall:
     Handovers are fixed instants (only their cadence matters), so who is on
     call depends on the sandbox clock alone; the one override is placed
     relative to ``anchor`` (tomorrow, six hours), so a test can always reach it.
-    Its own random stream leaves every other seeded ID unchanged.
+    Rotations draw from active responders with an on-call seat. Its own random
+    stream leaves every other seeded ID unchanged.
     """
     rng = _rng(seed, "oncall")
     new_id = IdFactory(rng, ID_BASE_MS - 300 * 86400 * 1000)
-    people = [u.id for u in rng.sample([u for u in catalog.users if u.role == "responder"], 10)]
-    admin = next(u.id for u in catalog.users if u.role == "administrator")
+    on_call = [
+        u for u in catalog.active_users if u.role == "responder" and u.on_call_seat == "full_access"
+    ]
+    people = [u.id for u in rng.sample(on_call, 10)]
+    admin = next(u.id for u in catalog.active_users if u.role == "administrator")
+    teams = {name: (team.id,) for name in TEAMS if (team := catalog.team_named(name))}
 
     def rotation(name: str, users: list[str], start: datetime, every: int, kind: str) -> Rotation:
         return Rotation(new_id(), name, new_id(), "Layer 1", tuple(users), start, every, kind)
@@ -582,9 +587,23 @@ def build_oncall(seed: int, catalog: Catalog, anchor: datetime) -> OnCall:
     cover_from = anchor.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     cover = Override(new_id(), payments.id, people[7], cover_from, cover_from + timedelta(hours=6))
     schedules = (
-        Schedule(new_id(), "Platform primary", "Europe/London", (platform,), (), ONCALL_CREATED),
         Schedule(
-            new_id(), "Payments on-call", "America/New_York", (payments,), (cover,), ONCALL_CREATED
+            new_id(),
+            "Platform primary",
+            "Europe/London",
+            (platform,),
+            (),
+            ONCALL_CREATED,
+            teams.get("Platform", ()),
+        ),
+        Schedule(
+            new_id(),
+            "Payments on-call",
+            "America/New_York",
+            (payments,),
+            (cover,),
+            ONCALL_CREATED,
+            teams.get("Payments", ()),
         ),
         Schedule(
             new_id(),
@@ -593,6 +612,7 @@ def build_oncall(seed: int, catalog: Catalog, anchor: datetime) -> OnCall:
             (data_primary, data_shadow),
             (),
             ONCALL_CREATED,
+            teams.get("Data", ()),
         ),
     )
     by_name = {s.name: s.id for s in schedules}
@@ -610,6 +630,7 @@ def build_oncall(seed: int, catalog: Catalog, anchor: datetime) -> OnCall:
             ),
             new_id(),
             2,
+            teams.get("Platform", ()),
         ),
         EscalationPath(
             new_id(),
@@ -622,6 +643,7 @@ def build_oncall(seed: int, catalog: Catalog, anchor: datetime) -> OnCall:
             ),
             new_id(),
             1,
+            teams.get("Payments", ()),
         ),
     )
     return OnCall(
