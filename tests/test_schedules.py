@@ -17,10 +17,12 @@ import httpx
 import pytest
 
 from automations.errors import APIRejected
-from automations.incidentio import IncidentIOClient
+from automations.incidentio import IncidentIOClient, PaginationLoop
 from automations.incidentio.oncall import Schedule, ScheduleEntry
+from tests.hostile_proxy import Answer, Exchange, HostileProxy
 from tests.openapi_conformance import Conformance
 from tests.sandbox_server import SandboxControl
+from tests.secret_values import SANDBOX_KEY
 from tests.test_client_against_sandbox import (
     SECRET,
     RecordingTransport,
@@ -413,3 +415,27 @@ def test_entries_default_to_a_week_from_the_sandbox_now(
     last = datetime.fromisoformat(final[-1]["end_at"])
     assert now + timedelta(days=7) <= last <= now + timedelta(days=14, minutes=1)
     assert json.dumps(body).count("null") == 0
+
+
+def test_a_cursor_handed_out_twice_stops_the_listing(
+    sandbox: SandboxControl, hostile: HostileProxy
+) -> None:
+    """A server whose entries cursor does not move ends in PaginationLoop after two pages."""
+
+    now = sandbox.now()
+    stuck_at = (now + timedelta(hours=1)).isoformat()
+
+    def stuck(exchange: Exchange, answer: Answer) -> Answer:
+        if exchange.path != ENTRIES:
+            return answer
+        body = answer.json_body()
+        body["pagination_meta"] = {"after": stuck_at, "after_url": "stuck"}
+        return answer.with_json(body)
+
+    hostile.rewrite = stuck
+    with IncidentIOClient(base_url=hostile.url, api_key=SANDBOX_KEY) as client:
+        schedule = next(iter(client.iter_schedules()))
+        entries = client.iter_schedule_entries(schedule.id, now, now + timedelta(days=1))
+        with pytest.raises(PaginationLoop, match="twice"):
+            list(entries)
+    assert len(hostile.requests_to("GET", ENTRIES)) == 2
