@@ -306,10 +306,10 @@ class IncidentIOClient:
         create = EscalationCreate(
             idempotency_key=idempotency_key,
             title=title,
-            escalation_path_id=escalation_path_id,
-            user_ids=tuple(user_ids) if user_ids is not None else None,
+            escalation_path_id=_optional_id(escalation_path_id),
+            user_ids=None if user_ids is None else tuple(_path_id(u) for u in user_ids),
             description=description,
-            incident_id=incident_id,
+            incident_id=_optional_id(incident_id),
         )
         return self._one("POST", ESCALATIONS_ROUTE, "escalation", Escalation, body=create.payload())
 
@@ -711,6 +711,10 @@ def _path_id(value: str) -> str:
     if not _SAFE_ID.match(text):
         raise ValueError(f"not an incident.io ID: {value!r}")
     return text
+
+
+def _optional_id(value: str | None) -> str | None:
+    return None if value is None else _path_id(value)
 
 
 def _incident_path_id(value: str) -> str:
