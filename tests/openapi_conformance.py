@@ -44,6 +44,7 @@ NEWER_QUERY_PARAMS: dict[str, dict[str, Any]] = {
         },
         "filter_mode": {"type": "string", "enum": ["all", "any"]},
     },
+    "/v2/users": {"include_inactive": {"type": "string", "enum": ["true", "false"]}},
 }
 
 # The error envelope (section 6); the stored schema documents success codes only.
@@ -98,6 +99,10 @@ ERROR_ENVELOPE: dict[str, Any] = {
 # must be present. Add rows here for newer routes and objects.
 
 _STRING: dict[str, Any] = {"type": "string"}
+ESCALATION_STATUSES = (
+    "pending", "triggered", "acked", "resolved", "expired",
+    "cancelled", "delayed", "pending_repeat", "snoozed",
+)  # fmt: skip
 _DATETIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 _IDS: dict[str, Any] = {"type": "array", "items": _STRING}
 _REF = "#/components/schemas/"
@@ -215,6 +220,50 @@ SECTION_0_SCHEMAS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         ("follow_ups", "pagination_meta"),
     ),
     "FollowUpsShowResultV3": ({"follow_up": {"$ref": _REF + "FollowUpV3"}}, ("follow_up",)),
+    # on-call, escalations and incident updates (the stored schema has some of the routes)
+    "ScheduleV2": (
+        {
+            "permalink": _STRING,
+            "next_shifts": {"type": "array", "items": {"$ref": _REF + "ScheduleEntryV2"}},
+        },
+        ("permalink",),
+    ),
+    "EscalationPathV2": (
+        {
+            "kind": {"type": "string", "enum": ["standalone", "templated"]},
+            "current_responders": {"type": "array", "items": {"$ref": _REF + "UserV2"}},
+        },
+        ("kind",),
+    ),
+    "EscalationsListPathsResultV2": (
+        {
+            "escalation_paths": {"type": "array", "items": {"$ref": _REF + "EscalationPathV2"}},
+            "pagination_meta": {"$ref": _REF + "PaginationMetaResultV2"},
+        },
+        ("escalation_paths", "pagination_meta"),
+    ),
+    "EscalationV2": (
+        {
+            "description": _STRING,  # required by the SDK that section 0 comes from
+            "status": {"type": "string", "enum": list(ESCALATION_STATUSES)},
+        },
+        ("description",),
+    ),
+    "EscalationsCreatePayloadV2": ({"description": _STRING, "incident_id": _STRING}, ()),
+    "IncidentUpdatesCreatePayloadV2": (
+        {
+            "idempotency_key": _STRING,
+            "incident_id": _STRING,
+            "message": _STRING,
+            "to_incident_status_id": _STRING,
+            "to_severity_id": _STRING,
+        },
+        ("idempotency_key", "incident_id"),
+    ),
+    "IncidentUpdatesCreateResultV2": (
+        {"incident_update": {"$ref": _REF + "IncidentUpdateV2"}},
+        ("incident_update",),
+    ),
 }
 
 
@@ -227,6 +276,13 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"in": "query", "name": name, "schema": schema}
 
 
+def _post(payload: str, status: str, result: str) -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": {"$ref": _REF + payload}}}}
+    content = {"application/json": {"schema": {"$ref": _REF + result}}}
+    return {"post": {"requestBody": body, "responses": {status: {"content": content}}}}
+
+
+# path -> operations added (merged into the path's existing ones)
 SECTION_0_PATHS: dict[str, dict[str, Any]] = {
     "/v3/follow_ups": _get(
         "FollowUpsListResultV3",
@@ -249,6 +305,16 @@ SECTION_0_PATHS: dict[str, dict[str, Any]] = {
     "/v3/follow_ups/{id}": _get(
         "FollowUpsShowResultV3", [{"in": "path", "name": "id", "required": True, "schema": _STRING}]
     ),
+    "/v2/escalation_paths": _get(
+        "EscalationsListPathsResultV2",
+        [
+            _query("page_size", {"type": "integer", "minimum": 1, "maximum": 25}),
+            _query("after", _STRING),
+        ],
+    ),
+    "/v2/incident_updates": _post(
+        "IncidentUpdatesCreatePayloadV2", "201", "IncidentUpdatesCreateResultV2"
+    ),
 }
 
 
@@ -261,7 +327,8 @@ def add_section_0(spec: dict[str, Any]) -> None:
         )
         schema["properties"].update(properties)
         schema["required"] = sorted({*schema.get("required", ()), *required})
-    spec["paths"].update(SECTION_0_PATHS)
+    for path, operations in SECTION_0_PATHS.items():
+        spec["paths"].setdefault(path, {}).update(operations)
 
 
 class SpecMissing(RuntimeError):

@@ -312,14 +312,6 @@ def test_unauthenticated_requests_are_401(sandbox: SandboxControl, openapi: Conf
     assert "x-ratelimit-limit" not in wrong.headers
 
 
-def test_posting_an_incident_update_is_404(api: httpx.Client, openapi: Conformance) -> None:
-    """incident_updates is read-only: a POST is a 404 envelope, as the real API answers."""
-    response = api.post("/v2/incident_updates", json={})
-    assert response.status_code == 404
-    # the schema has no POST here; the envelope is the same for every route
-    openapi.validate_response("GET", "/v2/incident_updates", 404, response.json())
-
-
 def test_unknown_route_and_method(api: httpx.Client) -> None:
     """Unknown paths are 404 and wrong methods 405, both in the envelope."""
     missing = api.get("/v2/nope")

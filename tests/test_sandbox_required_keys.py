@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from automations.sandbox import SandboxThread
 from automations.sandbox.follow_ups import V2_REMOVED_AT
+from tests.openapi_conformance import ESCALATION_STATUSES
 from tests.sandbox_server import SandboxControl
 
 # --- the value types -------------------------------------------------------------------------
@@ -156,6 +157,14 @@ _FOLLOW_UP_V2 = ObjectSpec(
 )
 _RANKED = ObjectSpec({"id": STR, "name": STR, "rank": INT}, {"description": STR})
 _PAGE = ObjectSpec({"page_size": INT}, {"after": STR})
+WEEKDAY = Enum("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ESCALATION_STATUS = Enum(*ESCALATION_STATUSES)
+ESCALATION_EVENT = Enum(
+    "entered_grace_period", "triggered", "notified_users", "notified_channels", "acked",
+    "cancelled", "resolved", "expired",
+)  # fmt: skip
+URGENCY = Enum("high", "low")
+SHIFTS = ListOf(Obj("ScheduleEntryV2"))
 
 
 def _result(key: str, item: Type) -> ObjectSpec:
@@ -327,6 +336,166 @@ REQUIRED: dict[str, ObjectSpec] = {
     "TeamSlimV2": ObjectSpec({"id": STR, "name": STR}),
     "FollowUpPriorityV2": _RANKED,
     "FollowUpCategoryV3": _RANKED,
+    # on-call: schedules and their shifts (section 0 adds permalink and next_shifts)
+    "ScheduleV2": ObjectSpec(
+        {
+            "id": STR,
+            "name": STR,
+            "timezone": STR,
+            "permalink": STR,
+            "annotations": AnyObject(),
+            "team_ids": IDS,
+            **STAMPED,
+        },
+        {
+            "config": Obj("ScheduleConfigV2"),
+            "current_shifts": SHIFTS,
+            "next_shifts": SHIFTS,
+            "holidays_public_config": Obj("ScheduleHolidaysPublicConfigV2"),
+        },
+    ),
+    "ScheduleHolidaysPublicConfigV2": ObjectSpec({"country_codes": ListOf(STR)}),
+    "ScheduleConfigV2": ObjectSpec({"rotations": ListOf(Obj("ScheduleRotationV2"))}),
+    "ScheduleRotationV2": ObjectSpec(
+        {
+            "id": STR,
+            "name": STR,
+            "handover_start_at": TIME,
+            "handovers": ListOf(Obj("ScheduleRotationHandoverV2")),
+            "layers": ListOf(Obj("ScheduleLayerV2")),
+            "users": ListOf(Obj("UserV2")),
+            "working_intervals": ListOf(Obj("ScheduleRotationWorkingIntervalV2")),
+        },
+        {
+            "effective_from": TIME,
+            "scheduling_mode": Enum("fair", "sequential"),
+            "working_interval": ListOf(Obj("ScheduleRotationWorkingIntervalV2")),
+        },
+    ),
+    "ScheduleRotationHandoverV2": ObjectSpec(
+        {}, {"interval": INT, "interval_type": Enum("hourly", "daily", "weekly")}
+    ),
+    "ScheduleLayerV2": ObjectSpec({}, {"id": STR, "name": STR}),
+    "ScheduleRotationWorkingIntervalV2": ObjectSpec(
+        {"weekday": WEEKDAY, "start_time": STR, "end_time": STR}
+    ),
+    "ScheduleEntryV2": ObjectSpec(
+        {"start_at": TIME, "end_at": TIME},
+        {
+            "entry_id": STR,
+            "fingerprint": STR,
+            "rotation_id": STR,
+            "layer_id": STR,
+            "user": Obj("UserV2"),
+        },
+    ),
+    "ScheduleEntriesListPayloadV2": ObjectSpec(
+        {"scheduled": SHIFTS, "overrides": SHIFTS, "final": SHIFTS}
+    ),
+    "AfterPaginationMetaResultV2": ObjectSpec({"after": STR, "after_url": STR}),
+    # escalation paths (section 0 adds kind and current_responders) and escalations
+    "EscalationPathV2": ObjectSpec(
+        {
+            "id": STR,
+            "name": STR,
+            "path": ListOf(Obj("EscalationPathNodeV2")),
+            "kind": Enum("standalone", "templated"),
+            "team_ids": IDS,
+        },
+        {
+            "current_responders": ListOf(Obj("UserV2")),
+            "working_hours": ListOf(AnyObject()),
+            "repeat_config": AnyObject(),
+            "template_id": STR,
+            "param_bindings": AnyObject(),
+        },
+    ),
+    "EscalationPathNodeV2": ObjectSpec(
+        {
+            "id": STR,
+            "type": Enum(
+                "level", "repeat", "if_else", "notify_channel", "delay", "escalation_path"
+            ),
+        },
+        {
+            "level": Obj("EscalationPathNodeLevelV2"),
+            "repeat": Obj("EscalationPathNodeRepeatV2"),
+            "if_else": AnyObject(),
+            "notify_channel": AnyObject(),
+            "delay": AnyObject(),
+            "escalation_path": AnyObject(),
+        },
+    ),
+    "EscalationPathNodeLevelV2": ObjectSpec(
+        {"targets": ListOf(Obj("EscalationPathTargetV2"))},
+        {
+            "ack_mode": Enum("all", "first"),
+            "round_robin_config": Obj("EscalationPathRoundRobinConfigV2"),
+            "time_to_ack_interval_condition": Enum("active", "inactive"),
+            "time_to_ack_seconds": INT,
+            "time_to_ack_weekday_interval_config_id": STR,
+            "retry_config": AnyObject(),
+        },
+    ),
+    "EscalationPathTargetV2": ObjectSpec(
+        {
+            "type": Enum("schedule", "user", "slack_channel", "msteams_channel"),
+            "id": STR,
+            "urgency": URGENCY,
+        },
+        {
+            "schedule_mode": Enum("currently_on_call", "all_users_for_rota", "all_users", ""),
+            "selected_rota_id": STR,
+        },
+    ),
+    "EscalationPathRoundRobinConfigV2": ObjectSpec(
+        {"enabled": BOOL}, {"rotate_after_seconds": INT}
+    ),
+    "EscalationPathNodeRepeatV2": ObjectSpec({"repeat_times": INT, "to_node": STR}),
+    "EscalationV2": ObjectSpec(
+        {
+            "id": STR,
+            "title": STR,
+            "status": ESCALATION_STATUS,
+            "description": STR,  # required by the SDK that section 0 comes from
+            "priority": Obj("EscalationPriorityV2"),
+            "creator": Obj("EscalationCreatorV2"),
+            "events": ListOf(Obj("EscalationEventV2")),
+            "related_incidents": ListOf(Obj("IncidentSlimV2")),
+            "related_alerts": ListOf(AnyObject()),
+            **STAMPED,
+        },
+        {"escalation_path_id": STR},
+    ),
+    "EscalationPriorityV2": ObjectSpec({"name": STR}),
+    "EscalationCreatorV2": ObjectSpec(
+        {},
+        {"user": Obj("UserV2"), "workflow": Obj("WorkflowActorV2"), "alert": Obj("AlertActorV2")},
+    ),
+    "EscalationEventV2": ObjectSpec(
+        {"id": STR, "event": ESCALATION_EVENT, "occurred_at": TIME},
+        {"channels": ListOf(AnyObject()), "urgency": URGENCY, "users": ListOf(Obj("UserV2"))},
+    ),
+    "IncidentSlimV2": ObjectSpec(
+        {
+            "id": STR,
+            "external_id": INT,
+            "name": STR,
+            "reference": STR,
+            "visibility": Enum("public", "private"),
+            "status_category": Enum(
+                "triage",
+                "declined",
+                "merged",
+                "canceled",
+                "active",
+                "post-incident",
+                "closed",
+                "paused",
+            ),
+        },
+        {"summary": STR},
+    ),
     # pagination and the success bodies
     "PaginationMetaResultV2": _PAGE,
     "PaginationMetaResultWithTotalV2": _with(_PAGE, total_record_count=INT),
@@ -353,6 +522,20 @@ REQUIRED: dict[str, ObjectSpec] = {
     "FollowUpsListResultV3": _list_result("follow_ups", "FollowUpV3", "PaginationMetaResultV2"),
     "FollowUpResultV3": _result("follow_up", Obj("FollowUpV3")),
     "UsersListResultV2": _list_result("users", "UserWithRolesV2", "PaginationMetaResultV2"),
+    "IncidentUpdatesCreateResultV2": _result("incident_update", Obj("IncidentUpdateV2")),
+    "SchedulesListResultV2": ObjectSpec(
+        {"schedules": ListOf(Obj("ScheduleV2"))},
+        {"pagination_meta": Obj("PaginationMetaResultWithTotalV2")},
+    ),
+    "SchedulesShowResultV2": _result("schedule", Obj("ScheduleV2")),
+    "SchedulesListScheduleEntriesResultV2": ObjectSpec(
+        {"schedule_entries": Obj("ScheduleEntriesListPayloadV2")},
+        {"pagination_meta": Obj("AfterPaginationMetaResultV2")},
+    ),
+    "EscalationsListPathsResultV2": _list_result(
+        "escalation_paths", "EscalationPathV2", "PaginationMetaResultV2"
+    ),
+    "EscalationsCreateResultV2": _result("escalation", Obj("EscalationV2")),
 }
 
 # (method, route template) -> the object its success body is; every error body is ErrorV2.
@@ -376,6 +559,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v3/follow_ups"): "FollowUpsListResultV3",
     ("GET", "/v3/follow_ups/{id}"): "FollowUpResultV3",
     ("GET", "/v2/users"): "UsersListResultV2",
+    ("POST", "/v2/incident_updates"): "IncidentUpdatesCreateResultV2",
+    ("GET", "/v2/schedules"): "SchedulesListResultV2",
+    ("GET", "/v2/schedules/{id}"): "SchedulesShowResultV2",
+    ("GET", "/v2/schedule_entries"): "SchedulesListScheduleEntriesResultV2",
+    ("GET", "/v2/escalation_paths"): "EscalationsListPathsResultV2",
+    ("POST", "/v2/escalations"): "EscalationsCreateResultV2",
 }
 
 
@@ -604,11 +793,63 @@ def walk_after_changes(walk: Walk) -> None:
     walk.get(f"/v2/incidents/{created['id']}")
 
 
+def walk_schedules(walk: Walk) -> None:
+    """Schedules (paged, both page sizes, each shown) and each one's entries for 60 days,
+    following the time cursor to the end; escalation paths, paged."""
+    schedules = walk.pages("/v2/schedules", "schedules", page_size=1)
+    walk.get("/v2/schedules", page_size=26)  # no next_shifts above 25
+    start, end = walk.sandbox.now(), walk.sandbox.now() + timedelta(days=60)
+    for schedule in schedules:
+        walk.get(f"/v2/schedules/{schedule['id']}")
+        window = {"schedule_id": schedule["id"], "entry_window_end": end.isoformat()}
+        after = start.isoformat()
+        while after:
+            body = walk.get("/v2/schedule_entries", **window, entry_window_start=after)
+            after = body.get("pagination_meta", {}).get("after")
+    walk.pages("/v2/escalation_paths", "escalation_paths", page_size=1)
+
+
+def walk_oncall(walk: Walk) -> None:
+    """On-call before and after the clock passes a week of handovers; escalations to a path
+    (with an incident) and to users, a replayed key; incident updates; their errors."""
+    api, sandbox = walk.api, walk.sandbox
+    walk_schedules(walk)
+    path = walk.get("/v2/escalation_paths")["escalation_paths"][0]
+    incident = walk.get("/v2/incidents", **{"status_category[one_of]": "live"})["incidents"][0]
+    user = walk.get("/v2/users")["users"][0]
+    to_path = {"idempotency_key": "strict-e1", "title": "Strict", "escalation_path_id": path["id"],
+               "incident_id": incident["id"], "description": "All of it"}  # fmt: skip
+    to_users = {"idempotency_key": "strict-e2", "title": "Strict", "user_ids": [user["id"]]}
+    for body in (to_path, to_users, to_users):
+        api.post("/v2/escalations", json=body)
+    statuses = walk.get("/v1/incident_statuses")["incident_statuses"]
+    learning = next(s for s in statuses if s["category"] == "learning")
+    severity = walk.get("/v1/severities")["severities"][-1]
+    update = {
+        "idempotency_key": "strict-u1",
+        "incident_id": incident["id"],
+        "message": "Done",
+        "to_incident_status_id": learning["id"],
+        "to_severity_id": severity["id"],
+    }
+    words = {"idempotency_key": "strict-u2", "incident_id": incident["id"], "message": "Words"}
+    refused = {**update, "idempotency_key": "strict-u3", "to_incident_status_id": statuses[0]["id"]}
+    for body in (update, words, refused):
+        api.post("/v2/incident_updates", json=body)
+    api.get("/v2/schedules/01NOPE")
+    api.get("/v2/schedule_entries")
+    api.post("/v2/escalations", json={"idempotency_key": "strict-e3", "title": "Neither"})
+    sandbox.advance_clock(7 * 86_400)
+    walk_schedules(walk)
+    sandbox.advance_clock(-7 * 86_400)
+
+
 WALKS: list[Callable[[Walk], None]] = [
     walk_catalog,
     walk_incidents,
     walk_follow_ups,
     walk_errors,
+    walk_oncall,
     walk_after_changes,
 ]
 
@@ -685,6 +926,27 @@ def test_the_walk_sees_every_follow_up_state_and_section_0_value(walk: Walk) -> 
     assert any(a.status == 404 and a.route == "/v2/follow_ups" for a in walk.answers)
     errors = [e for a in walk.answers if a.status >= 400 for e in a.body["errors"]]
     assert any(e.get("source", {}).get("pointer") == "/incident/severity_id" for e in errors)
+
+
+def test_the_walk_sees_the_on_call_routes_succeed_with_section_0_values(walk: Walk) -> None:
+    """Created escalations and updates (201), next_shifts both sent and left out, an override,
+    current responders, a related incident, schedule entries paged by their time cursor."""
+    for step in WALKS:
+        step(walk)
+    created = {(a.method, a.route) for a in walk.answers if a.status == 201}
+    assert {("POST", "/v2/escalations"), ("POST", "/v2/incident_updates")} <= created
+    bodies = [a.body for a in walk.answers if a.status < 400]
+    schedules = [s for b in bodies for s in [*b.get("schedules", []), b.get("schedule")] if s]
+    assert {"next_shifts" in s for s in schedules} == {True, False}
+    pages = [b for b in bodies if "schedule_entries" in b]
+    assert any("pagination_meta" in b for b in pages)
+    assert any(e.get("entry_id") for b in pages for e in b["schedule_entries"]["final"])
+    paths = [p for b in bodies for p in b.get("escalation_paths", [])]
+    assert all(p["current_responders"] for p in paths)
+    escalations = [b["escalation"] for b in bodies if "escalation" in b]
+    assert any(e["related_incidents"] and e.get("escalation_path_id") for e in escalations)
+    updates = [b["incident_update"] for b in bodies if "incident_update" in b]
+    assert {u.get("message") for u in updates} >= {"Done", "Words"}
 
 
 @pytest.mark.parametrize(

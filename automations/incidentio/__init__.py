@@ -3,7 +3,8 @@
 Everything the rest of the product needs is importable from here; the
 submodules are an implementation detail. ``IncidentIOClient`` is imported on
 first use, so commands that never call the API (``validate --offline``,
-``test-rule``) do not pay for httpx and stamina at start-up (docs/benchmarks.md).
+``test-rule``) do not pay for httpx and stamina at start-up (docs/benchmarks.md);
+the on-call models (``automations.incidentio.oncall``) come with it, not here.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -44,10 +45,12 @@ from automations.incidentio.pagination import (
 from automations.incidentio.payloads import (
     CustomFieldEntryPayload,
     CustomFieldValuePayload,
+    EscalationCreate,
     IncidentCreate,
     IncidentEdit,
     IncidentRoleAssignmentPayload,
     IncidentTimestampValuePayload,
+    IncidentUpdateCreate,
     UserReference,
 )
 from automations.incidentio.ratelimit import TokenBucket
@@ -73,6 +76,7 @@ __all__ = [
     "CustomFieldValue",
     "CustomFieldValuePayload",
     "DurationMetricStatus",
+    "EscalationCreate",
     "FollowUp",
     "FollowUpStatus",
     "Incident",
@@ -91,6 +95,7 @@ __all__ = [
     "IncidentTimestampValuePayload",
     "IncidentType",
     "IncidentUpdate",
+    "IncidentUpdateCreate",
     "PaginationError",
     "PaginationLoop",
     "RequestCounter",

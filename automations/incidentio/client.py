@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -54,15 +54,30 @@ from automations.incidentio.models import (
     parse_page_leniently,
     parse_without_gc,
 )
+from automations.incidentio.oncall import (
+    Escalation,
+    EscalationPath,
+    Schedule,
+    ScheduleEntriesPage,
+    ScheduleEntry,
+)
 from automations.incidentio.pagination import (
     MAX_PAGE_SIZE,
+    MAX_PAGES,
     IncidentPage,
     Page,
+    PaginationLoop,
+    TooManyPages,
     check_page_size,
     paginate,
     unique_incidents,
 )
-from automations.incidentio.payloads import IncidentCreate, IncidentEdit
+from automations.incidentio.payloads import (
+    EscalationCreate,
+    IncidentCreate,
+    IncidentEdit,
+    IncidentUpdateCreate,
+)
 from automations.incidentio.ratelimit import TokenBucket
 from automations.incidentio.redaction import Redactor, strip_userinfo
 from automations.incidentio.retries import (
@@ -85,6 +100,11 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 MAX_USERS_PAGE_SIZE = 10_000
+MAX_SCHEDULES_PAGE_SIZE = 10_000
+MAX_PATHS_PAGE_SIZE = 25
+ESCALATIONS_ROUTE = "/v2/escalations"
+# POST /v2/escalations allows 60 a minute per key: stay under it as the 1000 stays under 1200.
+ESCALATIONS_PER_MINUTE = 50
 MAX_NAMED_MALFORMED = 5  # warnings naming one malformed incident each, per page
 _REFERENCE = re.compile(r"^(?:INC-)?(\d+)$", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -94,10 +114,10 @@ class IncidentIOClient:
     """Talks to incident.io (or the sandbox) with retries, a shared rate limit and counters.
 
     Give every client in the process the same ``TokenBucket`` (and
-    ``RequestCounter``) to share them; ``requests_per_minute`` only sizes a
-    private bucket when none is passed. ``stopping`` (the daemon's stop event)
-    cuts every wait short, for a retry or a token: a stop is not held back by a
-    Retry-After.
+    ``RequestCounter``, and ``escalations_rate_limiter``) to share them;
+    ``requests_per_minute`` only sizes a private bucket when none is passed.
+    ``stopping`` (the daemon's stop event) cuts every wait short, for a retry
+    or a token: a stop is not held back by a Retry-After.
     """
 
     def __init__(
@@ -115,6 +135,7 @@ class IncidentIOClient:
         counter: RequestCounter | None = None,
         max_clock_skew: timedelta | None = None,
         stopping: threading.Event | None = None,
+        escalations_rate_limiter: TokenBucket | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         secret = key.get_secret_value().strip()
@@ -131,6 +152,11 @@ class IncidentIOClient:
         self._api_key = SecretStr(secret)
         self._redactor = Redactor([secret])
         self.rate_limiter = rate_limiter or TokenBucket(requests_per_minute)
+        # Routes with a lower limit of their own take a token here too (each attempt).
+        self.route_limiters = {
+            ("POST", ESCALATIONS_ROUTE): escalations_rate_limiter
+            or TokenBucket(ESCALATIONS_PER_MINUTE)
+        }
         self.counter = counter or RequestCounter()
         self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
         self._server_time: datetime | None = None
@@ -196,6 +222,96 @@ class IncidentIOClient:
         """Create (200, not 201); the idempotency key makes a retried create safe."""
         create = IncidentCreate(idempotency_key=idempotency_key, visibility=visibility, **fields)
         return self._one("POST", "/v2/incidents", "incident", Incident, body=create.payload())
+
+    # --- incident updates, on-call and escalations (issue 11) -------------------
+
+    def post_incident_update(
+        self,
+        incident_id: str,
+        *,
+        idempotency_key: str,
+        message: str | None = None,
+        to_status_id: str | None = None,
+        to_severity_id: str | None = None,
+    ) -> IncidentUpdate:
+        """Share an update (markdown ``message``), moving status or severity too if given.
+
+        Status moves follow the edit action's lifecycle rules. Unlike
+        ``edit_incident`` this call is retried (timeouts, dropped connections,
+        5xx, 429): the idempotency key makes the API answer a resend with the
+        first update, so a retry can neither post twice nor move the status
+        twice. The edit action has no key (a resend could notify the channel
+        again), so it is sent once and reconciled instead. Reuse the key only
+        for the same update.
+        """
+        create = IncidentUpdateCreate(
+            idempotency_key=idempotency_key,
+            incident_id=_path_id(incident_id),
+            message=message,
+            to_incident_status_id=to_status_id,
+            to_severity_id=to_severity_id,
+        )
+        route = "/v2/incident_updates"
+        return self._one("POST", route, "incident_update", IncidentUpdate, body=create.payload())
+
+    def iter_schedules(self, page_size: int = 25) -> Iterator[Schedule]:
+        """Every schedule with who is on call now; ``next_shifts`` only when page_size <= 25."""
+        size = check_page_size(page_size, MAX_SCHEDULES_PAGE_SIZE)
+        return self._items("/v2/schedules", "schedules", Schedule, [("page_size", str(size))])
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        path = {"id": _path_id(schedule_id)}
+        return self._one("GET", "/v2/schedules/{id}", "schedule", Schedule, path)
+
+    def iter_schedule_entries(
+        self, schedule_id: str, start: datetime, end: datetime
+    ) -> Iterator[ScheduleEntry]:
+        """Who is on call from ``start`` to ``end``: the ``final`` entries (overrides applied).
+
+        In start order, each shift once, fetched lazily. The route pages by
+        time: while ``pagination_meta`` is present the same query is resent
+        with ``entry_window_start=<after>``; its absence ends the listing. A
+        shift spanning a page boundary comes on both pages and is yielded once.
+        """
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end must be timezone-aware")
+        if end <= start:
+            raise ValueError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+        return self._schedule_entries(_path_id(schedule_id), _rfc3339(start), _rfc3339(end))
+
+    def iter_escalation_paths(
+        self, page_size: int = MAX_PATHS_PAGE_SIZE
+    ) -> Iterator[EscalationPath]:
+        """Every escalation path with its ``current_responders`` (paged by ``after``, 25 max)."""
+        size = check_page_size(page_size, MAX_PATHS_PAGE_SIZE)
+        route = "/v2/escalation_paths"
+        return self._items(route, "escalation_paths", EscalationPath, [("page_size", str(size))])
+
+    def create_escalation(
+        self,
+        *,
+        idempotency_key: str,
+        title: str,
+        escalation_path_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+        description: str | None = None,
+        incident_id: str | None = None,
+    ) -> Escalation:
+        """Page a path or named users (exactly one of the two); 201 with the escalation.
+
+        A reused key returns the existing escalation, so the call is retried
+        like any idempotent one. The route allows 60 requests a minute: each
+        attempt also takes a token from ``escalations_rate_limiter``.
+        """
+        create = EscalationCreate(
+            idempotency_key=idempotency_key,
+            title=title,
+            escalation_path_id=_optional_id(escalation_path_id),
+            user_ids=None if user_ids is None else tuple(_path_id(u) for u in user_ids),
+            description=description,
+            incident_id=_optional_id(incident_id),
+        )
+        return self._one("POST", ESCALATIONS_ROUTE, "escalation", Escalation, body=create.payload())
 
     # --- the catalog ----------------------------------------------------------
 
@@ -278,13 +394,21 @@ class IncidentIOClient:
         return self._one("GET", "/v3/follow_ups/{id}", "follow_up", FollowUp, path)
 
     def iter_users(
-        self, email: str | None = None, slack_user_id: str | None = None, page_size: int = 250
+        self,
+        email: str | None = None,
+        slack_user_id: str | None = None,
+        page_size: int = 250,
+        *,
+        include_inactive: bool = False,
     ) -> Iterator[User]:
+        """Users; inactive ones only with ``include_inactive`` (the API leaves them out)."""
         params = [("page_size", str(check_page_size(page_size, MAX_USERS_PAGE_SIZE)))]
         if email is not None:
             params.append(("email", email))
         if slack_user_id is not None:
             params.append(("slack_user_id", slack_user_id))
+        if include_inactive:
+            params.append(("include_inactive", "true"))
         return self._items("/v2/users", "users", User, params)
 
     # --- state ------------------------------------------------------------------
@@ -428,6 +552,43 @@ class IncidentIOClient:
                 ", ".join(named) + (", ..." if len(rest) > len(named) else ""),
             )
 
+    def _schedule_entries(self, schedule_id: str, start: str, end: str) -> Iterator[ScheduleEntry]:
+        """Follow the time cursor of ``GET /v2/schedule_entries``, with the listing guards."""
+        route = "/v2/schedule_entries"
+        parse = ScheduleEntriesPage.model_validate_json
+        seen: set[tuple[Any, ...]] = set()
+        cursors = {start}
+        window_start = start
+        for pages in range(1, MAX_PAGES + 1):
+            params = [
+                ("schedule_id", schedule_id),
+                ("entry_window_start", window_start),
+                ("entry_window_end", end),
+            ]
+            page = self._call("GET", route, None, params, None, parse)
+            for entry in page.schedule_entries.final:
+                if entry.key not in seen:
+                    seen.add(entry.key)
+                    yield entry
+            after = page.pagination_meta.after if page.pagination_meta is not None else None
+            if not after:
+                return
+            if after in cursors:
+                raise PaginationLoop(
+                    f"GET {route}: the API returned cursor {self._redactor.clean(after)!r} "
+                    f"twice; stopping after {pages} pages instead of looping",
+                    method="GET",
+                    route=route,
+                )
+            cursors.add(after)
+            window_start = after
+        raise TooManyPages(
+            f"GET {route}: still handing out new cursors after {MAX_PAGES} pages; "
+            "stopping instead of paging forever",
+            method="GET",
+            route=route,
+        )
+
     def _items(
         self, route: str, key: str, model: type[M], base: list[tuple[str, str]]
     ) -> Iterator[M]:
@@ -475,8 +636,11 @@ class IncidentIOClient:
     ) -> R:
         """One HTTP attempt: a token, the request, the count, then status and body checks."""
         call.attempts += 1
-        self.rate_limiter.acquire(self.stopping)
         method, route = call.method, call.route
+        self.rate_limiter.acquire(self.stopping)
+        route_limiter = self.route_limiters.get((method, route))
+        if route_limiter is not None:
+            route_limiter.acquire(self.stopping)
         started = time.monotonic()
         try:
             response = self._http.request(method, path, params=tuple(params or ()), json=body)
@@ -493,7 +657,9 @@ class IncidentIOClient:
         if not response.is_success:
             error = error_from_response(response, method, route, self._redactor)
             if response.status_code == 429 and error.retry_after:
-                self.rate_limiter.defer(min(error.retry_after, MAX_RETRY_AFTER))
+                # a route with its own limit pauses only itself: the rest of the key is fine
+                paused = route_limiter or self.rate_limiter
+                paused.defer(min(error.retry_after, MAX_RETRY_AFTER))
             raise error
         try:
             return parse(response.content)
@@ -532,6 +698,10 @@ def _without_userinfo(base_url: str) -> str:
     return stripped
 
 
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _item_id(item: Any) -> str:
     return str(item.id)
 
@@ -541,6 +711,10 @@ def _path_id(value: str) -> str:
     if not _SAFE_ID.match(text):
         raise ValueError(f"not an incident.io ID: {value!r}")
     return text
+
+
+def _optional_id(value: str | None) -> str | None:
+    return None if value is None else _path_id(value)
 
 
 def _incident_path_id(value: str) -> str:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from automations.incidentio.models import IncidentMode, UTCDateTime, Visibility
 
@@ -115,3 +121,55 @@ class IncidentCreate(_Payload):
 
     def payload(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_unset=True)
+
+
+# --- incident updates and escalations (bodies with an idempotency key) -----------
+
+
+class IncidentUpdateCreate(_Payload):
+    """The body of ``POST /v2/incident_updates``: a message and/or a status or severity move."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use
+
+    idempotency_key: str
+    incident_id: str
+    message: str | None = None
+    to_incident_status_id: str | None = None
+    to_severity_id: str | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> IncidentUpdateCreate:
+        if not self.idempotency_key.strip():
+            raise ValueError("idempotency_key must not be empty")
+        if not (self.message or self.to_incident_status_id or self.to_severity_id):
+            raise ValueError("an incident update needs a message, a status or a severity")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class EscalationCreate(_Payload):
+    """The body of ``POST /v2/escalations``: page a path or named users, never both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built on first use
+
+    idempotency_key: str
+    title: str
+    escalation_path_id: str | None = None
+    user_ids: tuple[str, ...] | None = None
+    description: str | None = None
+    incident_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EscalationCreate:
+        if not self.idempotency_key.strip() or not self.title.strip():
+            raise ValueError("idempotency_key and title must not be empty")
+        if (self.escalation_path_id is None) == (self.user_ids is None):
+            raise ValueError("give exactly one of escalation_path_id or user_ids")
+        if self.user_ids is not None and not self.user_ids:
+            raise ValueError("user_ids must name at least one user")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -10,6 +10,10 @@ Rate limiting (section 7): a 429 is ``type: rate_limit_reached`` with code
 block (RFC3339, sandbox clock) and ``Retry-After`` in whole seconds. Every
 authenticated response carries ``X-RateLimit-Limit`` (``1200, 1200;window=60``),
 ``-Remaining``, ``-Used`` and ``-Reset`` (unix seconds on the sandbox clock).
+A route with a lower limit of its own (``POST /v2/escalations``: 60 a minute)
+takes a token from its own bucket too; its headers then describe that bucket
+and list both policies (``60, 1200;window=60, 60;window=60``), and its 429
+names the route's limit (``rate_limit.name``: ``escalations``).
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from automations.sandbox.faults import DroppedResponse, Fault, malform
 from automations.sandbox.filters import parse_incident_query, parse_page_size, scalar_params
 from automations.sandbox.model import JSON, iso
 from automations.sandbox.mutations import create_incident, edit_incident
+from automations.sandbox.oncall_api import oncall_routes
 from automations.sandbox.ratelimit import Verdict
 from automations.sandbox.render import render_update
 from automations.sandbox.state import SandboxConfig, SandboxState
 from automations.sandbox.store import UnknownCursor
+from automations.sandbox.updates import post_incident_update
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +68,9 @@ def base_headers(state: SandboxState, request_id: str) -> dict[str, str]:
     }
 
 
-def _rate_limit_error(state: SandboxState, retry_after: float, form: str, limit: int) -> ApiError:
+def _rate_limit_error(
+    state: SandboxState, retry_after: float, form: str, limit: int, name: str = "api_key"
+) -> ApiError:
     wait = max(1, math.ceil(retry_after))
     at = state.clock.now() + timedelta(seconds=wait)
     header = str(wait) if form == "seconds" else format_datetime(at, usegmt=True)
@@ -71,7 +79,7 @@ def _rate_limit_error(state: SandboxState, retry_after: float, form: str, limit:
         "rate_limit_reached",
         "You have exceeded the rate limit for this API key; retry after the given time",
         rate_limit={
-            "name": "api_key",
+            "name": name,
             "limit": limit,
             "remaining": 0,
             "retry_after": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -89,10 +97,16 @@ def _fault_error(state: SandboxState, fault: Fault) -> ApiError:
     return ApiError(fault.status, code, f"Injected fault: HTTP {fault.status}", type_=type_)
 
 
-def _rate_headers(state: SandboxState, verdict: Verdict) -> dict[str, str]:
+def _rate_headers(
+    state: SandboxState, verdict: Verdict, key_limit: int | None = None
+) -> dict[str, str]:
+    """The headers for ``verdict``; ``key_limit``: a route's own limit, listed with the key's."""
     reset = state.clock.now() + timedelta(seconds=verdict.full_in)
+    policies = f"{verdict.limit};window=60"
+    if key_limit is not None:
+        policies = f"{key_limit};window=60, {policies}"
     return {
-        "x-ratelimit-limit": f"{verdict.limit}, {verdict.limit};window=60",
+        "x-ratelimit-limit": f"{verdict.limit}, {policies}",
         "x-ratelimit-remaining": str(verdict.remaining),
         "x-ratelimit-used": str(verdict.used),
         "x-ratelimit-reset": str(math.ceil(reset.timestamp())),
@@ -105,13 +119,17 @@ class Api:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 
-    def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    def endpoint(
+        self, handler: Handler, limit: str | None = None
+    ) -> Callable[[Request], Awaitable[Any]]:
+        """``limit``: the name of the route's own rate limit (``state.route_limiters``)."""
+
         async def run(request: Request) -> Any:
-            return await self._pipeline(request, handler)
+            return await self._pipeline(request, handler, limit)
 
         return run
 
-    async def _pipeline(self, request: Request, handler: Handler) -> Any:
+    async def _pipeline(self, request: Request, handler: Handler, limit: str | None) -> Any:
         state = self.state
         request_id = str(uuid.uuid4())
         raw = await request.body()
@@ -155,6 +173,11 @@ class Api:
             headers.update(_rate_headers(state, verdict))
             if not verdict.allowed:
                 raise _rate_limit_error(state, verdict.retry_after, "seconds", verdict.limit)
+            if limit is not None:
+                route = state.route_limiters[limit].take(key)
+                headers.update(_rate_headers(state, route, verdict.limit))
+                if not route.allowed:
+                    raise _rate_limit_error(state, route.retry_after, "seconds", route.limit, limit)
             if body_error:
                 raise ApiError(400, "invalid_json", "The request body is not valid JSON")
             status, payload = await handler(request, body)
@@ -313,8 +336,9 @@ class Api:
         return 200, {"incident_updates": rendered, "pagination_meta": meta}
 
     async def post_incident_update(self, request: Request, body: Any) -> tuple[int, JSON]:
-        """incident_updates is read-only: the real API answers a POST with 404."""
-        raise ApiError(404, "not_found", "Not found")
+        state = self.state
+        update = post_incident_update(state.store, state.update_keys, body, state.clock.now())
+        return 201, {"incident_update": render_update(update, state.store.catalog)}
 
     # -- follow-ups (automations/sandbox/follow_ups.py) --
 
@@ -402,6 +426,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/v3/follow_ups", e(api.follow_ups_v3), methods=["GET"]),
         Route("/v3/follow_ups/{id}", e(api.follow_up_v3), methods=["GET"]),
         Route("/v2/users", e(api.users), methods=["GET"]),
+        *oncall_routes(state, e),
         *control_routes(state),
     ]
 

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from automations.sandbox.faults import FaultPlan
-from automations.sandbox.model import JSON
+from automations.sandbox.model import JSON, IncidentUpdate
+from automations.sandbox.oncall import ROUTE_LIMITS
 from automations.sandbox.ratelimit import RateLimiter
-from automations.sandbox.seed import build_catalog, build_history
+from automations.sandbox.seed import build_catalog, build_history, build_oncall
 from automations.sandbox.store import Clock, Store
 
 LARGE_PAGE_SIZES = ("clamp", "accept")
@@ -80,6 +81,10 @@ class SandboxState:
         history = build_history(config.seed, config.incidents, catalog, anchor)
         self.store = Store(catalog, history, config.seed)
         self.limiter = RateLimiter(config.rate_limit_per_minute)
+        self.oncall = build_oncall(config.seed, catalog, anchor)
+        # routes with a limit of their own, on top of the key's (e.g. POST /v2/escalations)
+        self.route_limiters = {name: RateLimiter(n) for name, n in ROUTE_LIMITS.items()}
+        self.update_keys: dict[str, IncidentUpdate] = {}  # POST /v2/incident_updates replays
         self.faults = FaultPlan.from_payload({}, config.seed)
         # bounded so a long-running demo does not grow without limit
         self.requests: deque[JSON] = deque(maxlen=REQUEST_LOG_SIZE)
