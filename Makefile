@@ -34,8 +34,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
-# Two workers (pytest-xdist): the suite waits on subprocesses and sockets more than on the CPU.
-PYTEST := $(BIN)/pytest -q -n 2
+# Three workers (pytest-xdist): the suite waits on subprocesses and sockets more than on the CPU.
+PYTEST := $(BIN)/pytest -q -n 3
 
 test: lint
 	$(PYTEST)

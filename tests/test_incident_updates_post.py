@@ -124,7 +124,9 @@ def test_severity_move_is_recorded(client: IncidentIOClient, live: dict[str, Any
     assert update.new_severity is not None
     assert update.new_severity.id == major.id
     assert update.message is None
-    assert client.get_incident(live["id"]).severity_rank == major.rank
+    severity = client.get_incident(live["id"]).severity
+    assert severity is not None
+    assert severity.id == major.id
 
 
 def test_repeated_key_returns_the_first_update_and_changes_nothing(
