@@ -52,9 +52,9 @@ occur here because the `acting` rule is the only one that is due."""
 due, every cycle: {count:,} at {where} ({largest["seconds"]:.0f} s of a cycle at the
 client's 1200/min). At N=10,000 (measured once, 2026-12-01) it was 3,526 requests and
 179 s a cycle, so that size is left out of the grid to keep `make bench` short. With
-thousands of live incidents past the first step, a cycle outgrows a one-minute interval. Proposal: keep each incident's updates between
-cycles, keyed by its `updated_at` (a status or severity change bumps it), so a
-steady cycle re-reads only the incidents that changed."""
+thousands of live incidents past the first step, a cycle outgrows a one-minute interval.
+Proposal: keep each incident's updates between cycles, keyed by its `updated_at` (a status
+or severity change bumps it), so a steady cycle re-reads only the incidents that changed."""
     return text
 
 
