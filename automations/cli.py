@@ -51,7 +51,7 @@ def _api_key() -> Any:
 def validate(config_path: Path, offline: bool) -> None:
     """Check a config file, reporting every problem at once: the file, digest templates and,
     unless --offline, every name against the API and the SMTP password."""
-    from automations.runtime import check_config
+    from automations.checks import check_config
 
     config = _load(config_path)
     if offline:

@@ -14,8 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from automations.checks import check_config
 from automations.config import load_config
-from automations.runtime import Runtime, check_config, load_catalog, make_engine
+from automations.runtime import Runtime, load_catalog, make_engine
 from automations.settings import Environment
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from datetime import datetime
 from pydantic import SecretStr
 
 from automations.catalog import Catalog
+from automations.checks import check_config
 from automations.clock import ServerClock, ledger_clock
 from automations.config import Config
-from automations.digest.config import smtp_password_problem
 from automations.engine import Engine
 from automations.errors import APIError, APIUnavailable, ConfigError, Problems
 from automations.incidentio import IncidentIOClient, TokenBucket
@@ -83,12 +83,12 @@ def cached_catalog(ledger: Ledger | None) -> Catalog | None:
 def build_rules(config: Config, catalog: Catalog, *, only: str | None = None) -> list[AnyRule]:
     """Instantiate enabled rules with names resolved; one ConfigError lists every problem."""
     problems = Problems()
-    rules = _build_rules(config, catalog, only, problems)
+    rules = collect_rules(config, catalog, only, problems)
     problems.raise_if_any(config.path)
     return rules
 
 
-def _build_rules(
+def collect_rules(
     config: Config, catalog: Catalog, only: str | None, problems: Problems
 ) -> list[AnyRule]:
     """Every rule is checked (disabled ones too: their names are in the file); problems are
@@ -105,33 +105,6 @@ def _build_rules(
             rule.query()  # a plugin rule may resolve its names only here: not mid-cycle
             if options.enabled or only is not None:
                 rules.append(rule)
-    return rules
-
-
-def check_config(
-    config: Config, catalog: Catalog | None, environment: Environment | None
-) -> list[AnyRule]:
-    """The whole file at once, before anything acts; one ConfigError lists every problem.
-
-    Rules' and digests' names (unless ``catalog`` is None: ``validate --offline``),
-    digest templates, and, given an ``environment``, the SMTP password. Returns
-    the enabled rules (none without a catalog).
-    """
-    problems = Problems()
-    rules = [] if catalog is None else _build_rules(config, catalog, None, problems)
-    if config.digests:
-        from automations.digest.service import check_templates, resolve_digests
-
-        if catalog is not None:
-            resolve_digests(config, catalog, problems)
-        else:
-            check_templates(config, problems)
-    if environment is not None:
-        with problems.collect():
-            problem = smtp_password_problem(config.smtp, environment.smtp_password())
-            if problem is not None:
-                problems.add(problem)
-    problems.raise_if_any(config.path)
     return rules
 
 

@@ -17,12 +17,14 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automations.catalog import Catalog, rank_order
 from automations.incidentio import Incident
-from automations.ledger import Event, EventState
 from automations.text import one_line as text_one_line
+
+if TYPE_CHECKING:  # the ledger (sqlite-utils) stays out of `validate --offline`'s imports
+    from automations.ledger import Event
 
 LIVE = "live"
 RESOLVED_CATEGORIES = ("learning", "closed")
@@ -30,7 +32,7 @@ HIDDEN_MODES = ("test", "tutorial")
 NAME_LIMIT = 200
 # Incident timestamps that say when an incident was resolved, in order of preference.
 RESOLVED_TIMESTAMPS = ("Resolved at", "Closed at")
-_APPLIED = (EventState.APPLIED, EventState.RECONCILED)
+_APPLIED = ("applied", "reconciled")  # EventState values (a StrEnum compares equal)
 
 
 def one_line(text: str | None, limit: int = NAME_LIMIT) -> str:

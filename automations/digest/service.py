@@ -41,6 +41,7 @@ from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Backoff, Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, in_future, period_instant, period_key
+from automations.digest.templates import template_renderer
 from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
@@ -378,12 +379,6 @@ def resolve_digests(
     return jobs
 
 
-def check_templates(config: Config, problems: Problems) -> None:
-    """Each digest's templates_dir and templates, without the API (``validate --offline``)."""
-    for index, options in enumerate(config.digests):
-        _renderer(index, options, problems)
-
-
 def _resolve(
     index: int, options: DigestOptions, catalog: Catalog, problems: Problems
 ) -> DigestJob | None:
@@ -391,25 +386,10 @@ def _resolve(
     query = None
     with problems.collect():
         query = digest_filter(options, catalog, f"digests[{index}]")
-    renderer = _renderer(index, options, problems)
+    renderer = template_renderer(index, options, problems)
     if query is None or renderer is None:
         return None
     return DigestJob(index, options, Schedule(options.cron, options.zone), renderer, query)
-
-
-def _renderer(index: int, options: DigestOptions, problems: Problems) -> Renderer | None:
-    path = f"digests[{index}]"
-    templates_dir = options.templates_dir  # load_config made it absolute (config's folder)
-    if templates_dir is not None and not templates_dir.is_dir():
-        problems.add(f"{path}.templates_dir: {templates_dir}: no such directory")
-        return None
-    renderer = Renderer(options.template, options.zone, templates_dir)
-    try:
-        renderer.check()
-    except ConfigError as exc:
-        problems.add(exc, f"{path}.template")
-        return None
-    return renderer
 
 
 def _clock_offset(raw: timedelta) -> timedelta:

@@ -1,0 +1,51 @@
+"""The whole file, checked at once before anything acts (validate, once, run, a reload).
+
+Kept apart from runtime.py so ``validate --offline`` imports neither the API
+client nor the ledger: it checks the file and the digest templates only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from automations.config import Config
+from automations.errors import Problems
+
+if TYPE_CHECKING:
+    from automations.catalog import Catalog
+    from automations.rules.base import AnyRule
+    from automations.settings import Environment
+
+
+def check_config(
+    config: Config, catalog: Catalog | None, environment: Environment | None
+) -> list[AnyRule]:
+    """Every problem of the file in one ConfigError; the enabled rules (none without a catalog).
+
+    Rules' and digests' names (unless ``catalog`` is None: ``validate --offline``),
+    digest templates, and, given an ``environment``, the SMTP password.
+    """
+    problems = Problems()
+    rules: list[AnyRule] = []
+    if catalog is not None:
+        from automations.runtime import collect_rules
+
+        rules = collect_rules(config, catalog, None, problems)
+    if config.digests:
+        if catalog is not None:
+            from automations.digest.service import resolve_digests
+
+            resolve_digests(config, catalog, problems)
+        else:
+            from automations.digest.templates import check_templates
+
+            check_templates(config, problems)
+    if environment is not None:
+        from automations.digest.config import smtp_password_problem
+
+        with problems.collect():
+            problem = smtp_password_problem(config.smtp, environment.smtp_password())
+            if problem is not None:
+                problems.add(problem)
+    problems.raise_if_any(config.path)
+    return rules
