@@ -520,26 +520,12 @@ class Engine:
             self.ledger.mark_failed(
                 action.event_key, error=f"cannot re-read the incident: {exc}", now=self.clock()
             )
-            outcome.failed.append((action, str(exc)))
-            log.error(
-                "%s %s: not applied, the API refused the re-read: %s",
-                rule.name,
-                action.incident_reference,
-                exc,
-                extra=action_fields(action, "failed", error=str(exc)),
-            )
+            self._failed(action, outcome, exc, "not applied, the API refused the re-read")
             return
         except APIError as exc:
             # Nothing was sent; a later cycle may retry.
             self.ledger.release(action.event_key, now=self.clock())
-            outcome.failed.append((action, str(exc)))
-            log.warning(
-                "%s %s: not applied, re-read failed: %s",
-                rule.name,
-                action.incident_reference,
-                exc,
-                extra=action_fields(action, "failed", error=str(exc)),
-            )
+            self._failed(action, outcome, exc, "not applied, re-read failed", level=logging.WARNING)
             raise
         extra = {} if updates is None else {"updates": updates}
         why_not = rule.still_applies(action, fresh, now, follow_ups, **extra)
@@ -564,25 +550,11 @@ class Engine:
             )
         except APIRejected as exc:
             self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
-            outcome.failed.append((action, str(exc)))
-            log.error(
-                "%s %s: the API refused the edit: %s",
-                rule.name,
-                action.incident_reference,
-                exc,
-                extra=action_fields(action, "failed", error=str(exc)),
-            )
+            self._failed(action, outcome, exc, "the API refused the edit")
             return
         except APIError as exc:
             # Unknown outcome (the edit may have landed): leave the claim unconfirmed for reconcile.
-            outcome.failed.append((action, str(exc)))
-            log.error(
-                "%s %s: edit outcome unknown, will reconcile: %s",
-                rule.name,
-                action.incident_reference,
-                exc,
-                extra=action_fields(action, "unknown", error=str(exc)),
-            )
+            self._failed(action, outcome, exc, "edit outcome unknown, will reconcile", "unknown")
             raise
         failpoints.hit("after_edit")
         self.ledger.mark_applied(
@@ -597,6 +569,28 @@ class Engine:
             action.incident_name,
             action.reason,
             extra=action_fields(action, "applied"),
+        )
+
+    @staticmethod
+    def _failed(
+        action: PlannedAction,
+        outcome: RuleOutcome,
+        exc: Exception,
+        what: str,
+        logged_as: str = "failed",
+        *,
+        level: int = logging.ERROR,
+    ) -> None:
+        """Count a failed action and log it as one line with its structured fields."""
+        outcome.failed.append((action, str(exc)))
+        log.log(
+            level,
+            "%s %s: %s: %s",
+            action.rule,
+            action.incident_reference,
+            what,
+            exc,
+            extra=action_fields(action, logged_as, error=str(exc)),
         )
 
     def _follow_ups_for(
