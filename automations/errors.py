@@ -12,7 +12,10 @@ with ``raise Mapped(...) from exc`` so callers only ever catch these::
     |  `- ClockSkew                 the API's Date is too far from the host's: act on neither
     |- RuleError                    carries the rule name; only that rule skips the cycle
     |- LedgerError                  SQLite failure: abort the cycle, keep the daemon
-    `- DeliveryError                SMTP failure: the digest stays in the outbox
+    |- DeliveryError                SMTP failure: the digest stays in the outbox
+    `- NotifyError                  a channel could not take a notification
+       |- NotifyRetryable           timeout, connection, 429, 5xx: queued again, with backoff
+       `- NotifyRejected            the receiver said no for good (4xx, bad address): failed
 """
 
 from __future__ import annotations
@@ -194,3 +197,15 @@ class LedgerError(AutomationsError):
 
 class DeliveryError(AutomationsError):
     """SMTP failed: the digest stays in the outbox."""
+
+
+class NotifyError(AutomationsError):
+    """A channel could not take a notification; the outbox row says what happens next."""
+
+
+class NotifyRetryable(NotifyError):
+    """Transient (timeout, connection, 429, 5xx): the notification stays queued and is retried."""
+
+
+class NotifyRejected(NotifyError):
+    """Final (4xx other than 408/429, refused address): the notification is marked failed."""
