@@ -12,6 +12,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY automations ./automations
+COPY templates ./templates
 RUN pip install --no-cache-dir "build>=1.2,<2" \
  && python -m build --wheel --outdir /dist
 

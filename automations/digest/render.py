@@ -3,10 +3,11 @@
 HTML templates autoescape (incident names are untrusted text); every template
 uses ``StrictUndefined`` so a typo is an error, not a blank. Templates and
 subjects come from the configuration, so they render in Jinja's immutable
-sandbox: ``cycler.__init__.__globals__.os`` and the like (a shell, the API key
-in the environment) are refused as unsafe, and the refusal is a ConfigError. Templates come
-from ``templates_dir`` first, then the ones shipped in the package, so a team
-can override one file or ``{% extends %}`` the built-in one.
+sandbox (automations/template_files.py): ``cycler.__init__.__globals__.os`` and the
+like (a shell, the API key in the environment) are refused as unsafe, and the refusal is
+a ConfigError. Templates come from ``templates_dir`` first, then the shipped ones (the
+top-level ``templates/`` folder), so a team can override one file or ``{% extends %}``
+the built-in one.
 
 Mail clients clip messages near 102 KB (Gmail shows "[Message clipped]"), so
 the HTML is kept under ``HTML_LIMIT``: rendered with ``max_rows`` rows, and if
@@ -19,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from automations.digest.content import DigestData, limit_rows, one_line
@@ -49,32 +49,15 @@ class Renderer:
     """One digest's templates and filters (times shown in the digest's timezone)."""
 
     def __init__(self, template: str, zone: ZoneInfo, templates_dir: Path | None = None) -> None:
-        from jinja2 import (
-            ChoiceLoader,
-            FileSystemLoader,
-            PackageLoader,
-            StrictUndefined,
-            select_autoescape,
-        )
+        from jinja2 import StrictUndefined
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        loaders: list[Any] = []
-        if templates_dir is not None:
-            loaders.append(FileSystemLoader(templates_dir))
-        loaders.append(PackageLoader("automations", "templates"))
+        from automations.template_files import template_environment
+
         self.zone = zone
         self.html_name = f"{template}.html.j2"
         self.text_name = f"{template}.txt.j2"
-        self.env = ImmutableSandboxedEnvironment(
-            loader=ChoiceLoader(loaders),
-            autoescape=select_autoescape(
-                enabled_extensions=("html", "htm", "html.j2"), default_for_string=False
-            ),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
+        self.env = template_environment(templates_dir)
         # Subjects are headers, not HTML: no escaping; one_line() makes them safe.
         self.subject_env = ImmutableSandboxedEnvironment(
             undefined=StrictUndefined, autoescape=False
