@@ -13,17 +13,23 @@ from automations.errors import Problems
 
 if TYPE_CHECKING:
     from automations.catalog import Catalog
+    from automations.incidentio import IncidentIOClient
     from automations.rules.base import AnyRule
     from automations.settings import Environment
 
 
 def check_config(
-    config: Config, catalog: Catalog | None, environment: Environment | None
+    config: Config,
+    catalog: Catalog | None,
+    environment: Environment | None,
+    *,
+    client: IncidentIOClient | None = None,
 ) -> list[AnyRule]:
     """Every problem of the file in one ConfigError; the enabled rules (none without a catalog).
 
     Rules' and digests' names (unless ``catalog`` is None: ``validate --offline``),
-    digest templates, and, given an ``environment``, the SMTP password.
+    digest and channel templates, and, given an ``environment``, the SMTP password and
+    the channels' secrets; given a ``client``, the escalation paths channels name.
     """
     problems = Problems()
     rules: list[AnyRule] = []
@@ -40,6 +46,13 @@ def check_config(
             from automations.digest.templates import check_templates
 
             check_templates(config, problems)
+    if config.channels:
+        import os
+
+        from automations.notify.channels.build import check_channels
+
+        environ = os.environ if environment is not None else None
+        check_channels(config, problems, environ=environ, client=client)
     if environment is not None:
         from automations.digest.config import smtp_password_problem
 

@@ -12,6 +12,7 @@ import click
 from automations import __version__
 from automations.cli_options import Group, config_option, config_settings
 from automations.errors import AutomationsError
+from automations.notify.cli import notify
 
 if TYPE_CHECKING:
     from automations.config import Config
@@ -26,6 +27,9 @@ def cli() -> None:
 
     --config, --log-level and --log-format go before or after the command's name.
     """
+
+
+cli.add_command(notify)
 
 
 def _load(config_path: Path) -> Config:
@@ -62,7 +66,7 @@ def validate(config_path: Path, offline: bool) -> None:
 
         with make_client(config, _api_key(), interactive=True) as client:
             catalog = load_catalog(client, None)
-        check_config(config, catalog, Environment())
+            check_config(config, catalog, Environment(), client=client)
     where = "offline" if offline else "names resolved against the API"
     click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
 

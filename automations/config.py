@@ -33,12 +33,13 @@ from pydantic import (
 )
 
 from automations.clock import DEFAULT_MAX_SKEW
-from automations.config_errors import validation_problems
+from automations.config_errors import Tagged, validation_problems
 from automations.digest.config import DigestOptions, SMTPSettings
 from automations.durations import HINT as DURATION_HINT
 from automations.durations import Duration, format_duration, parse_duration
 from automations.errors import ConfigError, Problems
 from automations.files import RefusedFile, read_regular_file
+from automations.notify.config import CHANNEL_MODELS, AnyChannel, ChannelOptions, channel_problems
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
 
@@ -148,6 +149,10 @@ class AppConfigBase(BaseModel):
     digests: list[DigestOptions] = Field(
         default_factory=list, description="Email digests (see README, Digests)."
     )
+    channels: list[AnyChannel] = Field(
+        default_factory=list,
+        description="Where rules send notifications (see README, Notifications).",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     smtp: SMTPSettings | None = None
     digests: tuple[DigestOptions, ...] = ()
+    channels: tuple[ChannelOptions, ...] = ()
 
     def rule_class(self, options: RuleOptions) -> type[AnyRule]:
         return self.rule_types[options.type]
@@ -253,7 +259,8 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         parsed = model.model_validate(data)
     except ValidationError as exc:
         rule_models = {name: cls.options_model for name, cls in rule_types.items()}
-        for problem in validation_problems(exc, model, rule_models):
+        tagged: Tagged = {"rules": rule_models, "channels": CHANNEL_MODELS}
+        for problem in validation_problems(exc, model, tagged):
             problems.add(problem)
         problems.raise_if_any(path)
         raise  # unreachable: a ValidationError has at least one error
@@ -269,6 +276,8 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         seen.setdefault(rule.name, index)
     for problem in _digest_problems(parsed.smtp, parsed.digests):
         problems.add(problem)
+    for problem in channel_problems(parsed.smtp, parsed.channels):
+        problems.add(problem)
     problems.raise_if_any(path)
     return Config(
         path=path,
@@ -279,6 +288,7 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         server=parsed.server,
         smtp=parsed.smtp,
         digests=tuple(parsed.digests),
+        channels=tuple(parsed.channels),
     )
 
 

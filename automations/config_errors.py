@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from automations.rules.base import RuleOptions
+# The models of each list of tables told apart by ``type`` (``rules``, ``channels``):
+# {key: {type: model}}, so a path names the table, not pydantic's tag.
+Tagged = Mapping[str, Mapping[str, type[BaseModel]]]
 
 
-def validation_problems(
-    exc: ValidationError, model: type[BaseModel], rule_models: dict[str, type[RuleOptions]]
-) -> list[str]:
+def validation_problems(exc: ValidationError, model: type[BaseModel], tagged: Tagged) -> list[str]:
     """One line per problem, ``key.path: message``."""
-    return [format_error(err, model, rule_models) for err in _first_causes(exc.errors())]
+    return [format_error(err, model, tagged) for err in _first_causes(exc.errors())]
 
 
 def _first_causes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
@@ -51,20 +51,28 @@ LIST_TYPES = ("list_type", "tuple_type", "set_type", "frozen_set_type", "iterabl
 TABLE_TYPES = ("dict_type", "model_type", "model_attributes_type", "dataclass_type")
 
 
-def format_error(
-    err: ErrorDetails, model: type[BaseModel], rule_models: dict[str, type[RuleOptions]]
-) -> str:
+def format_error(err: ErrorDetails, model: type[BaseModel], tagged: Tagged) -> str:
     """One pydantic error as ``key.path: message`` in words a person would use."""
-    tags = set(rule_models)
-    loc = [part for i, part in enumerate(err["loc"]) if not _is_tag(err["loc"], i, tags)]
+    loc = [part for i, part in enumerate(err["loc"]) if not _is_tag(err["loc"], i, tagged)]
     path = _format_loc(loc)
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found") and loc and loc[0] in tagged:
+        return f"{path}.type: {_tag_message(err, loc[0], tagged[str(loc[0])])}"
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, err["loc"][:-1], rule_models)
+        allowed = _allowed_keys(model, err["loc"][:-1], tagged)
         message = "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     else:
-        info, inside = _field_at(model, err["loc"], rule_models)
+        info, inside = _field_at(model, err["loc"], tagged)
         message = humane_message(err, info, inside)
     return f"{path}: {message}" if path else message
+
+
+def _tag_message(err: ErrorDetails, key: int | str, models: Mapping[str, Any]) -> str:
+    """A table of ``channels`` without a ``type``, or with one that does not exist."""
+    known = ", ".join(models)
+    if err["type"] == "union_tag_not_found":
+        return f"is required; known: {known}"
+    tag = (err.get("ctx") or {}).get("tag", err.get("input"))
+    return f"{show_value(tag)} is not a {str(key).removesuffix('s')} type; known: {known}"
 
 
 def humane_message(err: ErrorDetails, info: FieldInfo | None, inside: bool = False) -> str:
@@ -194,9 +202,13 @@ def _number_example(given: Any, info: FieldInfo | None) -> str:
     return "10"
 
 
-def _is_tag(loc: Sequence[int | str], index: int, tags: set[str]) -> bool:
+def _is_tag(loc: Sequence[int | str], index: int, tagged: Tagged) -> bool:
+    """Whether ``loc[index]`` is pydantic's union tag (``rules[0].<escalate_severity>.steps``)."""
     return (
-        index >= 2 and loc[0] == "rules" and isinstance(loc[index - 1], int) and loc[index] in tags
+        index >= 2
+        and isinstance(loc[0], str)
+        and isinstance(loc[index - 1], int)
+        and loc[index] in tagged.get(loc[0], {})
     )
 
 
@@ -210,16 +222,14 @@ def _format_loc(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _allowed_keys(
-    model: type[BaseModel], loc: Sequence[int | str], rule_models: dict[str, type[RuleOptions]]
-) -> list[str]:
+def _allowed_keys(model: type[BaseModel], loc: Sequence[int | str], tagged: Tagged) -> list[str]:
     """Walk the models along ``loc`` to list the keys allowed where an unknown one was."""
     current: Any = model
     for i, part in enumerate(loc):
         if isinstance(part, int):
             continue
-        if _is_tag(loc, i, set(rule_models)):
-            current = rule_models[part]
+        if _is_tag(loc, i, tagged):
+            current = tagged[str(loc[0])][str(part)]
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
@@ -233,15 +243,15 @@ def _allowed_keys(
 
 
 def _field_at(
-    model: type[BaseModel], loc: Sequence[int | str], rule_models: dict[str, type[RuleOptions]]
+    model: type[BaseModel], loc: Sequence[int | str], tagged: Tagged
 ) -> tuple[FieldInfo | None, bool]:
     """The field an error is about, and whether it is about an item or a value inside it."""
     current: Any = model
     info: FieldInfo | None = None
     inside = False
     for i, part in enumerate(loc):
-        if _is_tag(loc, i, set(rule_models)):
-            current = rule_models[str(part)]
+        if _is_tag(loc, i, tagged):
+            current = tagged[str(loc[0])][str(part)]
             continue
         fields = (
             current.model_fields

@@ -97,3 +97,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # apprise and urllib3 (under it) print whole URLs, tokens included, below WARNING.
+    logging.getLogger("apprise").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -9,6 +9,8 @@ file location comes from ``AUTOMATIONS_CONFIG``.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -58,6 +60,14 @@ class Environment(BaseSettings):
             self.automations_smtp_password,
             self.automations_smtp_password_file,
         )
+
+
+def env_secret(variable: str, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+    """A secret whose variable name is made at run time (a channel's), from ``variable``
+    or the file named by ``variable``_FILE, like the fixed ones above."""
+    env = os.environ if environ is None else environ
+    value, file = env.get(variable), env.get(f"{variable}_FILE")
+    return _secret(variable, SecretStr(value) if value else None, Path(file) if file else None)
 
 
 SECRET_FILE_LIMIT = 64 * 1024  # a key or password is short; more is the wrong file

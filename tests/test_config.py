@@ -84,7 +84,7 @@ OFFLINE_CASES = [
     ),
     (
         "[stor]\npath = 'x.db'\n",
-        "stor: unknown key; allowed: digests, incident_io, rules, server, smtp, store",
+        "stor: unknown key; allowed: channels, digests, incident_io, rules, server, smtp, store",
     ),
     (
         '[[rules]]\nname = "s"\ntype = "sync_status"\nevery = "1m"\n',

@@ -98,6 +98,11 @@ def address_part(value: str) -> str:
     return parseaddr(value)[1]
 
 
+def envelope_recipients(to: Sequence[str], cc: Sequence[str], bcc: Sequence[str]) -> list[str]:
+    """RCPT TO addresses: to, cc and bcc once each (bcc never appears in a header)."""
+    return list(dict.fromkeys(address_part(a) for a in (*to, *cc, *bcc)))
+
+
 class SMTPSettings(BaseModel):
     """The mail server. The password is not here: it comes from AUTOMATIONS_SMTP_PASSWORD
     (or a file named by AUTOMATIONS_SMTP_PASSWORD_FILE)."""
@@ -271,7 +276,7 @@ class DigestOptions(BaseModel):
     @property
     def recipients(self) -> list[str]:
         """Envelope recipients: to, cc and bcc (bcc never appears in a header)."""
-        return list(dict.fromkeys(address_part(a) for a in (*self.to, *self.cc, *self.bcc)))
+        return envelope_recipients(self.to, self.cc, self.bcc)
 
 
 def no_such_digest(path: Path, name: str, known: Sequence[str]) -> ConfigError:

@@ -13,6 +13,7 @@ refused. ``email.policy.SMTP`` folds long headers and encodes non-ASCII ones
 from __future__ import annotations
 
 import email.policy
+import hashlib
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
@@ -36,6 +37,13 @@ def new_message_id(sender: str, digest: str, period: str) -> str:
     return f"<{secrets.token_hex(8)}.{stamp}@{domain}>"
 
 
+def stable_message_id(sender: str, seed: str) -> str:
+    """The same Message-ID for the same ``seed`` (a notification's key), in the sender's
+    domain: a notification resent after a crash is recognisably the one already received."""
+    domain = address_part(sender).rpartition("@")[2] or "automations.invalid"
+    return f"<{hashlib.sha256(seed.encode()).hexdigest()[:32]}@{domain}>"
+
+
 def build_message(
     *,
     sender: str,
@@ -46,13 +54,19 @@ def build_message(
     html: str,
     message_id: str,
     date: datetime,
-    digest: str,
+    digest: str | None = None,
+    channel: str | None = None,
 ) -> bytes:
-    """The bytes to hand to SMTP. Bcc recipients are envelope-only, never a header."""
+    """The bytes to hand to SMTP. Bcc recipients are envelope-only, never a header.
+
+    ``digest`` or ``channel`` (a notification channel) names what sent it in an
+    X-Automations-* header; with only bcc recipients there is no To: header.
+    """
     message = EmailMessage(policy=email.policy.SMTP)
     message["Subject"] = one_line(subject, 900)
     message["From"] = sender
-    message["To"] = ", ".join(to)
+    if to:
+        message["To"] = ", ".join(to)
     if cc:
         message["Cc"] = ", ".join(cc)
     message["Date"] = format_datetime(date)
@@ -60,7 +74,10 @@ def build_message(
     # RFC 3834: machine-generated, so auto-responders (out of office) stay quiet.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
-    message["X-Automations-Digest"] = one_line(digest, 64)
+    if digest is not None:
+        message["X-Automations-Digest"] = one_line(digest, 64)
+    if channel is not None:
+        message["X-Automations-Channel"] = one_line(channel, 64)
     message["X-Mailer"] = f"automations {__version__}"
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
