@@ -93,7 +93,13 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request at INFO; the cycle line is the one to read.
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries' chatter below WARNING stays out, whatever --log-level says."""
+    # httpx logs every request (its whole URL: a webhook's token too) at INFO; the cycle
+    # line is the one to read.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -8,4 +8,9 @@ from __future__ import annotations
 
 SANDBOX_KEY = "sbx-test-key-7Qm2Vd9Lx4"
 SMTP_PASSWORD = "smtp-pw-Zq81x0LkA"
-SECRETS = (SANDBOX_KEY, SMTP_PASSWORD)
+# A webhook channel's signing secret ("whsec_" + base64 of 32 bytes) and its base64 part.
+WEBHOOK_KEY = "d2ViaG9vay10ZXN0LXNlY3JldC1ReDdMbTJWZDlUeTQ="
+WEBHOOK_SECRET = f"whsec_{WEBHOOK_KEY}"
+# A token inside an apprise URL or a webhook URL's query.
+URL_TOKEN = "tok-Hn4c8Vq2ZpR7"
+SECRETS = (SANDBOX_KEY, SMTP_PASSWORD, WEBHOOK_KEY, URL_TOKEN)
