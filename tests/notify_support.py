@@ -12,7 +12,9 @@ AT = datetime(2026, 11, 23, 9, 12, tzinfo=UTC)  # when the action happened (not 
 
 
 def hostile_notice(
-    key: str = "escalate-stuck-minor/01HOSTILE0000000000000000/1", *, incident_id: str = "01HOSTILE0000000000000000"
+    key: str = "escalate-stuck-minor/01HOSTILE0000000000000000/1",
+    *,
+    incident_id: str = "01HOSTILE0000000000000000",
 ) -> Notice:
     """An applied escalation on an incident whose name tries HTML, JSON and header tricks."""
     return Notice(

@@ -15,7 +15,7 @@ from automations.logs import quiet_libraries
 from automations.notify.channels.build import build_senders
 from automations.notify.sender import Sender
 from tests.digest_support import free_port
-from tests.http_receiver import Receiver, receiver  # noqa: F401
+from tests.http_receiver import Receiver
 from tests.notify_support import HOSTILE, hostile_notice, write_toml
 from tests.secret_values import URL_TOKEN
 
@@ -55,7 +55,7 @@ def test_title_and_markdown_body_arrive_with_the_name_made_harmless(
     payload = got.json()
     assert payload["title"] == f"INC-42 {HOSTILE}: escalate by escalate-stuck-minor"
     body = payload["message"]
-    assert "**INC-42** &lt;script>alert(1)&lt;/script> & \"quotes\"" in body
+    assert '**INC-42** &lt;script>alert(1)&lt;/script> & "quotes"' in body
     assert "<script>" not in body
     assert "[Open in incident.io](https://app.incident.io/acme/incidents/42)" in body
     assert "Severity: Major · Status: Investigating" in body
@@ -96,5 +96,10 @@ def test_urls_from_the_environment_keep_their_tokens_out_of_messages_and_logs(
     message = str(info.value)
     assert "URL 1 of AUTOMATIONS_CHANNEL_CHAT_URLS (json://)" in message
     assert any(r.name == "apprise" and r.levelno == logging.DEBUG for r in caplog.records)
-    for text in (message, repr(sender), caplog.text, "".join(traceback.format_exception(info.value))):
+    for text in (
+        message,
+        repr(sender),
+        caplog.text,
+        "".join(traceback.format_exception(info.value)),
+    ):
         assert URL_TOKEN not in text

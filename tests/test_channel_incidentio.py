@@ -108,7 +108,7 @@ def test_refusals_are_final_and_an_unavailable_api_is_retried(
     body = '[[channels]]\nname = "page-people"\ntype = "escalation"\nuser_ids = ["01NOSUCHUSER"]\n'
     sender = build_senders(load_config(write_toml(tmp_path, body)), client)["page-people"]
     notice = on_incident(sandbox, "r/i/1")
-    with pytest.raises(NotifyRejected, match="escalation channel page-people: .*user"):
+    with pytest.raises(NotifyRejected, match=r"escalation channel page-people: .*user"):
         sender.send(notice, key="r/i/1")
     sandbox.set_faults(next=[{"kind": "status", "status": 503}], paths=["/v2/escalations"])
     with pytest.raises(NotifyRetryable, match="status=503"):
@@ -128,7 +128,9 @@ def test_the_incident_timeline_gets_one_update_per_key(
     updates = [u for u in client.iter_incident_updates(notice.incident.id) if u.message == message]
     assert len(updates) == 1
     posts = [
-        r for r in sandbox.requests() if (r["method"], r["path"]) == ("POST", "/v2/incident_updates")
+        r
+        for r in sandbox.requests()
+        if (r["method"], r["path"]) == ("POST", "/v2/incident_updates")
     ]
     assert [r["status"] for r in posts] == [201, 201]
     without = on_incident(sandbox, "esc-rule/inc/2")

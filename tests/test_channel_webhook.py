@@ -19,7 +19,7 @@ from automations.logs import quiet_libraries
 from automations.notify.channels.build import build_senders
 from automations.notify.channels.webhook import WebhookSender
 from tests.digest_support import free_port
-from tests.http_receiver import Receiver, receiver  # noqa: F401
+from tests.http_receiver import Receiver
 from tests.notify_support import HOSTILE, hostile_notice, write_toml
 from tests.secret_values import URL_TOKEN, WEBHOOK_KEY, WEBHOOK_SECRET
 
