@@ -665,6 +665,11 @@ class Engine:
             if not may_settle(event.owner, event.claimed_at, now):
                 self._leave_to_owner(event)
                 continue
+            if not (event.request_body or {}).get("incident"):
+                # A notify-only action: its notifications are queued in the same transaction
+                # that confirms it, so an unconfirmed one queued nothing.
+                settled.append(self._release(event, "its notifications were never queued"))
+                continue
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
@@ -708,15 +713,20 @@ class Engine:
                     extra=event_fields(event, "skipped", reason=reason),
                 )
             else:
-                self.ledger.release(event.event_key, now=self.clock())
-                settled.append((event, "released"))
-                log.warning(
-                    "released %s on %s: the edit had not landed; the rule will re-check it",
-                    event.event_key,
-                    event.incident_reference,
-                    extra=event_fields(event, "released", reason="the edit had not landed"),
-                )
+                settled.append(self._release(event, "the edit had not landed"))
         return settled
+
+    def _release(self, event: Event, why: str) -> tuple[Event, str]:
+        """Nothing took effect: free the key so the rule re-checks it next cycle."""
+        self.ledger.release(event.event_key, now=self.clock())
+        log.warning(
+            "released %s on %s: %s; the rule will re-check it",
+            event.event_key,
+            event.incident_reference,
+            why,
+            extra=event_fields(event, "released", reason=why),
+        )
+        return event, "released"
 
     def _leave_to_owner(self, event: Event) -> None:
         """Another live process claimed it (two processes on one ledger): say so once."""
