@@ -39,7 +39,13 @@ from automations.durations import HINT as DURATION_HINT
 from automations.durations import Duration, format_duration, parse_duration
 from automations.errors import ConfigError, Problems
 from automations.files import RefusedFile, read_regular_file
-from automations.notify.config import CHANNEL_MODELS, AnyChannel, ChannelOptions, channel_problems
+from automations.notify.config import (
+    CHANNEL_MODELS,
+    AnyChannel,
+    ChannelOptions,
+    channel_problems,
+    unknown_channel_problems,
+)
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
 
@@ -277,6 +283,8 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
     for problem in _digest_problems(parsed.smtp, parsed.digests):
         problems.add(problem)
     for problem in channel_problems(parsed.smtp, parsed.channels):
+        problems.add(problem)
+    for problem in unknown_channel_problems(rules, parsed.channels):
         problems.add(problem)
     problems.raise_if_any(path)
     return Config(

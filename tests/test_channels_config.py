@@ -26,6 +26,7 @@ SMTP = (
     '[smtp]\nhost = "127.0.0.1"\nport = 2525\nsecurity = "none"\nsender = "Bot <bot@example.com>"\n'
 )
 HOOK = '[[channels]]\nname = "ops-hook"\ntype = "webhook"\nurl = "https://hooks.example.com/in"\n'
+RULE = '[[rules]]\nname = "esc"\ntype = "escalate_severity"\nevery = "1m"\nsteps = [ { after = "2h", to = "Major" } ]\n'
 MAIL = '[[channels]]\nname = "leads"\ntype = "email"\nto = ["cto@example.com"]\n'
 
 # (file body, expected line): refused when the file loads, with the key path.
@@ -59,6 +60,8 @@ BROKEN = [
     ('[[channels]]\nname = "page"\ntype = "escalation"\nescalation_path = "P"\nuser_ids = ["01A"]\n', "channels[0]: give exactly one of escalation_path"),
     ('[[channels]]\nname = "page"\ntype = "escalation"\nuser_ids = ["01A/../x"]\n', "channels[0].user_ids[0]: '01A/../x' is not allowed"),
     ('[channels]\nname = "x"\n', "channels: expected tables, each one written as [[channels]]"),
+    (RULE + 'notify = ["ghost"]\n', "rules[0].notify[0]: 'ghost' is not a channel; channels: (none configured: add [[channels]])"),
+    (HOOK + RULE.replace("escalate_severity", "notice").replace('steps = [ { after = "2h", to = "Major" } ]', 'after = "1h"\nchannels = ["ops-hook", "ghost"]'), "rules[0].channels[1]: 'ghost' is not a channel; channels: ops-hook"),
 ]  # fmt: skip
 
 
@@ -204,15 +207,20 @@ def test_channel_options_are_the_outboxs_policy(tmp_path: Path) -> None:
 
 
 def test_the_documented_channels_in_example_toml_are_valid(tmp_path: Path) -> None:
-    """config/example.toml's commented [[channels]] tables load once uncommented."""
+    """config/example.toml's [[channels]], the commented ones uncommented, load: all four types."""
     text = (ROOT / "config" / "example.toml").read_text()
     block = text[text.index("# Notification channels") :]
     tables = "\n".join(
-        line[2:] for line in block.splitlines() if line.startswith("# ") and "----" not in line
+        line[2:] if line.startswith("# [[") or re.match(r"# [a-z_]+ = ", line) else line
+        for line in block.splitlines()
     )
-    tables = tables[tables.index("[[channels]]") :]
     config = load_config(write_toml(tmp_path, SMTP + tables))
-    assert [c.type for c in config.channels] == ["email", "webhook", "apprise", "escalation"]  # type: ignore[attr-defined]
+    assert [type(c).__name__ for c in config.channels] == [
+        "EmailChannel",
+        "WebhookChannel",
+        "AppriseChannel",
+        "EscalationChannel",
+    ]
 
 
 def test_the_schema_knows_every_channel_type() -> None:

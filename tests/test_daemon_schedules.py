@@ -30,6 +30,7 @@ from automations.digest.schedule import period_key
 from automations.ledger import Ledger, OutboxState
 from tests.digest_support import SMTPServer
 from tests.engine_harness import REPO, Harness
+from tests.secret_values import WEBHOOK_SECRET
 
 LONDON = ZoneInfo("Europe/London")
 LEAD = timedelta(seconds=8)  # the daemon starts (imports, catalog, reconcile) in about 2 s idle
@@ -121,7 +122,10 @@ def test_the_daemon_runs_every_documented_schedule_form_on_time(
     with log.open("w") as stderr:
         daemon = subprocess.Popen(
             [*command, "--config", str(harness.config_path)],
-            env=harness.env(**faked_clock(eight - LEAD)),
+            # example.toml's webhook channel needs its signing secret to start
+            env=harness.env(
+                AUTOMATIONS_CHANNEL_OPS_HOOK_SECRET=WEBHOOK_SECRET, **faked_clock(eight - LEAD)
+            ),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )

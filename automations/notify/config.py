@@ -212,6 +212,27 @@ CHANNEL_MODELS: dict[str, type[ChannelOptions]] = {
 }
 
 
+def unknown_channel_problems(
+    rules: Sequence[BaseModel], channels: Sequence[ChannelOptions]
+) -> list[str]:
+    """Each channel a rule names (``notify``, a notice rule's ``channels``) that the file
+    does not define."""
+    known = [channel.name for channel in channels]
+    listed = ", ".join(known) or "(none configured: add [[channels]])"
+    problems = []
+    for index, rule in enumerate(rules):
+        for key in ("notify", "channels"):
+            names = getattr(rule, key, None)
+            if not isinstance(names, tuple):
+                continue
+            problems += [
+                f"rules[{index}].{key}[{j}]: {name!r} is not a channel; channels: {listed}"
+                for j, name in enumerate(names)
+                if isinstance(name, str) and name not in known
+            ]
+    return problems
+
+
 def channel_problems(smtp: SMTPSettings | None, channels: Sequence[ChannelOptions]) -> list[str]:
     """Checks across tables: unique names (and variable prefixes), [smtp] for email."""
     problems = []

@@ -34,7 +34,6 @@ from automations.notify.config import (
 )
 from automations.notify.render import NoticeTemplates
 from automations.notify.sender import INCIDENT_UPDATE_CHANNEL, Sender
-from automations.settings import env_secret
 
 if TYPE_CHECKING:
     from automations.incidentio import IncidentIOClient
@@ -183,6 +182,7 @@ class ChannelBuilder:
 
     def webhook_secret(self, channel: WebhookChannel) -> SecretStr:
         from automations.notify.channels.webhook import secret_problem
+        from automations.settings import env_secret  # pydantic-settings: not for --offline
 
         variable = f"{env_prefix(channel.name)}SECRET"
         secret = env_secret(variable, self.env)
@@ -202,6 +202,7 @@ class ChannelBuilder:
         if channel.urls is not None:
             return list(channel.urls), [f"urls[{j}]" for j in range(len(channel.urls))]
         from automations.notify.channels.apprise_urls import apprise_url_problem
+        from automations.settings import env_secret
 
         variable = f"{env_prefix(channel.name)}URLS"
         text = env_secret(variable, self.env)
