@@ -8,19 +8,24 @@ import sys
 from pathlib import Path
 
 from automations.sandbox import SandboxThread
+from tests.digest_support import SMTP_TABLE, SMTPServer
 from tests.http_receiver import Receiver
 from tests.notify_support import write_toml
 from tests.sandbox_server import SandboxControl
 from tests.secret_values import SANDBOX_KEY, WEBHOOK_KEY, WEBHOOK_SECRET
 
 
-def notify_test(path: Path, channel: str, **env: str) -> subprocess.CompletedProcess[str]:
+def notify_test(
+    path: Path, channel: str, unset: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The command in a subprocess; ``unset`` drops the variables starting with it."""
+    base = {k: v for k, v in os.environ.items() if unset is None or not k.startswith(unset)}
     return subprocess.run(
         [sys.executable, "-m", "automations", "notify", "test", channel, "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **env},
+        env={**base, **env},
     )
 
 
@@ -66,11 +71,7 @@ def test_configuration_problems_exit_78(tmp_path: Path, receiver: Receiver) -> N
     unknown = notify_test(path, "nope", AUTOMATIONS_CHANNEL_OPS_HOOK_SECRET=WEBHOOK_SECRET)
     assert unknown.returncode == 78
     assert unknown.stderr == f"error: {path}: no channel named 'nope'; channels: ops-hook\n"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_CHANNEL_")}
-    secretless = subprocess.run(
-        [sys.executable, "-m", "automations", "notify", "test", "ops-hook", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
+    secretless = notify_test(path, "ops-hook", unset="AUTOMATIONS_CHANNEL_")
     assert secretless.returncode == 78
     assert "channels[0]: webhook 'ops-hook' has no signing secret" in secretless.stderr
     assert receiver.received == []
@@ -98,3 +99,26 @@ def test_the_incident_timeline_is_not_a_channel_to_test(tmp_path: Path, receiver
     result = notify_test(hook_config(tmp_path, receiver.url), "@incident")
     assert result.returncode == 78
     assert "no channel named '@incident'; channels: ops-hook" in result.stderr
+
+
+def test_an_email_test_is_mailed_and_a_missing_password_exits_78(
+    tmp_path: Path, smtp: SMTPServer
+) -> None:
+    """Exit 0 with the recipients and server; a login without its password is a config error."""
+    body = SMTP_TABLE.format(port=smtp.port) + (
+        '[[channels]]\nname = "leadership"\ntype = "email"\nto = ["cto@example.com"]\n'
+    )
+    path = write_toml(tmp_path, body)
+    result = notify_test(path, "leadership")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "channel leadership: test notification accepted "
+        f"(mailed to cto@example.com via 127.0.0.1:{smtp.port})\n"
+    )
+    (mail,) = smtp.received
+    assert mail.message["Subject"] == "Test notification from automations"
+    login = write_toml(tmp_path, body.replace("[smtp]\n", '[smtp]\nusername = "bot"\n'), "b.toml")
+    refused = notify_test(login, "leadership", unset="AUTOMATIONS_SMTP_PASSWORD")
+    assert refused.returncode == 78
+    assert "smtp.username: 'bot' logs in, so its password must be in" in refused.stderr
+    assert len(smtp.received) == 1

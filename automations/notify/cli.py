@@ -51,7 +51,15 @@ def notify_test(config_path: Path, channel: str) -> None:
 
         client = make_client(config, environment.api_key(), interactive=True)
     try:
-        password = environment.smtp_password() if isinstance(options, EmailChannel) else None
+        password = None
+        if isinstance(options, EmailChannel):
+            from automations.digest.config import smtp_password_problem
+            from automations.errors import ConfigError
+
+            password = environment.smtp_password()
+            problem = smtp_password_problem(config.smtp, password)
+            if problem is not None:
+                raise ConfigError(f"{config.path}: {problem}")
         sender = build_sender(config, channel, client, smtp_password=password)
         notice = probe_notice(channel, host_now())
         try:

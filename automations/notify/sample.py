@@ -64,13 +64,13 @@ def sample_notices(channel: str, now: datetime) -> list[Notice]:
         occurred_at=now,
         incident=TEST_INCIDENT,
     )
-    held = Notice(
-        event_key=f"held-back/{channel}/sample",
+    held = Notice(  # as the outbox words it (notify/outbox.py, summary_notice)
+        event_key=f"summary/{channel}/1",
         type=SUMMARY,
         rule="",
-        action="held_back",
-        reason="12 notifications held back (max_per_hour = 30)",
+        action="summary",
+        reason="12 notifications held back by max_per_hour = 30 since 2026-11-23T08:00:00Z",
         occurred_at=now,
-        details={"held_back": 12},
+        details={"held_back": 12, "since": "2026-11-23T08:00:00Z"},
     )
     return [applied, noticed, held, probe_notice(channel, now)]
