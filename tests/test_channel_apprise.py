@@ -14,9 +14,9 @@ from automations.errors import NotifyRetryable
 from automations.logs import quiet_libraries
 from automations.notify.channels.build import build_senders
 from automations.notify.sender import Sender
+from tests.channel_support import HOSTILE, hostile_notice, write_toml
 from tests.digest_support import free_port
 from tests.http_receiver import Receiver
-from tests.notify_support import HOSTILE, hostile_notice, write_toml
 from tests.secret_values import URL_TOKEN
 
 KEY = "escalate-stuck-minor/01HOSTILE0000000000000000/1"

@@ -11,8 +11,8 @@ from automations.errors import NotifyRejected, NotifyRetryable
 from automations.notify.channels.build import build_senders
 from automations.notify.notice import NOTICE
 from automations.notify.sender import Sender
+from tests.channel_support import HOSTILE, hostile_notice, write_toml
 from tests.digest_support import SMTP_TABLE, SMTPServer, free_port, parts
-from tests.notify_support import HOSTILE, hostile_notice, write_toml
 
 KEY = "escalate-stuck-minor/01HOSTILE0000000000000000/1"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quotes&#34;"

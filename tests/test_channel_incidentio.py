@@ -18,7 +18,7 @@ from automations.notify.notice import Notice
 from automations.notify.sample import probe_notice
 from automations.notify.sender import INCIDENT_UPDATE_CHANNEL
 from automations.sandbox import SandboxThread
-from tests.notify_support import HOSTILE, hostile_notice, write_toml
+from tests.channel_support import HOSTILE, hostile_notice, write_toml
 from tests.sandbox_server import SandboxControl
 from tests.secret_values import SANDBOX_KEY
 

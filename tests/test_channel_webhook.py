@@ -18,9 +18,9 @@ from automations.errors import NotifyRejected, NotifyRetryable
 from automations.logs import quiet_libraries
 from automations.notify.channels.build import build_senders
 from automations.notify.channels.webhook import WebhookSender
+from tests.channel_support import HOSTILE, hostile_notice, write_toml
 from tests.digest_support import free_port
 from tests.http_receiver import Receiver
-from tests.notify_support import HOSTILE, hostile_notice, write_toml
 from tests.secret_values import URL_TOKEN, WEBHOOK_KEY, WEBHOOK_SECRET
 
 KEY = "escalate-stuck-minor/01HOSTILE0000000000000000/1"

@@ -18,7 +18,7 @@ from automations.notify.channels.build import build_senders
 from automations.notify.config import ChannelOptions
 from automations.notify.sender import ChannelPolicy
 from automations.settings import Environment
-from tests.notify_support import write_toml
+from tests.channel_support import write_toml
 from tests.secret_values import URL_TOKEN, WEBHOOK_KEY
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from automations.sandbox import SandboxThread
+from tests.channel_support import write_toml
 from tests.digest_support import SMTP_TABLE, SMTPServer
 from tests.http_receiver import Receiver
-from tests.notify_support import write_toml
 from tests.sandbox_server import SandboxControl
 from tests.secret_values import SANDBOX_KEY, WEBHOOK_KEY, WEBHOOK_SECRET
 

@@ -25,7 +25,7 @@ from automations.template_files import shipped_templates
 from automations.digest.config import DEFAULT_SUBJECT
 from automations.digest.render import Renderer
 from automations.notify.render import NoticeTemplates
-from tests.notify_support import hostile_notice
+from tests.channel_support import hostile_notice
 from tests.test_digest_render import LONDON, sample
 
 digest = Renderer("digest", LONDON).render(sample(), DEFAULT_SUBJECT, 200)

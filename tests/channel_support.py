@@ -1,4 +1,4 @@
-"""Notices for the channel tests: fixed times, a hostile incident name, configs on disk."""
+"""Notices for the channel tests: a fixed time, a hostile incident name, configs on disk."""
 
 from __future__ import annotations
 
