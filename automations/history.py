@@ -6,7 +6,7 @@ both forms, so a person and a script read the same value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +14,11 @@ from automations.clock import ledger_clock
 from automations.config import Config
 from automations.durations import parse_duration
 from automations.errors import ConfigError
-from automations.ledger import Event, EventState, Ledger
+from automations.ledger import Event, EventState, Ledger, Notification, NotificationState
 from automations.text import one_line
 
 STATES = tuple(state.value for state in EventState)
+NOTIFICATION_STATES = tuple(state.value for state in NotificationState)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -53,6 +54,17 @@ def parse_states(values: Sequence[str]) -> list[EventState] | None:
         if value not in STATES:
             raise ConfigError(f"--state: {value!r} is not a state; allowed: {', '.join(STATES)}")
     return [EventState(value) for value in values] or None
+
+
+def parse_notification_states(values: Sequence[str]) -> list[NotificationState] | None:
+    """``--state`` with ``--notifications``: the states of a delivery; None means every one."""
+    for value in values:
+        if value not in NOTIFICATION_STATES:
+            raise ConfigError(
+                f"--state: {value!r} is not a notification state; allowed: "
+                f"{', '.join(NOTIFICATION_STATES)}"
+            )
+    return [NotificationState(value) for value in values] or None
 
 
 def check_rule(config: Config, ledger: Ledger, rule: str | None) -> None:
@@ -113,3 +125,56 @@ def event_lines(event: Event) -> list[str]:
 def quarantine_lines(ledger: Ledger) -> list[str]:
     """Rows of runs and outbox that could not be read (events show in the list itself)."""
     return [q.line() for q in ledger.quarantined() if q.source != "events"]
+
+
+def notifications_by_event(
+    ledger: Ledger, events: Iterable[Event]
+) -> dict[str, list[Notification]]:
+    """Each event's deliveries (one per channel), newest first, for the lines under it."""
+    found: dict[str, list[Notification]] = {}
+    for item in ledger.notifications(event_keys=[event.event_key for event in events]):
+        found.setdefault(item.event_key, []).append(item)
+    return found
+
+
+def notification_json(item: Notification) -> dict[str, Any]:
+    """One delivery for ``--json``: the row without its lease, times as ISO 8601 UTC."""
+    notice = item.notice
+    return {
+        "id": item.id,
+        "event_key": item.event_key,
+        "channel": item.channel,
+        "type": notice.type if notice is not None else None,
+        "state": item.state.value,
+        "attempts": item.attempts,
+        "created_at": iso(item.created_at),
+        "next_attempt_at": iso(item.next_attempt_at),
+        "sent_at": iso(item.sent_at),
+        "last_error": item.last_error,
+    }
+
+
+def delivery_text(item: Notification) -> str:
+    """``ops-hook: sent, 2 attempts, 2026-11-24T12:00:05Z`` (or the state and its last error)."""
+    attempts = f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}"
+    parts = [f"{item.channel}: {item.state.value}", attempts]
+    if item.sent_at is not None:
+        parts.append(f"sent {iso(item.sent_at)}")
+    elif item.state is NotificationState.QUEUED and item.attempts:
+        parts.append(f"next try {iso(item.next_attempt_at)}")
+    text = ", ".join(parts)
+    if item.last_error and item.state is not NotificationState.SENT:
+        text += f"; last error: {one_line(item.last_error)}"
+    return text
+
+
+def delivery_lines(event: Event, deliveries: Sequence[Notification]) -> list[str]:
+    """The lines under an event: one per channel it was announced to."""
+    indent = " " * (len(f"{iso(event.claimed_at)} ") + 11)
+    return [f"{indent}notify {delivery_text(item)}" for item in deliveries]
+
+
+def notification_lines(item: Notification) -> list[str]:
+    """``history --notifications``: when it was queued, its state, the event, then the rest."""
+    when = iso(item.created_at)
+    return [f"{when} {item.state.value:<11} {item.event_key}  -> {delivery_text(item)}"]

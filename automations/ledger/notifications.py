@@ -319,11 +319,16 @@ class NotificationStore(LeaseStore):
         event_keys: Iterable[str] | None = None,
         channel: str | None = None,
         states: Iterable[NotificationState] | None = None,
+        since: datetime | None = None,
         limit: int | None = None,
     ) -> list[Notification]:
-        """History, newest first: of these events, of one channel, in these states."""
+        """History, newest first: of these events, of one channel, in these states, queued
+        at or after ``since``."""
         where: list[str] = []
         params: dict[str, Any] = {}
+        if since is not None:
+            where.append("created_at >= :since")
+            params["since"] = to_text(since)
         if channel is not None:
             where.append("channel = :channel")
             params["channel"] = channel
