@@ -130,11 +130,11 @@ def quarantine_lines(ledger: Ledger) -> list[str]:
 def notifications_by_event(
     ledger: Ledger, events: Iterable[Event]
 ) -> dict[str, list[Notification]]:
-    """Each event's deliveries (one per channel), newest first, for the lines under it."""
+    """Each event's deliveries (one per channel), in the order they were queued."""
     found: dict[str, list[Notification]] = {}
     for item in ledger.notifications(event_keys=[event.event_key for event in events]):
         found.setdefault(item.event_key, []).append(item)
-    return found
+    return {key: sorted(items, key=lambda item: item.id) for key, items in found.items()}
 
 
 def notification_json(item: Notification) -> dict[str, Any]:
@@ -154,27 +154,37 @@ def notification_json(item: Notification) -> dict[str, Any]:
     }
 
 
-def delivery_text(item: Notification) -> str:
-    """``ops-hook: sent, 2 attempts, 2026-11-24T12:00:05Z`` (or the state and its last error)."""
-    attempts = f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}"
-    parts = [f"{item.channel}: {item.state.value}", attempts]
+def _facts(item: Notification) -> str:
+    """``2 attempts, sent 2026-11-24T12:00:05Z`` (or when the next try is)."""
+    facts = f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}"
     if item.sent_at is not None:
-        parts.append(f"sent {iso(item.sent_at)}")
+        facts += f", sent {iso(item.sent_at)}"
     elif item.state is NotificationState.QUEUED and item.attempts:
-        parts.append(f"next try {iso(item.next_attempt_at)}")
-    text = ", ".join(parts)
+        facts += f", next try {iso(item.next_attempt_at)}"
+    return facts
+
+
+def _error(item: Notification) -> str | None:
     if item.last_error and item.state is not NotificationState.SENT:
-        text += f"; last error: {one_line(item.last_error)}"
-    return text
+        return one_line(item.last_error)
+    return None
 
 
 def delivery_lines(event: Event, deliveries: Sequence[Notification]) -> list[str]:
-    """The lines under an event: one per channel it was announced to."""
+    """The lines under an event: ``notify ops-hook: sent, 1 attempt, sent ...`` per channel."""
     indent = " " * (len(f"{iso(event.claimed_at)} ") + 11)
-    return [f"{indent}notify {delivery_text(item)}" for item in deliveries]
+    lines = []
+    for item in deliveries:
+        error = _error(item)
+        tail = f"; last error: {error}" if error else ""
+        lines.append(f"{indent}notify {item.channel}: {item.state.value}, {_facts(item)}{tail}")
+    return lines
 
 
 def notification_lines(item: Notification) -> list[str]:
-    """``history --notifications``: when it was queued, its state, the event, then the rest."""
+    """``history --notifications``: when it was queued, state, channel, event, then the rest."""
     when = iso(item.created_at)
-    return [f"{when} {item.state.value:<11} {item.event_key}  -> {delivery_text(item)}"]
+    head = f"{when} {item.state.value:<11} {item.channel}  {item.event_key}  ({_facts(item)})"
+    error = _error(item)
+    indent = " " * (len(f"{when} ") + 12)
+    return [head, f"{indent}last error: {error}"] if error else [head]
