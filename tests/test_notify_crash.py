@@ -10,6 +10,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from automations import failpoints
 from automations.ledger import Ledger, NotificationState
 from tests.engine_harness import REPO
 from tests.notify_support import PUBLIC, T0, Clock, RecordingSender, apply, outbox
@@ -80,3 +83,32 @@ def test_kill_9_after_the_receiver_got_it_resends_that_one_with_the_same_key(
         key(2): (NotificationState.SENT, 2),
         key(3): (NotificationState.SENT, 1),
     }
+
+
+def test_a_crash_of_a_sender_that_may_be_alive_waits_for_its_lease(tmp_path: Path) -> None:
+    """Crashed right after the send (in-process: its owner looks alive), the row is sent again
+    only once the lease has run out, with the same key; then never again."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        apply(ledger, key(1), [HOOK], {HOOK: PUBLIC})
+        sender = RecordingSender()
+        clock = Clock()
+        crashed = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock)
+        failpoints.arm("after_notify_send")
+        try:
+            with pytest.raises(failpoints.SimulatedCrash):
+                crashed.deliver_due()
+        finally:
+            failpoints.disarm()
+        survivor = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock)
+
+        clock.advance(seconds=(crashed.lease - timedelta(seconds=1)).total_seconds())
+        within_lease = survivor.deliver_due()
+        clock.advance(seconds=1)
+        after_lease = survivor.deliver_due()
+        clock.advance(hours=1)
+        later = survivor.deliver_due()
+
+    assert within_lease == []
+    assert [(d.outcome, d.attempts) for d in after_lease] == [("sent", 2)]
+    assert later == []
+    assert sender.keys == [key(1), key(1)]

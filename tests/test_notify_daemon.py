@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -20,6 +21,7 @@ from automations.runtime import Runtime, make_notification_outbox
 from tests.engine_harness import Harness
 from tests.notify_support import PUBLIC, RecordingSender, apply
 from tests.test_engine_sandbox import ESCALATE
+from tests.test_health_metrics import metric_samples
 
 H = timedelta(hours=1)
 HOOK = "ops-hook"
@@ -88,6 +90,29 @@ def test_a_stuck_receiver_does_not_hold_back_a_rule_cycle(harness: Harness) -> N
 
     assert cycle_done_while_stuck
     assert harness.severity(stuck["id"]) == "Major"
+
+
+def test_the_daemon_counts_notifications_in_metrics(harness: Harness) -> None:
+    """/metrics shows automations_notifications_total by channel and outcome."""
+    harness.write("[server]\nenabled = true\nport = 0\n" + ESCALATE)
+    runtime = harness.runtime()
+    policies = {HOOK: PUBLIC, "mail": PUBLIC}
+    senders = {HOOK: RecordingSender(), "mail": RecordingSender(reject=True)}
+    daemon = Daemon(runtime, notifications=make_notification_outbox(runtime, senders, policies))
+    try:
+        now = runtime.engine.clock()
+        apply(runtime.ledger, KEY, [HOOK, "mail"], policies, now=now)
+        daemon.serve_health()
+        assert daemon.health_server is not None
+        daemon._notification_job()
+        samples = metric_samples(httpx.get(f"{daemon.health_server.url}/metrics").text)
+    finally:
+        daemon.stop_health()
+        runtime.close()
+
+    name = "automations_notifications_total"
+    assert samples[(name, (("channel", HOOK), ("outcome", "sent")))] == 1
+    assert samples[(name, (("channel", "mail"), ("outcome", "failed")))] == 1
 
 
 def test_nothing_is_sent_while_paused(harness: Harness) -> None:

@@ -92,7 +92,9 @@ class NotificationOutbox:
         self.lease = lease  # outlasts the slowest send (an escalation's API retries)
         self.owner = lease_holder()
         self._sending = threading.Lock()
-        self._holding: set[str] = set()  # channels whose "held back" warning was logged
+        # Channels holding rows back (read from the ledger each pass): a hold is logged as a
+        # warning only when it starts a streak, not for every row held.
+        self._holding: set[str] = set()
 
     def deliver_due(self) -> list[NoticeDelivery]:
         """Queue the summaries that are due, then try every due row once, summaries first.
@@ -100,7 +102,7 @@ class NotificationOutbox:
         A row another sender claims first is skipped: it is that sender's to report.
         """
         with self._sending:
-            self._summarise_held()
+            self._holding = self._summarise_held()
             due = self.ledger.notifications_due(now=self.clock())
             due.sort(key=lambda item: not _is_summary(item))  # stable: oldest first otherwise
             deliveries = []
@@ -251,9 +253,12 @@ class NotificationOutbox:
 
     # -- max_per_hour summaries ---------------------------------------------------------------
 
-    def _summarise_held(self) -> None:
-        """For each channel with held rows and room again: queue ONE summary saying how many."""
+    def _summarise_held(self) -> set[str]:
+        """For each channel with held rows and room again: queue ONE summary saying how many.
+        Returns the channels whose rows stay held."""
+        holding = set()
         for batch in self.ledger.notifications_held():
+            holding.add(batch.channel)
             policy = self.policy(batch.channel)
             if batch.channel not in self.senders or policy is None:
                 continue  # its rows stay held; a channel back in the config gets its summary
@@ -262,7 +267,7 @@ class NotificationOutbox:
                 continue
             summary = summary_notice(batch, policy, now)
             if self.ledger.notification_summarise(batch, summary, now=now):
-                self._holding.discard(batch.channel)
+                holding.discard(batch.channel)
                 log.warning(
                     "channel %s: %d notifications were held back by max_per_hour since %s; "
                     "one summary queued (%s)",
@@ -271,6 +276,7 @@ class NotificationOutbox:
                     _iso(batch.since),
                     summary.event_key,
                 )
+        return holding
 
     def _tell(self, channel: str, outcome: str) -> None:
         """Count it for /metrics; a failing counter never stops a delivery."""
