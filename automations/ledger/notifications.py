@@ -258,13 +258,21 @@ class NotificationStore(LeaseStore):
             error=error,
         )
 
-    def notifications_sent_since(self, channel: str, since: datetime) -> int:
-        """How many of ``channel``'s notifications were sent after ``since`` (max_per_hour)."""
+    def notifications_sent_since(
+        self, channel: str, since: datetime, *, up_to: int | None = None
+    ) -> int:
+        """How many of ``channel``'s notifications were sent after ``since`` (max_per_hour);
+        counting stops at ``up_to``, so the cost follows the limit, not the traffic."""
+        limit = -1 if up_to is None else up_to  # SQLite: LIMIT -1 is no limit
         with self._guard(f"counting the recent notifications of channel {channel!r}"):
             row = self._one(
-                "SELECT count(*) AS n FROM notifications "
-                "WHERE channel = ? AND state = ? AND sent_at > ?",
-                [channel, NotificationState.SENT.value, to_text(since)],
+                """
+                SELECT count(*) AS n FROM (
+                    SELECT 1 FROM notifications
+                    WHERE channel = ? AND state = ? AND sent_at > ? LIMIT ?
+                )
+                """,
+                [channel, NotificationState.SENT.value, to_text(since), limit],
             )
         return 0 if row is None else int(row["n"])
 

@@ -174,7 +174,7 @@ class NotificationOutbox:
         limit = policy.max_per_hour
         return (
             limit is not None
-            and self.ledger.notifications_sent_since(channel, now - WINDOW) >= limit
+            and self.ledger.notifications_sent_since(channel, now - WINDOW, up_to=limit) >= limit
         )
 
     def _retry(self, item: Notification, policy: ChannelPolicy, error: str) -> NoticeDelivery:
