@@ -102,8 +102,13 @@ def _print_actions(actions: list[PlannedAction], as_json: bool) -> None:
     for action in actions:
         click.echo(f"{action.incident_reference} {action.incident_name!r}  [{action.rule}]")
         click.echo(f"  why:  {action.reason}")
-        body = json.dumps(action.request_body())
-        click.echo(f"  edit: POST /v2/incidents/{action.incident_id}/actions/edit {body}")
+        if action.edit is not None:
+            body = json.dumps(action.request_body())
+            click.echo(f"  edit: POST /v2/incidents/{action.incident_id}/actions/edit {body}")
+        if action.notify:
+            click.echo(f"  notify: {', '.join(action.notify)}")
+        if action.announce:
+            click.echo(f"  announce (incident update): {action.announce}")
 
 
 def _action_json(action: PlannedAction) -> dict[str, Any]:
@@ -114,11 +119,16 @@ def _action_json(action: PlannedAction) -> dict[str, Any]:
         "incident_name": action.incident_name,
         "event_key": action.event_key,
         "reason": action.reason,
-        "request": {
+        "effect": action.effect,
+        "request": None
+        if action.edit is None
+        else {
             "method": "POST",
             "path": f"/v2/incidents/{action.incident_id}/actions/edit",
             "body": action.request_body(),
         },
+        "notify": list(action.notify),
+        "announce": action.announce,
     }
 
 

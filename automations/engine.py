@@ -24,6 +24,7 @@ from typing import Any
 from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
+from automations.effects import Applied, effectors
 from automations.errors import (
     APIError,
     APIRejected,
@@ -43,7 +44,7 @@ from automations.ledger import Event, Ledger, Pause
 from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
 from automations.retention import Retention
-from automations.rules.base import AnyRule, PlannedAction
+from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 
 log = logging.getLogger("automations.engine")
 
@@ -190,6 +191,7 @@ class Engine:
         self.catalog = catalog
         self.clock = clock
         self.retention = retention  # None: the ledger is never pruned (plan, adopt)
+        self.effectors = effectors(client)
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
         self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
@@ -236,10 +238,8 @@ class Engine:
     ) -> None:
         try:
             updates = self._updates_for(rule, incidents, now, result.updates)
-            extra = {} if updates is None else {"updates": updates}
-            result.candidates[rule.name] += rule.evaluate(
-                incidents, now, self.catalog, follow_ups, **extra
-            )
+            ctx = self.context(now, follow_ups, updates)
+            result.candidates[rule.name] += rule.evaluate(incidents, ctx)
         except APIError:
             raise  # the API failed, not the rule: the cycle stops as for a failed page
         except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
@@ -249,6 +249,21 @@ class Engine:
                 rule.name,
                 result.errors[rule.name],
             )
+
+    def context(
+        self,
+        now: datetime,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        updates: Mapping[str, Sequence[IncidentUpdate]] | None,
+    ) -> EvaluationContext:
+        """What a rule judges by (plugin API v1): the ledger only through its read-only view."""
+        return EvaluationContext(
+            now=now,
+            catalog=self.catalog,
+            follow_ups=follow_ups,
+            updates=updates or {},
+            ledger=self.ledger,
+        )
 
     def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
         """Every follow-up the rules' incidents can have, only when a rule asks about them.
@@ -491,80 +506,111 @@ class Engine:
     # -- claim, apply, record -----------------------------------------------------------------
 
     def _apply(self, rule: AnyRule, action: PlannedAction, outcome: RuleOutcome) -> None:
-        body = action.request_body()
-        if not self.ledger.claim(
+        """Claim -> re-read -> re-check -> effect -> record: at most once, ever."""
+        if not self._claim(action):
+            outcome.already_done += 1
+            return
+        failpoints.hit("after_claim")
+        fresh = self._reread(rule, action, outcome)
+        if fresh is None:
+            return
+        incident, ctx = fresh
+        if not self._recheck(rule, action, incident, ctx, outcome):
+            return
+        failpoints.hit("after_reread")
+        applied = self._effect(action, incident, outcome)
+        if applied is None:
+            return
+        failpoints.hit("after_edit")
+        self._record(action, applied, outcome)
+        failpoints.hit("after_confirm")
+
+    def _claim(self, action: PlannedAction) -> bool:
+        """Take the event key in the ledger before any side effect; False if it is taken."""
+        return self.ledger.claim(
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
             incident_name=action.incident_name,
             event_key=action.event_key,
             reason=action.reason,
-            request_body=body,
+            request_body=action.request_body(),
             now=self.clock(),
-        ):
-            outcome.already_done += 1
-            return
-        failpoints.hit("after_claim")
+        )
+
+    def _reread(
+        self, rule: AnyRule, action: PlannedAction, outcome: RuleOutcome
+    ) -> tuple[Incident, EvaluationContext] | None:
+        """The incident as it is now, with what the rule needs to judge it; None if refused."""
         try:
-            fresh = self.client.get_incident(action.incident_id)
+            incident = self.client.get_incident(action.incident_id)
             now = self.clock()
             # The re-check judges the fresh incident by fresh updates, like the poll did.
             updates = (
-                {fresh.id: self.incident_updates(fresh.id)}
-                if rule.needs_updates(fresh, now)
+                {incident.id: self.incident_updates(incident.id)}
+                if rule.needs_updates(incident, now)
                 else None
             )
-            follow_ups = self._follow_ups_for(rule, fresh)
+            ctx = self.context(now, self._follow_ups_for(rule, incident), updates)
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
-            self.ledger.mark_failed(
-                action.event_key, error=f"cannot re-read the incident: {exc}", now=self.clock()
-            )
+            error = f"cannot re-read the incident: {exc}"
+            self.ledger.mark_failed(action.event_key, error=error, now=self.clock())
             self._failed(action, outcome, exc, "not applied, the API refused the re-read")
-            return
+            return None
         except APIError as exc:
             # Nothing was sent; a later cycle may retry.
             self.ledger.release(action.event_key, now=self.clock())
             self._failed(action, outcome, exc, "not applied, re-read failed", level=logging.WARNING)
             raise
-        extra = {} if updates is None else {"updates": updates}
-        why_not = rule.still_applies(action, fresh, now, follow_ups, **extra)
-        if why_not is not None:
-            # The condition may hold again later.
-            self.ledger.release(action.event_key, now=self.clock())
-            outcome.skipped.append((action, why_not))
-            log.info(
-                "%s %s: skipped, %s",
-                rule.name,
-                action.incident_reference,
-                why_not,
-                extra=action_fields(action, "skipped", reason=why_not),
-            )
-            return
-        failpoints.hit("after_reread")
+        return incident, ctx
+
+    def _recheck(
+        self,
+        rule: AnyRule,
+        action: PlannedAction,
+        incident: Incident,
+        ctx: EvaluationContext,
+        outcome: RuleOutcome,
+    ) -> bool:
+        """Does the action still apply to the fresh incident? If not, release the claim."""
+        why_not = rule.still_applies(action, incident, ctx)
+        if why_not is None:
+            return True
+        # The condition may hold again later.
+        self.ledger.release(action.event_key, now=self.clock())
+        outcome.skipped.append((action, why_not))
+        log.info(
+            "%s %s: skipped, %s",
+            rule.name,
+            action.incident_reference,
+            why_not,
+            extra=action_fields(action, "skipped", reason=why_not),
+        )
+        return False
+
+    def _effect(
+        self, action: PlannedAction, incident: Incident, outcome: RuleOutcome
+    ) -> Applied | None:
+        """Carry the action out through its effector; None if the API refused it."""
         try:
-            self.client.edit_incident(
-                action.incident_id,
-                action.edit,
-                notify_incident_channel=action.notify_incident_channel,
-            )
+            return self.effectors[action.effect].apply(action, incident)
         except APIRejected as exc:
             self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
             self._failed(action, outcome, exc, "the API refused the edit")
-            return
+            return None
         except APIError as exc:
             # Unknown outcome (the edit may have landed): leave the claim unconfirmed for reconcile.
             self._failed(action, outcome, exc, "edit outcome unknown, will reconcile", "unknown")
             raise
-        failpoints.hit("after_edit")
-        self.ledger.mark_applied(
-            action.event_key, request_id=self.client.last_request_id, now=self.clock()
-        )
-        failpoints.hit("after_confirm")
+
+    def _record(self, action: PlannedAction, applied: Applied, outcome: RuleOutcome) -> None:
+        """Confirm the claim: the action is done, and is never done again."""
+        self.ledger.mark_applied(action.event_key, request_id=applied.request_id, now=self.clock())
         outcome.applied.append(action)
         log.info(
             "%s %s %r: %s",
-            rule.name,
+            action.rule,
             action.incident_reference,
             action.incident_name,
             action.reason,
@@ -619,6 +665,11 @@ class Engine:
             if not may_settle(event.owner, event.claimed_at, now):
                 self._leave_to_owner(event)
                 continue
+            if not (event.request_body or {}).get("incident"):
+                # A notify-only action: its notifications are queued in the same transaction
+                # that confirms it, so an unconfirmed one queued nothing.
+                settled.append(self._release(event, "its notifications were never queued"))
+                continue
             try:
                 incident = self.client.get_incident(event.incident_id)
             except APIRejected as exc:
@@ -662,15 +713,20 @@ class Engine:
                     extra=event_fields(event, "skipped", reason=reason),
                 )
             else:
-                self.ledger.release(event.event_key, now=self.clock())
-                settled.append((event, "released"))
-                log.warning(
-                    "released %s on %s: the edit had not landed; the rule will re-check it",
-                    event.event_key,
-                    event.incident_reference,
-                    extra=event_fields(event, "released", reason="the edit had not landed"),
-                )
+                settled.append(self._release(event, "the edit had not landed"))
         return settled
+
+    def _release(self, event: Event, why: str) -> tuple[Event, str]:
+        """Nothing took effect: free the key so the rule re-checks it next cycle."""
+        self.ledger.release(event.event_key, now=self.clock())
+        log.warning(
+            "released %s on %s: %s; the rule will re-check it",
+            event.event_key,
+            event.incident_reference,
+            why,
+            extra=event_fields(event, "released", reason=why),
+        )
+        return event, "released"
 
     def _leave_to_owner(self, event: Event) -> None:
         """Another live process claimed it (two processes on one ledger): say so once."""

@@ -25,7 +25,7 @@ from automations.files import RefusedFile, read_regular_file
 from automations.incidentio import Incident
 from automations.ledger import Ledger
 from automations.matching import IncidentMatcher, UndecidableFilter
-from automations.rules.base import AnyRule, PlannedAction
+from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 from automations.runtime import build_rules, cached_catalog
 
 log = logging.getLogger("automations.offline")
@@ -99,7 +99,7 @@ def evaluate_offline(
             f"judging {', '.join(needing[:3])}{more} needs their incident updates (when they "
             "changed status or severity), which a saved page does not hold",
         )
-    return rule.evaluate(matching, now, catalog, None)
+    return rule.evaluate(matching, EvaluationContext(now=now, catalog=catalog))
 
 
 def _cannot(rule: AnyRule, why: str) -> ConfigError:

@@ -9,7 +9,7 @@ of burst), so the wall time includes the token bucket's waits, which are
 shown separately. Each measured cycle starts with a full bucket, as a cycle
 a minute apart does.
 
-Evaluation alone is ``rule.evaluate(incidents, now, catalog)`` over the
+Evaluation alone is ``rule.evaluate(incidents, EvaluationContext(now, catalog))`` over the
 10,000 incidents already fetched: the cycle's five rules (the target), and for
 scale a worst case where every rule plans an action for most incidents.
 """
@@ -31,7 +31,7 @@ import automations.incidentio.client as client_module
 from automations.config import load_config
 from automations.daemon import run_once
 from automations.incidentio import Incident, TokenBucket
-from automations.rules.base import AnyRule
+from automations.rules.base import AnyRule, EvaluationContext
 from automations.runtime import Runtime, build_rules
 from bench.common import (
     Check,
@@ -170,7 +170,10 @@ def _refill(bucket: TokenBucket) -> None:
 
 def _evaluate_all(rules: Sequence[AnyRule], incidents: list[Incident], runtime: Runtime) -> int:
     now = runtime.engine.clock()
-    return sum(len(rule.evaluate(incidents, now, runtime.catalog, None)) for rule in rules)
+    return sum(
+        len(rule.evaluate(incidents, EvaluationContext(now, runtime.catalog, None)))
+        for rule in rules
+    )
 
 
 def _evaluation(

@@ -29,11 +29,11 @@ OFFLINE_CASES = [
     ("[incident_io\n", "not valid TOML"),
     (
         '[[rules]]\nname = "x"\nevery = "1m"\n',
-        "rules[0].type: is required; known: escalate_severity, sync_status",
+        "rules[0].type: is required; known: escalate_severity, notice, sync_status",
     ),
     (
         '[[rules]]\nname = "x"\ntype = "escalate"\nevery = "1m"\n',
-        "rules[0].type: 'escalate' is not a rule type; known: escalate_severity, sync_status",
+        "rules[0].type: 'escalate' is not a rule type; known: escalate_severity, notice, sync_status",
     ),
     (
         GOOD_RULE.replace('after = "2h"', 'after = "2 hours"'),
@@ -47,7 +47,7 @@ OFFLINE_CASES = [
     (GOOD_RULE.replace('every = "1m"', ""), "rules[0]: give exactly one of every"),
     (
         GOOD_RULE + "colour = 'red'\n",
-        "rules[0].colour: unknown key; allowed: cron, enabled, every, max_actions_per_cycle, max_actions_per_day, name, notify_incident_channel, since, steps",
+        "rules[0].colour: unknown key; allowed: announce, cron, enabled, every, max_actions_per_cycle, max_actions_per_day, name, notify, notify_incident_channel, since, steps",
     ),
     (
         GOOD_RULE.replace('name = "esc"', 'name = "Esc Rule"'),

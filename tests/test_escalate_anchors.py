@@ -10,6 +10,7 @@ from automations.daemon import run_once
 from automations.durations import human_moment
 from automations.incidentio import Incident, IncidentTimestamp, IncidentUpdate
 from automations.ledger import Ledger
+from automations.rules.base import EvaluationContext
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from automations.rules.registry import RuleRegistry
 from tests.engine_harness import Harness
@@ -69,7 +70,9 @@ def plan(
     since: str, item: Incident, updates: Sequence[IncidentUpdate], **overrides: Any
 ) -> list[tuple[str, str]]:
     """(target severity, reason) of each action the rule plans for ``item`` at NOW."""
-    actions = rule(since, **overrides).evaluate([item], NOW, CATALOG, None, {item.id: updates})
+    actions = rule(since, **overrides).evaluate(
+        [item], EvaluationContext(NOW, CATALOG, None, {item.id: updates})
+    )
     return [(str(a.details["to"]), a.reason) for a in actions]
 
 
@@ -219,8 +222,13 @@ def test_judging_without_updates_never_differs_where_none_were_needed() -> None:
             if live.needs_updates(item, NOW):
                 continue
             recent = [update(item, min(age, 10 * M), "Investigating", severity)]
-            with_updates = live.evaluate([item], NOW, CATALOG, None, {item.id: recent})
-            assert with_updates == live.evaluate([item], NOW, CATALOG), (age, severity)
+            with_updates = live.evaluate(
+                [item], EvaluationContext(NOW, CATALOG, None, {item.id: recent})
+            )
+            assert with_updates == live.evaluate([item], EvaluationContext(NOW, CATALOG)), (
+                age,
+                severity,
+            )
 
 
 # -- against the sandbox -----------------------------------------------------------------------

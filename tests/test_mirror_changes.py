@@ -17,6 +17,7 @@ import pytest
 from automations import failpoints
 from automations.daemon import run_once
 from automations.ledger import EventState, Ledger
+from automations.rules.base import EvaluationContext
 from automations.rules.sync_status import SyncStatus, SyncStatusOptions
 from tests.engine_harness import Harness
 from tests.factories import CATALOG, NOW, incident
@@ -49,7 +50,7 @@ def test_the_key_names_the_change_of_category() -> None:
     learning = incident(age=5 * H, status="Documenting")
 
     def key(item: Any, updates: list[Any]) -> str:
-        (action,) = rule.evaluate([item], NOW, CATALOG, None, {item.id: updates})
+        (action,) = rule.evaluate([item], EvaluationContext(NOW, CATALOG, None, {item.id: updates}))
         return action.event_key
 
     assert key(live, []) == f"phase/{live.id}/mirror-live"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from automations.rules.base import EvaluationContext
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from automations.rules.sync_status import SyncStatus, SyncStatusOptions
 from tests.factories import CATALOG, NOW, incident
@@ -37,7 +38,7 @@ def sync(require: dict[str, Any]) -> SyncStatus:
 
 def test_escalation_since_creation() -> None:
     """Open for days and hours, since creation at a dated moment."""
-    [action] = escalate().evaluate([incident(age=ODD)], NOW, CATALOG)
+    [action] = escalate().evaluate([incident(age=ODD)], EvaluationContext(NOW, CATALOG))
     assert action.reason == (
         "open for 51d 3h (since creation at 3 Oct 08:28 UTC); step 1 (after 2h): "
         "severity Minor -> Major"
@@ -48,7 +49,7 @@ def test_status_moves_give_idle_and_age_in_plain_spans() -> None:
     """sync_status says 'idle for 51d 3h (>= 7d)' and 'open for 2h 5m (>= 2h)'."""
     idle = incident(status="Documenting", idle=ODD, age=ODD)
     young = incident(status="Documenting", age=timedelta(hours=2, minutes=5, seconds=9))
-    [by_idle] = sync({"idle_for": "7d"}).evaluate([idle], NOW, CATALOG)
-    [by_age] = sync({"age": "2h"}).evaluate([young], NOW, CATALOG)
+    [by_idle] = sync({"idle_for": "7d"}).evaluate([idle], EvaluationContext(NOW, CATALOG))
+    [by_age] = sync({"age": "2h"}).evaluate([young], EvaluationContext(NOW, CATALOG))
     assert by_idle.reason == "Documenting -> Closed: idle for 51d 3h (>= 7d)"
     assert by_age.reason == "Documenting -> Closed: open for 2h 5m (>= 2h)"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from automations.errors import ConfigError
+from automations.rules.base import EvaluationContext
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from tests.factories import CATALOG, NOW, incident
 
@@ -33,8 +34,10 @@ def test_steps_by_age() -> None:
         incident(age=timedelta(hours=3)),
         incident(age=timedelta(hours=7)),
     )
-    actions = rule.evaluate([young, middle, old], NOW, CATALOG)
-    assert [(a.incident_reference, a.edit.severity_id) for a in actions] == [
+    actions = rule.evaluate([young, middle, old], EvaluationContext(NOW, CATALOG))
+    assert [
+        (a.incident_reference, a.request_body()["incident"]["severity_id"]) for a in actions
+    ] == [
         (middle.reference, "SEV2"),
         (old.reference, "SEV3"),
     ]
@@ -52,15 +55,15 @@ def test_never_lowers_and_skips_already_at_target() -> None:
     rule = make()
     critical = incident(age=timedelta(hours=7), severity="Critical")
     major = incident(age=timedelta(hours=3), severity="Major")
-    assert rule.evaluate([critical, major], NOW, CATALOG) == []
+    assert rule.evaluate([critical, major], EvaluationContext(NOW, CATALOG)) == []
 
 
 def test_test_and_tutorial_untouched_unless_asked() -> None:
     """Test/tutorial incidents are skipped by default, included when where.mode lists them."""
     test_incident = incident(age=timedelta(hours=3), mode="test")
-    assert make().evaluate([test_incident], NOW, CATALOG) == []
+    assert make().evaluate([test_incident], EvaluationContext(NOW, CATALOG)) == []
     rule = make(where={"status_category": ["live"], "mode": ["test"]})
-    assert len(rule.evaluate([test_incident], NOW, CATALOG)) == 1
+    assert len(rule.evaluate([test_incident], EvaluationContext(NOW, CATALOG))) == 1
 
 
 def test_since_named_timestamp() -> None:
@@ -68,7 +71,7 @@ def test_since_named_timestamp() -> None:
     rule = make(since="Impact started")
     early_impact = incident(age=timedelta(minutes=30), impact_started=timedelta(hours=3))
     no_impact = incident(age=timedelta(hours=10))
-    actions = rule.evaluate([early_impact, no_impact], NOW, CATALOG)
+    actions = rule.evaluate([early_impact, no_impact], EvaluationContext(NOW, CATALOG))
     assert [a.incident_reference for a in actions] == [early_impact.reference]
     assert actions[0].reason == (
         "3h since Impact started (09:00 UTC); step 1 (after 2h): severity Minor -> Major"

@@ -9,6 +9,7 @@ import pytest
 
 from automations.errors import ConfigError
 from automations.incidentio import FollowUp
+from automations.rules.base import EvaluationContext
 from automations.rules.sync_status import SyncStatus, SyncStatusOptions, transition_allowed
 from tests.factories import CATALOG, NOW, incident
 
@@ -32,7 +33,7 @@ def test_transition_requires_every_condition() -> None:
     ready = incident(status="Documenting", postmortem=True, idle=timedelta(days=8))
     no_pm = incident(status="Documenting", idle=timedelta(days=8))
     busy = incident(status="Documenting", postmortem=True, idle=timedelta(days=2))
-    actions = rule.evaluate([ready, no_pm, busy], NOW, CATALOG)
+    actions = rule.evaluate([ready, no_pm, busy], EvaluationContext(NOW, CATALOG))
     assert [a.incident_reference for a in actions] == [ready.reference]
     assert actions[0].request_body() == {
         "incident": {"incident_status_id": "ST-CLOSED"},
@@ -83,7 +84,7 @@ def test_roles_fields_age_and_follow_ups() -> None:
         open_follow_up.id: [follow_up(open_follow_up.id, "outstanding")],
     }
     candidates = [good, no_lead, other_team, young, open_follow_up]
-    actions = rule.evaluate(candidates, NOW, CATALOG, follow_ups)
+    actions = rule.evaluate(candidates, EvaluationContext(NOW, CATALOG, follow_ups))
     assert [a.incident_reference for a in actions] == [good.reference]
     assert rule.needs_follow_ups
 
@@ -113,10 +114,8 @@ def test_mirror_edits_only_when_different() -> None:
     live_unset = incident(status="Investigating")
     live_ok = incident(status="Fixing", fields={"Phase": "Active"})
     learning_wrong = incident(status="Documenting", fields={"Phase": "Active"})
-    actions = rule.evaluate([live_unset, live_ok, learning_wrong], NOW, CATALOG)
-    assert [
-        (a.incident_reference, a.edit.model_dump(mode="json", exclude_unset=True)) for a in actions
-    ] == [
+    actions = rule.evaluate([live_unset, live_ok, learning_wrong], EvaluationContext(NOW, CATALOG))
+    assert [(a.incident_reference, a.request_body()["incident"]) for a in actions] == [
         (
             live_unset.reference,
             {
@@ -163,7 +162,9 @@ def test_deleted_follow_ups_do_not_count_and_unknown_statuses_hold() -> None:
         only_deleted.id: [follow_up(only_deleted.id, "deleted")],
         newer.id: [follow_up(newer.id, "completed"), follow_up(newer.id, "snoozed")],
     }
-    actions = rule.evaluate([mixed, only_deleted, newer], NOW, CATALOG, follow_ups)
+    actions = rule.evaluate(
+        [mixed, only_deleted, newer], EvaluationContext(NOW, CATALOG, follow_ups)
+    )
     reasons = {a.incident_id: a.reason for a in actions}
     assert set(reasons) == {mixed.id, only_deleted.id}
     assert reasons[mixed.id].endswith("all 2 follow-ups done")

@@ -19,6 +19,7 @@ from automations.daemon import run_once
 from automations.errors import ConfigError
 from automations.incidentio import Incident, Severity
 from automations.ledger import Ledger
+from automations.rules.base import EvaluationContext
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
 from tests.engine_harness import Harness
 from tests.factories import CATALOG, NOW, incident
@@ -64,29 +65,29 @@ def test_an_embedded_severity_without_rank_is_ranked_by_the_catalog() -> None:
     """A Critical incident whose embedded severity has no rank is not 'raised' to Major."""
     critical = embedded("Critical", rank=None)
     assert "rank" not in critical.model_dump(exclude_none=True)["severity"]
-    assert rule().evaluate([critical], NOW, CATALOG) == []
+    assert rule().evaluate([critical], EvaluationContext(NOW, CATALOG)) == []
 
 
 def test_an_embedded_wrong_rank_is_ignored() -> None:
     """A Critical claiming rank 1 stays; a Minor claiming rank 99 is still raised."""
     critical, minor = embedded("Critical", rank=1), embedded("Minor", rank=99)
-    actions = rule().evaluate([critical, minor], NOW, CATALOG)
-    assert [(a.incident_id, a.edit.severity_id, a.refused) for a in actions] == [
-        (minor.id, "SEV2", None)
-    ]
+    actions = rule().evaluate([critical, minor], EvaluationContext(NOW, CATALOG))
+    assert [
+        (a.incident_id, a.request_body()["incident"]["severity_id"], a.refused) for a in actions
+    ] == [(minor.id, "SEV2", None)]
 
 
 def test_a_severity_missing_from_the_catalog_refuses_the_action() -> None:
     """An unknown severity ID gives a refused action (never claimed) with a clear reason."""
     unknown = embedded("Minor", id="SEV-NEW", name="Sev 0", rank=0)
     rule_ = rule()
-    (action,) = rule_.evaluate([unknown], NOW, CATALOG)
+    (action,) = rule_.evaluate([unknown], EvaluationContext(NOW, CATALOG))
     assert action.refused is not None
     assert "'Sev 0'" in action.refused
     assert "not in the organisation's catalog" in action.refused
     assert "never lowered" in action.refused
     # The re-check before an edit refuses it the same way.
-    assert rule_.still_applies(action, unknown, NOW) == action.refused
+    assert rule_.still_applies(action, unknown, EvaluationContext(NOW, CATALOG)) == action.refused
 
 
 def test_a_catalog_severity_without_rank() -> None:
@@ -97,7 +98,7 @@ def test_a_catalog_severity_without_rank() -> None:
     catalog = dataclasses.replace(CATALOG, severities=unranked)
     with pytest.raises(ConfigError, match=r"steps\[0\]\.to: severity 'Minor' has no rank"):
         rule(catalog, steps=[{"after": "2h", "to": "Minor"}])
-    (action,) = rule(catalog).evaluate([embedded("Minor")], NOW, catalog)
+    (action,) = rule(catalog).evaluate([embedded("Minor")], EvaluationContext(NOW, catalog))
     assert action.refused is not None
     assert "'Minor' (SEV1) has no rank in the organisation's catalog" in action.refused
 

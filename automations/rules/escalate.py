@@ -15,34 +15,30 @@ is refused at start-up, with the way to write it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from automations.anchors import Anchor, live_since, severity_since
-from automations.catalog import Catalog, UnknownName, rank_order, resolve_name
-from automations.durations import Duration, format_duration, human_moment, human_span
+from automations.anchors import Anchor
+from automations.catalog import Catalog, rank_order, resolve_name
+from automations.durations import Duration, format_duration
 from automations.errors import ConfigError, Problems
 from automations.incidentio import (
-    FollowUp,
     Incident,
     IncidentEdit,
     IncidentFilter,
-    IncidentUpdate,
     Severity,
-    StatusCategory,
 )
 from automations.matching import IncidentMatcher
-from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.rules.base import EvaluationContext, PlannedAction, Rule, RuleOptions
+from automations.rules.since import SINCE_DESCRIPTION, Since
 from automations.text import NAME_LIMIT, one_line
 from automations.where import Where
 
 DEFAULT_MODES = ("standard", "retrospective")
-# Anchors read from the incident's updates rather than from the incident itself.
-FROM_UPDATES = ("live", "severity")
 SEVERITY_KEYS = ("severity", "severity_at_least", "severity_at_most")
 
 
@@ -59,12 +55,7 @@ class EscalateSeverityOptions(RuleOptions):
     """Options of escalate_severity."""
 
     type: Literal["escalate_severity"]
-    since: str = Field(
-        "created",
-        description='What age counts from: "created"; "live" (since the incident last entered a '
-        'live status); "severity" (since its severity last changed); or the name of an incident '
-        'timestamp such as "Impact started".',
-    )
+    since: str = Field("created", description=SINCE_DESCRIPTION)
     steps: tuple[Step, ...] = Field(min_length=1, description="The ladder, in increasing `after`.")
 
     @field_validator("steps")
@@ -106,21 +97,7 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
                     f"{self.targets[-1].name!r}; each step must raise the severity"
                 )
             self.targets.append(target)
-        self.since_id: str | None = None
-        self.since_name = self.options.since
-        if self.options.since not in ("created", *FROM_UPDATES):
-            try:
-                timestamp = catalog.timestamp(self.options.since)
-                self.since_id, self.since_name = timestamp.id, timestamp.name
-            except UnknownName as exc:
-                problems.add(
-                    UnknownName(
-                        "incident timestamp (or 'created', 'live', 'severity')",
-                        exc.value,
-                        [*exc.valid, "created", *FROM_UPDATES],
-                        "since",
-                    )
-                )
+        self.since = Since(self.options.since, catalog, problems)
         with problems.collect():
             self._filter = self.options.where.to_filter(catalog)
         if not problems.lines:  # the ladder is judged on resolved names only
@@ -186,36 +163,31 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
         """Only with ``since = "live"`` or ``"severity"``, and only for an incident that could
         be due: the anchor is never before creation, so one too young since creation (or
         already at the highest target it could reach) is judged without its updates."""
-        if self.options.since not in FROM_UPDATES or not self._in_scope(incident):
+        if not self.since.from_updates or not self._in_scope(incident):
             return False
         return self._step_to_apply(incident, now - incident.created_at) is not None
 
     def evaluate(
-        self,
-        incidents: Sequence[Incident],
-        now: datetime,
-        catalog: Catalog,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
-        updates: Mapping[str, Sequence[IncidentUpdate]] | None = None,
+        self, incidents: Sequence[Incident], ctx: EvaluationContext
     ) -> list[PlannedAction]:
-        """``updates``: incident ID -> its updates, for the incidents ``needs_updates`` named;
-        any other incident is judged as if it had none, which cannot make it due."""
+        """An incident without updates in ``ctx`` is judged as if it had none, which cannot
+        make it due (``needs_updates`` names every one that could be)."""
         actions = []
         for incident in incidents:
             if not self._in_scope(incident):
                 continue
-            anchor = self._anchor(incident, (updates or {}).get(incident.id, ()))
+            anchor = self.since.anchor(incident, ctx.updates_of(incident.id))
             if anchor is None:
                 continue
-            index = self._step_to_apply(incident, now - anchor.at)
+            index = self._step_to_apply(incident, ctx.now - anchor.at)
             if index is not None:
-                actions.append(self._action(incident, index, anchor, now))
+                actions.append(self._action(incident, index, anchor, ctx.now))
         return actions
 
     def _in_scope(self, incident: Incident) -> bool:
         if incident.mode not in (self.options.where.mode or DEFAULT_MODES):
             return False
-        return self.options.since != "live" or incident.status_category == StatusCategory.LIVE
+        return self.since.admits(incident)
 
     def _step_to_apply(self, incident: Incident, age: timedelta) -> int | None:
         """The highest step due at ``age``, unless the incident is already at least as severe.
@@ -252,30 +224,6 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
             "never lowered"
         )
 
-    def _anchor(self, incident: Incident, updates: Sequence[IncidentUpdate]) -> Anchor | None:
-        since = self.options.since
-        if since == "live":
-            return live_since(incident, updates)
-        if since == "severity":
-            return severity_since(incident, updates)
-        if self.since_id is None:
-            return Anchor(incident.created_at, from_creation=True)
-        value = incident.timestamp_value(self.since_id)
-        return None if value is None else Anchor(value, from_creation=False)
-
-    def _describe_age(self, incident: Incident, anchor: Anchor, now: datetime) -> str:
-        """'live for 2h 5m (since 09:12 UTC)', 'Major for 6h (since 24 Nov 03:10 UTC)'."""
-        span, moment = human_span(now - anchor.at), human_moment(anchor.at, now)
-        if self.since_id is not None:
-            return f"{span} since {one_line(self.since_name)} ({moment})"
-        since = self.options.since
-        if since == "severity":
-            state = one_line(incident.severity.name) if incident.severity else "without a severity"
-        else:
-            state = "live" if since == "live" else "open"
-        origin = "since creation at " if anchor.from_creation else "since "
-        return f"{state} for {span} ({origin}{moment})"
-
     def _action(
         self, incident: Incident, index: int, anchor: Anchor, now: datetime
     ) -> PlannedAction:
@@ -283,22 +231,18 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
         target = self.targets[index]
         current = one_line(incident.severity.name) if incident.severity else "no severity"
         reason = (
-            f"{self._describe_age(incident, anchor, now)}; step {index + 1} "
+            f"{self.since.describe(incident, anchor, now)}; step {index + 1} "
             f"(after {format_duration(step.after)}): severity {current} -> "
             f"{one_line(target.name)}"
         )
         refused = (
             None if incident.severity is None else self._unknown_rank(incident.severity, target)
         )
-        return PlannedAction(
-            rule=self.name,
-            incident_id=incident.id,
-            incident_reference=incident.reference,
-            incident_name=incident.name,
-            event_key=f"{self.name}/{incident.id}/severity-{target.id}",
-            reason=reason,
+        return self.action(
+            incident,
+            f"severity-{target.id}",
+            reason,
             edit=IncidentEdit(severity_id=target.id),
-            notify_incident_channel=self.options.notify_incident_channel,
             kind="escalate",
             details={"from": current, "to": one_line(target.name), "step": index + 1},
             refused=refused,

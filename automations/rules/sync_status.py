@@ -34,7 +34,7 @@ from automations.incidentio import (
     IncidentStatus,
     IncidentUpdate,
 )
-from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.rules.base import EvaluationContext, PlannedAction, Rule, RuleOptions
 from automations.text import one_line
 from automations.where import StatusCategoryName
 
@@ -221,22 +221,16 @@ class SyncStatus(Rule[SyncStatusOptions]):
         return incident.mode in (self.options.where.mode or DEFAULT_MODES)
 
     def evaluate(
-        self,
-        incidents: Sequence[Incident],
-        now: datetime,
-        catalog: Catalog,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
-        updates: Mapping[str, Sequence[IncidentUpdate]] | None = None,
+        self, incidents: Sequence[Incident], ctx: EvaluationContext
     ) -> list[PlannedAction]:
-        """``updates``: incident ID -> its updates, for the incidents ``needs_updates`` named."""
         actions: list[PlannedAction] = []
         for incident in incidents:
             if not self._in_scope(incident):
                 continue
             if self.target is not None:
-                action = self._transition(incident, now, follow_ups)
+                action = self._transition(incident, ctx.now, ctx.follow_ups)
             else:
-                action = self._mirror(incident, (updates or {}).get(incident.id, ()), now)
+                action = self._mirror(incident, ctx.updates_of(incident.id), ctx.now)
             if action is not None:
                 actions.append(action)
         return actions
@@ -258,15 +252,11 @@ class SyncStatus(Rule[SyncStatusOptions]):
             return None
         move = f"{one_line(incident.incident_status.name)} -> {one_line(target.name)}"
         reason = f"{move}: " + ", ".join(reasons) if reasons else move
-        return PlannedAction(
-            rule=self.name,
-            incident_id=incident.id,
-            incident_reference=incident.reference,
-            incident_name=incident.name,
-            event_key=f"{self.name}/{incident.id}/status-{target.id}",
-            reason=reason,
+        return self.action(
+            incident,
+            f"status-{target.id}",
+            reason,
             edit=IncidentEdit(incident_status_id=target.id),
-            notify_incident_channel=self.options.notify_incident_channel,
             kind="status",
             details={"from": one_line(incident.incident_status.name), "to": one_line(target.name)},
         )
@@ -339,19 +329,15 @@ class SyncStatus(Rule[SyncStatusOptions]):
         step = f"mirror-{category}" + (f"-{period.token}" if period.token else "")
         since = "" if period.began is None else f" since {human_moment(period.began.at, now)}"
         field_name, value = one_line(field_.name), one_line(option.value)
-        return PlannedAction(
-            rule=self.name,
-            incident_id=incident.id,
-            incident_reference=incident.reference,
-            incident_name=incident.name,
-            event_key=f"{self.name}/{incident.id}/{step}",
-            reason=f"status category is {category}{since}; {field_name} set to {value!r}",
+        return self.action(
+            incident,
+            step,
+            f"status category is {category}{since}; {field_name} set to {value!r}",
             edit=IncidentEdit(
                 custom_field_entries=[
                     {"custom_field_id": field_.id, "values": [{"value_option_id": option.id}]}
                 ]
             ),
-            notify_incident_channel=self.options.notify_incident_channel,
             kind="mirror",
             details={"field": field_name, "to": value},
         )

@@ -12,16 +12,23 @@ after = "30m"                  # only once the incident has been open this long
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
 
-from automations.catalog import Catalog, UnknownName
-from automations.durations import Duration, human_span
-from automations.incidentio import FollowUp, Incident, IncidentEdit
-from automations.rules.base import PlannedAction, Rule, RuleOptions
+from automations.rules import (
+    Catalog,
+    Duration,
+    EvaluationContext,
+    Incident,
+    IncidentEdit,
+    PlannedAction,
+    Rule,
+    RuleOptions,
+    UnknownName,
+    human_span,
+)
 
 
 class DefaultTeamOptions(RuleOptions):
@@ -50,28 +57,21 @@ class DefaultTeam(Rule[DefaultTeamOptions]):
             raise exc.at("team") from None
 
     def evaluate(
-        self,
-        incidents: Sequence[Incident],
-        now: datetime,
-        catalog: Catalog,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None = None,
+        self, incidents: Sequence[Incident], ctx: EvaluationContext
     ) -> list[PlannedAction]:
         """Pure: the engine fetched the incidents (server-side `where`) and owns the clock."""
         actions = []
         for incident in incidents:
-            age = now - incident.created_at
+            age = ctx.now - incident.created_at
             if incident.custom_field_option_ids(self.field.id) or age < self.options.after:
                 continue
+            # Rule.action keys it "<rule>/<incident>/team": at most once per incident, ever;
+            # the rule's `notify` channels and `announce` message come with it.
             actions.append(
-                PlannedAction(
-                    rule=self.name,
-                    incident_id=incident.id,
-                    incident_reference=incident.reference,
-                    incident_name=incident.name,
-                    # The event key makes the edit happen at most once per incident, ever.
-                    event_key=f"{self.name}/{incident.id}/team",
-                    reason=f"no {self.field.name} after {human_span(age)}; "
-                    f"set to {self.team.value!r}",
+                self.action(
+                    incident,
+                    "team",
+                    f"no {self.field.name} after {human_span(age)}; set to {self.team.value!r}",
                     edit=IncidentEdit(
                         custom_field_entries=[
                             {
@@ -80,7 +80,7 @@ class DefaultTeam(Rule[DefaultTeamOptions]):
                             }
                         ]
                     ),
-                    notify_incident_channel=self.options.notify_incident_channel,
+                    kind="team",
                 )
             )
         return actions
