@@ -190,11 +190,21 @@ def once(config_path: Path) -> None:
         # Digests need the API too: after an unreachable answer they wait for the next run.
         unreachable = any(r.unreachable for r in reports)
         digests_ok = unreachable or _send_due_digests(runtime)
+        notifications_ok = _deliver_notifications(runtime)
     finally:
         runtime.close()
     unsettled = any(outcome == "failed" for _, outcome in settled)
-    if _report_failed(reports) or not digests_ok or unsettled:
+    if _report_failed(reports) or not digests_ok or unsettled or not notifications_ok:
         sys.exit(1)
+
+
+def _deliver_notifications(runtime: Any) -> bool:
+    """`once` sends the notifications that are due before it exits (what fails for now stays
+    queued for the next run); False if one failed or expired for good."""
+    from automations.daemon import deliver_notifications
+
+    deliveries = deliver_notifications(runtime.ledger, runtime.notifications)
+    return not any(d.outcome in ("failed", "expired") for d in deliveries)
 
 
 def _send_due_digests(runtime: Any) -> bool:
@@ -237,8 +247,16 @@ def run(config_path: Path) -> None:
     "states",
     multiple=True,
     help="Only events in this state (repeatable): planned, applied, skipped, failed, "
-    "reconciled, rearmed.",
+    "reconciled, rearmed. With --notifications: queued, sending, sent, failed, expired, held, "
+    "summarised.",
 )
+@click.option(
+    "--notifications",
+    "deliveries",
+    is_flag=True,
+    help="List the notifications alone (newest first): channel, state, attempts, last error.",
+)
+@click.option("--channel", default=None, help="With --notifications: only this channel.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(0, 10**9))
 def history(
@@ -247,37 +265,102 @@ def history(
     incident: str | None,
     since: str | None,
     states: tuple[str, ...],
+    deliveries: bool,
+    channel: str | None,
     as_json: bool,
     limit: int,
 ) -> None:
-    """What the automations did, from the ledger (times in UTC, ISO 8601)."""
+    """What the automations did, and whom they told, from the ledger (times in UTC, ISO 8601)."""
     from automations.history import (
         check_rule,
         cutoff,
+        delivery_lines,
         event_json,
         event_lines,
         existing_ledger,
+        notification_json,
+        notifications_by_event,
         parse_since,
         parse_states,
         quarantine_lines,
     )
 
     config = _load(config_path)
+    if deliveries:
+        _notification_history(config, rule, incident, since, states, channel, as_json, limit)
+        return
+    if channel is not None:
+        raise click.UsageError("--channel goes with --notifications")
     age, wanted = parse_since(since), parse_states(states)
     with existing_ledger(config) as ledger:
         check_rule(config, ledger, rule)
         events = ledger.events(
             rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
         )
+        sent = notifications_by_event(ledger, events)
         for line in quarantine_lines(ledger):
             click.echo(line, err=True)
     if as_json:
-        click.echo(json.dumps([event_json(e) for e in events], indent=2))
+        rows = [
+            {
+                **event_json(e),
+                "notifications": [notification_json(n) for n in sent.get(e.event_key, [])],
+            }
+            for e in events
+        ]
+        click.echo(json.dumps(rows, indent=2))
         return
     if not events:
         click.echo("no events")
     for event in events:
-        for line in event_lines(event):
+        for line in [*event_lines(event), *delivery_lines(event, sent.get(event.event_key, []))]:
+            click.echo(line)
+
+
+def _notification_history(
+    config: Config,
+    rule: str | None,
+    incident: str | None,
+    since: str | None,
+    states: tuple[str, ...],
+    channel: str | None,
+    as_json: bool,
+    limit: int,
+) -> None:
+    """``history --notifications``: the deliveries alone, of the events --rule/--incident pick."""
+    from automations.history import (
+        check_rule,
+        cutoff,
+        existing_ledger,
+        notification_json,
+        notification_lines,
+        parse_notification_states,
+        parse_since,
+        quarantine_lines,
+    )
+
+    age, wanted = parse_since(since), parse_notification_states(states)
+    with existing_ledger(config) as ledger:
+        check_rule(config, ledger, rule)
+        keys = None
+        if rule is not None or incident is not None:
+            keys = [e.event_key for e in ledger.events(rule=rule, incident=incident)]
+        items = ledger.notifications(
+            event_keys=keys,
+            channel=channel,
+            states=wanted,
+            since=cutoff(ledger, age),
+            limit=limit,
+        )
+        for line in quarantine_lines(ledger):
+            click.echo(line, err=True)
+    if as_json:
+        click.echo(json.dumps([notification_json(n) for n in items], indent=2))
+        return
+    if not items:
+        click.echo("no notifications")
+    for item in items:
+        for line in notification_lines(item):
             click.echo(line)
 
 

@@ -27,12 +27,15 @@ from automations.runtime import Runtime, reconcile_at_startup
 if TYPE_CHECKING:
     from automations.digest.service import Digests
     from automations.health_server import HealthServer
+    from automations.ledger import Ledger
     from automations.metrics import Metrics
+    from automations.notify.outbox import NoticeDelivery, NotificationOutbox
 
 log = logging.getLogger("automations.daemon")
 
 MISFIRE_GRACE = timedelta(minutes=5)
 OUTBOX_EVERY = timedelta(seconds=30)  # how often queued digests are retried and schedules checked
+NOTIFY_EVERY = timedelta(seconds=5)  # how often due notifications are sent: a page must not wait
 
 
 def schedule_key(rule: AnyRule) -> str:
@@ -70,6 +73,18 @@ def run_once(runtime: Runtime) -> list[CycleReport]:
     return reports
 
 
+def deliver_notifications(
+    ledger: Ledger, outbox: NotificationOutbox | None
+) -> list[NoticeDelivery]:
+    """Send what is due (the daemon's job, and ``once`` before it exits); nothing while paused:
+    the rows stay queued, and go after ``automations resume`` unless they expired."""
+    from automations.pause import digests_paused
+
+    if outbox is None or digests_paused(ledger, "notifications", quiet=True):
+        return []
+    return outbox.deliver_due()
+
+
 class Daemon:
     """Runs the rule groups on their schedules until SIGTERM/SIGINT.
 
@@ -79,11 +94,17 @@ class Daemon:
     """
 
     def __init__(
-        self, runtime: Runtime, *, jitter_seconds: int = 5, digests: Digests | None = None
+        self,
+        runtime: Runtime,
+        *,
+        jitter_seconds: int = 5,
+        digests: Digests | None = None,
+        notifications: NotificationOutbox | None = None,
     ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runtime = runtime
+        self.notifications = notifications or runtime.notifications
         if digests is None and runtime.config.digests:
             from automations.digest.service import digests_for
 
@@ -106,6 +127,9 @@ class Daemon:
         # Digests have their own lock: a slow or silent SMTP server (up to smtp.timeout_seconds
         # per attempt) must not hold back an escalation. Ledger and client are thread-safe.
         self._digest_lock = threading.Lock()
+        # Notifications too: a stuck receiver (up to one lease) must not hold back a cycle, and
+        # a slow SMTP server must not hold back a page.
+        self._notify_lock = threading.Lock()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
         self.first_cycle_done = threading.Event()
@@ -118,6 +142,8 @@ class Daemon:
         self.runtime.client.stopping = self.stopping
         if self.digests is not None:
             self.digests.outbox.stopping = self.stopping
+        if self.notifications is not None:
+            self.notifications.stopping = self.stopping
 
     def _ledger_intact(self) -> bool:
         """False, and the daemon stops with exit 1, if the ledger file was deleted or replaced."""
@@ -148,6 +174,7 @@ class Daemon:
         for name, rules in self.groups.items():
             self._add_rule_job(name, rules[0].options)
         self.add_digest_jobs()
+        self.add_notification_job()
 
     def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
         """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
@@ -236,6 +263,31 @@ class Daemon:
                 work(digests)
             except AutomationsError as exc:
                 log.error("%s: %s", label, exc)
+
+    def add_notification_job(self) -> None:
+        """Due notifications every few seconds, from start-up on, in their own scheduler job and
+        lock (never inside a cycle's), so neither waits for the other."""
+        if self.notifications is None:
+            return
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self.scheduler.add_job(
+            self._notification_job,
+            IntervalTrigger(seconds=int(NOTIFY_EVERY.total_seconds())),
+            id="notifications",
+            name="notifications",
+            next_run_time=host_now(),
+        )
+
+    def _notification_job(self) -> None:
+        """One delivery pass, never after a stop; its errors are logged, not raised."""
+        with self._notify_lock:
+            if self.stopping.is_set() or not self._ledger_intact():
+                return
+            try:
+                deliver_notifications(self.runtime.ledger, self.notifications)
+            except AutomationsError as exc:
+                log.error("notifications: %s", exc)
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
@@ -346,6 +398,8 @@ class Daemon:
 
         events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
         events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
+        if self.notifications is not None and self.notifications.on_outcome is None:
+            self.notifications.on_outcome = self.metrics.observe_notification
         self.health_server = HealthServer(
             self.metrics, host=settings.host, port=settings.port
         ).start()

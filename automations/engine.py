@@ -43,6 +43,9 @@ from automations.incidentio.follow_ups import listing_mode, listing_modes
 from automations.ledger import Event, Ledger, Pause
 from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
+from automations.notify.notice import ACTION_APPLIED, NOTICE, IncidentSummary, Notice
+from automations.notify.sender import ChannelPolicy
+from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
 from automations.retention import Retention
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 
@@ -185,6 +188,7 @@ class Engine:
         *,
         clock: Clock = host_now,
         retention: Retention | None = None,
+        channels: Mapping[str, ChannelPolicy] | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -192,6 +196,8 @@ class Engine:
         self.clock = clock
         self.retention = retention  # None: the ledger is never pruned (plan, adopt)
         self.effectors = effectors(client)
+        # The configured channels' policies: which may see a private incident (notices_for).
+        self.channels: Mapping[str, ChannelPolicy] = channels or {}
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
         self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
@@ -536,6 +542,7 @@ class Engine:
             reason=action.reason,
             request_body=action.request_body(),
             now=self.clock(),
+            notify=NotifySpec(action.notify, action.announce) if action.notifies else None,
         )
 
     def _reread(
@@ -605,8 +612,26 @@ class Engine:
             raise
 
     def _record(self, action: PlannedAction, applied: Applied, outcome: RuleOutcome) -> None:
-        """Confirm the claim: the action is done, and is never done again."""
-        self.ledger.mark_applied(action.event_key, request_id=applied.request_id, now=self.clock())
+        """Confirm the claim (the action is done, and is never done again) and queue its
+        notifications in the same transaction."""
+        now = self.clock()
+        notices: list[QueuedNotice] = []
+        if action.notifies:
+            notice = Notice(
+                event_key=action.event_key,
+                type=NOTICE if action.effect == "notify" else ACTION_APPLIED,
+                rule=action.rule,
+                action=action.kind,
+                reason=action.reason,
+                occurred_at=now,
+                incident=IncidentSummary.of(applied.incident),
+                details=dict(action.details),
+            )
+            spec = NotifySpec(action.notify, action.announce)
+            notices = notices_for(spec, notice, self.channels)
+        self.ledger.mark_applied(
+            action.event_key, request_id=applied.request_id, now=now, notices=notices
+        )
         outcome.applied.append(action)
         log.info(
             "%s %s %r: %s",
@@ -690,7 +715,12 @@ class Engine:
             failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 reason = "edit found applied after an interrupted run"
-                self.ledger.mark_reconciled(event.event_key, reason=reason, now=self.clock())
+                self.ledger.mark_reconciled(
+                    event.event_key,
+                    reason=reason,
+                    now=self.clock(),
+                    notices=self._reconciled_notices(event, incident),
+                )
                 settled.append((event, "reconciled"))
                 log.warning(
                     "reconciled %s on %s: the edit had landed before the interruption",
@@ -715,6 +745,21 @@ class Engine:
             else:
                 settled.append(self._release(event, "the edit had not landed"))
         return settled
+
+    def _reconciled_notices(self, event: Event, incident: Incident) -> list[QueuedNotice]:
+        """An interrupted edit that landed is announced as if it had been recorded then."""
+        if not event.notify:
+            return []
+        notice = Notice(
+            event_key=event.event_key,
+            type=ACTION_APPLIED,
+            rule=event.rule,
+            action="edit",
+            reason=event.reason,
+            occurred_at=self.clock(),
+            incident=IncidentSummary.of(incident),
+        )
+        return notices_for(event.notify, notice, self.channels)
 
     def _release(self, event: Event, why: str) -> tuple[Event, str]:
         """Nothing took effect: free the key so the rule re-checks it next cycle."""

@@ -7,7 +7,9 @@ Exception`` in the engine can swallow it). Unset in production: the check is
 an empty-dict test and one environment lookup.
 
 Points, in the order an action meets them: ``after_claim``, ``after_reread``,
-``after_edit``, ``after_confirm``; and ``reconcile_after_read`` at start-up.
+``after_edit``, ``after_confirm``; and ``reconcile_after_read`` at start-up. The
+outboxes have their own: ``after_smtp`` (a digest accepted, not yet recorded) and
+``after_notify_send`` (a notification accepted, not yet recorded).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 
 ENV = "AUTOMATIONS_FAILPOINTS"
 POINTS = ("after_claim", "after_reread", "after_edit", "after_confirm", "reconcile_after_read")
+OUTBOX_POINTS = ("after_smtp", "after_notify_send")
 
 _armed: dict[str, int] = {}  # point -> passes left before it fires (in-process tests)
 
@@ -26,8 +29,9 @@ class SimulatedCrash(BaseException):
 
 def arm(name: str, passes: int = 0) -> None:
     """Fire at ``name`` after it has been passed ``passes`` times."""
-    if name not in POINTS:
-        raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(POINTS)}")
+    if name not in (*POINTS, *OUTBOX_POINTS):
+        known = ", ".join((*POINTS, *OUTBOX_POINTS))
+        raise ValueError(f"unknown failpoint {name!r}; known: {known}")
     _armed[name] = passes
 
 

@@ -6,7 +6,7 @@ both forms, so a person and a script read the same value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +14,11 @@ from automations.clock import ledger_clock
 from automations.config import Config
 from automations.durations import parse_duration
 from automations.errors import ConfigError
-from automations.ledger import Event, EventState, Ledger
+from automations.ledger import Event, EventState, Ledger, Notification, NotificationState
 from automations.text import one_line
 
 STATES = tuple(state.value for state in EventState)
+NOTIFICATION_STATES = tuple(state.value for state in NotificationState)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -53,6 +54,17 @@ def parse_states(values: Sequence[str]) -> list[EventState] | None:
         if value not in STATES:
             raise ConfigError(f"--state: {value!r} is not a state; allowed: {', '.join(STATES)}")
     return [EventState(value) for value in values] or None
+
+
+def parse_notification_states(values: Sequence[str]) -> list[NotificationState] | None:
+    """``--state`` with ``--notifications``: the states of a delivery; None means every one."""
+    for value in values:
+        if value not in NOTIFICATION_STATES:
+            raise ConfigError(
+                f"--state: {value!r} is not a notification state; allowed: "
+                f"{', '.join(NOTIFICATION_STATES)}"
+            )
+    return [NotificationState(value) for value in values] or None
 
 
 def check_rule(config: Config, ledger: Ledger, rule: str | None) -> None:
@@ -113,3 +125,66 @@ def event_lines(event: Event) -> list[str]:
 def quarantine_lines(ledger: Ledger) -> list[str]:
     """Rows of runs and outbox that could not be read (events show in the list itself)."""
     return [q.line() for q in ledger.quarantined() if q.source != "events"]
+
+
+def notifications_by_event(
+    ledger: Ledger, events: Iterable[Event]
+) -> dict[str, list[Notification]]:
+    """Each event's deliveries (one per channel), in the order they were queued."""
+    found: dict[str, list[Notification]] = {}
+    for item in ledger.notifications(event_keys=[event.event_key for event in events]):
+        found.setdefault(item.event_key, []).append(item)
+    return {key: sorted(items, key=lambda item: item.id) for key, items in found.items()}
+
+
+def notification_json(item: Notification) -> dict[str, Any]:
+    """One delivery for ``--json``: the row without its lease, times as ISO 8601 UTC."""
+    notice = item.notice
+    return {
+        "id": item.id,
+        "event_key": item.event_key,
+        "channel": item.channel,
+        "type": notice.type if notice is not None else None,
+        "state": item.state.value,
+        "attempts": item.attempts,
+        "created_at": iso(item.created_at),
+        "next_attempt_at": iso(item.next_attempt_at),
+        "sent_at": iso(item.sent_at),
+        "last_error": item.last_error,
+    }
+
+
+def _facts(item: Notification) -> str:
+    """``2 attempts, sent 2026-11-24T12:00:05Z`` (or when the next try is)."""
+    facts = f"{item.attempts} attempt{'s' if item.attempts != 1 else ''}"
+    if item.sent_at is not None:
+        facts += f", sent {iso(item.sent_at)}"
+    elif item.state is NotificationState.QUEUED and item.attempts:
+        facts += f", next try {iso(item.next_attempt_at)}"
+    return facts
+
+
+def _error(item: Notification) -> str | None:
+    if item.last_error and item.state is not NotificationState.SENT:
+        return one_line(item.last_error)
+    return None
+
+
+def delivery_lines(event: Event, deliveries: Sequence[Notification]) -> list[str]:
+    """The lines under an event: ``notify ops-hook: sent, 1 attempt, sent ...`` per channel."""
+    indent = " " * (len(f"{iso(event.claimed_at)} ") + 11)
+    lines = []
+    for item in deliveries:
+        error = _error(item)
+        tail = f"; last error: {error}" if error else ""
+        lines.append(f"{indent}notify {item.channel}: {item.state.value}, {_facts(item)}{tail}")
+    return lines
+
+
+def notification_lines(item: Notification) -> list[str]:
+    """``history --notifications``: when it was queued, state, channel, event, then the rest."""
+    when = iso(item.created_at)
+    head = f"{when} {item.state.value:<11} {item.channel}  {item.event_key}  ({_facts(item)})"
+    error = _error(item)
+    indent = " " * (len(f"{when} ") + 12)
+    return [head, f"{indent}last error: {error}"] if error else [head]

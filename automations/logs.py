@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from automations.ledger import Event
+    from automations.ledger import Event, Notification
     from automations.rules.base import PlannedAction
 
 
@@ -60,6 +60,21 @@ def event_fields(event: Event, outcome: str, *, reason: str) -> dict[str, Any]:
             "to": None,
             "reason": reason,
             "error": None,
+        }
+    }
+
+
+def notification_fields(
+    item: Notification, outcome: str, error: str | None = None
+) -> dict[str, Any]:
+    """``extra=`` for what happened to one queued notification (automations/notify/outbox.py)."""
+    return {
+        "fields": {
+            "outcome": outcome,
+            "event_key": item.event_key,
+            "channel": item.channel,
+            "attempts": item.attempts,
+            "error": error,
         }
     }
 

@@ -179,6 +179,13 @@ class Metrics:
             ["digest"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "automations_notifications",
+            "Notification deliveries by channel and outcome (sent; retry: queued again with "
+            "backoff; failed; expired; held: over the channel's max_per_hour)",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
         self.http_dropped = Counter(
             "automations_http_dropped",
             "Connections to /healthz and /metrics closed unanswered: too slow to send a "
@@ -223,6 +230,10 @@ class Metrics:
             with self._lock:
                 self._digests_seen.add(name)
                 self._digest_failing.pop(name, None)
+
+    def observe_notification(self, channel: str, outcome: str) -> None:
+        """One attempt's outcome (the notification outbox's ``on_outcome``)."""
+        self.notifications.labels(channel, outcome).inc()
 
     def observe_digest_failure(self, name: str, stage: str) -> None:
         """One failed attempt at ``stage``; the streak starts at the first since the last send."""

@@ -12,7 +12,8 @@ an incident are forgotten only when no action of theirs can come due again:
   incidents keeps their events as long as it runs).
 
 An incident kept is asked about again after a week. Runs, releases, re-armed
-events and finished outbox items older than the period go without asking (see
+events, finished outbox items and finished notifications whose event is gone
+older than the period go without asking (see
 automations/ledger/retention.py for what those keep). Pruning runs at the end
 of a cycle, at most once an hour, and asks the API about at most 100 incidents
 each time, so a first prune of a large old ledger spreads over many cycles.
@@ -80,7 +81,7 @@ class Retention:
                 ledger.keep_incident(incident_id, now)
                 pruned.kept_incidents += 1
                 continue
-            if removed := ledger.forget_incident(incident_id, cutoff):
+            if removed := ledger.forget_incident(incident_id, cutoff, pruned):
                 pruned.events += removed
                 pruned.incidents += 1
         ledger.save_pruned(now)
@@ -103,7 +104,8 @@ class Retention:
     def line(self, pruned: Pruned) -> str:
         return (
             f"retention: forgot {pruned.events} events of {pruned.incidents} incidents, "
-            f"{pruned.runs} runs, {pruned.outbox} outbox items and {pruned.releases} releases "
+            f"{pruned.notifications} notifications, {pruned.runs} runs, {pruned.outbox} outbox "
+            f"items and {pruned.releases} releases "
             f"older than {format_duration(self.keep)}; kept the events of "
             f"{pruned.kept_incidents} incidents still open or in a rule's query"
         )

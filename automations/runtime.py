@@ -7,12 +7,14 @@ disagree about how a config turns into rules.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from automations.backoff import Backoff
 from automations.catalog import Catalog
 from automations.checks import check_config
 from automations.clock import ServerClock, ledger_clock
@@ -26,7 +28,15 @@ from automations.retention import Retention
 from automations.rules.base import AnyRule
 from automations.settings import Environment
 
+if TYPE_CHECKING:
+    from automations.notify.outbox import NotificationOutbox, OnOutcome
+    from automations.notify.sender import ChannelPolicy, Sender
+
 log = logging.getLogger("automations.runtime")
+
+# Notifications are urgent (a page, an escalation): retried soon, then at most every 10 minutes
+# until sent or past the channel's expire_after.
+NOTIFY_BACKOFF = Backoff(timedelta(seconds=30), timedelta(minutes=10))
 
 
 def make_client(
@@ -118,6 +128,8 @@ class Runtime:
     catalog: Catalog
     rules: list[AnyRule]
     engine: Engine
+    # The notification delivery loop (make_notification_outbox), when channels are configured.
+    notifications: NotificationOutbox | None = None
 
     def close(self) -> None:
         self.client.close()
@@ -192,3 +204,28 @@ def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:
     if settled:
         log.warning("start-up: settled %d unconfirmed events from an interrupted run", len(settled))
     return settled
+
+
+def make_notification_outbox(
+    runtime: Runtime,
+    senders: Mapping[str, Sender],
+    policies: Mapping[str, ChannelPolicy],
+    *,
+    on_outcome: OnOutcome | None = None,
+) -> NotificationOutbox:
+    """The delivery loop of a daemon or ``once``: the one place it is built.
+
+    ``senders`` and ``policies`` are the configured channels by name (a Sender and its
+    options each). The engine's clock (API time) is the one the rows were queued by, so
+    expiry and ``max_per_hour`` measure against the same "now".
+    """
+    from automations.notify.outbox import NotificationOutbox
+
+    return NotificationOutbox(
+        runtime.ledger,
+        senders,
+        policies,
+        runtime.engine.clock,
+        NOTIFY_BACKOFF,
+        on_outcome=on_outcome,
+    )

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from automations.backoff import Backoff
 from automations.cli import cli
 from automations.config import load_config
-from automations.digest.outbox import Backoff
 from automations.durations import parse_duration
 from automations.ledger import Ledger
 from automations.settings import Environment

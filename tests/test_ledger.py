@@ -66,6 +66,7 @@ ALL_MIGRATIONS = [
     "0011_outbox_lease",
     "0012_owners_quarantine",
     "0013_safety",
+    "0014_notifications",
 ]
 
 

@@ -25,9 +25,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -36,10 +33,12 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from automations import failpoints
+from automations.backoff import Backoff
 from automations.digest.delivery import DeliveryRejected, Mailer, Outcome
 from automations.digest.events import on_delivery
 from automations.errors import DeliveryError
 from automations.ledger import Ledger, OutboxItem, OutboxState
+from automations.ledger.owners import lease_holder
 
 log = logging.getLogger("automations.digest")
 
@@ -49,23 +48,6 @@ Clock = Callable[[], datetime]
 # around it, a busy SQLite. Only a crashed sender's item waits for it to run out.
 LEASE_MARGIN = timedelta(seconds=60)
 WAIT_POLL = 0.1  # seconds between looks at an item another process is sending
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Retry delays: ``first``, doubling per attempt, never more than ``longest``."""
-
-    first: timedelta
-    longest: timedelta
-
-    def after(self, attempts: int) -> timedelta:
-        # Doubled only while below the longest wait: a day doubled 30 times is no date.
-        delay = self.first
-        for _ in range(max(attempts - 1, 0)):
-            if delay >= self.longest:
-                break
-            delay *= 2
-        return min(delay, self.longest)
 
 
 @dataclass(frozen=True)
@@ -91,7 +73,7 @@ class DigestOutbox:
         self.mailer = mailer
         self.backoff = backoff
         self.clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.owner = lease_holder()
         seconds = mailer.settings.timeout_seconds if mailer is not None else 0.0
         self.lease = timedelta(seconds=seconds) + LEASE_MARGIN
         self._sending = threading.Lock()

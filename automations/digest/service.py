@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from automations.backoff import Backoff
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
 from automations.config import Config
@@ -38,7 +39,7 @@ from automations.digest.delivery import Mailer
 from automations.digest.events import report_failures
 from automations.digest.fetch import digest_filter, fetch_incidents
 from automations.digest.message import build_message, new_message_id
-from automations.digest.outbox import Backoff, Delivery, DigestOutbox
+from automations.digest.outbox import Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, in_future, period_instant, period_key
 from automations.digest.templates import template_renderer

@@ -10,6 +10,8 @@ its side effect and confirmed after, so it happens at most once, ever.
     runs.py         one row per cycle
     catalog.py      last good severities, statuses, ...
     outbox.py       rendered digests waiting for SMTP
+    notifications.py  one row per (event, channel), queued with the action, sent by the outbox
+    lease.py        one sender per outbox row: claim with an owner and a lease (both outboxes)
     quarantine.py   rows that cannot be decoded, copied aside and reported once
     owners.py       which process claimed an event or started a run, and is it alive
     meta.py         small facts, e.g. the API clock's offset from the host's
@@ -23,6 +25,12 @@ from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
 from automations.ledger.filelock import LedgerLocked
 from automations.ledger.meta import MetaStore
+from automations.ledger.notifications import (
+    HeldBatch,
+    Notification,
+    NotificationState,
+    NotificationStore,
+)
 from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
 from automations.ledger.pause import Pause, PauseStore
 from automations.ledger.quarantine import Quarantined
@@ -32,8 +40,11 @@ from automations.ledger.runs import Run, RunStatus, RunStore
 __all__ = [
     "Event",
     "EventState",
+    "HeldBatch",
     "Ledger",
     "LedgerLocked",
+    "Notification",
+    "NotificationState",
     "OutboxItem",
     "OutboxState",
     "Pause",
@@ -45,7 +56,14 @@ __all__ = [
 
 
 class Ledger(
-    EventStore, RunStore, CatalogStore, OutboxStore, MetaStore, RetentionStore, PauseStore
+    EventStore,
+    NotificationStore,
+    RunStore,
+    CatalogStore,
+    OutboxStore,
+    MetaStore,
+    RetentionStore,
+    PauseStore,
 ):
     """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
 

@@ -209,6 +209,15 @@ class LedgerBase:
             self._db.rollback()
             raise
 
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A transaction of its own, or part of the caller's when one is open (record_baseline)."""
+        if self._db.conn.in_transaction:
+            yield
+        else:
+            with self._transaction():
+                yield
+
     def _rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         return list(self._db.query(sql, params))
 

@@ -14,15 +14,17 @@ action still happens at most once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
 from automations.ledger.base import current, from_text, maybe_time, to_text
-from automations.ledger.quarantine import UNDECODABLE, QuarantineStore, describe
+from automations.ledger.notifications import NotificationStore
+from automations.ledger.quarantine import UNDECODABLE, describe
+from automations.notify.spec import NotifySpec, QueuedNotice
 
 # Keys per lookup: well under SQLite's limit on bound parameters (999 before 3.32).
 KEY_BATCH = 500
@@ -67,6 +69,7 @@ class Event:
     rearmed: int = 0  # how many times `automations retry` re-armed it
     rearmed_at: datetime | None = None
     owner: str | None = None  # host:pid:token of the claiming process (owners.py)
+    notify: NotifySpec = field(default_factory=NotifySpec)  # to announce once applied
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Event:
@@ -94,6 +97,9 @@ class Event:
             rearmed=row["rearmed"],
             rearmed_at=maybe_time(row["rearmed_at"]),
             owner=row.get("owner"),
+            notify=NotifySpec()
+            if row.get("notify") is None
+            else NotifySpec.from_json(row["notify"]),
         )
 
     @classmethod
@@ -136,8 +142,12 @@ class Event:
         )
 
 
-class EventStore(QuarantineStore):
-    """The ``events`` table (and ``releases``, which carries attempts across a release)."""
+class EventStore(NotificationStore):
+    """The ``events`` table (and ``releases``, which carries attempts across a release).
+
+    Recording an action as applied or reconciled also queues its notifications, in the
+    same transaction (ledger/notifications.py).
+    """
 
     def claim(
         self,
@@ -151,10 +161,14 @@ class EventStore(QuarantineStore):
         incident_name: str | None = None,
         dry_run: bool = False,
         now: datetime | None = None,
+        notify: NotifySpec | None = None,
     ) -> bool:
         """Record the intent before acting; False means the key is already done or in flight.
 
-        A REARMED key is taken over (attempts + 1, the outcome columns cleared).
+        ``notify`` (the rule's channels and rendered announce message) is kept on the claim,
+        so whoever records the outcome (this cycle, or reconcile after a crash) queues the
+        same notifications. A REARMED key is taken over (attempts + 1, the outcome columns
+        cleared).
         """
         params = {
             "rule": rule,
@@ -170,16 +184,17 @@ class EventStore(QuarantineStore):
             "dry_run": int(dry_run),
             "claimed_at": to_text(current(now)),
             "owner": self.owner,
+            "notify": notify.to_json() if notify else None,
         }
         with self._guard(f"claiming event {event_key!r}"):
             cursor = self._execute(
                 """
                 INSERT INTO events (rule, incident_id, incident_reference, incident_name,
                                     event_key, state, reason, request_body, dry_run,
-                                    claimed_at, owner, attempts, rearmed)
+                                    claimed_at, owner, notify, attempts, rearmed)
                 VALUES (:rule, :incident_id, :incident_reference, :incident_name,
                         :event_key, :state, :reason, :request_body, :dry_run, :claimed_at,
-                        :owner,
+                        :owner, :notify,
                         1 + coalesce((SELECT attempts FROM releases
                                       WHERE event_key = :event_key), 0),
                         coalesce((SELECT rearmed FROM releases
@@ -189,7 +204,8 @@ class EventStore(QuarantineStore):
                     request_body = excluded.request_body, dry_run = excluded.dry_run,
                     incident_reference = excluded.incident_reference,
                     incident_name = excluded.incident_name, claimed_at = excluded.claimed_at,
-                    owner = excluded.owner, attempts = events.attempts + 1,
+                    owner = excluded.owner, notify = excluded.notify,
+                    attempts = events.attempts + 1,
                     request_id = NULL, error = NULL, finished_at = NULL
                 WHERE events.state = 'rearmed'
                 """,
@@ -198,10 +214,16 @@ class EventStore(QuarantineStore):
             return cursor.rowcount == 1
 
     def mark_applied(
-        self, event_key: str, *, request_id: str | None, now: datetime | None = None
+        self,
+        event_key: str,
+        *,
+        request_id: str | None,
+        now: datetime | None = None,
+        notices: Sequence[QueuedNotice] = (),
     ) -> None:
-        """The API accepted the edit; keep its request id for support."""
-        self._finish(event_key, EventState.APPLIED, now, request_id=request_id)
+        """The API accepted the edit; keep its request id for support. ``notices`` are queued
+        in the same transaction (see ``automations.notify.spec.notices_for``)."""
+        self._finish(event_key, EventState.APPLIED, now, notices, request_id=request_id)
 
     def mark_skipped(self, event_key: str, *, reason: str, now: datetime | None = None) -> None:
         """The re-check said no (e.g. a human got there first); the reason replaces the plan's."""
@@ -211,21 +233,43 @@ class EventStore(QuarantineStore):
         """The side effect failed; the key stays taken so it is never retried blindly."""
         self._finish(event_key, EventState.FAILED, now, error=error)
 
-    def mark_reconciled(self, event_key: str, *, reason: str, now: datetime | None = None) -> None:
-        """After a restart the incident shows the change took effect; the reason says how."""
-        self._finish(event_key, EventState.RECONCILED, now, reason=reason)
+    def mark_reconciled(
+        self,
+        event_key: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        notices: Sequence[QueuedNotice] = (),
+    ) -> None:
+        """After a restart the incident shows the change took effect; the reason says how.
+        ``notices`` are queued in the same transaction, as for ``mark_applied``."""
+        self._finish(event_key, EventState.RECONCILED, now, notices, reason=reason)
 
     def _finish(
-        self, event_key: str, state: EventState, now: datetime | None, **columns: str | None
+        self,
+        event_key: str,
+        state: EventState,
+        now: datetime | None,
+        notices: Sequence[QueuedNotice] = (),
+        **columns: str | None,
     ) -> None:
+        """PLANNED -> ``state``, and its notifications queued: both or neither (one transaction;
+        a kill -9 between the two statements leaves neither)."""
+        for queued in notices:
+            if queued.notice.event_key != event_key:
+                raise ValueError(
+                    f"notice for {queued.notice.event_key!r} cannot be queued with event "
+                    f"{event_key!r}"
+                )
         assignments = "".join(f", {name} = :{name}" for name in columns)
+        moment = current(now)
         params = {
             **columns,
             "event_key": event_key,
             "state": state.value,
-            "finished_at": to_text(current(now)),
+            "finished_at": to_text(moment),
         }
-        with self._guard(f"marking event {event_key!r} {state}"):
+        with self._guard(f"marking event {event_key!r} {state}"), self._atomic():
             cursor = self._execute(
                 f"""
                 UPDATE events SET state = :state, finished_at = :finished_at{assignments}
@@ -235,6 +279,7 @@ class EventStore(QuarantineStore):
             )
             if cursor.rowcount != 1:
                 raise self._not_planned(event_key, f"mark it {state}")
+            self._queue_notices(event_key, notices, moment)
 
     def release(self, event_key: str, *, now: datetime | None = None) -> None:
         """Delete a PLANNED claim that provably did not take effect, so a later cycle may retry."""

@@ -259,4 +259,50 @@ def build_migrations() -> Migrations:
             strict=True,
         )
 
+    @migrations(name="0014_notifications")
+    def notifications(db: Database) -> None:
+        # What the claim says to announce once applied (automations.notify.spec.NotifySpec as
+        # JSON); NULL: nothing.
+        db.table("events").add_column("notify", str)
+        # One row per (event, channel), inserted in the transaction that records the action
+        # as applied or reconciled; delivered under a lease like the digest outbox.
+        db.table("notifications").create(
+            {
+                "id": int,
+                "event_key": str,  # the event's (a summary: summary/<channel>/<first held id>)
+                "channel": str,
+                "notice": str,  # JSON of automations.notify.notice.Notice
+                # queued | sending | sent | failed | expired | held | summarised | quarantined
+                "state": str,
+                "attempts": int,
+                "next_attempt_at": str,
+                "created_at": str,
+                "sent_at": str,
+                "last_error": str,
+                "owner": str,  # the sender holding the lease, while sending
+                "lease_until": str,
+            },
+            pk="id",
+            not_null=[
+                "event_key",
+                "channel",
+                "notice",
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            defaults={"attempts": 0},
+            strict=True,
+        )
+        table = db.table("notifications")
+        table.create_index(
+            ["event_key", "channel"], index_name="notifications_event_channel", unique=True
+        )
+        table.create_index(["state", "next_attempt_at"], index_name="notifications_due")
+        # max_per_hour counts a channel's sends of the last hour: a range on this index.
+        table.create_index(["channel", "state", "sent_at"], index_name="notifications_channel")
+        # `history --notifications` (newest first) and retention (by age).
+        table.create_index(["created_at"], index_name="notifications_created_at")
+
     return migrations

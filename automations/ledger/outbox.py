@@ -20,17 +20,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from automations.errors import LedgerError
 from automations.ledger.base import current, from_text, maybe_time, to_text
-from automations.ledger.quarantine import UNDECODABLE, QuarantineStore, describe
+from automations.ledger.lease import LeaseStore, claimable
+from automations.ledger.quarantine import UNDECODABLE, describe
 
 # Claimable at :now: pending and due, or sending under a lease that ran out (a crashed
 # sender); never past expires_at.
-_CLAIMABLE = """
-    expires_at > :now AND (
-        (state = 'pending' AND next_attempt_at <= :now)
-        OR (state = 'sending' AND (lease_until IS NULL OR lease_until <= :now)))
-"""
+_CLAIMABLE = f"expires_at > :now AND {claimable('pending')}"
 
 
 class OutboxState(StrEnum):
@@ -126,7 +122,7 @@ class OutboxItem:
         )
 
 
-class OutboxStore(QuarantineStore):
+class OutboxStore(LeaseStore):
     """The ``outbox`` table."""
 
     def outbox_enqueue(
@@ -170,7 +166,7 @@ class OutboxStore(QuarantineStore):
         with self._guard("listing due outbox items"):
             rows = self._rows(
                 f"SELECT * FROM outbox WHERE {_CLAIMABLE} ORDER BY next_attempt_at, id",
-                {"now": to_text(now)},
+                {"now": to_text(now), "gone": None},
             )
         return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
 
@@ -189,21 +185,16 @@ class OutboxStore(QuarantineStore):
         the other, or when the item is not due, already final, or leased by a live sender.
         """
         with self._guard(f"claiming outbox item {item_id}"):
-            cursor = self._execute(
-                f"""
-                UPDATE outbox
-                SET state = 'sending', owner = :owner, lease_until = :lease_until,
-                    attempts = attempts + 1
-                WHERE id = :id AND {_CLAIMABLE}
-                """,
-                {
-                    "id": item_id,
-                    "owner": owner,
-                    "now": to_text(now),
-                    "lease_until": to_text(lease_until),
-                },
+            claimed = self._claim_leased(
+                "outbox",
+                item_id,
+                waiting=OutboxState.PENDING.value,
+                owner=owner,
+                now=now,
+                lease_until=lease_until,
+                also="expires_at > :now AND",
             )
-            if cursor.rowcount != 1:
+            if not claimed:
                 return None
             item = self.outbox_get(item_id)
         return None if item is None or item.state is OutboxState.QUARANTINED else item
@@ -214,7 +205,7 @@ class OutboxStore(QuarantineStore):
         """One SMTP transaction ended: these recipients are done (accepted, or refused for good)."""
         action = "record its recipients"
         with self._guard(f"outbox item {item_id}: {action}"), self._transaction():
-            row = self._owned(item_id, owner, action)
+            row = self._leased("outbox", "outbox item", item_id, owner, action)
             done = json.loads(row["accepted"] or "[]")
             done += [address for address in accepted if address not in done]
             refusals = {**json.loads(row["refused"] or "{}"), **refused}
@@ -262,30 +253,7 @@ class OutboxStore(QuarantineStore):
     def _update_owned(
         self, item_id: int, owner: str, action: str, assignments: str, **params: Any
     ) -> None:
-        """Finish an attempt: only the owner of the sending row may, and it ends the lease."""
-        with self._guard(f"outbox item {item_id}: {action}"), self._transaction():
-            self._owned(item_id, owner, action)
-            self._execute(
-                f"UPDATE outbox SET {assignments}, owner = NULL, lease_until = NULL WHERE id = :id",
-                {**params, "id": item_id},
-            )
-
-    def _owned(self, item_id: int, owner: str, action: str) -> dict[str, Any]:
-        """The row, if ``owner`` is sending it; else LedgerError saying who has it."""
-        row = self._one("SELECT * FROM outbox WHERE id = ?", [item_id])
-        if row is None:
-            raise LedgerError(f"cannot {action}: no outbox item {item_id} in ledger {self.path}")
-        if row["state"] != "sending":
-            raise LedgerError(
-                f"cannot {action}: outbox item {item_id} is already {row['state']} "
-                f"in ledger {self.path}"
-            )
-        if row["owner"] != owner:
-            raise LedgerError(
-                f"cannot {action}: outbox item {item_id} is no longer ours: its lease ran out "
-                f"and {row['owner']} is sending it (ledger {self.path})"
-            )
-        return row
+        self._finish_leased("outbox", "outbox item", item_id, owner, action, assignments, **params)
 
     def outbox_expire(self, *, now: datetime) -> list[OutboxItem]:
         """Give up on unsent items past ``expires_at`` (a stale digest is noise); return them.

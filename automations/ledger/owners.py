@@ -92,3 +92,26 @@ def is_gone(recorded: str | None) -> bool:
 def may_settle(recorded: str | None, since: datetime, now: datetime) -> bool:
     """Whether a claim (or run) by ``recorded`` at ``since`` may be settled by this process."""
     return is_gone(recorded) or now - since > LEASE
+
+
+def lease_holder() -> str:
+    """The owner a sender records on the outbox rows it leases: this process plus a token of
+    its own, so two senders in one process (threads) are told apart too."""
+    return f"{this_process().text()}.{secrets.token_hex(3)}"
+
+
+def holder_gone(recorded: str | None) -> bool:
+    """True when the sender that leased a row has provably stopped, so its lease need not run out.
+
+    Unlike ``is_gone``, this process's own senders are alive (another thread may be
+    sending); an earlier process with our PID (a restarted container) has another token.
+    """
+    owner = Owner.parse(recorded)
+    if owner is None:
+        return True
+    me = this_process()
+    if owner.host != me.host:
+        return False  # cannot be checked from here: its lease decides
+    if owner.pid == me.pid:
+        return not owner.token.startswith(f"{me.token}.")
+    return not pid_exists(owner.pid)

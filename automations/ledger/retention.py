@@ -5,8 +5,10 @@ events, the newest finished-OK run of each rule and of each schedule (``plan``'s
 "never run" hint and ``last_successful_run`` read them; of the old runs, the
 newest OK one of each is kept, so these survive however long ago they ran), runs
 still marked running, each digest's newest outbox item and any item not
-finished (pending, sending). Every query starts from an index on time, so a
-prune costs what is old, not the ledger's size.
+finished (pending, sending). Notifications go with their event (a forgotten
+incident's events take their finished notifications along); summaries, and rows
+whose event is gone, go by age once finished. Every query starts from an index
+on time, so a prune costs what is old, not the ledger's size.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from automations.ledger.base import LedgerBase, from_text, to_text
+from automations.ledger.notifications import FINISHED as FINISHED_NOTIFICATIONS
 
 PRUNED_AT = "retention_pruned_at"
 CURSOR = "retention_cursor"  # where the walk over old events stopped: "claimed_at|id"
@@ -34,16 +37,17 @@ class Pruned:
     releases: int = 0
     outbox: int = 0
     events: int = 0
+    notifications: int = 0
     incidents: int = 0  # whose events were all removed
     kept_incidents: int = 0  # asked about and kept: still open or still in a rule's query
 
     @property
     def total(self) -> int:
-        return self.runs + self.releases + self.outbox + self.events
+        return self.runs + self.releases + self.outbox + self.events + self.notifications
 
 
 class RetentionStore(LedgerBase):
-    """Old rows out of ``runs``, ``releases``, ``outbox`` and ``events``."""
+    """Old rows out of ``runs``, ``releases``, ``outbox``, ``events`` and ``notifications``."""
 
     def last_pruned(self) -> datetime | None:
         with self._guard("reading when the ledger was last pruned"):
@@ -59,7 +63,8 @@ class RetentionStore(LedgerBase):
             )
 
     def prune_history(self, cutoff: datetime, pruned: Pruned) -> None:
-        """Runs, releases, re-armed events and finished outbox items from before ``cutoff``."""
+        """Runs, releases, re-armed events, finished outbox items, and finished notifications
+        without an event (summaries, or their event is gone), from before ``cutoff``."""
         at = to_text(cutoff)
         with self._guard("pruning old runs, releases and outbox items"), self._transaction():
             runs = [
@@ -103,6 +108,19 @@ class RetentionStore(LedgerBase):
                     SELECT id FROM outbox
                     WHERE created_at < ? AND state IN ({finished}) AND id NOT IN (
                         SELECT max(id) FROM outbox GROUP BY digest
+                    )
+                    LIMIT ?
+                )
+                """,
+                [at, BATCH],
+            ).rowcount
+            pruned.notifications += self._execute(
+                f"""
+                DELETE FROM notifications WHERE id IN (
+                    SELECT id FROM notifications INDEXED BY notifications_created_at
+                    WHERE created_at < ? AND state IN ({_finished_notifications()})
+                    AND NOT EXISTS (
+                        SELECT 1 FROM events WHERE events.event_key = notifications.event_key
                     )
                     LIMIT ?
                 )
@@ -165,9 +183,13 @@ class RetentionStore(LedgerBase):
         )
         return row is not None and not row["open"] and row["last"] < to_text(cutoff)
 
-    def forget_incident(self, incident_id: str, cutoff: datetime) -> int:
+    def forget_incident(
+        self, incident_id: str, cutoff: datetime, pruned: Pruned | None = None
+    ) -> int:
         """Delete the incident's events if all are still older than ``cutoff`` and none is
-        unconfirmed (checked again here, in the same transaction as the delete)."""
+        unconfirmed (checked again here, in the same transaction as the delete), and their
+        finished notifications (one still to send goes by age once finished); returns how
+        many events went, and counts the notifications in ``pruned``."""
         with self._guard(f"pruning the events of incident {incident_id}"), self._transaction():
             row = self._one(
                 f"SELECT max({LAST_MOVE}) AS last, sum(state = 'planned') AS open "
@@ -179,6 +201,17 @@ class RetentionStore(LedgerBase):
                 return 0
             if row["open"] or row["last"] >= to_text(cutoff):
                 return 0
+            notifications = self._execute(
+                f"""
+                DELETE FROM notifications
+                WHERE state IN ({_finished_notifications()}) AND event_key IN (
+                    SELECT event_key FROM events WHERE incident_id = ?
+                )
+                """,
+                [incident_id],
+            ).rowcount
+            if pruned is not None:
+                pruned.notifications += notifications
             return int(
                 self._execute("DELETE FROM events WHERE incident_id = ?", [incident_id]).rowcount
             )
@@ -191,6 +224,10 @@ class RetentionStore(LedgerBase):
                 "ON CONFLICT (incident_id) DO UPDATE SET checked_at = excluded.checked_at",
                 [incident_id, to_text(now)],
             )
+
+
+def _finished_notifications() -> str:
+    return ", ".join(f"'{state.value}'" for state in FINISHED_NOTIFICATIONS)
 
 
 def _cursor(value: str) -> tuple[str, int]:

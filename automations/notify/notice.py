@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from automations.incidentio import Incident
 from automations.text import NAME_LIMIT, REASON_LIMIT, one_line
+
+if TYPE_CHECKING:  # the ledger decodes notices: `history` need not import the API models
+    from automations.incidentio import Incident
 
 # Notice.type values (the webhook body's "type").
 ACTION_APPLIED = "action.applied"  # a rule's edit landed (or was reconciled as landed)

@@ -1,0 +1,106 @@
+"""Leased rows: one sender per queued row at a time, across threads and processes.
+
+Both outboxes (``outbox`` for digests, ``notifications``) deliver the same way.
+A sender claims a due row in one UPDATE (state *sending*, its owner from
+``owners.lease_holder()``, ``lease_until``, the attempt counted), so of two
+senders only one wins; only that owner may record the outcome, which ends the
+lease. A row whose lease ran out (its sender crashed or hung) can be claimed
+again; so can one whose holder is provably gone (``owners.holder_gone``) when
+the caller names that holder as ``gone``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from automations.errors import LedgerError
+from automations.ledger.base import to_text
+from automations.ledger.quarantine import QuarantineStore
+
+SENDING = "sending"
+
+
+def claimable(waiting: str) -> str:
+    """SQL for "a sender may claim this row at :now": ``waiting`` and due, or sending under a
+    lease that ran out, or held by the dead sender ``:gone`` (NULL matches no one)."""
+    return f"""(
+        (state = '{waiting}' AND next_attempt_at <= :now)
+        OR (state = '{SENDING}' AND (lease_until IS NULL OR lease_until <= :now
+                                     OR owner = :gone)))"""
+
+
+class LeaseStore(QuarantineStore):
+    """Claim a row for one sender, and let only that sender finish it."""
+
+    def _claim_leased(
+        self,
+        table: str,
+        row_id: int,
+        *,
+        waiting: str,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        gone: str | None = None,
+        also: str = "",
+        **params: Any,
+    ) -> bool:
+        """Make the row *sending* for ``owner``, counting the attempt; False if another sender
+        has it, or it is not due. ``also`` adds SQL conditions (ending in AND)."""
+        cursor = self._execute(
+            f"""
+            UPDATE {table}
+            SET state = '{SENDING}', owner = :owner, lease_until = :lease_until,
+                attempts = attempts + 1
+            WHERE id = :id AND {also} {claimable(waiting)}
+            """,
+            {
+                **params,
+                "id": row_id,
+                "owner": owner,
+                "now": to_text(now),
+                "lease_until": to_text(lease_until),
+                "gone": gone,
+            },
+        )
+        return cursor.rowcount == 1
+
+    def _finish_leased(
+        self,
+        table: str,
+        label: str,
+        row_id: int,
+        owner: str,
+        action: str,
+        assignments: str,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """End an attempt: only the owner of the sending row may, and it ends the lease.
+        Returns the row as it was before."""
+        with self._guard(f"{label} {row_id}: {action}"), self._transaction():
+            row = self._leased(table, label, row_id, owner, action)
+            self._execute(
+                f"UPDATE {table} SET {assignments}, owner = NULL, lease_until = NULL "
+                "WHERE id = :id",
+                {**params, "id": row_id},
+            )
+        return row
+
+    def _leased(
+        self, table: str, label: str, row_id: int, owner: str, action: str
+    ) -> dict[str, Any]:
+        """The row, if ``owner`` is sending it; else LedgerError saying who has it."""
+        row = self._one(f"SELECT * FROM {table} WHERE id = ?", [row_id])
+        if row is None:
+            raise LedgerError(f"cannot {action}: no {label} {row_id} in ledger {self.path}")
+        if row["state"] != SENDING:
+            raise LedgerError(
+                f"cannot {action}: {label} {row_id} is already {row['state']} in ledger {self.path}"
+            )
+        if row["owner"] != owner:
+            raise LedgerError(
+                f"cannot {action}: {label} {row_id} is no longer ours: its lease ran out "
+                f"and {row['owner']} is sending it (ledger {self.path})"
+            )
+        return row
