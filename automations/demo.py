@@ -4,13 +4,18 @@ Nothing leaves the machine: the sandbox serves incident.io on a free port of
 127.0.0.1, the SMTP sink writes each message to ``./outbox/``, and the ledger
 lives in a fresh temporary directory, so every demo starts from the same story.
 The sandbox clock runs fast (``time_warp``) so incidents keep becoming due
-while you watch.
+while you watch. Each escalation is announced to the config's channels: mail
+lands in ``./outbox/``, and webhook channels are pointed at a local receiver
+that verifies each signature and writes the delivery to ``./outbox/webhooks/``
+(a fresh signing secret per run, set in the environment as a user would).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
+import os
 import tempfile
 import threading
 from email.message import EmailMessage
@@ -22,9 +27,11 @@ from pydantic import SecretStr
 
 from automations.config import Config, StoreSettings
 from automations.daemon import Daemon
+from automations.notify.config import WebhookChannel, env_prefix
 from automations.runtime import build_runtime
 from automations.sandbox import SandboxConfig, SandboxThread
 from automations.sandbox.smtp_sink import SMTPSink
+from automations.sandbox.webhook_sink import WebhookSink
 
 log = logging.getLogger("automations.demo")
 
@@ -60,8 +67,9 @@ def demo_config(
     state_dir: Path,
     smtp_port: int,
     metrics_port: int | None = None,
+    webhook_url: str | None = None,
 ) -> Config:
-    """The file's rules, pointed at this run's sandbox, ledger and SMTP sink.
+    """The file's rules, pointed at this run's sandbox, ledger, SMTP sink and webhook sink.
 
     ``metrics_port`` (``--metrics-port``; 0 for any free port) turns /metrics on there;
     otherwise the file's port is used, or any free one if it is taken.
@@ -82,7 +90,33 @@ def demo_config(
         changes["smtp"] = smtp.model_copy(
             update={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": None}
         )
+    if webhook_url is not None:
+        changes["channels"] = tuple(
+            channel.model_copy(update={"url": webhook_url})
+            if isinstance(channel, WebhookChannel)
+            else channel
+            for channel in config.channels
+        )
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+def _demo_webhook_secret(config: Config) -> str:
+    """One fresh secret for every webhook channel, in the environment the channels read."""
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    for channel in config.channels:
+        if isinstance(channel, WebhookChannel):
+            os.environ[env_prefix(channel.name) + "SECRET"] = secret
+    return secret
+
+
+def _announce_hook(path: Path, payload: dict[str, object]) -> None:
+    data = payload.get("data")
+    incident = data.get("incident") if isinstance(data, dict) else None
+    reference = incident.get("reference") if isinstance(incident, dict) else "-"
+    click.secho(
+        f"  webhook: {payload.get('type')} {reference} (signature verified)", fg="cyan", err=True
+    )
+    click.secho(f"        written to {path}", fg="cyan", err=True)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -120,7 +154,8 @@ def _digest_after_first_cycle(daemon: Daemon) -> None:
     def send() -> None:
         while not daemon.stopping.is_set():
             if daemon.first_cycle_done.wait(0.2):
-                daemon.send_digests_now()
+                if not daemon.stopping.is_set():  # the runtime closes once it is stopping
+                    daemon.send_digests_now()
                 return
 
     threading.Thread(target=send, name="demo-first-digest", daemon=True).start()
@@ -141,6 +176,9 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="automations-demo-") as tmp:
         sandbox = SandboxThread(SandboxConfig(seed=seed, incidents=incidents)).start()
         sink = SMTPSink(outbox, on_message=_announce_mail).start()
+        hooks = WebhookSink(
+            outbox / "webhooks", _demo_webhook_secret(config), on_delivery=_announce_hook
+        ).start()
         warp = ClockWarp(sandbox.base_url, every_seconds=10, advance_seconds=time_warp).start()
         try:
             ready = demo_config(
@@ -149,10 +187,12 @@ def run_demo(
                 state_dir=Path(tmp),
                 smtp_port=sink.port,
                 metrics_port=metrics_port,
+                webhook_url=hooks.url,
             )
             click.secho(
                 f"demo: sandbox incident.io at {sandbox.base_url} ({incidents} incidents, "
-                f"its clock moving {time_warp:.0f}s every 10s), mail to {outbox}/",
+                f"its clock moving {time_warp:.0f}s every 10s), mail to {outbox}/, "
+                f"webhooks to {outbox}/webhooks/",
                 fg="green",
                 err=True,
             )
@@ -169,6 +209,7 @@ def run_demo(
                 runtime.close()
         finally:
             warp.stop()
+            hooks.stop()
             sink.stop()
             sandbox.stop()
     click.secho("demo stopped", fg="green", err=True)

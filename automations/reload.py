@@ -22,7 +22,8 @@ from automations.settings import Environment
 if TYPE_CHECKING:
     from automations.digest.service import Digests
 
-RESTART_ONLY = ("incident_io", "store", "server", "smtp")
+# [[channels]] hold senders (connections, secrets, resolved escalation paths) built once.
+RESTART_ONLY = ("incident_io", "store", "server", "smtp", "channels")
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,15 @@ def prepare_reload(running: Runtime) -> Reloaded:
     engine = make_engine(
         config, running.client, running.ledger, catalog, rules, running.engine.clock
     )
-    runtime = Runtime(config, running.client, running.ledger, catalog, rules, engine)
+    runtime = Runtime(
+        config,
+        running.client,
+        running.ledger,
+        catalog,
+        rules,
+        engine,
+        notifications=running.notifications,
+    )
     digests = None
     if config.digests:
         from automations.digest.service import digests_for

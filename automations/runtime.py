@@ -168,7 +168,23 @@ def build_runtime(
         raise
     clock = clock or ServerClock(client, ledger)
     engine = make_engine(config, client, ledger, catalog, rules, clock)
-    return Runtime(config, client, ledger, catalog, rules, engine)
+    runtime = Runtime(config, client, ledger, catalog, rules, engine)
+    if lock and (config.channels or any(rule.options.announce for rule in rules)):
+        try:
+            runtime.notifications = notification_outbox(runtime)
+        except BaseException:  # e.g. an escalation path the API does not know
+            runtime.close()
+            raise
+    return runtime
+
+
+def notification_outbox(runtime: Runtime) -> NotificationOutbox:
+    """The configured channels' senders (and the incident timeline's), behind one outbox."""
+    from automations.notify.channels.build import build_senders
+
+    config = runtime.config
+    senders = build_senders(config, runtime.client, smtp_password=Environment().smtp_password())
+    return make_notification_outbox(runtime, senders, {c.name: c for c in config.channels})
 
 
 def make_engine(
@@ -181,7 +197,8 @@ def make_engine(
 ) -> Engine:
     """The engine of a daemon or `once` (and of a reload): it prunes the ledger too."""
     retention = Retention(config.store.retention, rules, catalog)
-    return Engine(client, ledger, catalog, clock=clock, retention=retention)
+    channels = {channel.name: channel for channel in config.channels}
+    return Engine(client, ledger, catalog, clock=clock, retention=retention, channels=channels)
 
 
 def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:

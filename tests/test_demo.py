@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -27,7 +29,9 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     (tmp_path / "demo.toml").write_text(config)
     command = [sys.executable, "-m", "automations", "demo", "--config", "demo.toml"]
     demo = subprocess.Popen(
-        [*command, "--duration", "8"],
+        # A safety net only: the test stops it (SIGTERM, as Ctrl-C would) once it has seen
+        # the first cycle, the digest and a webhook; a stuck demo still ends.
+        [*command, "--duration", "90"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -37,6 +41,7 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     assert demo.stdout is not None
     lines: list[str] = []
     metrics = ""
+    stopping = False
     for line in demo.stdout:
         lines.append(line)
         if "cycle every" in line and not metrics:
@@ -44,6 +49,10 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
                 m.group(1) for text in lines if (m := re.search(r"(http://\S+)/metrics", text))
             )
             metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        seen = "".join(lines)
+        if not stopping and metrics and "mail: Incidents" in seen and "webhook: " in seen:
+            demo.send_signal(signal.SIGTERM)
+            stopping = True
     demo.wait(timeout=30)
     story = "".join(lines)
 
@@ -53,7 +62,14 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     assert "mail: Incidents" in story
     assert "demo stopped" in story
     assert "Traceback" not in story
-    assert sorted(p.suffix for p in (tmp_path / "outbox").iterdir()) == [".eml", ".html"]
+    outbox = tmp_path / "outbox"
+    assert {p.suffix for p in outbox.iterdir() if p.is_file()} == {".eml", ".html"}
+    # Each escalation is announced: a mail (beside the digest) and a verified webhook.
+    assert re.search(r"mail: INC-\d+ raised to Major: ", story), story
+    assert "webhook: action.applied INC-" in story
+    hooks = [json.loads(p.read_text()) for p in (outbox / "webhooks").glob("*.json")]
+    assert hooks
+    assert {hook["type"] for hook in hooks} == {"action.applied"}
     applied = re.findall(
         r'automations_actions_total\{outcome="applied",rule="[^"]+"\} (\d+)', metrics
     )
