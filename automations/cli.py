@@ -96,9 +96,13 @@ def list_rules() -> None:
     click.echo("every rule also takes: " + ", ".join(sorted(common - {"type"})))
 
 
-def _print_actions(actions: list[PlannedAction], as_json: bool) -> None:
+def _print_actions(
+    actions: list[PlannedAction], as_json: bool, private_ok: frozenset[str] = frozenset()
+) -> None:
+    """``private_ok``: the channels with include_private, the only ones a private incident's
+    actions are announced to."""
     if as_json:
-        click.echo(json.dumps([_action_json(a) for a in actions], indent=2))
+        click.echo(json.dumps([_action_json(a, private_ok) for a in actions], indent=2))
         return
     if not actions:
         click.echo("nothing to do")
@@ -109,13 +113,26 @@ def _print_actions(actions: list[PlannedAction], as_json: bool) -> None:
         if action.edit is not None:
             body = json.dumps(action.request_body())
             click.echo(f"  edit: POST /v2/incidents/{action.incident_id}/actions/edit {body}")
-        if action.notify:
-            click.echo(f"  notify: {', '.join(action.notify)}")
+        channels = _notified(action, private_ok)
+        if channels:
+            click.echo(f"  notify: {', '.join(channels)}")
+        if len(channels) < len(action.notify):
+            left = ", ".join(c for c in action.notify if c not in channels)
+            click.echo(f"  not notified (private incident, no include_private): {left}")
         if action.announce:
             click.echo(f"  announce (incident update): {action.announce}")
 
 
-def _action_json(action: PlannedAction) -> dict[str, Any]:
+def _private_ok(config: Config) -> frozenset[str]:
+    return frozenset(channel.name for channel in config.channels if channel.include_private)
+
+
+def _notified(action: PlannedAction, private_ok: frozenset[str]) -> list[str]:
+    """The channels an applied action would reach: a private incident only include_private."""
+    return [c for c in action.notify if not action.incident_private or c in private_ok]
+
+
+def _action_json(action: PlannedAction, private_ok: frozenset[str]) -> dict[str, Any]:
     return {
         "rule": action.rule,
         "incident_id": action.incident_id,
@@ -131,7 +148,7 @@ def _action_json(action: PlannedAction) -> dict[str, Any]:
             "path": f"/v2/incidents/{action.incident_id}/actions/edit",
             "body": action.request_body(),
         },
-        "notify": list(action.notify),
+        "notify": _notified(action, private_ok),
         "announce": action.announce,
     }
 
@@ -149,7 +166,7 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
         actions, report = engine.plan(rules)
         hints = never_run_hints(engine.ledger, report)
         pause = engine.ledger.paused()
-    _print_actions(actions, as_json)
+    _print_actions(actions, as_json, _private_ok(config))
     for hint in hints:
         click.echo(hint, err=True)
     for outcome in report.rules:
@@ -467,7 +484,9 @@ def test_rule(
 
     config = _load(config_path)
     actions = evaluate_offline(config, rule, incidents_file, now_text)
-    _print_actions(actions, as_json)
+    _print_actions(
+        actions, as_json, frozenset(c.name for c in config.channels if c.include_private)
+    )
 
 
 @cli.command()

@@ -162,9 +162,13 @@ def test_plan_lists_the_notifications(
     """The dry run names the channels and the incident update it would post."""
     setup(harness, smtp, receiver)
     harness.add("Checkout down", age=timedelta(hours=3))
+    harness.add("Secret merger", age=timedelta(hours=3), visibility="private")
     planned = harness.cli("plan", AUTOMATIONS_CHANNEL_OPS_HOOK_SECRET=SECRET)
     assert planned.returncode == 0, planned.stderr
-    assert "notify: team-mail, ops-hook" in planned.stdout
+    assert planned.stdout.count("notify: team-mail, ops-hook") == 1
+    assert "not notified (private incident, no include_private): team-mail, ops-hook" in (
+        planned.stdout
+    )
     assert "announce (incident update): Escalated automatically: open for " in planned.stdout
     assert receiver.received == []
 

@@ -171,6 +171,7 @@ class PlannedAction:
     details: Mapping[str, Any] = field(default_factory=dict)
     effect: Effect = "edit"
     notify: tuple[str, ...] = ()  # channel names
+    incident_private: bool = False  # only channels with include_private hear of it
     announce: str | None = None  # the rendered incident-update message
     # Why this action must not be applied although the rule matched (e.g. the ranks it
     # depends on are unknown): the engine never claims it, counts it as skipped with this
@@ -321,6 +322,7 @@ class Rule(ABC, Generic[OptionsT]):
             details=dict(details or {}),
             effect="edit" if edit is not None else "notify",
             notify=self.channels,
+            incident_private=incident.is_private,
             announce=self._render_announce(incident, clipped),
             refused=refused,
         )
