@@ -22,7 +22,7 @@ from typing import Any
 from automations.ledger.base import current, from_text, maybe_time, to_text
 from automations.ledger.lease import SENDING, LeaseStore
 from automations.ledger.owners import holder_gone
-from automations.ledger.quarantine import UNDECODABLE, describe
+from automations.ledger.quarantine import UNDECODABLE, describe, salvaged_time
 from automations.notify.notice import Notice
 from automations.notify.spec import QueuedNotice
 
@@ -93,12 +93,6 @@ class Notification:
     def salvage(cls, row: Mapping[str, Any], error: str, at: datetime) -> Notification:
         """What can be read of a quarantined row, for ``history``."""
 
-        def moment(key: str) -> datetime:
-            try:
-                return from_text(row[key])
-            except UNDECODABLE:
-                return at
-
         return cls(
             id=int(row["id"]),
             event_key=str(row.get("event_key") or ""),
@@ -106,8 +100,8 @@ class Notification:
             notice=None,
             state=NotificationState.QUARANTINED,
             attempts=row["attempts"] if isinstance(row.get("attempts"), int) else 0,
-            next_attempt_at=moment("next_attempt_at"),
-            created_at=moment("created_at"),
+            next_attempt_at=salvaged_time(row, "next_attempt_at", at),
+            created_at=salvaged_time(row, "created_at", at),
             sent_at=None,
             last_error=error,
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 from automations.ledger.base import current, from_text, maybe_time, to_text
 from automations.ledger.lease import LeaseStore, claimable
-from automations.ledger.quarantine import UNDECODABLE, describe
+from automations.ledger.quarantine import UNDECODABLE, describe, salvaged_time
 
 # Claimable at :now: pending and due, or sending under a lease that ran out (a crashed
 # sender); never past expires_at.
@@ -98,12 +98,6 @@ class OutboxItem:
     def salvage(cls, row: Mapping[str, Any], error: str, at: datetime) -> OutboxItem:
         """A quarantined row as an item that is never sent: its period stays taken."""
 
-        def moment(key: str) -> datetime:
-            try:
-                return from_text(row[key])
-            except UNDECODABLE:
-                return at
-
         return cls(
             id=int(row["id"]),
             digest=str(row["digest"]),
@@ -114,11 +108,11 @@ class OutboxItem:
             message=b"",
             message_id=str(row.get("message_id") or ""),
             attempts=row["attempts"] if isinstance(row.get("attempts"), int) else 0,
-            next_attempt_at=moment("next_attempt_at"),
+            next_attempt_at=salvaged_time(row, "next_attempt_at", at),
             last_error=error,
-            created_at=moment("created_at"),
+            created_at=salvaged_time(row, "created_at", at),
             sent_at=None,
-            expires_at=moment("expires_at"),
+            expires_at=salvaged_time(row, "expires_at", at),
         )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from automations.ledger.base import LedgerBase, current, to_text
+from automations.ledger.base import LedgerBase, current, from_text, to_text
 
 log = logging.getLogger("automations.ledger")
 
@@ -121,3 +121,11 @@ class QuarantineStore(LedgerBase):
             )
             for row in rows
         ]
+
+
+def salvaged_time(row: Mapping[str, Any], key: str, fallback: datetime) -> datetime:
+    """A quarantined row's time column, or ``fallback`` when it cannot be read."""
+    try:
+        return from_text(row[key])
+    except UNDECODABLE:
+        return fallback
