@@ -28,20 +28,31 @@ name = "ops-hook"
 type = "webhook"
 url = "{url}/hooks"
 
+[[channels]]
+name = "chat"
+type = "apprise"
+urls = ["json://127.0.0.1:{port}/apprise"]
+
+[[channels]]
+name = "page"
+type = "escalation"
+escalation_path = "Platform primary"
+
 [[rules]]
 name = "esc"
 type = "escalate_severity"
 every = "1m"
 where = {{ status_category = ["live"], severity = ["Minor"] }}
 steps = [ {{ after = "2h", to = "Major" }} ]
-notify = ["team-mail", "ops-hook"]
+notify = ["team-mail", "ops-hook", "chat", "page"]
 announce = "Escalated automatically: {{{{ reason }}}}"
 """
 
 
 def setup(harness: Harness, smtp: SMTPServer, receiver: Receiver) -> None:
     receiver.verify_with = SECRET
-    harness.write(SMTP_TABLE.format(port=smtp.port) + RULES.format(url=receiver.url))
+    rules = RULES.format(url=receiver.url, port=receiver.port)
+    harness.write(SMTP_TABLE.format(port=smtp.port) + rules)
 
 
 def once(harness: Harness, failpoint: str | None = None) -> Any:
@@ -64,6 +75,31 @@ def timeline(harness: Harness) -> list[dict[str, Any]]:
 def hooks(receiver: Receiver) -> list[Any]:
     """Deliveries that verified with standardwebhooks and were accepted."""
     return [r for r in receiver.received if r.verified is not None and r.status < 300]
+
+
+def chats(receiver: Receiver) -> list[Any]:
+    """What apprise posted through json://."""
+    return [r.json() for r in receiver.received if r.path == "/apprise"]
+
+
+def pages(harness: Harness) -> list[str]:
+    """The idempotency keys of the escalations the daemon asked for."""
+    return [
+        r["body"]["idempotency_key"]
+        for r in harness.sandbox.requests()
+        if r["method"] == "POST" and r["path"] == "/v2/escalations"
+    ]
+
+
+def delivered(harness: Harness, smtp: SMTPServer, receiver: Receiver) -> tuple[int, ...]:
+    """How many deliveries each of mail, webhook, apprise, distinct pages and timeline got."""
+    return (
+        len(smtp.received),
+        len(hooks(receiver)),
+        len(chats(receiver)),
+        len(set(pages(harness))),
+        len(timeline(harness)),
+    )
 
 
 def test_an_escalation_is_announced_once_everywhere(
@@ -98,11 +134,14 @@ def test_an_escalation_is_announced_once_everywhere(
     assert all(p["message"].startswith("Escalated automatically: open for ") for p in posted)
     assert len({p["idempotency_key"] for p in posted}) == 2
 
+    (chat,) = chats(receiver)
+    assert chat["title"].startswith("INC-1 raised to Major: ")
+    assert "<script>" not in chat["message"]
+    assert len(pages(harness)) == 1
+
     again = once(harness)
     assert again.returncode == 0, again.stderr
-    assert len(hooks(receiver)) == 1
-    assert len(smtp.received) == 1
-    assert len(timeline(harness)) == 2
+    assert delivered(harness, smtp, receiver) == (1, 1, 1, 1, 2)
 
 
 def hook_target(hook: Any) -> str:
@@ -121,16 +160,15 @@ def test_kill_9_between_the_edit_and_the_send_loses_nothing_and_sends_once(
     killed = once(harness, point)
     assert killed.returncode == 137, killed.stderr
     assert harness.severity(item["id"]) == "Major"
-    assert (hooks(receiver), smtp.received, timeline(harness)) == ([], [], [])
+    assert delivered(harness, smtp, receiver) == (0, 0, 0, 0, 0)
 
     recovered = once(harness)
     assert recovered.returncode == 0, recovered.stderr
-    assert len(hooks(receiver)) == 1
-    assert len(smtp.received) == 1
-    assert len(timeline(harness)) == 1
+    assert delivered(harness, smtp, receiver) == (1, 1, 1, 1, 1)
     assert len(harness.posts()) == 1  # the edit itself was never sent twice
     once(harness)
-    assert (len(hooks(receiver)), len(smtp.received), len(timeline(harness))) == (1, 1, 1)
+    assert delivered(harness, smtp, receiver) == (1, 1, 1, 1, 1)
+    assert len(chats(receiver)) == 1
 
 
 def test_a_receiver_down_then_up_gets_it_once_with_the_same_id(
@@ -144,12 +182,14 @@ def test_a_receiver_down_then_up_gets_it_once_with_the_same_id(
     first = once(harness)
     assert first.returncode == 0, first.stderr
     assert len(smtp.received) == 1
-    assert [r.status for r in receiver.received] == [503]
+    webhook = [r for r in receiver.received if r.path == "/hooks"]
+    assert [r.status for r in webhook] == [503]
     harness.sandbox.advance_clock(timedelta(minutes=2).total_seconds())
     second = once(harness)
     assert second.returncode == 0, second.stderr
-    assert [r.status for r in receiver.received] == [503, 200]
-    ids = {r.headers["webhook-id"] for r in receiver.received}
+    webhook = [r for r in receiver.received if r.path == "/hooks"]
+    assert [r.status for r in webhook] == [503, 200]
+    ids = {r.headers["webhook-id"] for r in webhook}
     assert len(ids) == 1
     history = harness.cli("history", "--notifications", "--channel", "ops-hook")
     assert "sent" in history.stdout, history.stdout
@@ -165,8 +205,8 @@ def test_plan_lists_the_notifications(
     harness.add("Secret merger", age=timedelta(hours=3), visibility="private")
     planned = harness.cli("plan", AUTOMATIONS_CHANNEL_OPS_HOOK_SECRET=SECRET)
     assert planned.returncode == 0, planned.stderr
-    assert planned.stdout.count("notify: team-mail, ops-hook") == 1
-    assert "not notified (private incident, no include_private): team-mail, ops-hook" in (
+    assert planned.stdout.count("notify: team-mail, ops-hook, chat, page") == 1
+    assert "not notified (private incident, no include_private): team-mail, ops-hook, chat" in (
         planned.stdout
     )
     assert "announce (incident update): Escalated automatically: open for " in planned.stdout
