@@ -418,6 +418,10 @@ class Daemon:
         """SIGTERM and SIGINT set ``stopping``; the previous handlers, to restore."""
 
         def stop(signum: int, _frame: object) -> None:
+            if self.stopping.is_set():
+                # Said once: a handler that logs again (Ctrl-C held down) can interrupt a
+                # log line being written and garble it.
+                return
             log.info(
                 "received %s: stopping; the action in progress finishes, the rest waits for "
                 "the next start",
