@@ -27,6 +27,7 @@ from automations.runtime import Runtime, reconcile_at_startup
 if TYPE_CHECKING:
     from automations.digest.service import Digests
     from automations.health_server import HealthServer
+    from automations.leadership import Election, Leadership
     from automations.ledger import Ledger
     from automations.metrics import Metrics
     from automations.notify.outbox import NoticeDelivery, NotificationOutbox
@@ -100,6 +101,7 @@ class Daemon:
         jitter_seconds: int = 5,
         digests: Digests | None = None,
         notifications: NotificationOutbox | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -112,6 +114,14 @@ class Daemon:
         self.digests = digests
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
+        # PostgreSQL: one replica of several acts (automations/leadership.py); None on SQLite.
+        self.election: Election | None = None
+        if leadership is not None:
+            from automations.leadership import Election
+
+            self.election = Election(
+                leadership, on_gain=self._lead, on_loss=self._stand_by, on_standby=self._standby
+            )
         self._lend_stop()
         self.ledger_file = LedgerFile(runtime.ledger.path)
         self.fatal: AutomationsError | None = None  # what stopped the daemon, if not a signal
@@ -144,6 +154,12 @@ class Daemon:
             self.digests.outbox.stopping = self.stopping
         if self.notifications is not None:
             self.notifications.stopping = self.stopping
+        if self.election is not None:  # and every effect asks the leader lock first
+            from automations.leadership import lend_guard
+
+            outbox = self.digests.outbox if self.digests is not None else None
+            guard = self.election.leadership.may_act
+            lend_guard(guard, self.runtime.engine, outbox, self.notifications)
 
     def _ledger_intact(self) -> bool:
         """False, and the daemon stops with exit 1, if the ledger file was deleted or replaced."""
@@ -354,7 +370,8 @@ class Daemon:
             self.runtime, self.digests = new.runtime, new.digests
             self._lend_stop()
             self.groups = group_by_schedule(new.runtime.rules)
-            self._replace_jobs(before)
+            if self.acting:  # a standby adds its jobs when it leads
+                self._replace_jobs(before)
         if self.metrics is not None:
             self.metrics.expects_cycles = bool(self.runtime.rules)
         if self.metrics is not None and self.runtime.config.server.stale_after is None:
@@ -382,6 +399,35 @@ class Daemon:
             if job.id.startswith("digest "):
                 job.remove()
         self.add_digest_jobs()
+
+    # -- leadership (PostgreSQL) ----------------------------------------------------------------
+
+    @property
+    def acting(self) -> bool:
+        """Whether this daemon runs jobs: always on SQLite, while it leads on PostgreSQL."""
+        return self.election is None or self.election.leader
+
+    def _elect(self) -> None:
+        if self.election is not None and not self.stopping.is_set():
+            self.election.step()
+
+    def _lead(self) -> None:
+        """Leader now: settle what the previous leader left claimed, then every job, the rule
+        cycles at once (no gap longer than one cycle after a takeover)."""
+        if self.metrics is not None:
+            self.metrics.observe_leader()
+        reconcile_at_startup(self.runtime.engine)
+        self.add_jobs()
+
+    def _stand_by(self, why: str) -> None:
+        """No longer the leader: no job starts again (one running meets the guard and ends)."""
+        self.scheduler.remove_all_jobs()
+        if self.metrics is not None:
+            self.metrics.observe_standby(f"lost leadership: {why}", changed=True)
+
+    def _standby(self, state: str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_standby(state, changed=False)
 
     def serve_health(self) -> None:
         """Start /healthz and /metrics when ``[server] enabled``; nothing is imported otherwise."""
@@ -442,19 +488,27 @@ class Daemon:
         previous.update(self._catch_stop())  # and a stop asked for during start-up is honoured
         try:
             self.serve_health()
-            reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
-            self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
+            if self.election is None:
+                reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
+                self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
+            else:  # a standby until it holds the leader lock: then _lead adds the jobs
+                self._standby("waiting for the leader lock")
+                self.groups = group_by_schedule(self.runtime.rules)
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             if not self.stopping.is_set():
                 self._log_schedules("daemon started")
                 self.scheduler.start()
+            self._elect()
             while not self.stopping.wait(0.5):
+                self._elect()
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self.reload()
         finally:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)  # jobs see the stop between steps
+            if self.election is not None:  # after the jobs: a standby takes over at once
+                self.election.stop()
             self.stop_health()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

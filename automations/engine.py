@@ -31,6 +31,7 @@ from automations.errors import (
     APIUnavailable,
     AutomationsError,
     LedgerError,
+    NotLeader,
 )
 from automations.incidentio import (
     FollowUp,
@@ -40,6 +41,7 @@ from automations.incidentio import (
     IncidentUpdate,
 )
 from automations.incidentio.follow_ups import listing_mode, listing_modes
+from automations.leadership import Guard
 from automations.ledger import Event, Ledger, Pause
 from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
@@ -71,6 +73,7 @@ class RuleOutcome:
     # The API could not be reached (after the client's retries): the cycle stopped here.
     gave_up: str | None = None
     cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
+    lost_leadership: str | None = None  # the guard said no before an effect: the cycle ends
 
 
 @dataclass
@@ -103,6 +106,8 @@ class CycleReport:
     # The cycle stopped at the first unreachable answer; `once` stops there too.
     unreachable: bool = False
     stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
+    # This replica lost the leader lock (PostgreSQL): the cycle ended before an effect.
+    lost_leadership: str | None = None
     # The exception behind ``error``: /healthz describes it in its own words, since the
     # text of an API error is the API's (or a proxy's) and may echo anything.
     cause: AutomationsError | None = field(default=None, repr=False)
@@ -164,7 +169,9 @@ class CycleReport:
             text += f"; PAUSED ({s['paused']}): {held} held back until `automations resume`"
         if s["error"]:
             text += f"; error: {s['error']}"
-        if self.stopped:
+        if self.lost_leadership is not None:
+            text += f"; stopped early: no longer the leader ({self.lost_leadership})"
+        elif self.stopped:
             text += "; stopped early: the daemon is stopping"
         return text
 
@@ -189,6 +196,7 @@ class Engine:
         clock: Clock = host_now,
         retention: Retention | None = None,
         channels: Mapping[str, ChannelPolicy] | None = None,
+        may_act: Guard | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -198,6 +206,9 @@ class Engine:
         self.effectors = effectors(client)
         # The configured channels' policies: which may see a private incident (notices_for).
         self.channels: Mapping[str, ChannelPolicy] = channels or {}
+        # The leader guard (automations/leadership.py), asked before each effect; None: SQLite,
+        # where the file lock makes this process the only one.
+        self.may_act = may_act
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
         self._left_to_owner: set[str] = set()  # claims of a live process, logged once
 
@@ -405,6 +416,9 @@ class Engine:
                 report.rules.append(outcome)
                 if outcome.held and report.paused is None:  # paused during this cycle
                     report.paused = self.ledger.paused()
+                if outcome.lost_leadership is not None:
+                    report.stopped, report.lost_leadership = True, outcome.lost_leadership
+                    break
                 if stop_requested(stop):  # a retry cut short by the stop is no outage
                     report.stopped = True
                     break
@@ -484,6 +498,8 @@ class Engine:
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
             outcome.gave_up, outcome.cause = str(exc), exc
+        except NotLeader as exc:
+            outcome.lost_leadership = str(exc)
         return outcome
 
     def _hold(self, outcome: RuleOutcome, actions: Sequence[PlannedAction]) -> None:
@@ -524,6 +540,7 @@ class Engine:
         if not self._recheck(rule, action, incident, ctx, outcome):
             return
         failpoints.hit("after_reread")
+        self._still_leader(action)
         applied = self._effect(action, incident, outcome)
         if applied is None:
             return
@@ -595,6 +612,20 @@ class Engine:
             extra=action_fields(action, "skipped", reason=why_not),
         )
         return False
+
+    def _still_leader(self, action: PlannedAction) -> None:
+        """The last check before the effect: a replica that lost the leader lock sends nothing,
+        frees the claim for the new leader and ends the cycle (NotLeader)."""
+        if self.may_act is None:
+            return
+        try:
+            self.may_act()
+        except NotLeader:
+            try:
+                self.ledger.release(action.event_key, now=self.clock())
+            except LedgerError as exc:  # left unconfirmed: the new leader's reconcile settles it
+                log.warning("%s: not released after losing leadership: %s", action.event_key, exc)
+            raise
 
     def _effect(
         self, action: PlannedAction, incident: Incident, outcome: RuleOutcome

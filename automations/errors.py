@@ -13,6 +13,7 @@ with ``raise Mapped(...) from exc`` so callers only ever catch these::
     |- RuleError                    carries the rule name; only that rule skips the cycle
     |- LedgerError                  SQLite failure: abort the cycle, keep the daemon
     |- DeliveryError                SMTP failure: the digest stays in the outbox
+    |- NotLeader                    this replica does not hold the leader lock: it acts on nothing
     `- NotifyError                  a channel could not take a notification
        |- NotifyRetryable           timeout, connection, 429, 5xx: queued again, with backoff
        `- NotifyRejected            the receiver said no for good (4xx, bad address): failed
@@ -197,6 +198,15 @@ class LedgerError(AutomationsError):
 
 class DeliveryError(AutomationsError):
     """SMTP failed: the digest stays in the outbox."""
+
+
+class NotLeader(AutomationsError):
+    """This replica does not hold the leader lock (any more): no effect may start.
+
+    Raised by the guard checked before each effect (an edit, a digest, a
+    notification); it ends the cycle or the delivery pass quietly, and the
+    daemon goes back to being a standby (automations/leadership.py).
+    """
 
 
 class NotifyError(AutomationsError):

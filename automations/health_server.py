@@ -55,7 +55,9 @@ def answer(metrics: Metrics, method: bytes, target: bytes) -> tuple[int, str, by
     path = target.split(b"?", 1)[0]
     if path == b"/healthz":
         verdict = metrics.health()
-        body = json.dumps({"ok": verdict.ok, "reason": verdict.reason}).encode()
+        body = json.dumps(
+            {"ok": verdict.ok, "reason": verdict.reason, "role": metrics.role}
+        ).encode()
         return (200 if verdict.ok else 503), "application/json", body
     if path == b"/metrics":
         return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry)

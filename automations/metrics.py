@@ -198,6 +198,22 @@ class Metrics:
             "Unix time of the last cycle that finished without failures",
             registry=self.registry,
         )
+        # Leadership (automations/leadership.py). On SQLite the one daemon is the leader.
+        self.role = "leader"  # or "standby"
+        self.elected = False  # True with PostgreSQL: the role is won in an election
+        self._standby_state = ""  # what a standby says about the leader
+        self.leader = Gauge(
+            "automations_leader",
+            "1 while this replica is the leader and runs the rules, digests and notifications "
+            "(always 1 on SQLite), 0 while it is a standby",
+            registry=self.registry,
+        )
+        self.leader.set(1)
+        self.leadership_changes = Counter(
+            "automations_leadership_changes",
+            "Times this replica became the leader or stopped being it (PostgreSQL)",
+            registry=self.registry,
+        )
 
     def watch_client(self, client: IncidentIOClient) -> None:
         self.registry.register(_ClientCollector(client))
@@ -235,6 +251,24 @@ class Metrics:
         """One attempt's outcome (the notification outbox's ``on_outcome``)."""
         self.notifications.labels(channel, outcome).inc()
 
+    def observe_standby(self, state: str, *, changed: bool) -> None:
+        """This replica waits as a standby; ``state`` (e.g. who leads) is what /healthz says."""
+        with self._lock:
+            self.elected, self.role, self._standby_state = True, "standby", state
+        self.leader.set(0)
+        if changed:
+            self.leadership_changes.inc()
+
+    def observe_leader(self) -> None:
+        """This replica became the leader: its cycles' health counts from now."""
+        with self._lock:
+            self.elected, self.role = True, "leader"
+            self.started = host_now().timestamp()
+            self._last_success = self._last_error = None
+            self._digest_failing.clear()
+        self.leader.set(1)
+        self.leadership_changes.inc()
+
     def observe_digest_failure(self, name: str, stage: str) -> None:
         """One failed attempt at ``stage``; the streak starts at the first since the last send."""
         self.digest_failures.labels(name, stage).inc()
@@ -245,6 +279,16 @@ class Metrics:
             self._digest_failing[name] = (since, stage)
 
     def health(self, now: float | None = None) -> Health:
+        """A standby is healthy (it is ready to take over); the leader as ``acting_health``
+        says, its reason starting with its role when elected (PostgreSQL)."""
+        with self._lock:
+            role, state, elected = self.role, self._standby_state, self.elected
+        if role == "standby":
+            return Health(True, f"standby: {state}")
+        verdict = self.acting_health(now)
+        return Health(verdict.ok, f"leader: {verdict.reason}") if elected else verdict
+
+    def acting_health(self, now: float | None = None) -> Health:
         """Unhealthy when rule cycles fail or stall, or a digest has failed every attempt for
         ``digest_failing_after``; the reason names each problem."""
         now = host_now().timestamp() if now is None else now

@@ -37,6 +37,7 @@ from automations.backoff import Backoff
 from automations.digest.delivery import DeliveryRejected, Mailer, Outcome
 from automations.digest.events import on_delivery
 from automations.errors import DeliveryError
+from automations.leadership import Guard, still_leading
 from automations.ledger import Ledger, OutboxItem, OutboxState
 from automations.ledger.owners import lease_holder
 
@@ -67,6 +68,8 @@ class DigestOutbox:
 
     # The daemon's stop event: once set, no further item is sent (they stay queued).
     stopping: threading.Event | None = None
+    # The leader guard (automations/leadership.py), asked before each item is claimed.
+    may_act: Guard | None = None
 
     def __init__(self, ledger: Ledger, mailer: Mailer | None, backoff: Backoff, clock: Clock):
         self.ledger = ledger
@@ -121,6 +124,8 @@ class DigestOutbox:
             for due in self.ledger.outbox_due(now=now):
                 if self.stopping is not None and self.stopping.is_set():
                     log.info("digest outbox: stopping; the rest stays queued for the next start")
+                    break
+                if not still_leading(self.may_act, "digest outbox"):
                     break
                 claimed = self._claim(due.id)
                 if claimed is not None:

@@ -36,6 +36,7 @@ from automations import failpoints
 from automations.backoff import Backoff
 from automations.durations import format_duration
 from automations.errors import NotifyRejected, NotifyRetryable
+from automations.leadership import Guard, still_leading
 from automations.ledger import HeldBatch, Ledger, Notification, NotificationState
 from automations.ledger.owners import LEASE, lease_holder
 from automations.logs import notification_fields
@@ -71,6 +72,8 @@ class NotificationOutbox:
 
     # The daemon's stop event: once set, no further row is sent (they stay queued).
     stopping: threading.Event | None = None
+    # The leader guard (automations/leadership.py), asked before each row is claimed.
+    may_act: Guard | None = None
 
     def __init__(
         self,
@@ -109,6 +112,8 @@ class NotificationOutbox:
             for item in due:
                 if self.stopping is not None and self.stopping.is_set():
                     log.info("notifications: stopping; the rest stays queued for the next start")
+                    break
+                if not still_leading(self.may_act, "notifications"):
                     break
                 now = self.clock()
                 claimed = self.ledger.notification_claim(

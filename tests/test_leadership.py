@@ -1,0 +1,196 @@
+"""Leader election on a real PostgreSQL server: one lock holder per ledger, what frees the lock,
+and how a replica notices it lost it (automations/leadership.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from automations.errors import LedgerError, NotLeader
+from automations.leadership import Election, LeaderRunning, Leadership, take_for_once
+from automations.ledger.owners import Owner
+from tests.leader_support import terminate_lock_session
+from tests.postgres_server import PostgresServer
+
+A = Owner("host-a", 101, "aaaa")
+B = Owner("host-b", 202, "bbbb")
+
+
+@pytest.fixture
+def replicas(postgres_url: str) -> Iterator[tuple[Leadership, Leadership]]:
+    """Two replicas' lock connections to one ledger."""
+    a, b = Leadership(postgres_url, owner=A), Leadership(postgres_url, owner=B)
+    try:
+        yield a, b
+    finally:
+        a.release()
+        b.release()
+
+
+def test_one_replica_holds_the_lock_and_the_other_is_told_who(
+    replicas: tuple[Leadership, Leadership],
+) -> None:
+    """The first to ask leads; the second is refused and names the leader's PID and host."""
+    a, b = replicas
+    assert a.try_acquire()
+    assert not b.try_acquire()
+    assert b.holder() == "PID 101 on host-a"
+    a.may_act()
+    with pytest.raises(NotLeader, match="standby"):
+        b.may_act()
+
+
+def test_a_released_lock_is_taken_by_the_standby(
+    replicas: tuple[Leadership, Leadership],
+) -> None:
+    """SIGTERM's release frees the lock at once: the standby's next try takes it."""
+    a, b = replicas
+    assert a.try_acquire()
+    a.release()
+    assert b.try_acquire()
+    assert a.holder() == "PID 202 on host-b"
+    with pytest.raises(NotLeader):
+        a.may_act()
+
+
+def test_a_terminated_lock_session_stops_the_leader_and_frees_the_lock(
+    postgres_url: str, replicas: tuple[Leadership, Leadership]
+) -> None:
+    """pg_terminate_backend: the leader's next check fails (NotLeader), and the lock is free."""
+    a, b = replicas
+    assert a.try_acquire()
+    assert not b.try_acquire()
+    assert terminate_lock_session(postgres_url, A) == 1
+    with pytest.raises(NotLeader, match="connection failed: terminating connection"):
+        a.may_act()
+    assert not a.leading
+    assert b.try_acquire()
+    with pytest.raises(NotLeader, match="connection failed"):  # still says why it stopped
+        a.may_act()
+
+
+def test_a_standby_whose_idle_session_was_ended_reconnects(
+    postgres_url: str, replicas: tuple[Leadership, Leadership]
+) -> None:
+    """A standby's own session ended by the server costs no try: it reconnects and asks again."""
+    a, b = replicas
+    assert a.try_acquire()
+    assert not b.try_acquire()
+    assert terminate_lock_session(postgres_url, B) == 1
+    assert not b.try_acquire()  # answered on a new connection, no error
+    assert b.holder() == "PID 101 on host-a"
+
+
+def test_ledgers_on_one_server_do_not_share_a_leader(postgres: PostgresServer) -> None:
+    """The lock's key comes from the database and schema: other ledgers elect their own."""
+    import psycopg
+
+    first, second = postgres.database(), postgres.database()
+    with psycopg.connect(second, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA other")
+    schema = f"{second}?options=-csearch_path%3Dother"
+    leaders = [Leadership(url, owner=A) for url in (first, second, schema)]
+    try:
+        assert [leader.try_acquire() for leader in leaders] == [True, True, True]
+        assert not Leadership(first, owner=B).try_acquire()
+    finally:
+        for leader in leaders:
+            leader.release()
+
+
+def test_an_unreachable_server_is_a_ledger_error_without_the_password(
+    postgres: PostgresServer,
+) -> None:
+    """No server at the address: LedgerError saying so, the URL's password nowhere in it."""
+    secret = "pw-never-shown-1234"
+    dead = f"postgresql://automations:{secret}@127.0.0.1:1/ledger"
+    with pytest.raises(LedgerError, match="cannot reach PostgreSQL") as caught:
+        Leadership(dead, owner=A).try_acquire()
+    assert secret not in str(caught.value)
+
+
+def test_once_takes_a_free_lock_and_refuses_while_a_leader_runs(
+    postgres_url: str, replicas: tuple[Leadership, Leadership]
+) -> None:
+    """`once` leads when no one does; with a leader it fails with exit code 75, naming it."""
+    mine = take_for_once(postgres_url)
+    assert mine.leading
+    mine.release()
+    a, _ = replicas
+    assert a.try_acquire()
+    with pytest.raises(LeaderRunning) as caught:
+        take_for_once(postgres_url)
+    assert caught.value.exit_code == 75
+    assert "the leader is running (PID 101 on host-a holds the leader lock" in str(caught.value)
+
+
+class Steps:
+    """A clock the test moves: the election's retries and checks happen when it says."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_election_logs_each_change_once_and_calls_back(
+    postgres_url: str, replicas: tuple[Leadership, Leadership], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Standby (who leads), became leader, lost leadership: one line and one callback each."""
+    a, b = replicas
+    assert a.try_acquire()
+    seen: list[str] = []
+    clock = Steps()
+    election = Election(
+        b,
+        on_gain=lambda: seen.append("gain"),
+        on_loss=lambda why: seen.append(f"loss: {why}"),
+        on_standby=lambda state: seen.append(f"standby: {state}"),
+        clock=clock,
+    )
+    caplog.set_level(logging.INFO, "automations.leadership")
+    election.step()
+    clock.now = 2.0
+    election.step()  # the same leader: not said again
+    a.release()
+    clock.now = 3.0
+    election.step()  # too soon after the last try
+    assert not election.leader
+    clock.now = 4.0
+    election.step()
+    assert election.leader
+    assert terminate_lock_session(postgres_url, B) == 1
+    clock.now = 5.0
+    election.step()
+    assert not election.leader
+    assert election.changes == 2
+    assert seen[0] == "standby: leader is PID 101 on host-a"
+    assert seen[1] == "gain"
+    assert seen[2].startswith("loss: the lock's connection failed: terminating connection")
+    assert len(seen) == 3
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "standby: leader is PID 101 on host-a"
+    assert lines[1].startswith("became leader")
+    assert lines[2].startswith("lost leadership: the lock's connection failed")
+    assert len(lines) == 3
+
+
+def test_a_failed_guard_in_a_job_makes_the_election_stand_by(
+    postgres_url: str, replicas: tuple[Leadership, Leadership]
+) -> None:
+    """A check that failed in a cycle's guard is noticed at the election's next step."""
+    a, _ = replicas
+    lost: list[str] = []
+    election = Election(a, on_gain=lambda: None, on_loss=lost.append, check_every=3600)
+    election.step()
+    assert election.leader
+    terminate_lock_session(postgres_url, A)
+    with pytest.raises(NotLeader):
+        a.may_act()  # a job's guard
+    election.step()  # no check of its own due: it reads what the guard found
+    assert not election.leader
+    assert len(lost) == 1
+    assert lost[0].startswith("the lock's connection failed")
