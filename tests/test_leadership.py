@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
+import httpx
 import pytest
 
 from automations.errors import LedgerError, NotLeader
+from automations.health_server import HealthServer
 from automations.leadership import Election, LeaderRunning, Leadership, take_for_once
 from automations.ledger.owners import Owner
+from automations.metrics import Metrics
 from tests.leader_support import terminate_lock_session
 from tests.postgres_server import PostgresServer
 
@@ -194,3 +198,57 @@ def test_a_failed_guard_in_a_job_makes_the_election_stand_by(
     assert not election.leader
     assert len(lost) == 1
     assert lost[0].startswith("the lock's connection failed")
+
+
+def _scrape(url: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics").text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("automations_leader", "automations_leadership_changes_total")
+    }
+
+
+def test_healthz_and_metrics_say_which_role_a_replica_has() -> None:
+    """A standby is healthy and says who leads; the leader's health counts from its takeover;
+    automations_leader is 0/1 and each change is counted."""
+    metrics = Metrics(stale_after=timedelta(minutes=5))
+    server = HealthServer(metrics, host="127.0.0.1", port=0).start()
+    try:
+        single = httpx.get(f"{server.url}/healthz").json()
+        sqlite = _scrape(server.url)
+        metrics.observe_standby("leader is PID 101 on host-a", changed=False)
+        standby = httpx.get(f"{server.url}/healthz")
+        waiting = _scrape(server.url)
+        metrics.started -= 3600  # a standby for an hour: no cycle ran, and that is fine
+        still = httpx.get(f"{server.url}/healthz")
+        metrics.observe_leader()
+        leader = httpx.get(f"{server.url}/healthz").json()
+        leading = _scrape(server.url)
+        metrics.observe_standby("lost leadership: the lock's connection failed", changed=True)
+        lost = httpx.get(f"{server.url}/healthz").json()
+        after = _scrape(server.url)
+    finally:
+        server.stop()
+    assert single == {"ok": True, "reason": "starting: no cycle has finished yet", "role": "leader"}
+    assert sqlite == {"automations_leader": 1.0, "automations_leadership_changes_total": 0.0}
+    assert standby.status_code == 200
+    assert standby.json() == {
+        "ok": True,
+        "reason": "standby: leader is PID 101 on host-a",
+        "role": "standby",
+    }
+    assert waiting == {"automations_leader": 0.0, "automations_leadership_changes_total": 0.0}
+    assert still.status_code == 200
+    assert leader == {
+        "ok": True,
+        "reason": "leader: starting: no cycle has finished yet",
+        "role": "leader",
+    }
+    assert leading == {"automations_leader": 1.0, "automations_leadership_changes_total": 1.0}
+    assert lost["role"] == "standby"
+    assert lost["reason"] == "standby: lost leadership: the lock's connection failed"
+    assert after == {"automations_leader": 0.0, "automations_leadership_changes_total": 2.0}

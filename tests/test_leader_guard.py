@@ -1,0 +1,136 @@
+"""The guard before each effect: a replica that lost (or never had) the leader lock edits,
+mails and notifies nothing, and leaves the work to the leader (real PostgreSQL lock, the
+sandbox, a real SMTP server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from automations.leadership import Leadership
+from automations.ledger import Ledger, NotificationState, OutboxState
+from automations.ledger.owners import Owner
+from tests.digest_support import Clock as DigestClock
+from tests.digest_support import SMTPServer, open_digests, write_config
+from tests.engine_harness import Harness
+from tests.leader_support import terminate_lock_session
+from tests.notify_support import PUBLIC, Clock, RecordingSender, apply, outbox
+from tests.sandbox_server import SandboxControl
+from tests.test_digest_delivery import T0, add
+from tests.test_digest_outbox_lease import KEY, PERIOD
+
+H = timedelta(hours=1)
+OLD = Owner("host-old", 11, "old0")
+NEW = Owner("host-new", 22, "new0")
+ESCALATE_MINOR = """
+[[rules]]
+name = "escalate-minor"
+type = "escalate_severity"
+every = "1m"
+where = { status_category = ["live"], severity = ["Minor"] }
+steps = [ { after = "2h", to = "Major" } ]
+"""
+
+
+@pytest.fixture
+def leaders(postgres_url: str) -> Iterator[tuple[Leadership, Leadership]]:
+    """The old leader (holding the lock) and the replica that will take over."""
+    old, new = Leadership(postgres_url, owner=OLD), Leadership(postgres_url, owner=NEW)
+    assert old.try_acquire()
+    try:
+        yield old, new
+    finally:
+        old.release()
+        new.release()
+
+
+def test_a_leader_whose_session_ended_edits_nothing_and_frees_the_claim(
+    harness: Harness, postgres_url: str, leaders: tuple[Leadership, Leadership]
+) -> None:
+    """Lock session terminated: claim and re-read happen, the edit does not; the key is free
+    again, and the new leader applies it once."""
+    old, new = leaders
+    harness.write(ESCALATE_MINOR)
+    stuck = harness.add("Stuck", age=3 * H)
+    runtime = harness.runtime()
+    try:
+        runtime.engine.may_act = old.may_act
+        assert terminate_lock_session(postgres_url, OLD) == 1
+        report = runtime.engine.run_cycle(runtime.rules, "every 1m")
+        key = report.rules[0].planned[0].event_key
+        freed = runtime.ledger.done_keys([key])
+        assert new.try_acquire()
+        runtime.engine.may_act = new.may_act
+        after = runtime.engine.run_cycle(runtime.rules, "every 1m")
+    finally:
+        runtime.close()
+    rereads = [
+        r
+        for r in harness.sandbox.requests()
+        if r["method"] == "GET" and r["path"] == f"/v2/incidents/{stuck['id']}"
+    ]
+    assert report.lost_leadership is not None
+    assert report.lost_leadership.startswith("the lock's connection failed")
+    assert "stopped early: no longer the leader (the lock's connection failed" in report.line()
+    assert report.applied == 0
+    assert freed == set()
+    assert len(rereads) == 2  # the guard came after the old leader's re-read, before the edit
+    assert after.applied == 1
+    assert len(harness.posts()) == 1
+    assert harness.severity(stuck["id"]) == "Major"
+
+
+def test_a_standby_leaves_queued_notifications_to_the_leader(
+    tmp_path: Path, leaders: tuple[Leadership, Leadership]
+) -> None:
+    """The outbox asks before claiming a row: a standby sends none and leaves each row queued,
+    claimable by the leader at once."""
+    old, standby = leaders
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        apply(ledger, "escalate-minor/01INCIDENT0001/step-0", ["hook"], {"hook": PUBLIC})
+        sender = RecordingSender()
+        box = outbox(ledger, {"hook": sender}, {"hook": PUBLIC}, Clock())
+        box.may_act = standby.may_act
+        nothing = box.deliver_due()
+        [row] = ledger.notifications()
+        box.may_act = old.may_act
+        [sent] = box.deliver_due()
+    finally:
+        ledger.close()
+    assert nothing == []
+    assert (row.state, row.attempts, row.owner) == (NotificationState.QUEUED, 0, None)
+    assert sent.outcome == "sent"
+    assert sender.keys == ["escalate-minor/01INCIDENT0001/step-0"]
+
+
+def test_a_standby_sends_no_digest(
+    sandbox: SandboxControl,
+    smtp: SMTPServer,
+    tmp_path: Path,
+    leaders: tuple[Leadership, Leadership],
+) -> None:
+    """The digest outbox asks before claiming: a standby mails nothing, the leader mails once."""
+    old, standby = leaders
+    sandbox.reset(incidents=0, now=T0)
+    add(sandbox, "Checkout latency", age=timedelta(hours=1))
+    runtime, digests = open_digests(
+        write_config(tmp_path, sandbox.base_url, smtp.port), DigestClock(T0)
+    )
+    try:
+        assert digests.enqueue("daily", PERIOD)
+        digests.outbox.may_act = standby.may_act
+        nothing = digests.outbox.deliver_due()
+        waiting = runtime.ledger.outbox_find("daily", KEY)
+        digests.outbox.may_act = old.may_act
+        [sent] = digests.outbox.deliver_due()
+    finally:
+        runtime.close()
+    assert nothing == []
+    assert waiting is not None
+    assert (waiting.state, waiting.attempts) == (OutboxState.PENDING, 0)
+    assert sent.outcome == OutboxState.SENT
+    assert len(smtp.received) == 1
