@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport
-from automations.errors import AutomationsError
+from automations.errors import AutomationsError, LedgerError
 from automations.ledger.watch import LedgerFile, LedgerReplaced
 from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime, reconcile_at_startup
@@ -416,7 +416,10 @@ class Daemon:
         cycles at once (no gap longer than one cycle after a takeover)."""
         if self.metrics is not None:
             self.metrics.observe_leader()
-        reconcile_at_startup(self.runtime.engine)
+        try:
+            reconcile_at_startup(self.runtime.engine)
+        except LedgerError as exc:  # each cycle settles them first, once the ledger answers
+            log.error("taking over: unconfirmed claims not settled yet: %s", exc)
         self.add_jobs()
 
     def _stand_by(self, why: str) -> None:

@@ -127,8 +127,7 @@ class Harness:
         return str(self.sandbox.incident(incident_id)["incident_status"]["name"])
 
 
-@pytest.fixture
-def harness(sandbox: SandboxControl, tmp_path: Path) -> Harness:
+def empty_organisation(sandbox: SandboxControl, tmp_path: Path) -> Harness:
     """An empty organisation (the seeded catalog, no incidents) at a fixed time."""
     # A day before the host's current hour: relative to now, never a calendar date, and far
     # enough from the host's time that a test comparing API and host time would fail.
@@ -139,3 +138,9 @@ def harness(sandbox: SandboxControl, tmp_path: Path) -> Harness:
     )
     sandbox.clear_requests()
     return Harness(sandbox, tmp_path)
+
+
+@pytest.fixture
+def harness(sandbox: SandboxControl, tmp_path: Path) -> Harness:
+    """An empty organisation (the seeded catalog, no incidents) at a fixed time."""
+    return empty_organisation(sandbox, tmp_path)
