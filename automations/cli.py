@@ -602,13 +602,14 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
 
     from automations.config import StoreSettings
     from automations.runtime import build_runtime
+    from automations.store import ledger_exists
 
     config = _load(config_path)
     if not config.digests:
         from automations.errors import ConfigError
 
         raise ConfigError(f"{config_path}: no [[digests]] configured")
-    if not need_ledger and not config.store.path.exists():
+    if not need_ledger and not ledger_exists(config):
         config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
     return build_runtime(config, _api_key(), lock=False, interactive=True)
 
@@ -695,10 +696,10 @@ def digest_status(config_path: Path, name: str | None, as_json: bool, limit: int
     """
     from automations.clock import host_now
     from automations.digest.status import digest_statuses
-    from automations.ledger import Ledger
+    from automations.store import ledger_exists, open_ledger
 
     config = _load(config_path)
-    ledger = Ledger(config.store.path) if config.store.path.exists() else None
+    ledger = open_ledger(config) if ledger_exists(config) else None
     try:
         statuses = digest_statuses(config, ledger, host_now(), name, limit)
     finally:
