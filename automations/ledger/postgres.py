@@ -150,7 +150,11 @@ class PostgresBackend(Backend):
 
     def begin(self) -> None:
         # One round trip: no parameters, so psycopg sends both statements as one query.
-        self._connection().execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        try:
+            self._connection().execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        except BaseException:
+            self.rollback()  # BEGIN went through, the lock did not (a timeout): end it
+            raise
 
     def commit(self) -> None:
         self._connection().execute("COMMIT")
