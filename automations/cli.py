@@ -67,8 +67,12 @@ def validate(config_path: Path, offline: bool) -> None:
         with make_client(config, _api_key(), interactive=True) as client:
             catalog = load_catalog(client, None)
             check_config(config, catalog, Environment(), client=client)
+    from automations.store import config_location, store_label
+
+    ledger = store_label(config_location(config))  # a URL's password is never shown
     where = "offline" if offline else "names resolved against the API"
     click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
+    click.echo(f"ledger: {ledger}")
 
 
 @cli.command()

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from automations.config import Config, StoreSettings
+from automations.env_secrets import env_secret
 from automations.errors import ConfigError
-from automations.settings import env_secret
 from automations.store_url import is_postgres_url, redact
 
 if TYPE_CHECKING:
