@@ -12,6 +12,7 @@ import click
 from automations import __version__
 from automations.cli_options import Group, config_option, config_settings
 from automations.errors import AutomationsError
+from automations.ledger_cli import ledger
 from automations.notify.cli import notify
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def cli() -> None:
 
 
 cli.add_command(notify)
+cli.add_command(ledger)
 
 
 def _load(config_path: Path) -> Config:

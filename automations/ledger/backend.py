@@ -11,7 +11,7 @@ ledger serialises every call under its own lock (base.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,24 @@ class Backend(ABC):
     def tables(self) -> list[str]:
         """The ledger's tables (not the migrations' own), parents before the tables that
         reference them: the order ``ledger copy`` fills them in."""
+
+    # -- whole tables, for ``ledger copy`` ------------------------------------------
+
+    @abstractmethod
+    def columns(self, table: str) -> list[str]:
+        """The table's columns, in order."""
+
+    @abstractmethod
+    def stream(self, table: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """Every row of ``table`` (those columns), read as it goes rather than all at once."""
+
+    @abstractmethod
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Insert ``rows`` as they are (ids included) in the open transaction; how many. The
+        next id a new row gets follows the largest loaded."""
+
+    def count(self, table: str) -> int:
+        return int(self.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
     @abstractmethod
     def close(self) -> None: ...

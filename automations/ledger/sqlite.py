@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,20 @@ class SQLiteBackend(Backend):
         return parents_first(
             {name: {fk.other_table for fk in self.db.table(name).foreign_keys} for name in names}
         )
+
+    # -- whole tables -------------------------------------------------------------
+
+    def columns(self, table: str) -> list[str]:
+        return [column.name for column in self.db.table(table).columns]
+
+    def stream(self, table: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        cursor = self.db.conn.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY rowid")
+        yield from cursor  # sqlite3 fetches as it is iterated
+
+    def load(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        marks = ", ".join("?" for _ in columns)
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        return self.db.conn.executemany(insert, rows).rowcount
 
     # -- one daemon per ledger ----------------------------------------------------
 
