@@ -13,4 +13,6 @@ WEBHOOK_KEY = "d2ViaG9vay10ZXN0LXNlY3JldC1ReDdMbTJWZDlUeTQ="
 WEBHOOK_SECRET = f"whsec_{WEBHOOK_KEY}"
 # A token inside an apprise URL or a webhook URL's query.
 URL_TOKEN = "tok-Hn4c8Vq2ZpR7"
-SECRETS = (SANDBOX_KEY, SMTP_PASSWORD, WEBHOOK_KEY, URL_TOKEN)
+# A PostgreSQL ledger's password, inside a store URL.
+DB_PASSWORD = "pg-pw-Tx93Kd0Wq5"
+SECRETS = (SANDBOX_KEY, SMTP_PASSWORD, WEBHOOK_KEY, URL_TOKEN, DB_PASSWORD)
