@@ -199,23 +199,28 @@ def _report_failed(reports: list[CycleReport]) -> bool:
 @cli.command()
 @config_option
 def once(config_path: Path) -> None:
-    """One cycle of every rule, then exit (for cron); exit 1 if anything failed."""
+    """One cycle of every rule, then exit (for cron); exit 1 if anything failed.
+
+    On PostgreSQL it takes the leader lock for the run, and exits 75 while a daemon leads."""
     from automations.daemon import run_once
+    from automations.leadership import lend_guard, sole_actor
     from automations.runtime import build_runtime, reconcile_at_startup
 
     config = _load(config_path)
-    runtime = build_runtime(config, _api_key(), lock=True)
-    try:
-        settled = reconcile_at_startup(runtime.engine)
-        if settled is None:  # unreachable: logged; the next run settles the claims first
-            sys.exit(1)
-        reports = run_once(runtime)
-        # Digests need the API too: after an unreachable answer they wait for the next run.
-        unreachable = any(r.unreachable for r in reports)
-        digests_ok = unreachable or _send_due_digests(runtime)
-        notifications_ok = _deliver_notifications(runtime)
-    finally:
-        runtime.close()
+    with sole_actor(config) as guard:
+        runtime = build_runtime(config, _api_key(), lock=True)
+        lend_guard(guard, runtime.engine, runtime.notifications)
+        try:
+            settled = reconcile_at_startup(runtime.engine)
+            if settled is None:  # unreachable: logged; the next run settles the claims first
+                sys.exit(1)
+            reports = run_once(runtime)
+            # Digests need the API too: after an unreachable answer they wait for the next run.
+            unreachable = any(r.unreachable for r in reports)
+            digests_ok = unreachable or _send_due_digests(runtime, guard)
+            notifications_ok = _deliver_notifications(runtime)
+        finally:
+            runtime.close()
     unsettled = any(outcome == "failed" for _, outcome in settled)
     if _report_failed(reports) or not digests_ok or unsettled or not notifications_ok:
         sys.exit(1)
@@ -230,7 +235,7 @@ def _deliver_notifications(runtime: Any) -> bool:
     return not any(d.outcome in ("failed", "expired") for d in deliveries)
 
 
-def _send_due_digests(runtime: Any) -> bool:
+def _send_due_digests(runtime: Any, guard: Any = None) -> bool:
     """`once` also queues a digest whose cron occurrence is due (within its grace) and sends
     whatever the outbox holds; False if a digest could not be built or sent."""
     if not runtime.config.digests:
@@ -241,21 +246,27 @@ def _send_due_digests(runtime: Any) -> bool:
     if digests_paused(runtime.ledger, "digests"):
         return True  # held, not failed: sent (within their grace) after `automations resume`
 
+    from automations.leadership import lend_guard
+
     digests = digests_for(runtime)
+    lend_guard(guard, digests.outbox if digests is not None else None)
     return digests is None or digests.tick()
 
 
 @cli.command()
 @config_option
 def run(config_path: Path) -> None:
-    """Run the daemon: every rule on its schedule until SIGTERM or Ctrl-C."""
+    """Run the daemon: every rule on its schedule until SIGTERM or Ctrl-C.
+
+    On PostgreSQL several may run: one leads and acts, the others stand by to take over."""
     from automations.daemon import Daemon
+    from automations.leadership import election_for
     from automations.runtime import build_runtime
 
     config = _load(config_path)
     runtime = build_runtime(config, _api_key(), lock=True)
     try:
-        Daemon(runtime).run()
+        Daemon(runtime, leadership=election_for(config)).run()
     finally:
         runtime.close()
 

@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from automations.errors import AutomationsError, LedgerError, NotLeader
@@ -43,6 +43,8 @@ from automations.ledger.owners import Owner, this_process
 
 if TYPE_CHECKING:
     import psycopg
+
+    from automations.config import Config
 
 log = logging.getLogger("automations.leadership")
 
@@ -105,10 +107,12 @@ def lock_key(database: str, schema: str) -> int:
     return zlib.crc32(f"{database}/{schema}".encode()) & 0x7FFFFFFF
 
 
-def first_line(exc: BaseException) -> str:
-    """A driver error in one line (libpq's messages never carry the password)."""
+def first_line(exc: BaseException, conninfo: str) -> str:
+    """A driver error in one line, any password of ``conninfo`` hidden."""
+    from automations.store_url import scrub
+
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return scrub(text[0], conninfo) if text else type(exc).__name__
 
 
 def describe_holder(application_name: str, pid: int, address: str | None) -> str:
@@ -165,6 +169,9 @@ class Leadership:
         self._conn = conn
         return conn
 
+    def _describe(self, exc: BaseException) -> str:
+        return first_line(exc, self._conninfo)
+
     def _close(self) -> None:
         """Close the connection: the server ends the session, and with it any lock it held."""
         conn, self._conn = self._conn, None
@@ -199,7 +206,7 @@ class Leadership:
                     self._close()
                     if last:
                         raise LedgerError(
-                            f"leader election: cannot reach PostgreSQL: {first_line(exc)}"
+                            f"leader election: cannot reach PostgreSQL: {self._describe(exc)}"
                         ) from exc
             self.leading = bool(row and row[0])
             if self.leading:
@@ -220,7 +227,7 @@ class Leadership:
             try:
                 row = self._conn.execute(_HELD, self._key).fetchone()
             except psycopg.Error as exc:
-                raise self._lose(f"the lock's connection failed: {first_line(exc)}") from None
+                raise self._lose(f"the lock's connection failed: {self._describe(exc)}") from None
             if not row or not row[0]:
                 raise self._lose("the lock is no longer held by this replica's session")
 
@@ -259,6 +266,32 @@ def take_for_once(conninfo: str) -> Leadership:
     holder = leadership.holder()
     leadership.release()
     raise LeaderRunning(holder)
+
+
+def election_for(config: Config) -> Leadership | None:
+    """``run``: this replica's part in the election on PostgreSQL; None on SQLite, whose file
+    lock lets one daemon only."""
+    from automations.store import config_location
+
+    location = config_location(config)
+    return Leadership(location) if isinstance(location, str) else None
+
+
+@contextlib.contextmanager
+def sole_actor(config: Config) -> Iterator[Guard | None]:
+    """``once``: on PostgreSQL, the leader lock for the whole run (LeaderRunning, exit 75,
+    while a daemon leads), released at the end; its guard is yielded. None on SQLite."""
+    from automations.store import config_location
+
+    location = config_location(config)
+    if not isinstance(location, str):
+        yield None
+        return
+    leadership = take_for_once(location)
+    try:
+        yield leadership.may_act
+    finally:
+        leadership.release()
 
 
 def still_leading(may_act: Guard | None, what: str) -> bool:

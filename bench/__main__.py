@@ -17,7 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import cycle_time, digest, ledger_scale, memory, paging, requests_per_cycle, startup
+from bench import (
+    cycle_time,
+    digest,
+    failover,
+    ledger_scale,
+    memory,
+    paging,
+    requests_per_cycle,
+    startup,
+)
 from bench.common import ROOT, Check, Section, machine, table, verdict
 from bench.notes import NOTES
 
@@ -29,6 +38,7 @@ BENCHMARKS: dict[int, tuple[str, Callable[[bool], Section], Any]] = {
     5: ("Digest rendering", digest.run, digest),
     6: ("Paging: this client against the naive approach", paging.run, paging),
     7: ("One cycle over a ledger of 1,000,000 events", ledger_scale.run, ledger_scale),
+    8: ("Failover of three replicas on PostgreSQL", failover.run, failover),
 }
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 FAILED = "the benchmark failed"

@@ -203,6 +203,23 @@ the old events at most 5,000 rows per hourly prune from a cursor, so its cost
 stays flat even when many old incidents must be kept."""
 
 
+def failover(raw: Raw) -> str:
+    return """\
+What a takeover waits for: after kill -9 the kernel closes the leader's TCP
+connection and PostgreSQL frees the lock at once; after pg_terminate_backend the
+lock is freed with the session. A standby asks for the lock every 2 s
+(`RETRY_EVERY` in automations/leadership.py) from a main loop that wakes every
+0.5 s, so a takeover is due within about 2.5 s of the lock freeing, plus the
+new leader's settling of what the old one left claimed (one GET per claim); its
+first cycle starts at once. Not measured here, since it needs a network that
+drops packets: a leader whose network hangs. Its session asks the server for TCP
+keepalives (5 s idle, 3 probes 2 s apart), so the server frees the lock about
+11 s after the leader went silent, 13.5 s at worst with the standby's retry;
+the leader's own checks give up after 5 s (`tcp_user_timeout`), so it stops
+acting first. SIGTERM releases the lock explicitly (pg_advisory_unlock) after
+the jobs in progress end: a rolling upgrade hands over within one retry."""
+
+
 NOTES: dict[int, Callable[[Raw], str]] = {
     1: requests,
     2: cycle,
@@ -211,4 +228,5 @@ NOTES: dict[int, Callable[[Raw], str]] = {
     5: digest,
     6: paging,
     7: ledger_scale,
+    8: failover,
 }

@@ -4,6 +4,10 @@ sandbox, a real SMTP server)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -134,3 +138,66 @@ def test_a_standby_sends_no_digest(
     assert (waiting.state, waiting.attempts) == (OutboxState.PENDING, 0)
     assert sent.outcome == OutboxState.SENT
     assert len(smtp.received) == 1
+
+
+def test_two_engines_racing_on_one_postgres_ledger_apply_each_action_once(
+    harness: Harness, postgres_url: str
+) -> None:
+    """A split brain: two processes act at once with no leader lock; the claims, unique in
+    PostgreSQL, let each due action be edited exactly once."""
+    harness.store_url = postgres_url
+    harness.write(ESCALATE_MINOR)
+    due = [harness.add(f"Stuck {n}", age=3 * H)["id"] for n in range(6)]
+    harness.sandbox.set_faults(latency_seconds=0.1)  # six actions take the first racer ~2 s
+    command = [sys.executable, "-m", "tests.race_engine", str(harness.config_path)]
+    racers = [
+        subprocess.Popen(
+            command,
+            env=harness.env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for racer in racers:  # both have built their runtimes: then both start at once
+        assert racer.stdout is not None
+        assert racer.stdout.readline() == "ready\n", racer.communicate(timeout=60)
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.write("go\n")
+        racer.stdin.flush()
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    harness.outputs += [text for pair in outputs for text in pair]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    edits = Counter(post["path"].split("/")[3] for post in harness.posts())
+    assert edits == dict.fromkeys(due, 1)
+    assert sum(r["applied"] for r in results) == len(due)
+    assert sum(r["already_done"] for r in results) > 0  # they met: a claim was refused
+    assert all(r["failed"] == 0 for r in results), outputs
+    assert all(harness.severity(incident) == "Major" for incident in due)
+
+
+def test_once_on_postgres_acts_when_no_one_leads_and_exits_75_beside_a_leader(
+    harness: Harness, postgres_url: str
+) -> None:
+    """`once` takes the free leader lock and edits; while a daemon leads it exits 75, saying
+    the leader is running, and touches nothing."""
+    harness.store_url = postgres_url
+    harness.write(ESCALATE_MINOR)
+    first = harness.add("Stuck", age=3 * H)
+    alone = harness.cli("once")
+    second = harness.add("Stuck too", age=3 * H)
+    leader = Leadership(postgres_url, owner=OLD)
+    assert leader.try_acquire()
+    try:
+        beside = harness.cli("once")
+    finally:
+        leader.release()
+    assert alone.returncode == 0, alone.stderr
+    assert harness.severity(first["id"]) == "Major"
+    assert beside.returncode == 75
+    assert beside.stderr.startswith("error: the leader is running (PID 11 on host-old holds")
+    assert harness.severity(second["id"]) == "Minor"
+    assert len(harness.posts()) == 1
