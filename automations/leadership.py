@@ -15,8 +15,10 @@ exactly when that session ends:
   the lock is freed at once, and the leader's next check fails;
 - the network hangs: the session asks the server for TCP keepalives (idle 5 s,
   then 3 probes 2 s apart), so the lock is freed about 11 s after the leader
-  went silent. The leader's own checks are bounded by ``tcp_user_timeout``
-  (5 s) and a statement timeout, so it has stopped acting well before that.
+  went silent. The leader's own questions are answered within ``ANSWER_WITHIN``
+  (5 s) or its connection is cut (``tcp_user_timeout``, a statement timeout, and
+  a watchdog for a middlebox that takes bytes and never answers), so it has
+  stopped acting well before that, and never hangs on the lock.
 
 Before each effect (an edit, a digest, a notification) the leader asks on that
 connection whether the lock is still its own (``Leadership.may_act``): a failed
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 import zlib
@@ -52,6 +56,7 @@ Guard = Callable[[], None]  # raises NotLeader when this replica must not act
 
 RETRY_EVERY = 2.0  # seconds between a standby's tries for the lock
 CHECK_EVERY = 1.0  # seconds between the leader's checks while it has nothing to do
+ANSWER_WITHIN = 5.0  # seconds a question on the lock's connection may take: then it is cut
 LOCK_CLASS = 0x6175746F  # "auto": the first key of the two-key advisory lock
 APP_PREFIX = "automations "  # application_name of the lock's connection: names the holder
 
@@ -160,7 +165,7 @@ class Leadership:
         )
         conn = psycopg.connect(conninfo, autocommit=True)
         try:
-            row = conn.execute(_WHERE).fetchone()
+            row = answer(conn, _WHERE)
         except BaseException:
             conn.close()
             raise
@@ -168,6 +173,11 @@ class Leadership:
         self._key = (LOCK_CLASS, lock_key(str(row[0]), str(row[1])))
         self._conn = conn
         return conn
+
+    def _ask(self, sql: str) -> Any:
+        """One question about the lock (its key as the parameters), on its connection."""
+        conn = self._connection()
+        return answer(conn, sql, self._key)  # the key is known once connected
 
     def _describe(self, exc: BaseException) -> str:
         return first_line(exc, self._conninfo)
@@ -197,10 +207,7 @@ class Leadership:
             # A standby's idle connection may have been ended meanwhile: then one fresh try.
             for last in (self._conn is None, True):
                 try:
-                    conn = self._connection()
-                    row = conn.execute(
-                        "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", self._key
-                    ).fetchone()
+                    row = self._ask("SELECT pg_try_advisory_lock(%s::int4, %s::int4)")
                     break
                 except psycopg.Error as exc:
                     self._close()
@@ -225,7 +232,7 @@ class Leadership:
             if not self.leading or self._conn is None:
                 raise NotLeader(self.lost_because or "this replica is a standby")
             try:
-                row = self._conn.execute(_HELD, self._key).fetchone()
+                row = self._ask(_HELD)
             except psycopg.Error as exc:
                 raise self._lose(f"the lock's connection failed: {self._describe(exc)}") from None
             if not row or not row[0]:
@@ -237,7 +244,7 @@ class Leadership:
 
         with self._lock:
             try:
-                row = self._connection().execute(_HOLDER, self._key).fetchone()
+                row = self._ask(_HOLDER)
             except psycopg.Error:
                 self._close()
                 return None
@@ -252,10 +259,32 @@ class Leadership:
         with self._lock:
             if self.leading and self._conn is not None:
                 with contextlib.suppress(psycopg.Error):  # closing frees it just the same
-                    self._conn.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", self._key)
+                    self._ask("SELECT pg_advisory_unlock(%s::int4, %s::int4)")
             self.leading = False
             self.lost_because = "released"
             self._close()
+
+
+def answer(conn: psycopg.Connection[Any], sql: str, params: tuple[int, ...] = ()) -> Any:
+    """The first row of ``sql``; unanswered after ANSWER_WITHIN, the connection is cut, so
+    the call fails instead of waiting on a middlebox that takes bytes and never answers."""
+    watchdog = threading.Timer(ANSWER_WITHIN, cut, args=(conn,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return conn.execute(sql, params).fetchone()
+    finally:
+        watchdog.cancel()
+
+
+def cut(conn: psycopg.Connection[Any]) -> None:
+    """Shut the connection's socket down: a read blocked on it fails at once."""
+    with contextlib.suppress(OSError, ValueError):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
 
 
 def take_for_once(conninfo: str) -> Leadership:

@@ -4,7 +4,8 @@ and how a replica notices it lost it (automations/leadership.py)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import httpx
@@ -12,11 +13,18 @@ import pytest
 
 from automations.errors import LedgerError, NotLeader
 from automations.health_server import HealthServer
-from automations.leadership import Election, LeaderRunning, Leadership, take_for_once
+from automations.leadership import (
+    ANSWER_WITHIN,
+    Election,
+    LeaderRunning,
+    Leadership,
+    take_for_once,
+)
 from automations.ledger.owners import Owner
 from automations.metrics import Metrics
 from tests.leader_support import terminate_lock_session
 from tests.postgres_server import PostgresServer
+from tests.tcp_relay import tcp_relay
 
 A = Owner("host-a", 101, "aaaa")
 B = Owner("host-b", 202, "bbbb")
@@ -252,3 +260,57 @@ def test_healthz_and_metrics_say_which_role_a_replica_has() -> None:
     assert lost["role"] == "standby"
     assert lost["reason"] == "standby: lost leadership: the lock's connection failed"
     assert after == {"automations_leader": 0.0, "automations_leadership_changes_total": 2.0}
+
+
+def test_the_lock_session_is_dropped_within_seconds_of_going_silent(
+    replicas: tuple[Leadership, Leadership],
+) -> None:
+    """The lock's session asks the server for 5 s keepalives (3 probes, 2 s apart) and a 5 s
+    statement timeout: a leader whose network hangs loses the lock in about 11 s."""
+    a, _ = replicas
+    assert a.try_acquire()
+    conn = a._conn
+    assert conn is not None
+    shown = {
+        name: conn.execute(f"SHOW {name}").fetchone()
+        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+    }
+    assert shown == {
+        "tcp_keepalives_idle": ("5",),
+        "tcp_keepalives_interval": ("2",),
+        "tcp_keepalives_count": ("3",),
+    }
+    assert conn.execute("SHOW statement_timeout").fetchone() == ("5s",)
+    assert conn.info.get_parameters()["application_name"] == "automations host-a:101:aaaa"
+
+
+def test_a_leader_behind_a_hung_middlebox_stops_acting_instead_of_waiting(
+    postgres: PostgresServer, postgres_url: str
+) -> None:
+    """A relay that takes bytes and never answers: the check is cut after ANSWER_WITHIN and
+    says NotLeader (no hang); once the relay's connections drop, a standby takes over."""
+    database = postgres_url.rsplit("/", 1)[1]
+    with tcp_relay(("127.0.0.1", postgres.port)) as relay:
+        via = f"postgresql://automations@127.0.0.1:{relay.port}/{database}"
+        leader, standby = Leadership(via, owner=A), Leadership(postgres_url, owner=B)
+        try:
+            assert leader.try_acquire()
+            relay.freeze()
+            asked = time.monotonic()
+            with pytest.raises(NotLeader, match="the lock's connection failed"):
+                leader.may_act()
+            waited = time.monotonic() - asked
+            assert not standby.try_acquire()  # the server still has the session: no split
+            relay.close()
+            wait_until(standby.try_acquire)
+        finally:
+            leader.release()
+            standby.release()
+    assert waited >= ANSWER_WITHIN - 0.5  # cut by the watchdog, not answered
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
