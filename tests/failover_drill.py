@@ -5,8 +5,14 @@ Each round adds incidents that are due at once, waits until the leader has sent
 the first of their edits (so it is at work on the rest), then takes the leader
 down and times the takeover: from the kill to a replica's "became leader" line.
 A killed replica is replaced, so three run throughout. At the end every incident
-must have been edited exactly once, and notified exactly once (the webhook
-receiver's deliveries, by ``webhook-id``), and exactly one replica leads.
+must have been edited exactly once and notified (the webhook receiver's
+deliveries, by ``webhook-id``), and exactly one replica leads.
+
+A delivery the receiver got twice is a *repeat*: it is put down to the takedown
+that came next after the first copy arrived. After kill -9 one repeat is the
+notification outbox's documented window (automations/notify/outbox.py: the
+receiver had it, the dead process had not recorded it; same ``webhook-id``, so
+the receiver folds it); after pg_terminate_backend there must be none.
 
 Shared by tests/test_failover.py (a few rounds, in ``make test``) and
 bench/failover.py (more rounds: failover p50/p95 in docs/benchmarks.md).
@@ -47,6 +53,7 @@ port = 0
 name = "ops-hook"
 type = "webhook"
 url = "{url}/hooks"
+max_per_hour = "off"  # every notification counts: none is held back for a summary
 
 [[rules]]
 name = "esc"
@@ -80,10 +87,20 @@ def wait(done: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
 
 @dataclass(frozen=True)
 class Failover:
-    """One takeover: how the leader went down, and how long until another one led."""
+    """One takedown: how the leader went down, when, and how long until another one led."""
 
     how: str
     seconds: float
+    at: float  # time.monotonic() of the takedown
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A notification the receiver got again, and the takedown that followed its first copy."""
+
+    key: str
+    after: str | None  # KILL, TERMINATE, or None: no takedown came between (a bug)
+    sent_lines: int  # "notification KEY sent" lines over every replica's log
 
 
 @dataclass
@@ -92,6 +109,7 @@ class DrillResult:
     incidents: list[str] = field(default_factory=list)
     edits: dict[str, int] = field(default_factory=dict)  # incident ID -> POST edits received
     deliveries: dict[str, int] = field(default_factory=dict)  # webhook-id -> deliveries
+    repeats: list[Repeat] = field(default_factory=list)
     not_escalated: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)  # each live replica's /healthz role
     unhealthy: list[str] = field(default_factory=list)
@@ -106,6 +124,9 @@ class DrillResult:
     @property
     def duplicate_deliveries(self) -> int:
         return sum(n - 1 for n in self.deliveries.values() if n > 1)
+
+    def repeats_after(self, how: str | None) -> list[Repeat]:
+        return [r for r in self.repeats if r.after == how]
 
     def seconds(self, how: str | None = None) -> list[float]:
         return [f.seconds for f in self.failovers if how is None or f.how == how]
@@ -135,6 +156,7 @@ class Cluster:
         self.ledger_url = ledger_url
         self.size = replicas
         self.replicas: list[DaemonProcess] = []
+        self.killed: list[DaemonProcess] = []
 
     def start(self) -> None:
         self.replicas = [self._spawn() for _ in range(self.size)]
@@ -201,8 +223,8 @@ class Cluster:
         if how == KILL:
             leader.wait_exit()
             self.replicas[self.replicas.index(leader)] = self._spawn()
-            self.harness.outputs.append(leader.log)
-        return Failover(how, at - started)
+            self.killed.append(leader)
+        return Failover(how, at - started, started)
 
     def health(self, result: DrillResult) -> None:
         """Each live replica's /healthz role, and the sum of their automations_leader."""
@@ -234,7 +256,8 @@ class Cluster:
             replica.kill()
 
     def logs(self) -> str:
-        return "\n\n".join(f"--- PID {r.process.pid}\n{r.log}" for r in self.replicas)
+        every = [*self.killed, *self.replicas]
+        return "\n\n".join(f"--- PID {r.process.pid}\n{r.log}" for r in every)
 
 
 def drill(
@@ -256,6 +279,7 @@ def drill(
             wait(edited_any(harness, batch), f"the leader's first edit of round {number}")
             result.failovers.append(cluster.take_down(KILL if number % 2 == 0 else TERMINATE))
         _settle(harness, receiver, result)
+        result.repeats = _repeats(receiver, result.failovers, cluster.logs())
         cluster.health(result)
         cluster.stop(result)
     finally:
@@ -294,3 +318,19 @@ def _settle(harness: Harness, receiver: Receiver, result: DrillResult) -> None:
         if incident in result.edits:
             result.edits[incident] += 1
     result.deliveries = dict(hooks())
+
+
+def _repeats(receiver: Receiver, failovers: list[Failover], logs: str) -> list[Repeat]:
+    """Each delivery after the first of its ``webhook-id``, put down to the next takedown."""
+    arrivals: dict[str, list[float]] = {}
+    for request in receiver.received:
+        if request.verified is not None and request.status < 300:
+            arrivals.setdefault(request.headers["webhook-id"], []).append(request.at)
+    takedowns = sorted(failovers, key=lambda f: f.at)
+    repeats = []
+    for key, times in arrivals.items():
+        for earlier in sorted(times)[:-1]:
+            after = next((f.how for f in takedowns if f.at >= earlier), None)
+            sent = logs.count(f"notification {key} sent to ops-hook")
+            repeats.append(Repeat(key, after, sent))
+    return repeats
