@@ -15,6 +15,7 @@ put down to the takedown that followed its first copy.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,6 +125,9 @@ def report(result: DrillResult, rounds: int) -> Section:
 
 def run(quick: bool) -> Section:
     rounds = QUICK_ROUNDS if quick else ROUNDS
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     with drill_setup() as (harness, url, receiver):
         result = drill(harness, url, receiver, rounds=rounds)
-    return report(result, rounds)
+    section = report(result, rounds)
+    section.body += ["", f"Load average (1, 5, 15 min) when this benchmark started: {load}."]
+    return section

@@ -215,7 +215,8 @@ first cycle starts at once. Not measured here, since it needs a network that
 drops packets: a leader whose network hangs. Its session asks the server for TCP
 keepalives (5 s idle, 3 probes 2 s apart), so the server frees the lock about
 11 s after the leader went silent, 13.5 s at worst with the standby's retry;
-the leader's own checks give up after 5 s (`tcp_user_timeout`), so it stops
+the leader's own checks give up after 5 s (`ANSWER_WITHIN`: `tcp_user_timeout`,
+and a watchdog that cuts a connection whose answer does not come), so it stops
 acting first. SIGTERM releases the lock explicitly (pg_advisory_unlock) after
 the jobs in progress end: a rolling upgrade hands over within one retry."""
 
