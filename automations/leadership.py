@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from automations.errors import AutomationsError, LedgerError, NotLeader
 from automations.ledger.owners import Owner, this_process
+from automations.store_url import redact, scrub
 
 if TYPE_CHECKING:
     import psycopg
@@ -114,8 +115,6 @@ def lock_key(database: str, schema: str) -> int:
 
 def first_line(exc: BaseException, conninfo: str) -> str:
     """A driver error in one line, any password of ``conninfo`` hidden."""
-    from automations.store_url import scrub
-
     text = str(exc).strip().splitlines()
     return scrub(text[0], conninfo) if text else type(exc).__name__
 
@@ -213,7 +212,8 @@ class Leadership:
                     self._close()
                     if last:
                         raise LedgerError(
-                            f"leader election: cannot reach PostgreSQL: {self._describe(exc)}"
+                            f"cannot open ledger {redact(self._conninfo)} for the leader lock: "
+                            f"{self._describe(exc)}"
                         ) from exc
             self.leading = bool(row and row[0])
             if self.leading:
@@ -381,7 +381,7 @@ class Election:
         try:
             taken = self.leadership.try_acquire()
         except LedgerError as exc:
-            self._standby(f"cannot ask for the leader lock: {exc}")
+            self._standby(str(exc))
             return
         if taken:
             self._gained()

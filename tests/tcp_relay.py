@@ -60,7 +60,9 @@ class TcpRelay:
     def close(self) -> None:
         self._closed.set()
         self._listener.close()
-        for sock in self._sockets:
+        for sock in self._sockets:  # shutdown first: it wakes a recv blocked on the socket
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
 
