@@ -329,6 +329,72 @@ def test_prometheus_config_scrapes_both_daemons() -> None:
     assert targets["targets"] == [f"{name}:{port}" for name in DAEMONS]
     service = _compose()["services"]["prometheus"]
     assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in service["volumes"]
+    assert prometheus["rule_files"] == ["alerts.yml"]  # beside it, in the container too
+    assert "./alerts.yml:/etc/prometheus/alerts.yml:ro" in service["volumes"]
+
+
+def _alert_case(name: str, series: dict[str, str], at: str, firing: list[str]) -> dict[str, Any]:
+    """One `promtool test rules` case: ``series`` (instance -> automations_leader values,
+    one a 30 s) evaluated at ``at``; ``firing`` the alerts expected then, the others silent."""
+    rules = _yaml(DEPLOY / "alerts.yml")["groups"][0]["rules"]
+    return {
+        "name": name,
+        "interval": "30s",
+        "input_series": [
+            {"series": f'automations_leader{{job="automations", instance="{i}"}}', "values": v}
+            for i, v in series.items()
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": at,
+                "alertname": rule["alert"],
+                "exp_alerts": [
+                    {"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}
+                ]
+                if rule["alert"] in firing
+                else [],
+            }
+            for rule in rules
+            if rule["alert"] in ("AutomationsNoLeader", "AutomationsTwoLeaders")
+        ],
+    }
+
+
+def test_alerts_page_when_no_replica_leads_and_not_during_a_failover(tmp_path: Path) -> None:
+    """alerts.yml passes `promtool check rules`, and `promtool test rules` shows the leader
+    alerts: silent with one leader and through a failover, firing with none (or no replica
+    scraped at all) and with two. Without Prometheus installed, the rules are parsed."""
+    alerts = _yaml(DEPLOY / "alerts.yml")
+    (group,) = alerts["groups"]
+    for rule in group["rules"]:
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert rule["labels"]["severity"] in ("page", "ticket")
+        assert rule["annotations"]["summary"]
+    promtool = _tool("promtool")
+    if promtool is None:
+        return  # the parser check above
+    checked = subprocess.run(
+        [promtool, "check", "rules", str(DEPLOY / "alerts.yml")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    a, b = "automations-a:9108", "automations-b:9108"
+    cases = [
+        _alert_case("one leader", {a: "1x10", b: "0x10"}, "4m", []),
+        _alert_case("a failover", {a: "1x3 stale", b: "0x3 1x6"}, "4m", []),
+        _alert_case("no leader", {a: "0x10", b: "0x10"}, "4m", ["AutomationsNoLeader"]),
+        _alert_case("two leaders", {a: "1x10", b: "1x10"}, "4m", ["AutomationsTwoLeaders"]),
+        _alert_case("none scraped", {a: "1 stale", b: "0 stale"}, "4m", ["AutomationsNoLeader"]),
+    ]
+    tests = tmp_path / "alerts.test.yml"
+    tests.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(DEPLOY / "alerts.yml")], "evaluation_interval": "30s",
+             "tests": cases}
+        )
+    )  # fmt: skip
+    result = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
 
 
 # --- Kubernetes -------------------------------------------------------------------------
@@ -715,7 +781,7 @@ def test_kubernetes_config_runs_on_a_read_only_root(
             'base_url = "https://api.incident.io"',
             f'base_url = "{harness.sandbox.base_url}"\nmax_clock_skew = "30d"',
         ),
-        # Until the ledger is PostgreSQL here: SQLite in the one writable folder.
+        # The ledger: SQLite in the one writable folder besides TMPDIR.
         ('retention = "400d"', f'retention = "400d"\npath = "{state / "automations.db"}"'),
         ("port = 9108", f"port = {port}"),
         ('host = "smtp.example.com"', 'host = "127.0.0.1"'),
@@ -742,10 +808,12 @@ def test_kubernetes_config_runs_on_a_read_only_root(
         },
     )
     receiver.verify_with = WEBHOOK_SECRET
+    # The Deployment's variables, pointed at these files; the config is --config, and the
+    # ledger is the SQLite file above rather than the store-url's PostgreSQL.
     env = {
         e["name"]: e["value"].replace(str(secret_dir), str(secrets))
         for e in container["env"]
-        if e["name"] != "AUTOMATIONS_CONFIG"
+        if e["name"] not in ("AUTOMATIONS_CONFIG", "AUTOMATIONS_STORE_URL_FILE")
     }
     # In a private mount namespace: the two folders stay writable (bind-mounted onto
     # themselves), then / is remounted read-only; the daemon starts only if it really is.
