@@ -382,3 +382,28 @@ def test_metrics_count_deliveries_by_event_type_and_outcome(
     assert metric(metrics, STATUS_UPDATED, "processed") == 1
     assert metric(metrics, "unverified", "refused") == 1
     assert 'automations_actions_total{outcome="applied",rule="escalate-minor"} 1.0' in metrics
+    # The webhook's reads went through the daemon's one client: one rate-limit budget.
+    reads = 'method="GET",route="/v2/incidents/{id}",status="200"'
+    assert f"automations_api_requests_total{{{reads}}}" in metrics
+
+
+def test_a_rule_that_counts_from_live_reads_the_updates_and_waits(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With since = "live", the webhook's evaluation fetches the incident's updates (as a cycle
+    does): just moved to live, a 3h-old incident is not due; one live for 3h is escalated."""
+    harness.write(WEBHOOKS + ESCALATE.replace("steps =", 'since = "live"\nsteps ='))
+    just_live = harness.add("Just live", age=3 * H, status="Triage")
+    long_live = harness.add("Long live", age=3 * H, status="Investigating")
+    with webhook_daemon(harness, monkeypatch) as (daemon, sender):
+        harness.sandbox.update_incident(just_live["id"], status="Investigating")
+        for incident in (just_live, long_live):
+            assert sender.updated(incident["id"]).status_code == 200
+        wait_until(lambda: len(deliveries(daemon.runtime)) == 2, "both recorded")
+        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+    updates_asked = [
+        r["query"] for r in harness.sandbox.requests() if r["path"] == "/v2/incident_updates"
+    ]
+    assert any(just_live["id"] in query for query in updates_asked)
+    assert harness.severity(just_live["id"]) == "Minor"
+    assert harness.severity(long_live["id"]) == "Major"

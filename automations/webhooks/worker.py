@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from automations import failpoints
 from automations.backoff import Backoff
 from automations.clock import Clock
 from automations.engine import IncidentsRun
@@ -113,6 +114,7 @@ class WebhookWorker:
 
     def process(self, deliveries: Sequence[WebhookDelivery]) -> bool:
         """One batch; False when nothing was done (the daemon is stopping): they stay queued."""
+        failpoints.hit("before_webhook_processing")
         deliveries = self._resolve(deliveries)
         by_incident: dict[str, list[WebhookDelivery]] = defaultdict(list)
         for delivery in deliveries:
