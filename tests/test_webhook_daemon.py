@@ -49,7 +49,7 @@ def test_the_daemon_acts_on_a_signed_delivery_with_the_secret_from_a_file(
         harness.sandbox.update_incident(incident["id"], status="Investigating")
         answer = Sender(harness, url).updated(incident["id"])
         daemon.wait_for(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
-        line = daemon.wait_for_line("webhook: 1 deliveries about 1 incidents")
+        line = daemon.wait_for_line("webhook: 1 delivery about 1 incident")
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -58,7 +58,7 @@ def test_an_escalation_due_at_an_update_is_applied_on_its_webhook(
         {"severity_id": harness.sandbox.incident(incident["id"])["severity"]["id"]}
     ]
     assert harness.list_requests() == 0  # no poll: the webhook alone did it
-    assert any("webhook: 1 deliveries about 1 incidents" in r.message for r in caplog.records)
+    assert any("webhook: 1 delivery about 1 incident" in r.message for r in caplog.records)
     print(f"escalated {took:.2f}s after the delivery was answered")
 
 
@@ -407,3 +407,32 @@ def test_a_rule_that_counts_from_live_reads_the_updates_and_waits(
     assert any(just_live["id"] in query for query in updates_asked)
     assert harness.severity(just_live["id"]) == "Minor"
     assert harness.severity(long_live["id"]) == "Major"
+
+
+def test_a_reload_changes_the_rules_webhooks_run_but_not_the_endpoint(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP's reload: the next delivery is judged by the new rules (a step moved to 4h leaves
+    a 3h-old incident alone); a changed [webhooks] waits for a restart, and says so."""
+    harness.write(WEBHOOKS + ESCALATE)
+    incident = harness.add("Three hours", age=3 * H, status="Investigating")
+    with webhook_daemon(harness, monkeypatch) as (daemon, sender):
+        text = harness.config_path.read_text().replace('"2h"', '"4h"')
+        harness.config_path.write_text(
+            text.replace(
+                "[webhooks]\nenabled = true\n", '[webhooks]\nenabled = true\npath = "/hooks/new"\n'
+            )
+        )
+        with caplog.at_level(logging.INFO, logger="automations"):
+            assert daemon.reload() is True
+        answer = sender.updated(incident["id"])
+        moved = httpx.post(sender.url.replace("/webhooks/incident-io", "/hooks/new"), content=b"{}")
+        wait_until(
+            lambda: daemon.runtime.ledger.webhook_backlog() == 0 and deliveries(daemon.runtime),
+            "processing",
+        )
+    assert answer.status_code == 200
+    assert moved.status_code == 405  # not a webhook path: the listener takes GET and HEAD there
+    assert harness.severity(incident["id"]) == "Minor"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "config reload: [webhooks] changed; kept as started until a restart" in warnings

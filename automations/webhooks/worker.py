@@ -226,7 +226,8 @@ class WebhookWorker:
         waited = (self.clock() - min(d.received_at for d in deliveries)).total_seconds()
         incidents = len({d.incident_id for d in deliveries})
         line = (
-            f"webhook: {len(deliveries)} deliveries about {incidents} incidents: "
+            f"webhook: {_count(len(deliveries), 'delivery', 'deliveries')} about "
+            f"{_count(incidents, 'incident', 'incidents')}: "
             f"{report.incidents_seen} re-read, {report.planned} planned, "
             f"{report.applied} applied, {report.skipped} skipped, {report.failed} failed, "
             f"{report.api_requests} API requests; done {waited:.2f}s after the first arrived"
@@ -245,3 +246,7 @@ class WebhookWorker:
         forgotten = self.ledger.forget_webhook_deliveries(before=self.clock() - KEEP)
         if forgotten:
             log.info("webhooks: forgot %d deliveries older than %d days", forgotten, KEEP.days)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
