@@ -83,6 +83,8 @@ def test_a_replayed_delivery_is_acknowledged_and_processed_once(
         wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "the other one")
         wait_until(lambda: incident_reads(harness, other["id"]) >= 2, "the other's re-read")
         recorded = deliveries(daemon.runtime)
+        # Counted just after the row is finished: wait for the count itself.
+        wait_until(lambda: metric(daemon_metrics(daemon), UPDATED, "processed") == 2, "the count")
         metrics = daemon_metrics(daemon)
     assert first.text == "queued\n"
     assert [r.status_code for r in [*retries, replay]] == [200, 200, 200]
@@ -377,6 +379,10 @@ def test_metrics_count_deliveries_by_event_type_and_outcome(
         wait_until(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
         wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
         sender.post(b"{}", {})
+        # Counted just after the row is finished: wait for the count itself.
+        wait_until(
+            lambda: metric(daemon_metrics(daemon), STATUS_UPDATED, "processed") == 1, "the count"
+        )
         metrics = daemon_metrics(daemon)
     assert metric(metrics, STATUS_UPDATED, "accepted") == 1
     assert metric(metrics, STATUS_UPDATED, "processed") == 1
