@@ -160,6 +160,9 @@ class WebhookWorker:
         for delivery in deliveries:
             if delivery.incident_id is None and delivery.follow_up_id is not None:
                 pending[delivery.follow_up_id].append(delivery)
+        nameless = [d for d in deliveries if d.incident_id is None and d.follow_up_id is None]
+        if nameless:  # never recorded so (events.py): finished, so they cannot come due forever
+            self._finish(nameless, WebhookDeliveryState.FAILED, "names no incident")
         for follow_up_id, rows in pending.items():
             try:
                 incident_id = self.resolve_follow_up(follow_up_id)
@@ -167,11 +170,8 @@ class WebhookWorker:
                 self._postpone(rows, str(exc))
                 continue
             except APIRejected as exc:
-                state = (
-                    WebhookDeliveryState.PROCESSED
-                    if exc.status == 404
-                    else (WebhookDeliveryState.FAILED)
-                )
+                gone = exc.status == 404  # deleted: nothing to re-check
+                state = WebhookDeliveryState.PROCESSED if gone else WebhookDeliveryState.FAILED
                 self._finish(rows, state, f"cannot read the follow-up: {exc}")
                 continue
             ids = [d.id for d in rows]
