@@ -48,6 +48,7 @@ from automations.notify.config import (
 )
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
+from automations.webhooks.config import WebhookSettings, webhook_problems
 
 
 def _duration_or_off(value: Any) -> timedelta | None:
@@ -159,6 +160,10 @@ class AppConfigBase(BaseModel):
         default_factory=list,
         description="Where rules send notifications (see README, Notifications).",
     )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="incident.io webhooks on the [server] listener (see README, Webhooks).",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,7 @@ class Config:
     smtp: SMTPSettings | None = None
     digests: tuple[DigestOptions, ...] = ()
     channels: tuple[ChannelOptions, ...] = ()
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def rule_class(self, options: RuleOptions) -> type[AnyRule]:
         return self.rule_types[options.type]
@@ -286,6 +292,8 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         problems.add(problem)
     for problem in unknown_channel_problems(rules, parsed.channels):
         problems.add(problem)
+    for problem in webhook_problems(parsed.server.enabled, parsed.webhooks):
+        problems.add(problem)
     problems.raise_if_any(path)
     return Config(
         path=path,
@@ -297,6 +305,7 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         smtp=parsed.smtp,
         digests=tuple(parsed.digests),
         channels=tuple(parsed.channels),
+        webhooks=parsed.webhooks,
     )
 
 

@@ -11,14 +11,14 @@ import logging
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from automations.clock import host_now
 from automations.durations import format_duration
-from automations.engine import CycleReport
+from automations.engine import CycleReport, IncidentsRun
 from automations.errors import AutomationsError
 from automations.ledger.watch import LedgerFile, LedgerReplaced
 from automations.rules.base import AnyRule, RuleOptions
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from automations.ledger import Ledger
     from automations.metrics import Metrics
     from automations.notify.outbox import NoticeDelivery, NotificationOutbox
+    from automations.webhooks.service import WebhookService
 
 log = logging.getLogger("automations.daemon")
 
@@ -132,6 +133,7 @@ class Daemon:
         self._notify_lock = threading.Lock()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
+        self.webhooks: WebhookService | None = None  # [webhooks]: receiver and worker
         self.first_cycle_done = threading.Event()
         self.groups: dict[str, list[AnyRule]] = {}  # the rules of each scheduled job
         self.reload_requested = threading.Event()  # SIGHUP; the main loop reloads
@@ -167,6 +169,18 @@ class Daemon:
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
         self.first_cycle_done.set()
+
+    def evaluate_incidents(self, incidents: Mapping[str, bool], label: str) -> IncidentsRun | None:
+        """The rules for incidents webhooks named (``Engine.run_incidents``), under the cycles'
+        lock so never beside a cycle; None when stopping or the ledger is gone (they wait)."""
+        with self._lock:
+            if self.stopping.is_set() or not self._ledger_intact():
+                return None
+            runtime = self.runtime  # read under the lock: a reload may replace it
+            run = runtime.engine.run_incidents(runtime.rules, incidents, label, self.stopping)
+        if self.metrics is not None:
+            self.metrics.observe_actions(run.report)
+        return run
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
@@ -400,8 +414,14 @@ class Daemon:
         events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
         if self.notifications is not None and self.notifications.on_outcome is None:
             self.notifications.on_outcome = self.metrics.observe_notification
+        from automations.webhooks.service import webhook_service
+
+        self.webhooks = webhook_service(self)
         self.health_server = HealthServer(
-            self.metrics, host=settings.host, port=settings.port
+            self.metrics,
+            host=settings.host,
+            port=settings.port,
+            webhook=self.webhooks.receiver if self.webhooks is not None else None,
         ).start()
 
     def stop_health(self) -> None:
@@ -443,6 +463,8 @@ class Daemon:
         try:
             self.serve_health()
             reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
+            if self.webhooks is not None:  # deliveries queued before a restart go first
+                self.webhooks.start()
             self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             if not self.stopping.is_set():
@@ -455,6 +477,8 @@ class Daemon:
         finally:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)  # jobs see the stop between steps
+            if self.webhooks is not None:
+                self.webhooks.stop()  # the batch in progress sees the stop between steps
             self.stop_health()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

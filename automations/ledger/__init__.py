@@ -17,6 +17,7 @@ its side effect and confirmed after, so it happens at most once, ever.
     meta.py         small facts, e.g. the API clock's offset from the host's
     retention.py    forgetting old rows (what may go: automations/retention.py)
     pause.py        the kill switch's flag (`automations pause` / `resume`)
+    webhooks.py     verified incident.io deliveries, queued for the webhook worker
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ from automations.ledger.pause import Pause, PauseStore
 from automations.ledger.quarantine import Quarantined
 from automations.ledger.retention import Pruned, RetentionStore
 from automations.ledger.runs import Run, RunStatus, RunStore
+from automations.ledger.webhooks import (
+    WebhookDelivery,
+    WebhookDeliveryState,
+    WebhookDeliveryStore,
+)
 
 __all__ = [
     "Event",
@@ -52,6 +58,8 @@ __all__ = [
     "Quarantined",
     "Run",
     "RunStatus",
+    "WebhookDelivery",
+    "WebhookDeliveryState",
 ]
 
 
@@ -64,6 +72,7 @@ class Ledger(
     MetaStore,
     RetentionStore,
     PauseStore,
+    WebhookDeliveryStore,
 ):
     """One ledger file (or ``":memory:"``), safe to share between scheduler threads.
 
