@@ -128,6 +128,21 @@ def test_every_delivery_is_signed_so_standardwebhooks_verifies_it(hooks: Hooks) 
     assert WEBHOOK_KEY not in str(hooks.sandbox.webhooks())
 
 
+def test_deliveries_are_signed_in_the_sandbox_clocks_time(hooks: Hooks) -> None:
+    """A sandbox whose clock was moved signs with it, as incident.io signs with its Date clock."""
+    before = hooks.sandbox.advance_clock(86400)
+    hooks.create(name="Tomorrow")
+    hooks.settle()
+    after = hooks.sandbox.now()
+
+    (received,) = hooks.receiver.received
+    signed_at = int(received.headers["webhook-timestamp"])
+    assert int(before.timestamp()) <= signed_at <= int(after.timestamp())
+    # so a receiver on the host's own clock refuses it: it is a day ahead of it
+    assert received.verify_error is not None
+    assert "too new" in received.verify_error
+
+
 def test_each_change_sends_one_event_of_its_kind(hooks: Hooks, openapi: Conformance) -> None:
     """Creation, edit, status move, incident update, manual changes and follow-ups: right types."""
     incident = hooks.create(name="Payments slow")

@@ -73,7 +73,7 @@ class SandboxState:
     def __init__(self, config: SandboxConfig, webhook: WebhookTarget | None = None) -> None:
         self.defaults = config
         self.default_webhook = webhook
-        self.webhooks = WebhookSender()
+        self.webhooks = WebhookSender(lambda: self.clock.now())  # signs in sandbox time
         self.reset(config)
 
     def reset(self, config: SandboxConfig) -> None:

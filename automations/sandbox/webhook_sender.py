@@ -3,9 +3,11 @@
 The API only queues (``send``); a few worker threads POST each event to the
 target URL, signed per Standard Webhooks with the ``standardwebhooks`` library:
 ``webhook-id`` (``msg_...``, the same on every attempt, so a receiver
-de-duplicates on it), ``webhook-timestamp`` (unix seconds of this attempt, from
-the host's clock: the sandbox's own clock may be moved on purpose, and a
-receiver checks the timestamp against its own) and ``webhook-signature``.
+de-duplicates on it), ``webhook-timestamp`` (unix seconds of this attempt, on
+the sandbox's clock: incident.io signs with the same clock its ``Date`` header
+shows, so a sandbox whose clock was moved signs in its own time, and a receiver
+that follows the API's time, as the daemon does, still accepts it) and
+``webhook-signature``.
 
 A 2xx answer within ``timeout_seconds`` delivers; anything else (another
 status, a timeout, a refused connection) is retried after the next delay of
@@ -36,7 +38,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from automations.clock import host_now
 from automations.notify.channels.webhook import secret_problem
 from automations.notify.config import shown_url
 from automations.sandbox.model import JSON
@@ -127,7 +128,7 @@ class Delivery:
 class WebhookSender:
     """The queue and its workers; ``configure`` a target to start sending."""
 
-    def __init__(self, *, clock: Callable[[], datetime] = host_now, workers: int = WORKERS) -> None:
+    def __init__(self, clock: Callable[[], datetime], *, workers: int = WORKERS) -> None:
         self.clock = clock
         self.workers = workers
         self.target: WebhookTarget | None = None
