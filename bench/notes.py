@@ -210,7 +210,10 @@ def webhook_latency(raw: Raw) -> str:
 Polling's latency is almost all waiting for the next cycle: a change lands at a
 random moment of the minute, so it waits {wait:.0f} s at the median (half the
 interval) and up to the whole minute, then the cycle's own work on everything
-that landed since the last one. Webhooks remove the wait: the daemon hears of the
+that landed since the last one: here about a hundred edits in one go, paced by
+the client's request budget (`requests_per_minute = 1200`, a few requests per
+edit), so the last of them waits for the others. Webhooks spread the same work
+over the minute as the changes come, and remove the wait: the daemon hears of the
 change as it happens, re-reads the incident and runs the same claim -> re-read ->
 edit -> record path. Their slowest cases are changes that arrive while a cycle
 holds the cycles' lock (a webhook's evaluation never runs beside a cycle), or
