@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from automations.config import Config
     from automations.engine import CycleReport
     from automations.rules.base import PlannedAction
+    from automations.sandbox.webhook_sender import WebhookTarget
 
 
 @click.group(cls=Group)
@@ -568,7 +569,7 @@ def sandbox(
     )
 
 
-def _sandbox_webhook(url: str | None, secret: str | None) -> Any:
+def _sandbox_webhook(url: str | None, secret: str | None) -> WebhookTarget | None:
     """The sandbox's webhook target from its options, or a usage error naming the option."""
     if url is None:
         return None

@@ -47,7 +47,7 @@ def events(store: Store, changes: Changes) -> list[Event]:
         if incident is None:
             continue
         out.append(_incident_event(store, incident, INCIDENT_UPDATED))
-        if incident.status_id != previous_status and incident.visibility == "public":
+        if incident.status_id != previous_status and not _private(incident):
             out.append(_status_event(store, incident, previous_status, changes.updates))
     for kind, ids in (
         (FOLLOW_UP_CREATED, changes.follow_ups_created),
@@ -64,13 +64,12 @@ def body(event_type: str, payload: JSON) -> JSON:
     return {"event_type": event_type, event_type: payload}
 
 
-def _private(store: Store, incident_id: str) -> bool:
-    incident = store.get(incident_id)
+def _private(incident: Incident | None) -> bool:
     return incident is None or incident.visibility != "public"
 
 
 def _incident_event(store: Store, incident: Incident, kind: str) -> Event:
-    if _private(store, incident.id):
+    if _private(incident):
         event_type = f"private_incident.{kind}"
         return event_type, body(event_type, {"id": incident.id})
     event_type = f"public_incident.{kind}"
@@ -106,7 +105,7 @@ def _status_event(
 
 
 def _follow_up_event(store: Store, follow_up: FollowUp, kind: str) -> Event:
-    if _private(store, follow_up.incident_id):
+    if _private(store.get(follow_up.incident_id)):
         event_type = f"private_incident.{kind}"
         return event_type, body(event_type, {"id": follow_up.id})
     event_type = f"public_incident.{kind}"
