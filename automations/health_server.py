@@ -207,6 +207,9 @@ class _Connection(asyncio.Protocol):
             self._too_large(request)
         else:
             self.delivery, self.body = request, bytearray()
+            if self.http.they_are_waiting_for_100_continue and self.transport is not None:
+                continued = h11.InformationalResponse(status_code=100, headers=[])
+                self.transport.write(self.http.send(continued) or b"")
 
     def _take_body(self, data: bytes) -> None:
         webhook, request = self.server.webhook, self.delivery

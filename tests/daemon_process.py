@@ -15,12 +15,16 @@ from tests.engine_harness import Harness
 class DaemonProcess:
     """The daemon on the harness's config; its stderr is searched for secrets after the test."""
 
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, **env: str) -> None:
         command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
         self.harness = harness
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            command, env=harness.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command,
+            env=harness.env(**env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -58,7 +58,7 @@ def test_an_escalation_due_at_an_update_is_applied_on_its_webhook(
         {"severity_id": harness.sandbox.incident(incident["id"])["severity"]["id"]}
     ]
     assert harness.list_requests() == 0  # no poll: the webhook alone did it
-    assert any("webhook: 1 deliveries about 1 incidents" in r.message for r in caplog.records)
+    assert any("webhook: 1 delivery about 1 incident" in r.message for r in caplog.records)
     print(f"escalated {took:.2f}s after the delivery was answered")
 
 
@@ -83,6 +83,8 @@ def test_a_replayed_delivery_is_acknowledged_and_processed_once(
         wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "the other one")
         wait_until(lambda: incident_reads(harness, other["id"]) >= 2, "the other's re-read")
         recorded = deliveries(daemon.runtime)
+        # Counted just after the row is finished: wait for the count itself.
+        wait_until(lambda: metric(daemon_metrics(daemon), UPDATED, "processed") == 2, "the count")
         metrics = daemon_metrics(daemon)
     assert first.text == "queued\n"
     assert [r.status_code for r in [*retries, replay]] == [200, 200, 200]
@@ -377,8 +379,66 @@ def test_metrics_count_deliveries_by_event_type_and_outcome(
         wait_until(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
         wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
         sender.post(b"{}", {})
+        # Counted just after the row is finished: wait for the count itself.
+        wait_until(
+            lambda: metric(daemon_metrics(daemon), STATUS_UPDATED, "processed") == 1, "the count"
+        )
         metrics = daemon_metrics(daemon)
     assert metric(metrics, STATUS_UPDATED, "accepted") == 1
     assert metric(metrics, STATUS_UPDATED, "processed") == 1
     assert metric(metrics, "unverified", "refused") == 1
     assert 'automations_actions_total{outcome="applied",rule="escalate-minor"} 1.0' in metrics
+    # The webhook's reads went through the daemon's one client: one rate-limit budget.
+    reads = 'method="GET",route="/v2/incidents/{id}",status="200"'
+    assert f"automations_api_requests_total{{{reads}}}" in metrics
+
+
+def test_a_rule_that_counts_from_live_reads_the_updates_and_waits(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With since = "live", the webhook's evaluation fetches the incident's updates (as a cycle
+    does): just moved to live, a 3h-old incident is not due; one live for 3h is escalated."""
+    harness.write(WEBHOOKS + ESCALATE.replace("steps =", 'since = "live"\nsteps ='))
+    just_live = harness.add("Just live", age=3 * H, status="Triage")
+    long_live = harness.add("Long live", age=3 * H, status="Investigating")
+    with webhook_daemon(harness, monkeypatch) as (daemon, sender):
+        harness.sandbox.update_incident(just_live["id"], status="Investigating")
+        for incident in (just_live, long_live):
+            assert sender.updated(incident["id"]).status_code == 200
+        wait_until(lambda: len(deliveries(daemon.runtime)) == 2, "both recorded")
+        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+    updates_asked = [
+        r["query"] for r in harness.sandbox.requests() if r["path"] == "/v2/incident_updates"
+    ]
+    assert any(just_live["id"] in query for query in updates_asked)
+    assert harness.severity(just_live["id"]) == "Minor"
+    assert harness.severity(long_live["id"]) == "Major"
+
+
+def test_a_reload_changes_the_rules_webhooks_run_but_not_the_endpoint(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP's reload: the next delivery is judged by the new rules (a step moved to 4h leaves
+    a 3h-old incident alone); a changed [webhooks] waits for a restart, and says so."""
+    harness.write(WEBHOOKS + ESCALATE)
+    incident = harness.add("Three hours", age=3 * H, status="Investigating")
+    with webhook_daemon(harness, monkeypatch) as (daemon, sender):
+        text = harness.config_path.read_text().replace('"2h"', '"4h"')
+        harness.config_path.write_text(
+            text.replace(
+                "[webhooks]\nenabled = true\n", '[webhooks]\nenabled = true\npath = "/hooks/new"\n'
+            )
+        )
+        with caplog.at_level(logging.INFO, logger="automations"):
+            assert daemon.reload() is True
+        answer = sender.updated(incident["id"])
+        moved = httpx.post(sender.url.replace("/webhooks/incident-io", "/hooks/new"), content=b"{}")
+        wait_until(
+            lambda: daemon.runtime.ledger.webhook_backlog() == 0 and deliveries(daemon.runtime),
+            "processing",
+        )
+    assert answer.status_code == 200
+    assert moved.status_code == 405  # not a webhook path: the listener takes GET and HEAD there
+    assert harness.severity(incident["id"]) == "Minor"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "config reload: [webhooks] changed; kept as started until a restart" in warnings

@@ -197,3 +197,42 @@ def test_deliveries_signed_with_either_secret_of_a_rotation_are_accepted(
     assert [old.status_code, new.status_code, several.status_code] == [200, 200, 200]
     assert stranger.status_code == 401
     assert len(recorded) == 3
+
+
+def test_a_client_that_expects_100_continue_is_told_to_send_the_body(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Expect: 100-continue` within the limit gets 100 Continue, then the delivery's answer;
+    over the limit it gets 413 without sending the body at all."""
+    harness.write(WEBHOOKS + ESCALATE)
+    with webhook_daemon(harness, monkeypatch) as (daemon, _sender):
+        assert daemon.health_server is not None
+        host, port = daemon.health_server.address
+        path = daemon.runtime.config.webhooks.path
+        body = event_body(UPDATED, {"id": "01EXPECTED"})
+        headers = signed(body, at=harness.sandbox.now())
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+        def exchange(length: int, then: bytes) -> tuple[bytes, bytes]:
+            with socket.create_connection((host, port), timeout=10) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n{head}"
+                    f"Content-Length: {length}\r\n\r\n".encode()
+                )
+                first = sock.recv(65536)
+                if then:
+                    sock.sendall(then)
+                    rest = b""
+                    while not rest.endswith(b"queued\n") and (chunk := sock.recv(65536)):
+                        rest += chunk
+                    return first, rest
+                return first, b""
+
+        continued, answer = exchange(len(body), body)
+        too_large, _ = exchange(2 * 1024 * 1024, b"")
+        recorded = deliveries(daemon.runtime)
+    assert continued.startswith(b"HTTP/1.1 100 ")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b"queued\n")
+    assert too_large.startswith(b"HTTP/1.1 413 ")
+    assert len(recorded) == 1

@@ -8,5 +8,6 @@
     service.py   built by the daemon: receiver for the listener, worker thread
 
 Polling stays the safety net: a delivery lost, refused or failed is caught by the
-next cycle of each rule. Nothing here is imported unless ``[webhooks]`` is enabled.
+next cycle of each rule. Every command imports config.py (the table's model); the
+rest, and the ``standardwebhooks`` library, only a daemon with ``[webhooks]`` enabled.
 """

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
+from automations import failpoints
 from automations.backoff import Backoff
 from automations.clock import Clock
 from automations.engine import IncidentsRun
@@ -113,6 +114,7 @@ class WebhookWorker:
 
     def process(self, deliveries: Sequence[WebhookDelivery]) -> bool:
         """One batch; False when nothing was done (the daemon is stopping): they stay queued."""
+        failpoints.hit("before_webhook_processing")
         deliveries = self._resolve(deliveries)
         by_incident: dict[str, list[WebhookDelivery]] = defaultdict(list)
         for delivery in deliveries:
@@ -158,6 +160,9 @@ class WebhookWorker:
         for delivery in deliveries:
             if delivery.incident_id is None and delivery.follow_up_id is not None:
                 pending[delivery.follow_up_id].append(delivery)
+        nameless = [d for d in deliveries if d.incident_id is None and d.follow_up_id is None]
+        if nameless:  # never recorded so (events.py): finished, so they cannot come due forever
+            self._finish(nameless, WebhookDeliveryState.FAILED, "names no incident")
         for follow_up_id, rows in pending.items():
             try:
                 incident_id = self.resolve_follow_up(follow_up_id)
@@ -165,11 +170,8 @@ class WebhookWorker:
                 self._postpone(rows, str(exc))
                 continue
             except APIRejected as exc:
-                state = (
-                    WebhookDeliveryState.PROCESSED
-                    if exc.status == 404
-                    else (WebhookDeliveryState.FAILED)
-                )
+                gone = exc.status == 404  # deleted: nothing to re-check
+                state = WebhookDeliveryState.PROCESSED if gone else WebhookDeliveryState.FAILED
                 self._finish(rows, state, f"cannot read the follow-up: {exc}")
                 continue
             ids = [d.id for d in rows]
@@ -224,7 +226,8 @@ class WebhookWorker:
         waited = (self.clock() - min(d.received_at for d in deliveries)).total_seconds()
         incidents = len({d.incident_id for d in deliveries})
         line = (
-            f"webhook: {len(deliveries)} deliveries about {incidents} incidents: "
+            f"webhook: {_count(len(deliveries), 'delivery', 'deliveries')} about "
+            f"{_count(incidents, 'incident', 'incidents')}: "
             f"{report.incidents_seen} re-read, {report.planned} planned, "
             f"{report.applied} applied, {report.skipped} skipped, {report.failed} failed, "
             f"{report.api_requests} API requests; done {waited:.2f}s after the first arrived"
@@ -243,3 +246,7 @@ class WebhookWorker:
         forgotten = self.ledger.forget_webhook_deliveries(before=self.clock() - KEEP)
         if forgotten:
             log.info("webhooks: forgot %d deliveries older than %d days", forgotten, KEEP.days)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
