@@ -131,6 +131,7 @@ class Daemon:
         # Notifications too: a stuck receiver (up to one lease) must not hold back a cycle, and
         # a slow SMTP server must not hold back a page.
         self._notify_lock = threading.Lock()
+        self._wake_pending = threading.Event()  # a pass asked for by _wake_notifications waits
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
         self.webhooks: WebhookService | None = None  # [webhooks]: receiver and worker
@@ -169,6 +170,7 @@ class Daemon:
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
         self.first_cycle_done.set()
+        self._wake_notifications(report.applied)
 
     def evaluate_incidents(self, incidents: Mapping[str, bool], label: str) -> IncidentsRun | None:
         """The rules for incidents webhooks named (``Engine.run_incidents``), under the cycles'
@@ -180,7 +182,19 @@ class Daemon:
             run = runtime.engine.run_incidents(runtime.rules, incidents, label, self.stopping)
         if self.metrics is not None:
             self.metrics.observe_actions(run.report)
+        self._wake_notifications(run.report.applied)
         return run
+
+    def _wake_notifications(self, applied: int) -> None:
+        """Actions were just recorded (with their notifications, in the same transaction): send
+        them now, in a thread of their own, rather than at the next pass up to NOTIFY_EVERY
+        later. Wakes that come while one is still waiting for the lock are folded into it."""
+        if self.notifications is None or not applied or self._wake_pending.is_set():
+            return
+        self._wake_pending.set()
+        threading.Thread(
+            target=self._notification_job, name="notifications-now", daemon=True
+        ).start()
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
@@ -296,6 +310,7 @@ class Daemon:
     def _notification_job(self) -> None:
         """One delivery pass, never after a stop; its errors are logged, not raised."""
         with self._notify_lock:
+            self._wake_pending.clear()  # this pass sees every row recorded before the wake
             if self.stopping.is_set() or not self._ledger_intact():
                 return
             try:

@@ -129,3 +129,31 @@ def test_nothing_is_sent_while_paused(harness: Harness) -> None:
     assert paused == []
     assert [d.outcome for d in resumed] == ["sent"]
     assert sender.calls == 1
+
+
+ESCALATE_AND_NOTIFY = (
+    ESCALATE
+    + 'notify = ["ops-hook"]\n\n[[channels]]\nname = "ops-hook"\ntype = "webhook"\n'
+    + 'url = "http://127.0.0.1:9/hooks"\n'
+)
+
+
+def test_a_cycle_that_applied_actions_sends_their_notifications_at_once(
+    harness: Harness,
+) -> None:
+    """The scheduler is not started, so no periodic pass runs: the cycle's own wake-up sends
+    the notification of what it applied, instead of it waiting up to NOTIFY_EVERY."""
+    harness.write(ESCALATE_AND_NOTIFY)
+    harness.add("Due", age=3 * H)
+    runtime = harness.runtime()
+    sender = RecordingSender()
+    outbox = make_notification_outbox(runtime, {HOOK: sender}, {HOOK: PUBLIC})
+    daemon = Daemon(runtime, notifications=outbox)
+    try:
+        daemon.add_jobs()
+        daemon._job("every 1m")
+        wait_until(lambda: len(sender.keys) == 1, "the woken delivery pass")
+        assert sender.keys[0].startswith("escalate-minor/")
+    finally:
+        daemon.stopping.set()
+        runtime.close()
