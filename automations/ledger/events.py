@@ -295,12 +295,10 @@ class EventStore(NotificationStore):
                 raise self._not_planned(event_key, "release it")
             # Still planned when deleted (a writer outside this transaction may have recorded
             # an outcome since the read: see postgres.py).
-            if (
-                self._execute(
-                    "DELETE FROM events WHERE event_key = ? AND state = 'planned'", [event_key]
-                )
-                != 1
-            ):
+            deleted = self._execute(
+                "DELETE FROM events WHERE event_key = ? AND state = 'planned'", [event_key]
+            )
+            if deleted != 1:
                 raise self._not_planned(event_key, "release it")
             self._execute(
                 """
