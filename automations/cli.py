@@ -12,6 +12,7 @@ import click
 from automations import __version__
 from automations.cli_options import Group, config_option, config_settings
 from automations.errors import AutomationsError
+from automations.ledger_cli import ledger
 from automations.notify.cli import notify
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def cli() -> None:
 
 
 cli.add_command(notify)
+cli.add_command(ledger)
 
 
 def _load(config_path: Path) -> Config:
@@ -68,8 +70,12 @@ def validate(config_path: Path, offline: bool) -> None:
         with make_client(config, _api_key(), interactive=True) as client:
             catalog = load_catalog(client, None)
             check_config(config, catalog, Environment(), client=client)
+    from automations.store import config_location, store_label
+
+    ledger = store_label(config_location(config))  # a URL's password is never shown
     where = "offline" if offline else "names resolved against the API"
     click.echo(f"{config_path}: ok ({len(config.rules)} rules; {where})")
+    click.echo(f"ledger: {ledger}")
 
 
 @cli.command()
@@ -650,13 +656,14 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
 
     from automations.config import StoreSettings
     from automations.runtime import build_runtime
+    from automations.store import ledger_exists
 
     config = _load(config_path)
     if not config.digests:
         from automations.errors import ConfigError
 
         raise ConfigError(f"{config_path}: no [[digests]] configured")
-    if not need_ledger and not config.store.path.exists():
+    if not need_ledger and not ledger_exists(config):
         config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
     return build_runtime(config, _api_key(), lock=False, interactive=True)
 
@@ -743,10 +750,10 @@ def digest_status(config_path: Path, name: str | None, as_json: bool, limit: int
     """
     from automations.clock import host_now
     from automations.digest.status import digest_statuses
-    from automations.ledger import Ledger
+    from automations.store import ledger_exists, open_ledger
 
     config = _load(config_path)
-    ledger = Ledger(config.store.path) if config.store.path.exists() else None
+    ledger = open_ledger(config) if ledger_exists(config) else None
     try:
         statuses = digest_statuses(config, ledger, host_now(), name, limit)
     finally:

@@ -25,11 +25,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from automations.clock import DEFAULT_MAX_SKEW
@@ -48,7 +50,16 @@ from automations.notify.config import (
 )
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
+from automations.store_url import has_password, is_postgres_url
 from automations.webhooks.config import WebhookSettings, webhook_problems
+
+# A password in the file would sit in a ConfigMap, a repository, a backup: refused.
+PASSWORD_IN_FILE = (
+    "has a password in it; the file never holds one: set AUTOMATIONS_STORE_URL (or "
+    "AUTOMATIONS_STORE_URL_FILE, a file holding the URL) to the URL with its password, or keep "
+    "the URL here without it and give the password in PGPASSWORD or a PGPASSFILE "
+    "(libpq reads both)"
+)
 
 
 def _duration_or_off(value: Any) -> timedelta | None:
@@ -103,7 +114,15 @@ class StoreSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path = Field(Path("automations.db"), description="SQLite ledger file.")
+    path: Path = Field(
+        Path("automations.db"), description="SQLite ledger file (the default store)."
+    )
+    url: str | None = Field(
+        None,
+        description="PostgreSQL ledger instead of a file, e.g. "
+        "postgresql://automations@db.internal/automations (several replicas share it). No "
+        "password here: AUTOMATIONS_STORE_URL(_FILE), PGPASSWORD or PGPASSFILE.",
+    )
     retention: Duration = Field(
         timedelta(days=400),
         description="Forget ledger rows older than this (at least 30d) that guard nothing: "
@@ -127,6 +146,40 @@ class StoreSettings(BaseModel):
         if "\0" in str(value):  # SQLite and the OS would raise ValueError deep in a command
             raise ValueError(f"{str(value)!r} contains a NUL character; a file path cannot")
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        # Never echo the value: it may hold a password.
+        if value is None:
+            return None
+        if not is_postgres_url(value):
+            raise ValueError(
+                "must start with postgresql:// (e.g. postgresql://automations@db.internal/"
+                "automations); a SQLite ledger is [store] path"
+            )
+        if has_password(value):
+            raise ValueError(PASSWORD_IN_FILE)
+        return value
+
+    # Whether the file names a path (not the default): a URL from the environment then
+    # conflicts with it (automations/store.py). Kept across anchor_paths' copy.
+    _path_given: bool = PrivateAttr(False)
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreSettings:
+        self._path_given = "path" in self.model_fields_set
+        if self.url is not None and self._path_given:
+            raise ValueError(
+                "set either path (a SQLite file) or url (PostgreSQL), not both; "
+                "`automations ledger copy` moves a SQLite ledger to PostgreSQL"
+            )
+        return self
+
+    @property
+    def path_given(self) -> bool:
+        """The file sets ``path`` (rather than leaving the default)."""
+        return self._path_given
 
 
 class ServerSettings(BaseModel):

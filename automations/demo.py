@@ -222,6 +222,9 @@ def run_demo(
                 fg="green",
                 err=True,
             )
+            # The demo's ledger is its own file, whatever store the shell names.
+            for variable in ("AUTOMATIONS_STORE_URL", "AUTOMATIONS_STORE_URL_FILE"):
+                os.environ.pop(variable, None)
             runtime = build_runtime(ready, SecretStr(sandbox.config.api_key), lock=True)
             try:
                 daemon = Daemon(runtime)

@@ -15,6 +15,7 @@ from automations.config import Config
 from automations.durations import parse_duration
 from automations.errors import ConfigError
 from automations.ledger import Event, EventState, Ledger, Notification, NotificationState
+from automations.store import ledger_exists, open_ledger
 from automations.text import one_line
 
 STATES = tuple(state.value for state in EventState)
@@ -30,9 +31,9 @@ def iso(moment: datetime | None) -> str | None:
 
 def existing_ledger(config: Config) -> Ledger:
     """The config's ledger, which must exist: reading commands never create one."""
-    if not config.store.path.exists():
+    if not ledger_exists(config):
         raise ConfigError(f"{config.store.path}: no ledger yet (nothing has run with this config)")
-    return Ledger(config.store.path)
+    return open_ledger(config)
 
 
 def parse_since(since: str | None) -> timedelta | None:

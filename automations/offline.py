@@ -23,10 +23,10 @@ from automations.config import Config
 from automations.errors import ConfigError
 from automations.files import RefusedFile, read_regular_file
 from automations.incidentio import Incident
-from automations.ledger import Ledger
 from automations.matching import IncidentMatcher, UndecidableFilter
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 from automations.runtime import build_rules, cached_catalog
+from automations.store import config_location, ledger_exists, open_ledger, store_label
 
 log = logging.getLogger("automations.offline")
 
@@ -112,21 +112,21 @@ def _cannot(rule: AnyRule, why: str) -> ConfigError:
 
 def _offline_clock(config: Config) -> Clock:
     """The daemon's clock when it has run with this ledger, else the host's."""
-    if not config.store.path.exists():
+    if not ledger_exists(config):
         return host_now
-    with Ledger(config.store.path) as ledger:
+    with open_ledger(config) as ledger:
         return ledger_clock(ledger)
 
 
 def _offline_catalog(config: Config, incidents: list[Incident]) -> Catalog:
     """The catalog the daemon cached in the ledger; else what the saved incidents mention."""
-    if config.store.path.exists():
-        with Ledger(config.store.path) as ledger:
+    if ledger_exists(config):
+        with open_ledger(config) as ledger:
             cached = cached_catalog(ledger)
         if cached is not None:
             return cached
     log.warning(
         "no catalog cached in %s yet: names are resolved from the saved incidents only",
-        config.store.path,
+        store_label(config_location(config)),
     )
     return catalog_from_incidents(incidents)

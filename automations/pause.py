@@ -20,6 +20,7 @@ import socket
 from automations.clock import ledger_clock
 from automations.config import Config
 from automations.ledger import Ledger
+from automations.store import config_location, ledger_exists, open_ledger, store_label
 from automations.text import one_line
 
 log = logging.getLogger("automations.pause")
@@ -36,31 +37,31 @@ def who() -> str:
 
 def pause_automations(config: Config, reason: str) -> str:
     """Set the flag; the line to print."""
-    path = config.store.path
-    existed = path.exists()
-    with Ledger(path) as ledger:
+    location = config_location(config)
+    existed = isinstance(location, str) or location.exists()
+    with open_ledger(config) as ledger:
         pause = ledger.pause(by=who(), reason=one_line(reason), now=ledger_clock(ledger)())
     text = (
-        f"{pause.describe()}: the automations using ledger {path} apply no edit and send no "
-        "digest from their next cycle on (the daemon keeps polling and logging what it would "
-        "do); `automations resume` undoes it"
+        f"{pause.describe()}: the automations using ledger {store_label(location)} apply no "
+        "edit and send no digest from their next cycle on (the daemon keeps polling and "
+        "logging what it would do); `automations resume` undoes it"
     )
     if not existed:
         text += (
-            f". Note: {path} did not exist and was created; if a daemon runs, check that "
-            "this is its config"
+            f". Note: {store_label(location)} did not exist and was created; if a daemon runs, "
+            "check that this is its config"
         )
     return text
 
 
 def resume_automations(config: Config) -> str:
-    path = config.store.path
-    if not path.exists():
-        return f"not paused: there is no ledger at {path}"
-    with Ledger(path) as ledger:
+    location = config_location(config)
+    if not ledger_exists(config):
+        return f"not paused: there is no ledger at {store_label(location)}"
+    with open_ledger(config) as ledger:
         cleared = ledger.resume()
     if cleared is None:
-        return f"not paused (ledger {path}): nothing to resume"
+        return f"not paused (ledger {store_label(location)}): nothing to resume"
     return f"resumed (was {cleared.describe()}): the next cycle applies what is due"
 
 

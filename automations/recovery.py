@@ -30,6 +30,7 @@ from automations.errors import APIError, LedgerError
 from automations.history import iso
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
+from automations.store import open_ledger
 from automations.text import one_line
 
 BASELINE = "baseline"
@@ -47,7 +48,7 @@ def reading_engine(
     from automations.runtime import build_rules, load_catalog, make_client
 
     client = make_client(config, api_key, interactive=True)
-    with client, Ledger(config.store.path) as ledger:
+    with client, open_ledger(config) as ledger:
         catalog = load_catalog(client, None)
         rules = build_rules(config, catalog, only=only)
         yield Engine(client, ledger, catalog, clock=ServerClock(client, ledger)), rules

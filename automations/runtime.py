@@ -27,6 +27,7 @@ from automations.ledger import Event, Ledger
 from automations.retention import Retention
 from automations.rules.base import AnyRule
 from automations.settings import Environment
+from automations.store import open_ledger
 
 if TYPE_CHECKING:
     from automations.notify.outbox import NotificationOutbox, OnOutcome
@@ -151,7 +152,7 @@ def build_runtime(
     needs the SMTP password when ``smtp.username`` is set.
     """
     # Locked before SQLite opens the file: a refused process never touches the database.
-    ledger = Ledger(config.store.path, lock=lock)
+    ledger = open_ledger(config, lock=lock)
     try:
         # API time, like the runs' own times (the offset the last process remembered).
         if lock and (interrupted := ledger.close_interrupted_runs(now=ledger_clock(ledger)())):

@@ -12,6 +12,7 @@ from tests.digest_support import SMTPServer
 from tests.engine_harness import harness  # noqa: F401
 from tests.hostile_proxy import hostile  # noqa: F401
 from tests.http_receiver import receiver  # noqa: F401
+from tests.ledger_backends import ledger, ledger_target, store_harness  # noqa: F401
 from tests.openapi_conformance import Conformance, SpecMissing, load_spec
 from tests.postgres_server import postgres, postgres_url  # noqa: F401
 from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401

@@ -152,12 +152,15 @@ def write_config(
     timezone: str = "Europe/London",
     extra: str = "",
     more: str = "",
+    store_url: str | None = None,
 ) -> Path:
-    """A config with one digest (``extra`` lines go into its table; ``more`` after it)."""
+    """A config with one digest (``extra`` lines go into its table; ``more`` after it); its
+    ledger is ``store_url`` (PostgreSQL) when given, else a file under ``tmp_path``."""
+    store = f'url = "{store_url}"' if store_url else f'path = "{tmp_path / "ledger.db"}"'
     text = (
         # the sandbox is pinned to fixed dates, a year away when the suite runs a year ahead
         f'[incident_io]\nbase_url = "{base_url}"\nmax_clock_skew = "off"\n\n'
-        f'[store]\npath = "{tmp_path / "ledger.db"}"\n'
+        f"[store]\n{store}\n"
         + SMTP_TABLE.format(port=smtp_port)
         + DIGEST_TABLE.format(name=name, cron=cron, timezone=timezone)
         + extra
@@ -169,7 +172,7 @@ def write_config(
     return path
 
 
-def in_use_since(ledger_path: Path, digest: str, moment: datetime) -> None:
+def in_use_since(ledger_path: Path | str, digest: str, moment: datetime) -> None:
     """Make the ledger one that first scheduled ``digest`` at ``moment``, as a daemon started
     then would have: an occurrence after ``moment`` is a real one, not a first start's."""
     with Ledger(ledger_path) as ledger:
@@ -188,7 +191,8 @@ def open_digests(
     config = load_config(config_path)
     if in_use_for is not None:
         for options in config.digests:
-            in_use_since(config.store.path, options.name, clock.now - in_use_for)
+            ledger = config.store.url or config.store.path
+            in_use_since(ledger, options.name, clock.now - in_use_for)
     runtime = build_runtime(config, SecretStr(SANDBOX_KEY), lock=False, clock=clock)
     password = Environment().automations_smtp_password  # as digests_for() reads it
     return runtime, Digests.from_runtime(runtime, password, clock=clock)

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from automations.clock import host_now
 from automations.config import load_config
 from automations.incidentio import TokenBucket
+from automations.ledger import Ledger
 from automations.rules.registry import RuleRegistry
 from automations.runtime import Runtime, build_runtime
 from tests.sandbox_server import SandboxControl
@@ -34,6 +35,8 @@ class Harness:
         self.sandbox = sandbox
         self.tmp_path = tmp_path
         self.ledger_path = tmp_path / "ledger.db"
+        # A PostgreSQL ledger instead of the file (tests/ledger_backends.py: store_harness).
+        self.store_url: str | None = None
         self.config_path = tmp_path / "automations.toml"
         self.outputs: list[str] = []
 
@@ -47,11 +50,19 @@ class Harness:
 
     def write(self, rules: str, *, base_url: str | None = None) -> Path:
         """The config file; ``base_url`` points it elsewhere than the sandbox (a proxy)."""
-        header = self.incident_io(base_url, "retry_attempts = 3\n") + (
-            f'[store]\npath = "{self.ledger_path}"\n\n'
-        )
+        store = f'url = "{self.store_url}"' if self.store_url else f'path = "{self.ledger_path}"'
+        header = self.incident_io(base_url, "retry_attempts = 3\n") + f"[store]\n{store}\n\n"
         self.config_path.write_text(header + rules)
         return self.config_path
+
+    @property
+    def ledger_target(self) -> str | Path:
+        """The ledger's path, or its URL on PostgreSQL."""
+        return self.store_url or self.ledger_path
+
+    def open_ledger(self) -> Ledger:
+        """The config's ledger, opened as the daemon opens it."""
+        return Ledger(self.ledger_target)
 
     def runtime(self, *, lock: bool = False, registry: RuleRegistry | None = None) -> Runtime:
         """In-process tests skip the client-side limit (1000/min) that a real key needs."""

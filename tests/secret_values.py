@@ -19,4 +19,14 @@ ROTATED_KEY = "aW5jb21pbmctaG9vay1zZWNyZXQtdHdvLVRtNll2MU54"
 ROTATED_SECRET = f"whsec_{ROTATED_KEY}"
 # A token inside an apprise URL or a webhook URL's query.
 URL_TOKEN = "tok-Hn4c8Vq2ZpR7"
-SECRETS = (SANDBOX_KEY, SMTP_PASSWORD, WEBHOOK_KEY, URL_TOKEN, INCOMING_KEY, ROTATED_KEY)
+# A PostgreSQL ledger's password, inside a store URL.
+DB_PASSWORD = "pg-pw-Tx93Kd0Wq5"
+SECRETS = (
+    SANDBOX_KEY,
+    SMTP_PASSWORD,
+    WEBHOOK_KEY,
+    URL_TOKEN,
+    INCOMING_KEY,
+    ROTATED_KEY,
+    DB_PASSWORD,
+)

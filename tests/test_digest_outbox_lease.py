@@ -22,6 +22,7 @@ from automations.digest.service import Digests
 from automations.ledger import OutboxState
 from automations.runtime import Runtime
 from tests.digest_support import Clock, SMTPServer, open_digests, write_config
+from tests.ledger_backends import LedgerTarget
 from tests.sandbox_server import SandboxControl
 from tests.test_digest_delivery import T0, add
 
@@ -83,10 +84,13 @@ def two_senders(path: Path, clock: Clock) -> tuple[list[Runtime], Digests, Diges
 
 
 def test_two_senders_at_once_deliver_exactly_one_message(
-    org: SandboxControl, slow_smtp: SMTPServer, tmp_path: Path
+    org: SandboxControl, slow_smtp: SMTPServer, tmp_path: Path, ledger_target: LedgerTarget
 ) -> None:
-    """The daemon's outbox job and another process's, at the same instant: one message."""
-    runtimes, a, b = two_senders(write_config(tmp_path, org.base_url, slow_smtp.port), Clock(T0))
+    """The daemon's outbox job and another process's (or replica's, on PostgreSQL), at the same
+    instant: one message."""
+    url = ledger_target if isinstance(ledger_target, str) else None
+    config = write_config(tmp_path, org.base_url, slow_smtp.port, store_url=url)
+    runtimes, a, b = two_senders(config, Clock(T0))
     try:
         a.enqueue("daily", PERIOD)
         results = both_at_once(a.outbox.deliver_due, b.outbox.deliver_due)

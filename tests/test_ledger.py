@@ -1,4 +1,5 @@
-"""The SQLite ledger, against real files under tmp_path."""
+"""The ledger on both backends (a real SQLite file under tmp_path, a real PostgreSQL
+database), and what is SQLite's alone: the file lock, WAL, the file itself."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
-from sqlite_utils import Database
 
 from automations.errors import AutomationsError, LedgerError
 from automations.ledger import (
@@ -25,7 +25,8 @@ from automations.ledger import (
     OutboxState,
     RunStatus,
 )
-from automations.ledger.migrations import MIGRATION_SET, build_migrations
+from automations.ledger.migrations import MIGRATION_SET
+from tests.ledger_backends import LedgerTarget, older_ledger, raw_rows
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -73,13 +74,8 @@ ALL_MIGRATIONS = [
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """A SQLite file, for what only SQLite has (the file lock, WAL, the file itself)."""
     return tmp_path / "automations.db"
-
-
-@pytest.fixture
-def ledger(db_path: Path) -> Iterator[Ledger]:
-    with Ledger(db_path) as opened:
-        yield opened
 
 
 def claim(
@@ -142,9 +138,9 @@ def test_claim_is_unique_in_any_state(ledger: Ledger) -> None:
     assert not claim(ledger)
 
 
-def test_claim_is_unique_across_ledger_objects(db_path: Path) -> None:
-    """Two Ledger objects (two connections) on one file share the unique key."""
-    with Ledger(db_path) as first, Ledger(db_path) as second:
+def test_claim_is_unique_across_ledger_objects(ledger_target: LedgerTarget) -> None:
+    """Two Ledger objects (two connections) on one ledger share the unique key."""
+    with Ledger(ledger_target) as first, Ledger(ledger_target) as second:
         assert claim(first)
         assert not claim(second)
 
@@ -176,9 +172,9 @@ def test_claim_race_between_threads_sharing_a_ledger(ledger: Ledger) -> None:
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_claim_race_between_threads_with_own_connections(db_path: Path) -> None:
-    """Eight threads, each with its own Ledger on the same file: exactly one wins."""
-    ledgers = [Ledger(db_path) for _ in range(8)]
+def test_claim_race_between_threads_with_own_connections(ledger_target: LedgerTarget) -> None:
+    """Eight threads, each with its own Ledger on the same ledger: exactly one wins."""
+    ledgers = [Ledger(ledger_target) for _ in range(8)]
     try:
         results = race([partial(claim, opened) for opened in ledgers])
     finally:
@@ -648,10 +644,10 @@ def test_wal_and_busy_timeout_are_set(db_path: Path) -> None:
     with Ledger(db_path, busy_timeout=2.5):
         pass
     with Ledger.open(db_path) as ledger:
-        assert next(ledger._db.query("PRAGMA journal_mode")) == {"journal_mode": "wal"}
-        assert next(ledger._db.query("PRAGMA busy_timeout")) == {"timeout": 5000}
+        assert ledger._rows("PRAGMA journal_mode")[0] == {"journal_mode": "wal"}
+        assert ledger._rows("PRAGMA busy_timeout")[0] == {"timeout": 5000}
     with Ledger(db_path, busy_timeout=2.5) as ledger:
-        assert next(ledger._db.query("PRAGMA busy_timeout")) == {"timeout": 2500}
+        assert ledger._rows("PRAGMA busy_timeout")[0] == {"timeout": 2500}
 
 
 def test_busy_database_gives_ledger_error(db_path: Path) -> None:
@@ -675,41 +671,37 @@ def test_corrupt_file_gives_ledger_error(db_path: Path) -> None:
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
 
 
-def test_closed_ledger_gives_ledger_error(db_path: Path) -> None:
+def test_closed_ledger_gives_ledger_error(ledger_target: LedgerTarget) -> None:
     """Using a closed ledger is a LedgerError; closing twice is fine."""
-    ledger = Ledger(db_path)
+    ledger = Ledger(ledger_target)
     ledger.close()
     ledger.close()
     with pytest.raises(LedgerError, match="closed"):
         claim(ledger)
 
 
-def test_reopening_applies_no_migration_twice(db_path: Path) -> None:
+def test_reopening_applies_no_migration_twice(ledger_target: LedgerTarget) -> None:
     """Open, close, open again: each migration is recorded exactly once."""
-    with Ledger(db_path) as ledger:
+    with Ledger(ledger_target) as ledger:
         assert ledger.applied_migrations() == ALL_MIGRATIONS
         claim(ledger)
-    with Ledger(db_path) as ledger:
+    with Ledger(ledger_target) as ledger:
         assert ledger.applied_migrations() == ALL_MIGRATIONS
         assert ledger.get_event(KEY) is not None
-    db = Database(db_path)
-    rows = list(db.query("SELECT migration_set, name FROM _sqlite_migrations"))
-    db.close()
+        table = "_migrations" if ledger.engine == "postgresql" else "_sqlite_migrations"
+        rows = raw_rows(ledger, f"SELECT migration_set, name FROM {table} ORDER BY id")
     assert rows == [{"migration_set": MIGRATION_SET, "name": name} for name in ALL_MIGRATIONS]
 
 
-def test_an_older_ledger_gets_newer_migrations_on_open(db_path: Path) -> None:
-    """A ledger made by an older version (no outbox yet) gains only the missing migration."""
-    db = Database(db_path)
-    build_migrations().apply(db, stop_before="0005_outbox")
-    db.execute(
-        "INSERT INTO events (rule, incident_id, incident_reference, event_key, state, reason,"
-        " claimed_at) VALUES ('r', 'i', 'INC-1', 'r/i/0', 'applied', 'old', ?)",
-        [T0.isoformat(timespec="microseconds")],
-    )
-    assert not db.table("outbox").exists()
-    db.close()
-    with Ledger(db_path) as ledger:
+def test_an_older_ledger_gets_newer_migrations_on_open(ledger_target: LedgerTarget) -> None:
+    """A ledger made by an older version (no outbox yet) gains only the missing migrations."""
+    with older_ledger(ledger_target, "0005_outbox") as execute:
+        execute(
+            "INSERT INTO events (rule, incident_id, incident_reference, event_key, state, reason,"
+            " claimed_at) VALUES ('r', 'i', 'INC-1', 'r/i/0', 'applied', 'old', ?)",
+            [T0.isoformat(timespec="microseconds")],
+        )
+    with Ledger(ledger_target) as ledger:
         assert ledger.applied_migrations() == ALL_MIGRATIONS
         assert enqueue(ledger)
         old = ledger.get_event("r/i/0")

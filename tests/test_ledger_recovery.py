@@ -1,28 +1,19 @@
 """The ledger's part in recovery: re-arming failed events, baselines, which rules ran, names,
-and when a digest was first scheduled; on real files under tmp_path."""
+and when a digest was first scheduled; on both backends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
 from automations.errors import LedgerError
 from automations.ledger import EventState, Ledger
-from automations.ledger.migrations import build_migrations
+from tests.ledger_backends import LedgerTarget, older_ledger
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
 BODY = {"incident": {"severity_id": "01SEV-MAJOR"}, "notify_incident_channel": True}
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "automations.db") as opened:
-        yield opened
 
 
 def claim(ledger: Ledger, key: str, *, rule: str = "escalate", now: datetime = T0) -> bool:
@@ -167,26 +158,25 @@ def test_digest_first_scheduled_is_recorded_once(ledger: Ledger) -> None:
     assert ledger.digest_first_scheduled("weekly", now=T0 + M) == T0 + M
 
 
-def test_an_older_ledger_keeps_its_rows_and_dates_digests_from_the_outbox(tmp_path: Path) -> None:
+def test_an_older_ledger_keeps_its_rows_and_dates_digests_from_the_outbox(
+    ledger_target: LedgerTarget,
+) -> None:
     """Upgrading: old events read with no name and no re-arm; a digest already in the outbox
     counts as scheduled since its first item, so its next missed run is still caught up."""
-    path = tmp_path / "automations.db"
-    db = Database(path)
-    build_migrations().apply(db, stop_before="0007_events_incident_name")
-    db.execute(
-        "INSERT INTO events (rule, incident_id, incident_reference, event_key, state, reason,"
-        " claimed_at) VALUES ('r', 'i', 'INC-1', 'r/i/0', 'failed', 'old', ?)",
-        [T0.isoformat(timespec="microseconds")],
-    )
-    db.execute(
-        "INSERT INTO outbox (digest, period, state, subject, recipients, message, message_id,"
-        " next_attempt_at, created_at, expires_at) VALUES ('daily', '2026-11-20T08:00:00+00:00',"
-        " 'sent', 's', '[]', x'00', '<m>', ?, ?, ?)",
-        [T0.isoformat(timespec="microseconds")] * 3,
-    )
-    db.close()
+    with older_ledger(ledger_target, "0007_events_incident_name") as execute:
+        execute(
+            "INSERT INTO events (rule, incident_id, incident_reference, event_key, state, reason,"
+            " claimed_at) VALUES ('r', 'i', 'INC-1', 'r/i/0', 'failed', 'old', ?)",
+            [T0.isoformat(timespec="microseconds")],
+        )
+        execute(
+            "INSERT INTO outbox (digest, period, state, subject, recipients, message, message_id,"
+            " next_attempt_at, created_at, expires_at) VALUES ('daily',"
+            " '2026-11-20T08:00:00+00:00', 'sent', 's', '[]', ?, '<m>', ?, ?, ?)",
+            [b"\x00", *[T0.isoformat(timespec="microseconds")] * 3],
+        )
 
-    with Ledger(path) as ledger:
+    with Ledger(ledger_target) as ledger:
         (old,) = ledger.events()
         first = ledger.digest_first_scheduled("daily", now=T0 + 5 * M)
         (rearmed,) = ledger.rearm_failed()

@@ -1,29 +1,49 @@
 """The ledger side of notifications: the spec on the claim, rows queued with the action in one
-transaction, one row per (event, channel), private incidents, quarantine, retention."""
+transaction, one row per (event, channel), private incidents, quarantine, retention; on both
+backends."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
 from automations.errors import LedgerError
 from automations.ledger import EventState, Ledger, NotificationState, Pruned
 from automations.notify.notice import SUMMARY, Notice
 from automations.notify.sender import INCIDENT_UPDATE_CHANNEL
 from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
+from tests.ledger_backends import raw
 from tests.notify_support import PRIVATE_OK, PUBLIC, RULE, T0, apply, notice
 
 KEY = "escalate-minor/01INCIDENT0001/step-0"
 POLICIES = {"ops-hook": PUBLIC, "leadership": PRIVATE_OK}
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "ledger.db")
+def postgres(ledger: Ledger) -> bool:
+    return ledger.engine == "postgresql"
+
+
+def refuse_inserts(ledger: Ledger, error: str) -> None:
+    """A trigger that makes every INSERT into notifications fail with ``error``."""
+    if not postgres(ledger):
+        raw(
+            ledger,
+            "CREATE TRIGGER refuse BEFORE INSERT ON notifications "
+            f"BEGIN SELECT RAISE(ABORT, '{error}'); END",
+        )
+        return
+    raw(
+        ledger,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql "
+        f"AS $$ BEGIN RAISE EXCEPTION '{error}'; END $$",
+    )
+    raw(
+        ledger,
+        "CREATE TRIGGER refuse BEFORE INSERT ON notifications "
+        "FOR EACH ROW EXECUTE FUNCTION refuse()",
+    )
 
 
 def claim(ledger: Ledger, key: str = KEY, notify: NotifySpec | None = None) -> None:
@@ -41,9 +61,7 @@ def claim(ledger: Ledger, key: str = KEY, notify: NotifySpec | None = None) -> N
 
 def rearm(ledger: Ledger, key: str) -> None:
     """Make the key claimable again, as `automations retry` does for a failed one."""
-    db = Database(ledger.path)
-    db.execute("UPDATE events SET state = 'rearmed' WHERE event_key = ?", [key])
-    db.close()
+    raw(ledger, "UPDATE events SET state = 'rearmed' WHERE event_key = ?", [key])
 
 
 def test_the_claim_keeps_the_notify_spec(ledger: Ledger) -> None:
@@ -84,11 +102,7 @@ def test_the_event_update_and_the_inserts_are_one_transaction(ledger: Ledger) ->
     """An INSERT that fails (a trigger here) rolls back the event's UPDATE: still planned."""
     claim(ledger, KEY, NotifySpec(("ops-hook",)))
     queued = notices_for(NotifySpec(("ops-hook",)), notice(KEY), POLICIES)
-    db = Database(ledger.path)
-    db.execute(
-        "CREATE TRIGGER refuse BEFORE INSERT ON notifications "
-        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-    )
+    refuse_inserts(ledger, "disk full")
 
     with pytest.raises(LedgerError, match="disk full"):
         ledger.mark_applied(KEY, request_id="r", now=T0, notices=queued)
@@ -97,8 +111,7 @@ def test_the_event_update_and_the_inserts_are_one_transaction(ledger: Ledger) ->
     assert event is not None
     assert event.state is EventState.PLANNED
     assert ledger.notifications() == []
-    db.execute("DROP TRIGGER refuse")
-    db.close()
+    raw(ledger, "DROP TRIGGER refuse" + (" ON notifications" if postgres(ledger) else ""))
     ledger.mark_reconciled(KEY, reason="edit found applied", now=T0, notices=queued)
     assert [n.channel for n in ledger.notifications(event_keys=[KEY])] == ["ops-hook"]
     assert ledger.get_event(KEY).state is EventState.RECONCILED  # type: ignore[union-attr]
@@ -169,9 +182,7 @@ def test_a_channel_gone_from_the_config_is_logged_and_dropped(
 def test_an_undecodable_row_is_quarantined_and_never_sent(ledger: Ledger) -> None:
     """Notice JSON cut short: copied to quarantine, marked quarantined, never due, key kept."""
     apply(ledger, KEY, ["ops-hook"], POLICIES)
-    db = Database(ledger.path)
-    db.execute("UPDATE notifications SET notice = '{\"event_key\": '")
-    db.close()
+    raw(ledger, "UPDATE notifications SET notice = '{\"event_key\": '")
 
     due = ledger.notifications_due(now=T0)
     [row] = ledger.notifications()
@@ -190,9 +201,7 @@ def test_an_undecodable_row_is_quarantined_and_never_sent(ledger: Ledger) -> Non
 def test_an_undecodable_notify_spec_quarantines_its_event(ledger: Ledger) -> None:
     """events.notify that is not a spec: the event is quarantined, its key stays taken."""
     claim(ledger, KEY, NotifySpec(("ops-hook",)))
-    db = Database(ledger.path)
-    db.execute("UPDATE events SET notify = '[1, 2]'")
-    db.close()
+    raw(ledger, "UPDATE events SET notify = '[1, 2]'")
 
     event = ledger.get_event(KEY)
 
@@ -235,16 +244,15 @@ def test_retention_forgets_the_notifications_of_forgotten_events(ledger: Ledger)
     apply(ledger, KEY, ["ops-hook", "leadership"], POLICIES)
     apply(ledger, "escalate-minor/01INCIDENT0002/step-0", ["ops-hook"], POLICIES, number=2)
     apply(ledger, "escalate-minor/01INCIDENT0003/step-0", ["ops-hook"], POLICIES, number=3)
-    db = Database(ledger.path)
-    db.execute("UPDATE notifications SET state = 'held' WHERE id = 4")  # incident 3's
+    raw(ledger, "UPDATE notifications SET state = 'held' WHERE id = 4")  # incident 3's
     [batch] = ledger.notifications_held()
     summary = Notice("summary/ops-hook/4", SUMMARY, "", "summary", "1 held back", T0)
     assert ledger.notification_summarise(batch, summary, now=T0)
     # Sent: all but the leadership row of KEY, which is still queued.
-    db.execute(
-        "UPDATE notifications SET state = 'sent', sent_at = created_at WHERE id IN (1, 3, 5)"
+    raw(
+        ledger,
+        "UPDATE notifications SET state = 'sent', sent_at = created_at WHERE id IN (1, 3, 5)",
     )
-    db.close()
     later = T0 + timedelta(days=400)
 
     pruned = Pruned()

@@ -1,5 +1,6 @@
 """The notification outbox: sent once, retried with backoff, rejected, expired, rate-limited
-with one summary, one sender per row across threads, and counted for /metrics."""
+with one summary, one sender per row across threads and connections, and counted for /metrics;
+on both backends."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +19,7 @@ from automations.metrics import Metrics
 from automations.notify.notice import SUMMARY
 from automations.notify.sender import INCIDENT_UPDATE_CHANNEL
 from automations.notify.spec import Policy
+from tests.ledger_backends import LedgerTarget
 from tests.notify_support import (
     PRIVATE_OK,
     PUBLIC,
@@ -34,11 +35,6 @@ HOOK = "ops-hook"
 
 def key(number: int) -> str:
     return f"escalate-minor/01INCIDENT{number:04d}/step-0"
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "ledger.db")
 
 
 def states(ledger: Ledger) -> dict[str, NotificationState]:
@@ -217,9 +213,10 @@ def test_announce_goes_to_the_incident_timeline_with_its_own_policy(ledger: Ledg
     assert sent.details == {"message": "Escalated automatically"}
 
 
-def test_two_outboxes_in_two_threads_send_each_row_once(tmp_path: Path) -> None:
-    """Two senders (own connections, as two processes) racing over 20 rows: 20 sends."""
-    path = tmp_path / "ledger.db"
+def test_two_outboxes_in_two_threads_send_each_row_once(ledger_target: LedgerTarget) -> None:
+    """Two senders (own connections, as two processes or two replicas) racing over 20 rows:
+    20 sends."""
+    path = ledger_target
     with Ledger(path) as setup:
         for number in range(1, 21):
             apply(setup, key(number), [HOOK], {HOOK: PUBLIC}, number=number)

@@ -1,5 +1,6 @@
 """The kill switch: `automations pause` stops every effect, the daemon keeps running and
-says what it would do; `automations resume` lets what is due through."""
+says what it would do; `automations resume` lets what is due through. On both backends where
+the ledger is what holds the flag."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from automations.daemon import Daemon
 from automations.ledger import Ledger
+from automations.store import store_label
 from tests.digest_support import Clock, SMTPServer, open_digests, write_config
 from tests.engine_harness import REPO, Harness
 from tests.sandbox_server import SandboxControl
@@ -27,9 +29,10 @@ EVERY_SECOND = ESCALATE.replace('every = "1m"', 'every = "1s"')
 
 
 def test_pause_holds_every_edit_and_resume_lets_them_through(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+    store_harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Paused: the cycle polls and logs the edit it would make, sends none; resumed: applied."""
+    harness = store_harness
     harness.write(ESCALATE)
     stuck = harness.add("Stuck", age=3 * H)
 
@@ -43,7 +46,7 @@ def test_pause_holds_every_edit_and_resume_lets_them_through(
     assert paused.returncode == 0, paused.stderr
     assert "paused since" in paused.stdout
     assert "rule misbehaving" in paused.stdout
-    assert str(harness.ledger_path) in paused.stdout
+    assert store_label(harness.ledger_target) in paused.stdout
     assert held.ok
     assert (held.planned, held.applied) == (1, 0)
     assert "PAUSED (paused since" in held.line()
@@ -81,9 +84,10 @@ def test_pause_and_resume_need_no_api_key_and_say_when_not_paused(harness: Harne
         assert ledger.paused() is None
 
 
-def test_pausing_a_running_daemon_holds_its_edits_within_a_cycle(harness: Harness) -> None:
+def test_pausing_a_running_daemon_holds_its_edits_within_a_cycle(store_harness: Harness) -> None:
     """The real daemon, every second: paused, it keeps polling without editing; resumed, it
     edits on its next cycle; it never stopped."""
+    harness = store_harness
     harness.write(EVERY_SECOND)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)],
@@ -112,8 +116,9 @@ def test_pausing_a_running_daemon_holds_its_edits_within_a_cycle(harness: Harnes
     assert len(harness.posts()) == 1
 
 
-def test_a_pause_during_a_cycle_holds_its_remaining_edits(harness: Harness) -> None:
+def test_a_pause_during_a_cycle_holds_its_remaining_edits(store_harness: Harness) -> None:
     """Paused while a slow cycle is applying: the edits after the pause are held, not sent."""
+    harness = store_harness
     harness.write(ESCALATE)
     for n in range(6):
         harness.add(f"Stuck {n}", age=3 * H)
@@ -121,7 +126,7 @@ def test_a_pause_during_a_cycle_holds_its_remaining_edits(harness: Harness) -> N
 
     def pause_after_the_first_edit() -> None:
         wait_for(lambda: len(harness.posts()) >= 1, "the first edit")
-        with Ledger(harness.ledger_path) as ledger:
+        with harness.open_ledger() as ledger:
             ledger.pause(by="test", reason="mid-cycle", now=harness.sandbox.now())
 
     pauser = threading.Thread(target=pause_after_the_first_edit)

@@ -1,16 +1,14 @@
 """An undecodable ledger row is quarantined and reported once; cycles and restarts carry on.
 
 The rows are broken the way a hand edit or a bad restore breaks them: written
-with sqlite3 directly, past the ledger's own checks.
+with SQL directly, past the ledger's own checks; on both backends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from automations.daemon import run_once
 from automations.ledger import EventState, Ledger, OutboxState
 from tests.engine_harness import Harness
+from tests.ledger_backends import LedgerTarget, raw
 from tests.test_edit_once import ESCALATE_MINOR
 
 H = timedelta(hours=1)
@@ -25,20 +24,17 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 QUARANTINED = "quarantined: copied to the quarantine table"
 
 
-def _insert(path: Path, table: str, **row: Any) -> None:
+def _insert(target: LedgerTarget, table: str, **row: Any) -> None:
     """Write a row behind the ledger's back, as a hand edit would."""
-    with Ledger(path):
-        pass  # the file and its schema exist
     names = ", ".join(row)
     marks = ", ".join("?" for _ in row)
-    with sqlite3.connect(path) as db:
-        db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values()))
-    db.close()
+    with Ledger(target) as ledger:
+        raw(ledger, f"INSERT INTO {table} ({names}) VALUES ({marks})", list(row.values()))
 
 
 def _broken_claim(harness: Harness, key: str, incident_id: str, claimed_at: str) -> None:
     _insert(
-        harness.ledger_path,
+        harness.ledger_target,
         "events",
         rule="escalate-minor",
         incident_id=incident_id,
@@ -65,9 +61,10 @@ def _due_key(harness: Harness) -> tuple[str, str]:
 
 @pytest.mark.parametrize("claimed_at", ["yesterday", "2026-11-23T08:00:00"])
 def test_an_unreadable_claim_is_quarantined_once_and_its_key_stays_taken(
-    harness: Harness, caplog: pytest.LogCaptureFixture, claimed_at: str
+    store_harness: Harness, caplog: pytest.LogCaptureFixture, claimed_at: str
 ) -> None:
     """A planned row with a bad (or timezone-less) time: cycles go on, nothing sent, one log."""
+    harness = store_harness
     harness.write(ESCALATE_MINOR)
     key, incident_id = _due_key(harness)
     _broken_claim(harness, key, incident_id, claimed_at)
@@ -83,7 +80,7 @@ def test_an_unreadable_claim_is_quarantined_once_and_its_key_stays_taken(
     logged = [r.getMessage() for r in caplog.records if QUARANTINED in r.getMessage()]
     assert len(logged) == 1, logged
     assert key in logged[0]
-    with Ledger(harness.ledger_path) as ledger:
+    with harness.open_ledger() as ledger:
         (event,) = ledger.events()
         (kept,) = ledger.quarantined()
     assert event.state is EventState.QUARANTINED
@@ -94,8 +91,9 @@ def test_an_unreadable_claim_is_quarantined_once_and_its_key_stays_taken(
     assert json.loads(kept.row)["claimed_at"] == claimed_at  # the row as it was
 
 
-def test_a_restart_does_not_crash_loop_and_history_shows_the_row(harness: Harness) -> None:
+def test_a_restart_does_not_crash_loop_and_history_shows_the_row(store_harness: Harness) -> None:
     """`once` twice exits 0 with a broken row; it is reported once; `history` shows it."""
+    harness = store_harness
     harness.write(ESCALATE_MINOR)
     key, incident_id = _due_key(harness)
     _broken_claim(harness, key, incident_id, "yesterday")
@@ -115,11 +113,14 @@ def test_a_restart_does_not_crash_loop_and_history_shows_the_row(harness: Harnes
     assert harness.posts() == []
 
 
-def test_an_unreadable_run_is_moved_out_and_listed_by_history(harness: Harness) -> None:
+def test_an_unreadable_run_is_moved_out_and_listed_by_history(store_harness: Harness) -> None:
     """A run with an unknown status leaves `runs` for `quarantine`; `history` says so."""
+    harness = store_harness
     harness.write(ESCALATE_MINOR)
-    _insert(harness.ledger_path, "runs", schedule="every 1m", started_at=T0.isoformat(), status="?")
-    with Ledger(harness.ledger_path) as ledger:
+    _insert(
+        harness.ledger_target, "runs", schedule="every 1m", started_at=T0.isoformat(), status="?"
+    )
+    with harness.open_ledger() as ledger:
         assert ledger.runs() == []
         assert ledger.runs() == []
         (kept,) = ledger.quarantined()
@@ -131,9 +132,9 @@ def test_an_unreadable_run_is_moved_out_and_listed_by_history(harness: Harness) 
     assert "runs row 1" in text.stderr
 
 
-def test_an_unreadable_digest_is_never_sent_nor_queued_again(tmp_path: Path) -> None:
+def test_an_unreadable_digest_is_never_sent_nor_queued_again(ledger_target: LedgerTarget) -> None:
     """An outbox row with broken recipients is not due, and its period stays taken."""
-    path = tmp_path / "ledger.db"
+    path = ledger_target
     period = "2026-11-23T08:00+00:00"
     _insert(
         path,
@@ -176,9 +177,11 @@ def test_an_unreadable_digest_is_never_sent_nor_queued_again(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("value", ["soon", "nan", "1e400"])
-def test_an_unreadable_clock_offset_is_forgotten_not_fatal(tmp_path: Path, value: str) -> None:
+def test_an_unreadable_clock_offset_is_forgotten_not_fatal(
+    ledger_target: LedgerTarget, value: str
+) -> None:
     """A meta clock offset that is not a number reads as never learned (then relearned)."""
-    path = tmp_path / "ledger.db"
+    path = ledger_target
     _insert(path, "meta", key="clock_offset_seconds", value=value)
     with Ledger(path) as ledger:
         assert ledger.clock_offset() is None

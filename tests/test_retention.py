@@ -1,4 +1,5 @@
-"""Retention: rows older than [store] retention go, unless they still guard an action.
+"""Retention: rows older than [store] retention go, unless they still guard an action; on
+both backends.
 
 Times are relative to the sandbox's clock (API time), never a calendar date.
 """
@@ -6,7 +7,6 @@ Times are relative to the sandbox's clock (API time), never a calendar date.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +16,7 @@ from automations.errors import ConfigError
 from automations.ledger import Ledger, OutboxState, Pruned
 from automations.reload import prepare_reload
 from tests.engine_harness import Harness
+from tests.ledger_backends import LedgerTarget
 from tests.test_engine_sandbox import ESCALATE, MIRROR
 
 D = timedelta(days=1)
@@ -38,17 +39,18 @@ def applied(ledger: Ledger, incident_id: str, at: datetime, step: str = "severit
     return key
 
 
-def incidents_with_events(path: Path) -> set[str]:
+def incidents_with_events(path: LedgerTarget) -> set[str]:
     with Ledger(path) as ledger:
         return {event.incident_id for event in ledger.events()}
 
 
 def test_events_go_only_for_incidents_closed_or_deleted_for_the_whole_period(
-    harness: Harness,
+    store_harness: Harness,
 ) -> None:
     """Of five incidents with 450-day-old events, only the one closed and untouched since and
     the deleted one lose their events; open, recently updated and recently acted on ones
     keep theirs."""
+    harness = store_harness
     harness.write(ESCALATE)
     now = harness.sandbox.now()
     old = now - 450 * D
@@ -57,7 +59,7 @@ def test_events_go_only_for_incidents_closed_or_deleted_for_the_whole_period(
     touched = harness.add("Closed, edited lately", age=500 * D, status="Closed")
     recent = harness.add("Closed, acted on lately", age=500 * D, status="Closed", updated_at=old)
     harness.sandbox.update_incident(touched["id"], summary="edited ten days ago")
-    with Ledger(harness.ledger_path) as ledger:
+    with harness.open_ledger() as ledger:
         for incident in (closed, live, touched, recent):
             applied(ledger, incident["id"], old)
         applied(ledger, "01DELETEDINCIDENT", old)
@@ -66,18 +68,18 @@ def test_events_go_only_for_incidents_closed_or_deleted_for_the_whole_period(
     (report,) = harness.cycle()
 
     assert report.ok, report.line()
-    assert incidents_with_events(harness.ledger_path) == {
+    assert incidents_with_events(harness.ledger_target) == {
         live["id"],
         touched["id"],
         recent["id"],
     }
 
 
-def test_an_unconfirmed_event_keeps_the_incident_s_events(tmp_path: Path) -> None:
+def test_an_unconfirmed_event_keeps_the_incident_s_events(ledger_target: LedgerTarget) -> None:
     """A claim still in flight (planned) is never forgotten, nor are its incident's others."""
     now = datetime.fromisoformat("2030-06-01T00:00:00+00:00")  # pure SQL: any fixed instant
     old, cutoff = now - 450 * D, now - 400 * D
-    with Ledger(tmp_path / "ledger.db") as ledger:
+    with Ledger(ledger_target) as ledger:
         applied(ledger, "01FLIGHT", old)
         applied(ledger, "01DONE", old)
         ledger.claim(
@@ -97,48 +99,52 @@ def test_an_unconfirmed_event_keeps_the_incident_s_events(tmp_path: Path) -> Non
     assert left == {"01FLIGHT", "01DONE"}
 
 
-def test_a_rule_whose_query_returns_the_incident_keeps_its_events(harness: Harness) -> None:
+def test_a_rule_whose_query_returns_the_incident_keeps_its_events(store_harness: Harness) -> None:
     """A mirror over closed incidents could act on one again: its events stay."""
+    harness = store_harness
     harness.write(MIRROR.replace('["live", "learning"]', '["live", "learning", "closed"]'))
     now = harness.sandbox.now()
     closed = harness.add("Closed long ago", age=500 * D, status="Closed", updated_at=now - 450 * D)
     harness.sandbox.update_incident(closed["id"], custom_fields={"Phase": "Closed"})
     harness.sandbox.update_incident(closed["id"], updated_at=(now - 450 * D).isoformat())
-    with Ledger(harness.ledger_path) as ledger:
+    with harness.open_ledger() as ledger:
         applied(ledger, closed["id"], now - 450 * D)
 
     harness.cycle()
 
-    assert incidents_with_events(harness.ledger_path) == {closed["id"]}
+    assert incidents_with_events(harness.ledger_target) == {closed["id"]}
 
 
-def test_pruning_runs_at_most_hourly(harness: Harness) -> None:
+def test_pruning_runs_at_most_hourly(store_harness: Harness) -> None:
     """A prune an hour after the last: an incident that becomes prunable in between waits."""
+    harness = store_harness
     harness.write(ESCALATE)
     now = harness.sandbox.now()
     first = harness.add("First", age=500 * D, status="Closed", updated_at=now - 450 * D)
     second = harness.add("Second", age=500 * D, status="Closed", updated_at=now - 450 * D)
-    with Ledger(harness.ledger_path) as ledger:
+    with harness.open_ledger() as ledger:
         applied(ledger, first["id"], now - 450 * D)
     harness.cycle()
-    with Ledger(harness.ledger_path) as ledger:
+    with harness.open_ledger() as ledger:
         applied(ledger, second["id"], now - 450 * D)
 
     harness.sandbox.advance_clock(30 * 60)
     harness.cycle()
-    assert incidents_with_events(harness.ledger_path) == {second["id"]}
+    assert incidents_with_events(harness.ledger_target) == {second["id"]}
 
     harness.sandbox.advance_clock(31 * 60)
     harness.cycle()
-    assert incidents_with_events(harness.ledger_path) == set()
+    assert incidents_with_events(harness.ledger_target) == set()
 
 
-def test_old_runs_outbox_items_and_releases_go_but_what_is_read_stays(tmp_path: Path) -> None:
+def test_old_runs_outbox_items_and_releases_go_but_what_is_read_stays(
+    ledger_target: LedgerTarget,
+) -> None:
     """Old runs go except each rule's and schedule's newest OK one; old finished outbox items
     go except each digest's newest; pending ones and running runs stay."""
     now = datetime.fromisoformat("2030-06-01T00:00:00+00:00")  # a fixed past/future: pure SQL
     old, cutoff = now - 450 * D, now - 400 * D
-    with Ledger(tmp_path / "ledger.db") as ledger:
+    with Ledger(ledger_target) as ledger:
         counts = dict.fromkeys(
             (
                 "incidents_seen",
@@ -211,14 +217,14 @@ def test_a_retention_under_30_days_is_refused(harness: Harness) -> None:
 
 
 def test_the_walk_over_old_events_resumes_where_it_stopped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ledger_target: LedgerTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each prune looks at a bounded window of old events, the next one after it, then the
     walk starts over: incidents kept (asked about lately) never starve the others."""
     monkeypatch.setattr("automations.ledger.retention.SCAN_ROWS", 2)
     now = datetime.fromisoformat("2030-06-01T00:00:00+00:00")  # pure SQL: any fixed instant
     cutoff, later = now - 400 * D, now + 8 * D
-    with Ledger(tmp_path / "ledger.db") as ledger:
+    with Ledger(ledger_target) as ledger:
         for n, incident_id in enumerate(["01KEPT1", "01KEPT2", "01OLD3", "01OLD4", "01OLD5"]):
             applied(ledger, incident_id, now - 450 * D + n * H)
         ledger.keep_incident("01KEPT1", now)
@@ -238,12 +244,13 @@ def test_the_walk_over_old_events_resumes_where_it_stopped(
     assert again == [[], ["01KEPT1", "01KEPT2"]]
 
 
-def test_a_reloaded_config_keeps_pruning(harness: Harness) -> None:
+def test_a_reloaded_config_keeps_pruning(store_harness: Harness) -> None:
     """After SIGHUP's reload the daemon's cycles still prune the ledger."""
+    harness = store_harness
     harness.write(ESCALATE)
     now = harness.sandbox.now()
     closed = harness.add("Closed long ago", age=500 * D, status="Closed", updated_at=now - 450 * D)
-    with Ledger(harness.ledger_path) as ledger:
+    with harness.open_ledger() as ledger:
         applied(ledger, closed["id"], now - 450 * D)
     running = harness.runtime()
     try:
@@ -251,4 +258,4 @@ def test_a_reloaded_config_keeps_pruning(harness: Harness) -> None:
         run_once(reloaded)
     finally:
         running.close()
-    assert incidents_with_events(harness.ledger_path) == set()
+    assert incidents_with_events(harness.ledger_target) == set()

@@ -1,28 +1,27 @@
-"""The ledger's connection: open and migrate, one-daemon lock, locking and error translation."""
+"""The ledger's connection: open and migrate, thread locking and error translation.
+
+The connection itself is a backend (backend.py): SQLite (sqlite.py) or
+PostgreSQL (postgres.py), chosen by ``open_backend`` from a path or a URL.
+"""
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlite_utils import Database
-
 from automations.clock import host_now
 from automations.errors import LedgerError
-from automations.ledger.filelock import open_for_lock, try_lock
-from automations.ledger.migrations import build_migrations
+from automations.ledger.backend import Backend, Params
 from automations.ledger.owners import this_process
+from automations.ledger.sqlite import MEMORY, SQLiteBackend
+from automations.store_url import is_postgres_url
 
-MEMORY = ":memory:"
-
-Params = Sequence[Any] | dict[str, Any]
+__all__ = ["MEMORY", "LedgerBase", "Params", "current", "from_text", "maybe_time", "to_text"]
 
 
 def to_text(moment: datetime) -> str:
@@ -51,58 +50,59 @@ def current(now: datetime | None) -> datetime:
 
 
 class LedgerBase:
-    """One SQLite connection shared by every thread, serialised by a re-entrant lock."""
+    """One connection (SQLite or PostgreSQL) shared by every thread, serialised by a re-entrant
+    lock."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> None:
-        self.path = Path(path)
-        self.memory = str(path) == MEMORY
+    def __init__(self, where: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> None:
         self._lock = threading.RLock()
-        self._file_fd: int | None = None  # for the one-daemon lock; see acquire_lock
-        self._locked = False
         self._closed = False
         # Recorded on the claims and runs this ledger writes (see owners.py).
         self.owner = this_process().text()
-        if lock and not self.memory:
-            self._lock_before_opening()
+        self._backend = open_backend(where, busy_timeout=busy_timeout, lock=lock)
+        #: The ledger as messages name it: the file, or the URL without its password.
+        self.name = self._backend.name
         try:
-            # check_same_thread=False: APScheduler jobs run in worker threads; self._lock
-            # serialises them. The timeout is SQLite's busy handler for other processes.
-            conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False)
-        except sqlite3.Error as exc:
-            self._release_file()
-            raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
-        try:
-            self._db = Database(conn, execute_plugins=False)
-            self._db.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
-            if not self.memory:
-                # WAL: `automations history` can read while the daemon writes.
-                # synchronous stays FULL: a claim must survive a power cut.
-                self._db.enable_wal()
-            self._migrate()
-        except sqlite3.Error as exc:
-            conn.close()
-            self._release_file()
-            raise LedgerError(f"cannot open ledger {self.path}: {exc}") from exc
+            self._backend.migrate()
+        except self._backend.errors as exc:
+            self._backend.lost(exc)
+            self._backend.close()
+            raise LedgerError(
+                f"cannot open ledger {self.name}: {self._backend.describe(exc)}"
+            ) from exc
+        except BaseException:
+            self._backend.close()
+            raise
 
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> Self:
-        """Open (creating and migrating if needed) the ledger at ``path``; ``lock`` takes the
-        one-daemon lock first, or raises LedgerLocked without opening the database."""
-        return cls(path, busy_timeout=busy_timeout, lock=lock)
+    def open(cls, where: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> Self:
+        """Open (creating and migrating if needed) the ledger at ``where``: a SQLite file
+        path, ``":memory:"``, or a ``postgresql://`` URL.
 
-    def _migrate(self) -> None:
-        migrations = build_migrations()
-        if not migrations.pending(self._db):
-            return
-        # One write transaction around the whole set: a second process opening a
-        # brand-new ledger at the same moment waits, then finds nothing pending.
-        with self._transaction():
-            migrations.apply(self._db)
+        ``lock`` takes SQLite's one-daemon lock first, or raises LedgerLocked without
+        opening the database. On PostgreSQL it does nothing: several replicas share the
+        database, and the leader lock (not the ledger) decides which one acts.
+        """
+        return cls(where, busy_timeout=busy_timeout, lock=lock)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file; None in memory and on PostgreSQL."""
+        return self._backend.file
+
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend.engine
 
     def applied_migrations(self) -> list[str]:
         """Names of the migrations this ledger has had, in the order applied."""
         with self._guard("listing migrations"):
-            return [m.name for m in build_migrations().applied(self._db)]
+            return self._backend.applied_migrations()
+
+    def tables(self) -> list[str]:
+        """The ledger's tables, each after those it references (``ledger copy``'s order)."""
+        with self._guard("listing tables"):
+            return self._backend.tables()
 
     # -- one daemon per ledger ------------------------------------------------
 
@@ -110,35 +110,16 @@ class LedgerBase:
         """Hold the one-daemon lock on the database file until ``close()``, else LedgerLocked.
 
         ``Ledger(path, lock=True)`` takes it before the database is opened, which is
-        better (see filelock.py); this takes it on a ledger already open.
+        better (see filelock.py); this takes it on a ledger already open. A no-op on
+        PostgreSQL (see ``open``).
         """
         with self._lock:
-            if self._locked or self.memory:
-                return
-            if self._file_fd is None:
-                self._file_fd = open_for_lock(self.path)
-            try_lock(self._file_fd, self.path)  # a refused descriptor is kept until close()
-            self._locked = True
+            self._backend.acquire_lock()
 
     @property
     def locked(self) -> bool:
-        """Whether this ledger holds the one-daemon lock."""
-        return self._locked
-
-    def _lock_before_opening(self) -> None:
-        fd = open_for_lock(self.path)
-        try:
-            try_lock(fd, self.path)
-        except BaseException:
-            os.close(fd)  # no connection of ours is open yet: closing drops no SQLite lock
-            raise
-        self._file_fd, self._locked = fd, True
-
-    def _release_file(self) -> None:
-        fd, self._file_fd = self._file_fd, None
-        self._locked = False
-        if fd is not None:
-            os.close(fd)  # closing the descriptor releases the flock
+        """Whether this ledger holds SQLite's one-daemon lock (never on PostgreSQL)."""
+        return self._backend.locked
 
     def _meta(self, key: str) -> str | None:
         """One value of the ``meta`` table (small facts that outlive a process)."""
@@ -162,12 +143,7 @@ class LedgerBase:
             if self._closed:
                 return
             self._closed = True
-            try:
-                self._db.close()
-            except sqlite3.Error as exc:
-                raise LedgerError(f"closing ledger {self.path} failed: {exc}") from exc
-            finally:
-                self._release_file()
+            self._backend.close()
 
     def __enter__(self) -> Self:
         return self
@@ -181,50 +157,68 @@ class LedgerBase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path}>"
+        return f"<{type(self).__name__} {self.name}>"
 
     # -- helpers for the table modules ------------------------------------------
 
     @contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
-        """Serialise threads and turn sqlite3 errors into LedgerError naming the task and file."""
+        """Serialise threads and turn the driver's errors into LedgerError naming the task and
+        the ledger (never a password)."""
         with self._lock:
+            backend = self._backend
+            if self._closed:  # PostgreSQL would quietly connect again
+                raise LedgerError(f"{doing} failed in ledger {self.name}: the ledger is closed")
             try:
                 yield
-            except sqlite3.Error as exc:
-                raise LedgerError(f"{doing} failed in ledger {self.path}: {exc}") from exc
+            except backend.errors as exc:
+                backend.lost(exc)  # a dropped connection is opened again by the next call
+                raise LedgerError(
+                    f"{doing} failed in ledger {self.name}: {backend.describe(exc)}"
+                ) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE: take the write lock up front, so read-then-write never deadlocks."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """A write transaction holding the write lock from the start (SQLite's BEGIN
+        IMMEDIATE; see postgres.py), so read-then-write never deadlocks nor interleaves."""
+        self._backend.begin()
         try:
             yield
         except BaseException:
-            self._db.rollback()
+            self._backend.rollback()
             raise
         try:
-            self._db.execute("COMMIT")
+            self._backend.commit()
         except BaseException:
-            self._db.rollback()
+            self._backend.rollback()
             raise
 
     @contextmanager
     def _atomic(self) -> Iterator[None]:
         """A transaction of its own, or part of the caller's when one is open (record_baseline)."""
-        if self._db.conn.in_transaction:
+        if self._backend.in_transaction:
             yield
         else:
             with self._transaction():
                 yield
 
     def _rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
-        return list(self._db.query(sql, params))
+        return self._backend.rows(sql, params)
 
     def _one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
-    def _execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
-        """Run one write statement; it commits unless a transaction is open."""
-        return self._db.execute(sql, params)
+    def _execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement; it commits unless a transaction is open. Returns how many
+        rows it changed."""
+        return self._backend.execute(sql, params)
+
+
+def open_backend(where: str | Path, *, busy_timeout: float, lock: bool) -> Backend:
+    """The backend for a path or URL: PostgreSQL for ``postgresql://``, else a SQLite file."""
+    if isinstance(where, str) and is_postgres_url(where):
+        from automations.ledger.postgres import PostgresBackend
+
+        return PostgresBackend(where, busy_timeout=busy_timeout)
+    return SQLiteBackend(where, busy_timeout=busy_timeout, lock=lock)

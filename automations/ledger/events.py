@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -187,7 +188,7 @@ class EventStore(NotificationStore):
             "notify": notify.to_json() if notify else None,
         }
         with self._guard(f"claiming event {event_key!r}"):
-            cursor = self._execute(
+            changed = self._execute(
                 """
                 INSERT INTO events (rule, incident_id, incident_reference, incident_name,
                                     event_key, state, reason, request_body, dry_run,
@@ -211,7 +212,7 @@ class EventStore(NotificationStore):
                 """,
                 params,
             )
-            return cursor.rowcount == 1
+            return changed == 1
 
     def mark_applied(
         self,
@@ -269,15 +270,18 @@ class EventStore(NotificationStore):
             "state": state.value,
             "finished_at": to_text(moment),
         }
-        with self._guard(f"marking event {event_key!r} {state}"), self._atomic():
-            cursor = self._execute(
+        # Without notices the UPDATE alone is atomic: no transaction (two round trips fewer
+        # per action on PostgreSQL).
+        together = self._atomic() if notices else nullcontext()
+        with self._guard(f"marking event {event_key!r} {state}"), together:
+            changed = self._execute(
                 f"""
                 UPDATE events SET state = :state, finished_at = :finished_at{assignments}
                 WHERE event_key = :event_key AND state = 'planned'
                 """,
                 params,
             )
-            if cursor.rowcount != 1:
+            if changed != 1:
                 raise self._not_planned(event_key, f"mark it {state}")
             self._queue_notices(event_key, notices, moment)
 
@@ -289,7 +293,13 @@ class EventStore(NotificationStore):
             )
             if row is None or row["state"] != EventState.PLANNED:
                 raise self._not_planned(event_key, "release it")
-            self._execute("DELETE FROM events WHERE event_key = ?", [event_key])
+            # Still planned when deleted (a writer outside this transaction may have recorded
+            # an outcome since the read: see postgres.py).
+            deleted = self._execute(
+                "DELETE FROM events WHERE event_key = ? AND state = 'planned'", [event_key]
+            )
+            if deleted != 1:
+                raise self._not_planned(event_key, "release it")
             self._execute(
                 """
                 INSERT INTO releases (event_key, attempts, rearmed, released_at)
@@ -304,10 +314,10 @@ class EventStore(NotificationStore):
     def _not_planned(self, event_key: str, action: str) -> LedgerError:
         row = self._one("SELECT state FROM events WHERE event_key = ?", [event_key])
         if row is None:
-            return LedgerError(f"cannot {action}: event {event_key!r} is not in ledger {self.path}")
+            return LedgerError(f"cannot {action}: event {event_key!r} is not in ledger {self.name}")
         return LedgerError(
             f"cannot {action}: event {event_key!r} is already {row['state']} "
-            f"in ledger {self.path}; only a planned event can change"
+            f"in ledger {self.name}; only a planned event can change"
         )
 
     def unconfirmed(self) -> list[Event]:
@@ -448,11 +458,11 @@ class EventStore(NotificationStore):
             for start in range(0, len(wanted), KEY_BATCH):
                 batch = wanted[start : start + KEY_BATCH]
                 marks = ", ".join("?" for _ in batch)
-                rows = self._db.execute(
+                rows = self._rows(
                     f"SELECT event_key FROM events WHERE event_key IN ({marks}) AND state != ?",
                     [*batch, EventState.REARMED.value],
-                ).fetchall()
-                done.update(key for (key,) in rows)
+                )
+                done.update(row["event_key"] for row in rows)
         return done
 
     def applied_since(self, rule: str, since: datetime) -> int:
@@ -480,7 +490,8 @@ def _filters(
         where.append("rule = :rule")
         params["rule"] = rule
     if incident is not None:
-        where.append("(incident_id = :incident OR incident_reference = :incident COLLATE NOCASE)")
+        # lower() on both engines (ASCII references): SQLite's NOCASE is not PostgreSQL's.
+        where.append("(incident_id = :incident OR lower(incident_reference) = lower(:incident))")
         params["incident"] = incident
     if since is not None:
         where.append("claimed_at >= :since")

@@ -48,7 +48,7 @@ class LeaseStore(QuarantineStore):
     ) -> bool:
         """Make the row *sending* for ``owner``, counting the attempt; False if another sender
         has it, or it is not due. ``also`` adds SQL conditions (ending in AND)."""
-        cursor = self._execute(
+        changed = self._execute(
             f"""
             UPDATE {table}
             SET state = '{SENDING}', owner = :owner, lease_until = :lease_until,
@@ -64,7 +64,7 @@ class LeaseStore(QuarantineStore):
                 "gone": gone,
             },
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def _finish_leased(
         self,
@@ -80,12 +80,38 @@ class LeaseStore(QuarantineStore):
         Returns the row as it was before."""
         with self._guard(f"{label} {row_id}: {action}"), self._transaction():
             row = self._leased(table, label, row_id, owner, action)
-            self._execute(
-                f"UPDATE {table} SET {assignments}, owner = NULL, lease_until = NULL "
-                "WHERE id = :id",
-                {**params, "id": row_id},
+            self._update_leased(
+                table,
+                label,
+                row_id,
+                owner,
+                action,
+                f"{assignments}, owner = NULL, lease_until = NULL",
+                **params,
             )
         return row
+
+    def _update_leased(
+        self,
+        table: str,
+        label: str,
+        row_id: int,
+        owner: str,
+        action: str,
+        assignments: str,
+        **params: Any,
+    ) -> None:
+        """UPDATE the row only while ``owner`` still holds its lease: read just before in the
+        same transaction, but a writer outside it (another sender's claim) may have come
+        between (see postgres.py); then LedgerError as from ``_leased``."""
+        changed = self._execute(
+            f"UPDATE {table} SET {assignments} "
+            f"WHERE id = :id AND state = '{SENDING}' AND owner = :lease_owner",
+            {**params, "id": row_id, "lease_owner": owner},
+        )
+        if changed != 1:
+            self._leased(table, label, row_id, owner, action)  # raises, saying who has it
+            raise LedgerError(f"cannot {action}: {label} {row_id} changed in ledger {self.name}")
 
     def _leased(
         self, table: str, label: str, row_id: int, owner: str, action: str
@@ -93,14 +119,14 @@ class LeaseStore(QuarantineStore):
         """The row, if ``owner`` is sending it; else LedgerError saying who has it."""
         row = self._one(f"SELECT * FROM {table} WHERE id = ?", [row_id])
         if row is None:
-            raise LedgerError(f"cannot {action}: no {label} {row_id} in ledger {self.path}")
+            raise LedgerError(f"cannot {action}: no {label} {row_id} in ledger {self.name}")
         if row["state"] != SENDING:
             raise LedgerError(
-                f"cannot {action}: {label} {row_id} is already {row['state']} in ledger {self.path}"
+                f"cannot {action}: {label} {row_id} is already {row['state']} in ledger {self.name}"
             )
         if row["owner"] != owner:
             raise LedgerError(
                 f"cannot {action}: {label} {row_id} is no longer ours: its lease ran out "
-                f"and {row['owner']} is sending it (ledger {self.path})"
+                f"and {row['owner']} is sending it (ledger {self.name})"
             )
         return row

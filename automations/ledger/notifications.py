@@ -257,16 +257,16 @@ class NotificationStore(LeaseStore):
     ) -> int:
         """How many of ``channel``'s notifications were sent after ``since`` (max_per_hour);
         counting stops at ``up_to``, so the cost follows the limit, not the traffic."""
-        limit = -1 if up_to is None else up_to  # SQLite: LIMIT -1 is no limit
+        limit = "" if up_to is None else f" LIMIT {int(up_to)}"
         with self._guard(f"counting the recent notifications of channel {channel!r}"):
             row = self._one(
-                """
+                f"""
                 SELECT count(*) AS n FROM (
                     SELECT 1 FROM notifications
-                    WHERE channel = ? AND state = ? AND sent_at > ? LIMIT ?
-                )
+                    WHERE channel = ? AND state = ? AND sent_at > ?{limit}
+                ) AS recent
                 """,
-                [channel, NotificationState.SENT.value, to_text(since), limit],
+                [channel, NotificationState.SENT.value, to_text(since)],
             )
         return 0 if row is None else int(row["n"])
 
@@ -305,7 +305,7 @@ class NotificationStore(LeaseStore):
                             batch.first_id,
                             batch.last_id,
                         ],
-                    ).rowcount
+                    )
                     if marked != batch.count:
                         raise _Changed
                     self._queue_notices(

@@ -134,7 +134,7 @@ class OutboxStore(LeaseStore):
         """Queue a rendered digest, due at once; False if this (digest, period) already exists."""
         moment = to_text(current(now))
         with self._guard(f"queueing digest {digest!r} for {period!r}"):
-            cursor = self._execute(
+            changed = self._execute(
                 """
                 INSERT INTO outbox (digest, period, state, subject, recipients, message,
                                     message_id, attempts, next_attempt_at, created_at, expires_at)
@@ -153,7 +153,7 @@ class OutboxStore(LeaseStore):
                     to_text(expires_at),
                 ],
             )
-            return cursor.rowcount == 1
+            return changed == 1
 
     def outbox_due(self, *, now: datetime) -> list[OutboxItem]:
         """Items a sender may claim now (see ``outbox_claim``), oldest first."""
@@ -203,13 +203,15 @@ class OutboxStore(LeaseStore):
             done = json.loads(row["accepted"] or "[]")
             done += [address for address in accepted if address not in done]
             refusals = {**json.loads(row["refused"] or "{}"), **refused}
-            self._execute(
-                "UPDATE outbox SET accepted = ?, refused = ? WHERE id = ?",
-                [
-                    json.dumps(done, ensure_ascii=False),
-                    json.dumps(refusals, ensure_ascii=False),
-                    item_id,
-                ],
+            self._update_leased(
+                "outbox",
+                "outbox item",
+                item_id,
+                owner,
+                action,
+                "accepted = :accepted, refused = :refused",
+                accepted=json.dumps(done, ensure_ascii=False),
+                refused=json.dumps(refusals, ensure_ascii=False),
             )
 
     def outbox_mark_sent(
@@ -269,11 +271,21 @@ class OutboxStore(LeaseStore):
             if not ids:
                 return []
             marks = ", ".join("?" for _ in ids)
-            self._execute(
-                f"UPDATE outbox SET state = 'expired', owner = NULL, lease_until = NULL "
-                f"WHERE id IN ({marks})",
-                ids,
+            # The same conditions again: a sender outside this transaction may have claimed
+            # one since the read (see postgres.py).
+            expired = self._rows(
+                f"""
+                UPDATE outbox SET state = 'expired', owner = NULL, lease_until = NULL
+                WHERE id IN ({marks}) AND expires_at <= ? AND (state = 'pending'
+                    OR (state = 'sending' AND (lease_until IS NULL OR lease_until <= ?)))
+                RETURNING id
+                """,
+                [*ids, moment, moment],
             )
+            if not expired:
+                return []
+            ids = [row["id"] for row in expired]
+            marks = ", ".join("?" for _ in ids)
             rows = self._rows(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
         return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
 

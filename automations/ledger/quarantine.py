@@ -76,7 +76,7 @@ class QuarantineStore(LedgerBase):
 
         The caller holds ``_guard`` and changes the original row in the same breath.
         """
-        cursor = self._execute(
+        changed = self._execute(
             """
             INSERT INTO quarantine (source, source_id, event_key, row, error, quarantined_at)
             VALUES (?, ?, ?, ?, ?, ?)
@@ -91,12 +91,12 @@ class QuarantineStore(LedgerBase):
                 to_text(current(now)),
             ],
         )
-        if cursor.rowcount != 1:
+        if changed != 1:
             return False
         log.error(
             "ledger %s: %s row %s%s cannot be read (%s); quarantined: copied to the quarantine "
             "table and skipped from now on%s",
-            self.path,
+            self.name,
             source,
             row["id"],
             f" (event {event_key})" if event_key else "",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from automations.ledger.base import LedgerBase, from_text, to_text
 from automations.ledger.notifications import FINISHED as FINISHED_NOTIFICATIONS
@@ -25,8 +26,27 @@ SCAN_ROWS = 5_000  # old events looked at per prune
 BATCH = 10_000  # rows per table per prune: a first prune of a big ledger spreads over runs
 # Outbox states that are final: nothing will send the item again.
 FINISHED_OUTBOX = ("sent", "failed", "expired")
-# The newest of an event's moments: it was claimed, finished or re-armed.
-LAST_MOVE = "max(claimed_at, coalesce(finished_at, ''), coalesce(rearmed_at, ''))"
+
+
+def moved_since(at: str, table: str = "") -> str:
+    """SQL: the event (a row of ``table``, when named) moved (was claimed, finished or
+    re-armed) at or after the time bound to ``at``, a placeholder. Written without SQLite's
+    scalar max(), which PostgreSQL lacks."""
+    of = f"{table}." if table else ""
+    return (
+        f"({of}claimed_at >= {at} OR coalesce({of}finished_at, '') >= {at} "
+        f"OR coalesce({of}rearmed_at, '') >= {at})"
+    )
+
+
+# Of an incident's events: how many there are, how many moved since :cutoff, how many are
+# unconfirmed (planned). It may go when the first is not 0 and the others are.
+INCIDENT_EVENTS = f"""
+    SELECT count(*) AS n,
+           sum(CASE WHEN {moved_since(":cutoff")} THEN 1 ELSE 0 END) AS recent,
+           sum(CASE WHEN state = 'planned' THEN 1 ELSE 0 END) AS open
+    FROM events WHERE incident_id = :incident
+"""
 
 
 @dataclass
@@ -88,19 +108,25 @@ class RetentionStore(LedgerBase):
             if runs:
                 marks = ", ".join("?" for _ in runs)
                 self._execute(f"DELETE FROM run_rules WHERE run_id IN ({marks})", runs)
-                deleted = self._execute(f"DELETE FROM runs WHERE id IN ({marks})", runs)
-                pruned.runs += deleted.rowcount
+                pruned.runs += self._execute(f"DELETE FROM runs WHERE id IN ({marks})", runs)
             pruned.releases += self._execute(
                 "DELETE FROM releases WHERE event_key IN "
                 "(SELECT event_key FROM releases WHERE released_at < ? LIMIT ?)",
                 [at, BATCH],
-            ).rowcount
-            # A re-armed event guards nothing: its key already counts as not done.
+            )
+            # A re-armed event guards nothing: its key already counts as not done. Still
+            # re-armed when deleted: a claim outside this transaction may take it over (see
+            # postgres.py).
             pruned.events += self._execute(
-                f"DELETE FROM events WHERE id IN (SELECT id FROM events INDEXED BY events_rearmed "
-                f"WHERE state = 'rearmed' AND claimed_at < ? AND {LAST_MOVE} < ? LIMIT ?)",
-                [at, at, BATCH],
-            ).rowcount
+                f"""
+                DELETE FROM events WHERE state = 'rearmed' AND id IN (
+                    SELECT id FROM events INDEXED BY events_rearmed
+                    WHERE state = 'rearmed' AND claimed_at < :at AND NOT {moved_since(":at")}
+                    LIMIT :batch
+                )
+                """,
+                {"at": at, "batch": BATCH},
+            )
             finished = ", ".join(f"'{state}'" for state in FINISHED_OUTBOX)
             pruned.outbox += self._execute(
                 f"""
@@ -113,7 +139,7 @@ class RetentionStore(LedgerBase):
                 )
                 """,
                 [at, BATCH],
-            ).rowcount
+            )
             pruned.notifications += self._execute(
                 f"""
                 DELETE FROM notifications WHERE id IN (
@@ -126,7 +152,7 @@ class RetentionStore(LedgerBase):
                 )
                 """,
                 [at, BATCH],
-            ).rowcount
+            )
 
     def retention_candidates(
         self, cutoff: datetime, *, checked_before: datetime, limit: int
@@ -176,12 +202,9 @@ class RetentionStore(LedgerBase):
         )
         if checked is not None and checked["checked_at"] >= to_text(checked_before):
             return False
-        row = self._one(
-            f"SELECT max({LAST_MOVE}) AS last, sum(state = 'planned') AS open "
-            "FROM events WHERE incident_id = ?",
-            [incident_id],
+        return _forgettable_events(
+            self._one(INCIDENT_EVENTS, {"incident": incident_id, "cutoff": to_text(cutoff)})
         )
-        return row is not None and not row["open"] and row["last"] < to_text(cutoff)
 
     def forget_incident(
         self, incident_id: str, cutoff: datetime, pruned: Pruned | None = None
@@ -191,15 +214,10 @@ class RetentionStore(LedgerBase):
         finished notifications (one still to send goes by age once finished); returns how
         many events went, and counts the notifications in ``pruned``."""
         with self._guard(f"pruning the events of incident {incident_id}"), self._transaction():
-            row = self._one(
-                f"SELECT max({LAST_MOVE}) AS last, sum(state = 'planned') AS open "
-                "FROM events WHERE incident_id = ?",
-                [incident_id],
-            )
+            bounds = {"incident": incident_id, "cutoff": to_text(cutoff)}
+            row = self._one(INCIDENT_EVENTS, bounds)
             self._execute("DELETE FROM retention_checks WHERE incident_id = ?", [incident_id])
-            if row is None or row["last"] is None:
-                return 0
-            if row["open"] or row["last"] >= to_text(cutoff):
+            if not _forgettable_events(row):
                 return 0
             notifications = self._execute(
                 f"""
@@ -209,11 +227,19 @@ class RetentionStore(LedgerBase):
                 )
                 """,
                 [incident_id],
-            ).rowcount
+            )
             if pruned is not None:
                 pruned.notifications += notifications
-            return int(
-                self._execute("DELETE FROM events WHERE incident_id = ?", [incident_id]).rowcount
+            # The same conditions again, row by row: a claim outside this transaction may have
+            # added an event since the read (see postgres.py); then none goes.
+            return self._execute(
+                f"""
+                DELETE FROM events WHERE incident_id = :incident AND NOT EXISTS (
+                    SELECT 1 FROM events AS other WHERE other.incident_id = :incident
+                    AND (other.state = 'planned' OR {moved_since(":cutoff", "other")})
+                )
+                """,
+                bounds,
             )
 
     def keep_incident(self, incident_id: str, now: datetime) -> None:
@@ -224,6 +250,12 @@ class RetentionStore(LedgerBase):
                 "ON CONFLICT (incident_id) DO UPDATE SET checked_at = excluded.checked_at",
                 [incident_id, to_text(now)],
             )
+
+
+def _forgettable_events(row: dict[str, Any] | None) -> bool:
+    """An incident's events (``INCIDENT_EVENTS``) may go: there are some, none moved since
+    the cutoff, none is unconfirmed."""
+    return row is not None and bool(row["n"]) and not row["recent"] and not row["open"]
 
 
 def _finished_notifications() -> str:

@@ -68,12 +68,13 @@ class RunStore(QuarantineStore):
     ) -> int:
         """Record that a cycle of ``schedule`` (evaluating ``rules``) began; returns its id."""
         with self._guard(f"starting a run of {schedule!r}"), self._transaction():
-            cursor = self._execute(
-                "INSERT INTO runs (schedule, started_at, status, owner) VALUES (?, ?, ?, ?)",
+            row = self._one(
+                "INSERT INTO runs (schedule, started_at, status, owner) VALUES (?, ?, ?, ?) "
+                "RETURNING id",
                 [schedule, to_text(current(now)), RunStatus.RUNNING.value, self.owner],
             )
-            run_id = cursor.lastrowid
-            assert run_id is not None  # an INSERT into a rowid table always has one
+            assert row is not None  # an INSERT ... RETURNING returns its row
+            run_id = int(row["id"])
             for rule in dict.fromkeys(rules):
                 self._execute("INSERT INTO run_rules (run_id, rule) VALUES (?, ?)", [run_id, rule])
         return run_id
@@ -105,7 +106,7 @@ class RunStore(QuarantineStore):
             "status": (RunStatus.OK if error is None else RunStatus.FAILED).value,
         }
         with self._guard(f"finishing run {run_id}"):
-            cursor = self._execute(
+            changed = self._execute(
                 """
                 UPDATE runs SET finished_at = :finished_at, incidents_seen = :incidents_seen,
                     actions_planned = :actions_planned, actions_applied = :actions_applied,
@@ -115,9 +116,9 @@ class RunStore(QuarantineStore):
                 """,
                 params,
             )
-            if cursor.rowcount != 1:
+            if changed != 1:
                 raise LedgerError(
-                    f"cannot finish run {run_id}: no running run with that id in ledger {self.path}"
+                    f"cannot finish run {run_id}: no running run with that id in ledger {self.name}"
                 )
 
     def close_interrupted_runs(self, *, now: datetime | None = None) -> int:

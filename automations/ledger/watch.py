@@ -38,13 +38,14 @@ def identity(path: Path) -> FileIdentity | None:
 class LedgerFile:
     """Remembers which file ``path`` named when the ledger was opened."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.opened = identity(path)
+    def __init__(self, path: Path | None) -> None:
+        """``path`` None: a ledger with no file (in memory, or PostgreSQL), nothing to watch."""
+        self.path = path or Path()
+        self.opened = None if path is None else identity(path)
 
     def check(self) -> None:
         """Raise LedgerReplaced if the path is gone or now names another file."""
-        if self.opened is None:  # ":memory:": nothing on disk to lose
+        if self.opened is None:  # no file: nothing on disk to lose
             return
         now = identity(self.path)
         if now == self.opened:

@@ -75,7 +75,7 @@ class WebhookDeliveryStore(LedgerBase):
         """Queue a verified delivery; False when its ``webhook_id`` is already recorded."""
         moment = to_text(now)
         with self._guard("recording a webhook delivery"):
-            cursor = self._execute(
+            changed = self._execute(
                 """
                 INSERT INTO webhook_deliveries (webhook_id, event_type, incident_id,
                     follow_up_id, state, attempts, received_at, next_attempt_at)
@@ -92,7 +92,7 @@ class WebhookDeliveryStore(LedgerBase):
                     moment,
                 ],
             )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def webhook_deliveries_due(self, *, now: datetime, limit: int) -> list[WebhookDelivery]:
         """Queued deliveries due at ``now``, in the order they arrived (at most ``limit``).
@@ -171,11 +171,11 @@ class WebhookDeliveryStore(LedgerBase):
     def forget_webhook_deliveries(self, *, before: datetime) -> int:
         """Delete finished deliveries received before ``before``; how many went."""
         with self._guard("forgetting old webhook deliveries"):
-            cursor = self._execute(
+            changed = self._execute(
                 "DELETE FROM webhook_deliveries WHERE state != ? AND received_at < ?",
                 [WebhookDeliveryState.QUEUED.value, to_text(before)],
             )
-        return cursor.rowcount
+        return changed
 
     def _update_deliveries(
         self, ids: Sequence[int], doing: str, assignments: str, params: list[Any]
