@@ -28,8 +28,9 @@ def check_config(
     """Every problem of the file in one ConfigError; the enabled rules (none without a catalog).
 
     Rules' and digests' names (unless ``catalog`` is None: ``validate --offline``),
-    digest and channel templates, and, given an ``environment``, the SMTP password and
-    the channels' secrets; given a ``client``, the escalation paths channels name.
+    digest and channel templates, and, given an ``environment``, the SMTP password, the
+    channels' secrets and the webhook signing secrets; given a ``client``, the escalation
+    paths channels name.
     """
     problems = Problems()
     rules: list[AnyRule] = []
@@ -53,6 +54,13 @@ def check_config(
 
         environ = os.environ if environment is not None else None
         check_channels(config, problems, environ=environ, client=client)
+    if config.webhooks.enabled and environment is not None:
+        import os
+
+        from automations.webhooks.config import webhook_secrets
+
+        with problems.collect():
+            webhook_secrets(os.environ)
     if environment is not None:
         from automations.digest.config import smtp_password_problem
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from automations.config import Config
     from automations.engine import CycleReport
     from automations.rules.base import PlannedAction
+    from automations.sandbox.webhook_sender import WebhookTarget
 
 
 @click.group(cls=Group)
@@ -538,10 +539,35 @@ def healthcheck(config_path: Path) -> None:
     type=click.IntRange(1),
     help="Requests per minute per key before 429.",
 )
-def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_limit: int) -> None:
+@click.option(
+    "--webhook-url",
+    default=None,
+    metavar="URL",
+    help="Send incident.io's signed webhook for every incident and follow-up change here "
+    "(e.g. the daemon's http://127.0.0.1:9108/webhooks/incident-io).",
+)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    metavar="whsec_...",
+    envvar="AUTOMATIONS_WEBHOOK_SECRET",
+    show_envvar=True,
+    help="The signing secret for --webhook-url (the daemon reads the same variable).",
+)
+def sandbox(
+    host: str,
+    port: int,
+    api_key: str,
+    seed: int,
+    incidents: int,
+    rate_limit: int,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+) -> None:
     """Serve a faithful incident.io simulator (no account, no network)."""
     from automations.sandbox.server import serve
 
+    webhook = _sandbox_webhook(webhook_url, webhook_secret)
     click.echo(
         f"sandbox incident.io on http://{host}:{port} (key {api_key!r}, seed {seed}, "
         f"{incidents} incidents). Try:\n"
@@ -556,7 +582,29 @@ def sandbox(host: str, port: int, api_key: str, seed: int, incidents: int, rate_
         seed=seed,
         incidents=incidents,
         rate_limit_per_minute=rate_limit,
+        webhook=webhook,
     )
+
+
+def _sandbox_webhook(url: str | None, secret: str | None) -> WebhookTarget | None:
+    """The sandbox's webhook target from its options, or a usage error naming the option."""
+    if url is None:
+        return None
+    if not secret:
+        raise click.BadParameter(
+            "--webhook-url needs --webhook-secret (or AUTOMATIONS_WEBHOOK_SECRET): the "
+            "whsec_... secret the receiver verifies with",
+            param_hint="--webhook-secret",
+        )
+    from pydantic import SecretStr
+
+    from automations.sandbox.webhook_sender import WebhookTarget
+
+    try:
+        return WebhookTarget(url, SecretStr(secret))
+    except ValueError as exc:
+        hint = "--webhook-secret" if "secret" in str(exc) else "--webhook-url"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 DEMO_CONFIG = "config/demo.toml"

@@ -51,6 +51,7 @@ from automations.notify.config import (
 from automations.rules.base import AnyRule, RuleOptions
 from automations.rules.registry import RuleRegistry
 from automations.store_url import has_password, is_postgres_url
+from automations.webhooks.config import WebhookSettings, webhook_problems
 
 # A password in the file would sit in a ConfigMap, a repository, a backup: refused.
 PASSWORD_IN_FILE = (
@@ -212,6 +213,10 @@ class AppConfigBase(BaseModel):
         default_factory=list,
         description="Where rules send notifications (see README, Notifications).",
     )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="incident.io webhooks on the [server] listener (see README, Webhooks).",
+    )
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,7 @@ class Config:
     smtp: SMTPSettings | None = None
     digests: tuple[DigestOptions, ...] = ()
     channels: tuple[ChannelOptions, ...] = ()
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def rule_class(self, options: RuleOptions) -> type[AnyRule]:
         return self.rule_types[options.type]
@@ -339,6 +345,8 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         problems.add(problem)
     for problem in unknown_channel_problems(rules, parsed.channels):
         problems.add(problem)
+    for problem in webhook_problems(parsed.server.enabled, parsed.webhooks):
+        problems.add(problem)
     problems.raise_if_any(path)
     return Config(
         path=path,
@@ -350,6 +358,7 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         smtp=parsed.smtp,
         digests=tuple(parsed.digests),
         channels=tuple(parsed.channels),
+        webhooks=parsed.webhooks,
     )
 
 

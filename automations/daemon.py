@@ -11,14 +11,14 @@ import logging
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from automations.clock import host_now
 from automations.durations import format_duration
-from automations.engine import CycleReport
+from automations.engine import CycleReport, IncidentsRun
 from automations.errors import AutomationsError, LedgerError
 from automations.ledger.watch import LedgerFile, LedgerReplaced
 from automations.rules.base import AnyRule, RuleOptions
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from automations.ledger import Ledger
     from automations.metrics import Metrics
     from automations.notify.outbox import NoticeDelivery, NotificationOutbox
+    from automations.webhooks.service import WebhookService
 
 log = logging.getLogger("automations.daemon")
 
@@ -140,8 +141,10 @@ class Daemon:
         # Notifications too: a stuck receiver (up to one lease) must not hold back a cycle, and
         # a slow SMTP server must not hold back a page.
         self._notify_lock = threading.Lock()
+        self._wake_pending = threading.Event()  # a pass asked for by _wake_notifications waits
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
+        self.webhooks: WebhookService | None = None  # [webhooks]: receiver and worker
         self.first_cycle_done = threading.Event()
         self.groups: dict[str, list[AnyRule]] = {}  # the rules of each scheduled job
         self.reload_requested = threading.Event()  # SIGHUP; the main loop reloads
@@ -183,6 +186,32 @@ class Daemon:
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
         self.first_cycle_done.set()
+        self._wake_notifications(report.applied)
+
+    def evaluate_incidents(self, incidents: Mapping[str, bool], label: str) -> IncidentsRun | None:
+        """The rules for incidents webhooks named (``Engine.run_incidents``), under the cycles'
+        lock so never beside a cycle; None when stopping, a standby or the ledger is gone
+        (they wait in the ledger)."""
+        with self._lock:
+            if self.stopping.is_set() or not self.acting or not self._ledger_intact():
+                return None  # a standby leaves them queued for the leader
+            runtime = self.runtime  # read under the lock: a reload may replace it
+            run = runtime.engine.run_incidents(runtime.rules, incidents, label, self.stopping)
+        if self.metrics is not None:
+            self.metrics.observe_actions(run.report)
+        self._wake_notifications(run.report.applied)
+        return run
+
+    def _wake_notifications(self, applied: int) -> None:
+        """Actions were just recorded (with their notifications, in the same transaction): send
+        them now, in a thread of their own, rather than at the next pass up to NOTIFY_EVERY
+        later. Wakes that come while one is still waiting for the lock are folded into it."""
+        if self.notifications is None or not applied or self._wake_pending.is_set():
+            return
+        self._wake_pending.set()
+        threading.Thread(
+            target=self._notification_job, name="notifications-now", daemon=True
+        ).start()
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
@@ -298,6 +327,7 @@ class Daemon:
     def _notification_job(self) -> None:
         """One delivery pass, never after a stop; its errors are logged, not raised."""
         with self._notify_lock:
+            self._wake_pending.clear()  # this pass sees every row recorded before the wake
             if self.stopping.is_set() or not self._ledger_intact():
                 return
             try:
@@ -421,6 +451,8 @@ class Daemon:
         except LedgerError as exc:  # each cycle settles them first, once the ledger answers
             log.error("taking over: unconfirmed claims not settled yet: %s", exc)
         self.add_jobs()
+        if self.webhooks is not None:  # deliveries a standby received wait in the ledger
+            self.webhooks.worker.wake()
 
     def _stand_by(self, why: str) -> None:
         """No longer the leader: no job starts again (one running meets the guard and ends)."""
@@ -449,8 +481,14 @@ class Daemon:
         events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
         if self.notifications is not None and self.notifications.on_outcome is None:
             self.notifications.on_outcome = self.metrics.observe_notification
+        from automations.webhooks.service import webhook_service
+
+        self.webhooks = webhook_service(self)
         self.health_server = HealthServer(
-            self.metrics, host=settings.host, port=settings.port
+            self.metrics,
+            host=settings.host,
+            port=settings.port,
+            webhook=self.webhooks.receiver if self.webhooks is not None else None,
         ).start()
 
     def stop_health(self) -> None:
@@ -493,10 +531,13 @@ class Daemon:
             self.serve_health()
             if self.election is None:
                 reconcile_at_startup(self.runtime.engine)  # if unreachable, each cycle tries first
-                self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
-            else:  # a standby until it holds the leader lock: then _lead adds the jobs
+            else:  # a standby until it holds the leader lock: then _lead settles and adds jobs
                 self._standby("waiting for the leader lock")
                 self.groups = group_by_schedule(self.runtime.rules)
+            if self.webhooks is not None:  # deliveries queued before a restart go first
+                self.webhooks.start()  # (on a standby they wait: evaluate_incidents)
+            if self.election is None:
+                self.add_jobs()  # the digest outbox's first run (start-up catch-up) is one of them
             self.scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
             if not self.stopping.is_set():
                 self._log_schedules("daemon started")
@@ -510,6 +551,8 @@ class Daemon:
         finally:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)  # jobs see the stop between steps
+            if self.webhooks is not None:
+                self.webhooks.stop()  # the batch in progress sees the stop between steps
             if self.election is not None:  # after the jobs: a standby takes over at once
                 self.election.stop()
             self.stop_health()

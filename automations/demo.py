@@ -7,7 +7,9 @@ The sandbox clock runs fast (``time_warp``) so incidents keep becoming due
 while you watch. Each escalation is announced to the config's channels: mail
 lands in ``./outbox/``, and webhook channels are pointed at a local receiver
 that verifies each signature and writes the delivery to ``./outbox/webhooks/``
-(a fresh signing secret per run, set in the environment as a user would).
+(a fresh signing secret per run, set in the environment as a user would). With
+``[webhooks] enabled`` the sandbox sends incident.io's webhooks to the daemon,
+and the demo makes a change that only a webhook brings in time (demo_reaction.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import os
 import tempfile
 import threading
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -27,11 +31,13 @@ from pydantic import SecretStr
 
 from automations.config import Config, StoreSettings
 from automations.daemon import Daemon
+from automations.demo_reaction import Reaction
 from automations.notify.config import WebhookChannel, env_prefix
 from automations.runtime import build_runtime
 from automations.sandbox import SandboxConfig, SandboxThread
 from automations.sandbox.smtp_sink import SMTPSink
 from automations.sandbox.webhook_sink import WebhookSink
+from automations.webhooks.config import SECRET_VARIABLE
 
 log = logging.getLogger("automations.demo")
 
@@ -100,16 +106,31 @@ def demo_config(
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
+def fresh_webhook_secret() -> str:
+    """A new Standard Webhooks secret (``whsec_`` + base64 of 32 random bytes)."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
 def _demo_webhook_secret(config: Config) -> str:
     """One fresh secret for every webhook channel, in the environment the channels read."""
-    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    secret = fresh_webhook_secret()
     for channel in config.channels:
         if isinstance(channel, WebhookChannel):
             os.environ[env_prefix(channel.name) + "SECRET"] = secret
     return secret
 
 
-def _announce_hook(path: Path, payload: dict[str, object]) -> None:
+def _webhook_reaction(config: Config, sandbox: SandboxThread) -> Reaction | None:
+    """With ``[webhooks] enabled``: the sandbox will send to the daemon, signed with a fresh
+    secret that the daemon reads from the environment, as in production."""
+    if not config.webhooks.enabled:
+        return None
+    secret = fresh_webhook_secret()
+    os.environ[SECRET_VARIABLE] = secret
+    return Reaction(sandbox, config, secret)
+
+
+def _announce_hook(reaction: Reaction | None, path: Path, payload: dict[str, Any]) -> None:
     data = payload.get("data")
     incident = data.get("incident") if isinstance(data, dict) else None
     reference = incident.get("reference") if isinstance(incident, dict) else "-"
@@ -117,6 +138,8 @@ def _announce_hook(path: Path, payload: dict[str, object]) -> None:
         f"  webhook: {payload.get('type')} {reference} (signature verified)", fg="cyan", err=True
     )
     click.secho(f"        written to {path}", fg="cyan", err=True)
+    if reaction is not None:
+        reaction.on_delivery(path, payload)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -176,8 +199,11 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="automations-demo-") as tmp:
         sandbox = SandboxThread(SandboxConfig(seed=seed, incidents=incidents)).start()
         sink = SMTPSink(outbox, on_message=_announce_mail).start()
+        reaction = _webhook_reaction(config, sandbox)
         hooks = WebhookSink(
-            outbox / "webhooks", _demo_webhook_secret(config), on_delivery=_announce_hook
+            outbox / "webhooks",
+            _demo_webhook_secret(config),
+            on_delivery=partial(_announce_hook, reaction),
         ).start()
         warp = ClockWarp(sandbox.base_url, every_seconds=10, advance_seconds=time_warp).start()
         try:
@@ -196,10 +222,15 @@ def run_demo(
                 fg="green",
                 err=True,
             )
+            # The demo's ledger is its own file, whatever store the shell names.
+            for variable in ("AUTOMATIONS_STORE_URL", "AUTOMATIONS_STORE_URL_FILE"):
+                os.environ.pop(variable, None)
             runtime = build_runtime(ready, SecretStr(sandbox.config.api_key), lock=True)
             try:
                 daemon = Daemon(runtime)
                 _digest_after_first_cycle(daemon)
+                if reaction is not None:
+                    reaction.start(daemon)
                 if duration is not None:
                     timer = threading.Timer(duration, daemon.stopping.set)
                     timer.daemon = True

@@ -45,6 +45,7 @@ from automations.leadership import Guard
 from automations.ledger import Event, Ledger, Pause
 from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
+from automations.matching import IncidentMatcher, UndecidableFilter
 from automations.notify.notice import ACTION_APPLIED, NOTICE, IncidentSummary, Notice
 from automations.notify.sender import ChannelPolicy
 from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
@@ -176,6 +177,15 @@ class CycleReport:
         return text
 
 
+@dataclass
+class IncidentsRun:
+    """What ``Engine.run_incidents`` did: the report, and the incidents it could not read."""
+
+    report: CycleReport
+    # incident ID -> the API's refusal to show it (404: deleted; 403)
+    unreadable: dict[str, APIRejected] = field(default_factory=dict)
+
+
 class CycleStopped(Exception):
     """Raised between two pages of a poll when the daemon is stopping; ends the cycle."""
 
@@ -211,6 +221,8 @@ class Engine:
         self.may_act = may_act
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
         self._left_to_owner: set[str] = set()  # claims of a live process, logged once
+        # Each query compiled once for webhooks (None: undecidable, polling only).
+        self._matchers: dict[str, IncidentMatcher | None] = {}
 
     # -- poll ---------------------------------------------------------------------------------
 
@@ -411,28 +423,11 @@ class Engine:
             follow_ups = self.follow_ups(rules)
             found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
-            for index, rule in enumerate(rules):
-                outcome = self._run_rule(rule, found, follow_ups, report.paused, stop)
-                report.rules.append(outcome)
-                if outcome.held and report.paused is None:  # paused during this cycle
-                    report.paused = self.ledger.paused()
-                if outcome.lost_leadership is not None:
-                    report.stopped, report.lost_leadership = True, outcome.lost_leadership
-                    break
-                if stop_requested(stop):  # a retry cut short by the stop is no outage
-                    report.stopped = True
-                    break
-                if outcome.gave_up is not None:
-                    report.cause = outcome.cause
-                    self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
-                    break
+            self._run_rules(rules, found, follow_ups, report, stop)
         except CycleStopped:
             report.stopped = True
         except (APIError, LedgerError) as exc:
-            report.error = f"{type(exc).__name__}: {exc}"
-            report.cause = exc
-            report.unreachable = isinstance(exc, APIUnavailable)
-            report.stopped = stop_requested(stop)
+            self._stopped_by(report, exc, stop)
         if not (report.unreachable or report.stopped):
             self._prune()
         report.api_requests = self.client.counter.total() - before
@@ -453,6 +448,137 @@ class Engine:
             report.error = report.error or f"LedgerError: {exc}"
             report.cause = report.cause or exc
         return report
+
+    def _run_rules(
+        self,
+        rules: Sequence[AnyRule],
+        found: Evaluation,
+        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
+        report: CycleReport,
+        stop: threading.Event | None,
+    ) -> None:
+        """Each rule's candidates through select -> brake -> apply, in order, into ``report``;
+        a stop, a lost leader lock or an unreachable API ends it there."""
+        for index, rule in enumerate(rules):
+            outcome = self._run_rule(rule, found, follow_ups, report.paused, stop)
+            report.rules.append(outcome)
+            if outcome.held and report.paused is None:  # paused during this cycle
+                report.paused = self.ledger.paused()
+            if outcome.lost_leadership is not None:
+                report.stopped, report.lost_leadership = True, outcome.lost_leadership
+                break
+            if stop_requested(stop):  # a retry cut short by the stop is no outage
+                report.stopped = True
+                break
+            if outcome.gave_up is not None:
+                report.cause = outcome.cause
+                self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
+                break
+
+    @staticmethod
+    def _stopped_by(
+        report: CycleReport, exc: APIError | LedgerError, stop: threading.Event | None
+    ) -> None:
+        """A page, a read or the ledger failed: the cycle ends with this error."""
+        report.error = f"{type(exc).__name__}: {exc}"
+        report.cause = exc
+        report.unreachable = isinstance(exc, APIUnavailable)
+        report.stopped = stop_requested(stop)
+
+    # -- a few incidents, now (webhooks) ---------------------------------------------------
+
+    def run_incidents(
+        self,
+        rules: Sequence[AnyRule],
+        incidents: Mapping[str, bool],
+        label: str,
+        stop: threading.Event | None = None,
+    ) -> IncidentsRun:
+        """The rules for a few incidents, each re-read now: what webhook deliveries ask for.
+
+        ``incidents`` maps an incident ID to whether only rules that need follow-ups look
+        at it (the deliveries were about its follow-ups). Each incident is read again
+        (``GET /v2/incidents/{id}``: a delivery's body may be older than the incident, or
+        carry only its ID) and judged by every rule whose query matches it, locally as the
+        API would (automations/matching.py); updates and follow-ups are fetched only for
+        rules that need them. The candidates then take the cycle's path: not done before,
+        the brakes, claim -> re-read -> re-check -> effect -> record, held while paused.
+        An incident the API will not show (404: deleted; 403) is left out, in
+        ``unreadable``. The caller keeps this from overlapping a cycle of the same rules.
+        """
+        report = CycleReport(schedule=label, started_at=self.clock())
+        run = IncidentsRun(report)
+        before = self.client.counter.total()
+        try:
+            report.paused = self.ledger.paused()
+            self.reconcile()
+            found = Evaluation(candidates={rule.name: [] for rule in rules}, queries=0)
+            for incident_id, follow_ups_only in incidents.items():
+                judges = [
+                    rule
+                    for rule in rules
+                    if (rule.needs_follow_ups or not follow_ups_only)
+                    and rule.name not in found.errors
+                ]
+                if not judges:  # e.g. a follow-up changed and no rule looks at follow-ups
+                    continue
+                try:
+                    incident = self.client.get_incident(incident_id)
+                except APIRejected as exc:
+                    run.unreadable[incident_id] = exc
+                    continue
+                found.incidents_seen += 1
+                judges = [rule for rule in judges if self._matches(rule, incident)]
+                self._evaluate_incident(judges, incident, found)
+                if stop_requested(stop):
+                    raise CycleStopped
+            report.incidents_seen = found.incidents_seen
+            acting = [r for r in rules if found.candidates[r.name] or r.name in found.errors]
+            self._run_rules(acting, found, None, report, stop)
+        except CycleStopped:
+            report.stopped = True
+        except (APIError, LedgerError) as exc:
+            self._stopped_by(report, exc, stop)
+        report.api_requests = self.client.counter.total() - before
+        report.finish(self.clock())
+        return run
+
+    def _evaluate_incident(
+        self, rules: Sequence[AnyRule], incident: Incident, found: Evaluation
+    ) -> None:
+        """One fresh incident through ``rules``, with its follow-ups if one of them needs them."""
+        if not rules:
+            return
+        now = self.clock()
+        follow_ups = (
+            self._incident_follow_ups(incident)
+            if any(rule.needs_follow_ups for rule in rules)
+            else None
+        )
+        for rule in rules:
+            self._evaluate_page(rule, [incident], now, follow_ups, found)
+
+    def _matches(self, rule: AnyRule, incident: Incident) -> bool:
+        """Would the rule's query return the incident? Decided locally, like the API does.
+
+        A query the matcher cannot decide (automations/matching.py) leaves the rule to
+        polling: said once per rule.
+        """
+        query = rule.query()
+        key = query.key()
+        if key not in self._matchers:
+            try:
+                self._matchers[key] = IncidentMatcher(query, self.catalog)
+            except UndecidableFilter as exc:
+                self._matchers[key] = None
+                log.warning(
+                    "rule %s: its where cannot be decided without the API (%s); webhooks "
+                    "leave it to its polling cycles",
+                    rule.name,
+                    exc,
+                )
+        matcher = self._matchers[key]
+        return matcher is not None and matcher(incident)
 
     def _prune(self) -> None:
         """Retention, at most hourly (automations/retention.py); a failure waits for the next
@@ -701,6 +827,10 @@ class Engine:
         """The re-check's fresh follow-ups of one incident, in its own mode."""
         if not rule.needs_follow_ups:
             return None
+        return self._incident_follow_ups(incident)
+
+    def _incident_follow_ups(self, incident: Incident) -> dict[str, list[FollowUp]]:
+        """One incident's follow-ups, fetched for its own mode."""
         mode = listing_mode(incident.mode)
         items = self.client.iter_follow_ups(incident_id=incident.id, incident_mode=mode)
         return {incident.id: list(items)}

@@ -9,7 +9,8 @@ an empty-dict test and one environment lookup.
 Points, in the order an action meets them: ``after_claim``, ``after_reread``,
 ``after_edit``, ``after_confirm``; and ``reconcile_after_read`` at start-up. The
 outboxes have their own: ``after_smtp`` (a digest accepted, not yet recorded) and
-``after_notify_send`` (a notification accepted, not yet recorded).
+``after_notify_send`` (a notification accepted, not yet recorded); the webhook worker
+``before_webhook_processing`` (deliveries recorded and answered, not processed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 ENV = "AUTOMATIONS_FAILPOINTS"
 POINTS = ("after_claim", "after_reread", "after_edit", "after_confirm", "reconcile_after_read")
 OUTBOX_POINTS = ("after_smtp", "after_notify_send")
+# A webhook delivery recorded (and answered), its processing about to start.
+WEBHOOK_POINTS = ("before_webhook_processing",)
 
 _armed: dict[str, int] = {}  # point -> passes left before it fires (in-process tests)
 
@@ -29,8 +32,8 @@ class SimulatedCrash(BaseException):
 
 def arm(name: str, passes: int = 0) -> None:
     """Fire at ``name`` after it has been passed ``passes`` times."""
-    if name not in (*POINTS, *OUTBOX_POINTS):
-        known = ", ".join((*POINTS, *OUTBOX_POINTS))
+    if name not in (*POINTS, *OUTBOX_POINTS, *WEBHOOK_POINTS):
+        known = ", ".join((*POINTS, *OUTBOX_POINTS, *WEBHOOK_POINTS))
         raise ValueError(f"unknown failpoint {name!r}; known: {known}")
     _armed[name] = passes
 

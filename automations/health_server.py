@@ -17,6 +17,13 @@ So a health check, which sends its request at once, is answered within about
 a second even while 300 slow clients keep reconnecting
 (tests/test_health_slow_clients.py).
 
+With ``[webhooks] enabled`` it also takes incident.io's deliveries: ``POST``
+to the webhook path. The body is read only up to ``max_body_bytes`` (413, and
+the connection closed once the client has sent the rest or timed out, when a
+declared length or the bytes sent exceed it), within the same
+``request_timeout``; the receiver (automations/webhooks/receiver.py) then runs
+in a worker thread, so verifying and recording never stall the loop.
+
 HTTP is parsed by h11 (the parser under httpx and uvicorn). uvicorn itself
 does not fit: it neither caps connections nor times out a request head, so
 300 silent clients cost it 300 descriptors. ``host`` may be IPv4 or IPv6;
@@ -31,12 +38,16 @@ import logging
 import socket
 import threading
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import h11
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from automations.errors import ConfigError
 from automations.metrics import Metrics
+
+if TYPE_CHECKING:
+    from automations.webhooks.receiver import WebhookReceiver
 
 log = logging.getLogger("automations.server")
 
@@ -47,8 +58,10 @@ DEFER_ACCEPT = 5  # seconds the kernel holds a connection that has sent nothing 
 BACKLOG = 1024  # connections the kernel queues for us (they hold no descriptor of ours)
 MAX_HEAD_BYTES = 8192  # a longer request line and headers get 431
 
+Answer = tuple[int, str, bytes]  # status, content type, body
 
-def answer(metrics: Metrics, method: bytes, target: bytes) -> tuple[int, str, bytes]:
+
+def answer(metrics: Metrics, method: bytes, target: bytes) -> Answer:
     """(status, content type, body) for one request; HEAD is answered like GET, without body."""
     if method not in (b"GET", b"HEAD"):
         return 405, "text/plain", b"method not allowed: GET or HEAD\n"
@@ -76,6 +89,12 @@ class _Connection(asyncio.Protocol):
         self.answered = 0
         self.heard = False  # anything received since the current wait began
         self._deadline: asyncio.TimerHandle | None = None
+        # A webhook delivery: its request while the body comes in, the body so far.
+        self.delivery: h11.Request | None = None
+        self.body = bytearray()
+        self.answering = False  # the receiver is at work on a delivery
+        self.close_when_answered = False  # the client half-closed meanwhile
+        self.discarding = False  # 413 sent: the rest of the body is read and dropped
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -90,6 +109,9 @@ class _Connection(asyncio.Protocol):
         self._handle()
 
     def eof_received(self) -> bool:
+        if self.answering:  # the client may still read: answer, then close
+            self.close_when_answered = True
+            return True
         self.http.receive_data(b"")
         self._handle()
         return False  # close our side too
@@ -139,21 +161,108 @@ class _Connection(asyncio.Protocol):
                     return
                 if isinstance(event, h11.Request):
                     self.waiting = False
-                    self._respond(*self._answer(event), event)
+                    if self._for_webhook(event):
+                        self._begin_delivery(event)
+                    else:
+                        self._respond(*self._answer(event), event)
+                elif self.delivery is not None and isinstance(event, h11.Data):
+                    self._take_body(event.data)
+                elif self.delivery is not None and isinstance(event, h11.EndOfMessage):
+                    self._deliver()
+                    return  # the answer comes from the receiver's thread
                 elif isinstance(event, h11.ConnectionClosed):
                     self.transport.close()
                 # h11.Data (a body nobody asked for) and EndOfMessage need nothing
-                if self.http.our_state is h11.MUST_CLOSE:
-                    self.transport.close()
-                elif self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
-                    self.http.start_next_cycle()
-                    self._start_cycle()
+                self._settle()
         except h11.RemoteProtocolError as exc:
             self._refuse(exc.error_status_hint)
 
-    def _answer(self, request: h11.Request) -> tuple[int, str, bytes]:
-        head = len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
-        if head > MAX_HEAD_BYTES:  # h11 limits only a head still arriving; whole ones too
+    def _settle(self) -> None:
+        """After an event: close if we must, or start the next request cycle once both are done."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.http.our_state is h11.MUST_CLOSE:
+            # After a 413, the client is still sending: let it finish (within the request
+            # timeout) so it reads the answer; a close now could reset it unread.
+            if not (self.discarding and self.http.their_state is h11.SEND_BODY):
+                self.transport.close()
+        elif self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
+            self.http.start_next_cycle()
+            self._start_cycle()
+
+    # -- webhook deliveries ---------------------------------------------------------------
+
+    def _for_webhook(self, request: h11.Request) -> bool:
+        webhook = self.server.webhook
+        return webhook is not None and request.target.split(b"?", 1)[0] == webhook.path
+
+    def _begin_delivery(self, request: h11.Request) -> None:
+        """Answer at once what needs no body (405, 413 by declared length); else read it."""
+        webhook = self.server.webhook
+        assert webhook is not None
+        if _head_size(request) > MAX_HEAD_BYTES:
+            self._respond(431, "text/plain", b"request header fields too large\n", request)
+        elif request.method != b"POST":
+            body = b"method not allowed: POST\n"
+            self._respond(405, "text/plain", body, request, allow="POST")
+        elif (_content_length(request) or 0) > webhook.max_body_bytes:
+            self._too_large(request)
+        else:
+            self.delivery, self.body = request, bytearray()
+            if self.http.they_are_waiting_for_100_continue and self.transport is not None:
+                continued = h11.InformationalResponse(status_code=100, headers=[])
+                self.transport.write(self.http.send(continued) or b"")
+
+    def _take_body(self, data: bytes) -> None:
+        webhook, request = self.server.webhook, self.delivery
+        assert webhook is not None
+        assert request is not None
+        if self.discarding:
+            return
+        self.body += data
+        if len(self.body) > webhook.max_body_bytes:
+            self._too_large(request)
+
+    def _too_large(self, request: h11.Request) -> None:
+        webhook = self.server.webhook
+        assert webhook is not None
+        self.delivery, self.body, self.discarding = request, bytearray(), True
+        self._respond(*webhook.too_large(), request, close=True)
+
+    def _deliver(self) -> None:
+        """The body is in: verify and record it in a worker thread, answer when done."""
+        request, body = self.delivery, bytes(self.body)
+        self.delivery, self.body = None, bytearray()
+        webhook = self.server.webhook
+        assert request is not None
+        assert webhook is not None
+        if self.discarding:  # answered (413) already
+            self._settle()
+            return
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in request.headers
+        }
+        self.answering = True
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, webhook.receive, headers, body)
+        future.add_done_callback(lambda done: self._delivered(done, request))
+
+    def _delivered(self, done: asyncio.Future[Answer], request: h11.Request) -> None:
+        self.answering = False
+        if self.transport is None or self.transport.is_closing():
+            return  # timed out or dropped meanwhile: the sender retries (a duplicate, if recorded)
+        try:
+            answer = done.result()
+        except Exception:
+            log.exception("webhook receiver failed")
+            answer = 500, "text/plain", b"internal error: see the daemon's log\n"
+        self._respond(*answer, request, close=self.close_when_answered)
+        self._settle()
+        self._handle()  # a request pipelined behind this one
+
+    def _answer(self, request: h11.Request) -> Answer:
+        if _head_size(request) > MAX_HEAD_BYTES:  # h11 checks only a head still arriving
             return 431, "text/plain", b"request header fields too large\n"
         try:
             return answer(self.server.metrics, request.method, request.target)
@@ -161,7 +270,16 @@ class _Connection(asyncio.Protocol):
             log.exception("health server: answering %r failed", request.target)
             return 500, "text/plain", b"internal error: see the daemon's log\n"
 
-    def _respond(self, status: int, content_type: str, body: bytes, request: h11.Request) -> None:
+    def _respond(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        request: h11.Request,
+        *,
+        allow: str = "GET, HEAD",
+        close: bool = False,
+    ) -> None:
         assert self.transport is not None
         headers = [
             ("Content-Type", content_type),
@@ -169,7 +287,9 @@ class _Connection(asyncio.Protocol):
             ("Cache-Control", "no-store"),
         ]
         if status == 405:
-            headers.append(("Allow", "GET, HEAD"))
+            headers.append(("Allow", allow))
+        if close:
+            headers.append(("Connection", "close"))
         reason = HTTPStatus(status).phrase.encode()
         out = self.http.send(h11.Response(status_code=status, headers=headers, reason=reason))
         if request.method != b"HEAD":
@@ -212,8 +332,10 @@ class HealthServer:
         max_connections: int | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         grace: float = GRACE,
+        webhook: WebhookReceiver | None = None,
     ) -> None:
         self.metrics = metrics
+        self.webhook = webhook  # [webhooks]: POST to its path
         self.max_connections = max_connections or default_max_connections()
         self.request_timeout = request_timeout
         self.grace = grace
@@ -240,6 +362,8 @@ class HealthServer:
         self._thread.start()
         self._ready.wait(timeout=10)
         log.info("health and metrics on %s/healthz and %s/metrics", self.url, self.url)
+        if self.webhook is not None:
+            log.info("incident.io webhooks on %s%s", self.url, self.webhook.path.decode())
         return self
 
     def stop(self) -> None:
@@ -309,6 +433,21 @@ class HealthServer:
 
     def dropped(self, reason: str) -> None:
         self.metrics.http_dropped.labels(reason).inc()
+
+
+def _head_size(request: h11.Request) -> int:
+    """The request line's target and headers, roughly as sent (h11 limits only partial heads)."""
+    return len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
+
+
+def _content_length(request: h11.Request) -> int | None:
+    for name, value in request.headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:  # h11 has checked it already; be safe anyway
+                return None
+    return None
 
 
 def default_max_connections() -> int:

@@ -193,6 +193,15 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "automations_webhook_deliveries",
+            "incident.io webhook deliveries by event type and outcome: on receipt accepted, "
+            "duplicate, ignored (a type not acted on), refused (401), too_large (413), "
+            "malformed (400), error (503: not recorded); then processed, retry, failed. "
+            "Refused and too large ones were never verified: event type 'unverified'",
+            ["event_type", "outcome"],
+            registry=self.registry,
+        )
         self.last_success_gauge = Gauge(
             "automations_last_successful_cycle_timestamp_seconds",
             "Unix time of the last cycle that finished without failures",
@@ -220,6 +229,17 @@ class Metrics:
 
     def observe_cycle(self, report: CycleReport) -> None:
         self.cycles.labels(report.schedule, "ok" if report.ok else "failed").inc()
+        self.observe_actions(report)
+        with self._lock:
+            if report.ok:
+                self._last_success = host_now().timestamp()
+                self._last_error = None
+                self.last_success_gauge.set(self._last_success)
+            else:
+                self._last_error = cycle_failure(report)
+
+    def observe_actions(self, report: CycleReport) -> None:
+        """Count the actions of a cycle, or of incidents a webhook named."""
         for rule in report.rules:
             for outcome, n in (
                 ("applied", len(rule.applied)),
@@ -229,13 +249,10 @@ class Metrics:
             ):
                 if n:
                     self.actions.labels(rule.rule, outcome).inc(n)
-        with self._lock:
-            if report.ok:
-                self._last_success = host_now().timestamp()
-                self._last_error = None
-                self.last_success_gauge.set(self._last_success)
-            else:
-                self._last_error = cycle_failure(report)
+
+    def observe_webhook(self, event_type: str, outcome: str) -> None:
+        """One delivery's outcome, on receipt or once processed."""
+        self.webhook_deliveries.labels(event_type, outcome).inc()
 
     def observe_digest(self, name: str, outcome: str) -> None:
         """A delivery attempt ("sent" or "failed"); a sent digest ends its failing streak."""

@@ -48,8 +48,8 @@ def pause_automations(config: Config, reason: str) -> str:
     )
     if not existed:
         text += (
-            f". Note: {location} did not exist and was created; if a daemon runs, check that "
-            "this is its config"
+            f". Note: {store_label(location)} did not exist and was created; if a daemon runs, "
+            "check that this is its config"
         )
     return text
 
@@ -57,7 +57,7 @@ def pause_automations(config: Config, reason: str) -> str:
 def resume_automations(config: Config) -> str:
     location = config_location(config)
     if not ledger_exists(config):
-        return f"not paused: there is no ledger at {location}"
+        return f"not paused: there is no ledger at {store_label(location)}"
     with open_ledger(config) as ledger:
         cleared = ledger.resume()
     if cleared is None:

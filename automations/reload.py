@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from automations.digest.service import Digests
 
 # [[channels]] hold senders (connections, secrets, resolved escalation paths) built once.
-RESTART_ONLY = ("incident_io", "store", "server", "smtp", "channels")
+RESTART_ONLY = ("incident_io", "store", "server", "smtp", "channels", "webhooks")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""8. Failover: three replicas on one PostgreSQL ledger, the leader taken down again and again.
+"""9. Failover: three replicas on one PostgreSQL ledger, the leader taken down again and again.
 
 The drill of tests/failover_drill.py with more rounds: three `automations run`
 processes on one PostgreSQL ledger (a server started here, as the tests start
@@ -65,7 +65,7 @@ def report(result: DrillResult, rounds: int) -> Section:
     kills = len(result.seconds(KILL))
     handover = result.handover_seconds
     return Section(
-        number=8,
+        number=9,
         title="Failover of three replicas on PostgreSQL",
         command="python -m bench (bench/failover.py)",
         checks=[

@@ -203,6 +203,29 @@ the old events at most 5,000 rows per hourly prune from a cursor, so its cost
 stays flat even when many old incidents must be kept."""
 
 
+def webhook_latency(raw: Raw) -> str:
+    waits = sorted(float(v) for v in raw.get("polling_wait_seconds", []))
+    wait = waits[len(waits) // 2] if waits else float("nan")
+    return f"""\
+Polling's latency is almost all waiting for the next cycle: a change lands at a
+random moment of the minute, so it waits {wait:.0f} s at the median (half the
+interval) and up to the whole minute, then the cycle's own work on everything
+that landed since the last one: here about a hundred edits in one go, paced by
+the client's request budget (`requests_per_minute = 1200`, a few requests per
+edit), so the last of them waits for the others. Webhooks spread the same work
+over the minute as the changes come, and remove the wait: the daemon hears of the
+change as it happens, re-reads the incident and runs the same claim -> re-read ->
+edit -> record path. Their slowest cases are changes that arrive while a cycle
+holds the cycles' lock (a webhook's evaluation never runs beside a cycle), or
+while the daemon handles the webhooks its own edits set off.
+
+A delivered notification comes later than the edit because the daemon sends due
+notifications in a pass every 5 s (`NOTIFY_EVERY` in `automations/daemon.py`),
+so it adds 0 to 5 s after the edit whichever way the change arrived. Proposal
+(its own issue): let a run started by a webhook wake the notification pass once
+it has recorded actions, so a page follows its edit within a second."""
+
+
 def failover(raw: Raw) -> str:
     return """\
 What a takeover waits for: after kill -9 the kernel closes the leader's TCP
@@ -229,5 +252,6 @@ NOTES: dict[int, Callable[[Raw], str]] = {
     5: digest,
     6: paging,
     7: ledger_scale,
-    8: failover,
+    8: webhook_latency,
+    9: failover,
 }

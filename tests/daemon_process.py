@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from tests.engine_harness import Harness
 
@@ -15,13 +15,21 @@ from tests.engine_harness import Harness
 class DaemonProcess:
     """The daemon on the harness's config; its stderr is searched for secrets after the test."""
 
-    def __init__(self, harness: Harness, **env: str) -> None:
+    def __init__(
+        self,
+        harness: Harness,
+        *,
+        wrapper: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``wrapper`` runs the daemon through another command (e.g. ``unshare``); ``env``
+        is laid over the harness's environment, after it (so a *_FILE it sets stays)."""
         command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
         self.harness = harness
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            command,
-            env=harness.env(**env),
+            [*wrapper, *command],
+            env={**harness.env(), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -163,7 +163,7 @@ class Cluster:
         self.wait_for_leader(0.0, "a first leader")
 
     def _spawn(self) -> DaemonProcess:
-        return DaemonProcess(self.harness, **SECRET_ENV)
+        return DaemonProcess(self.harness, env=SECRET_ENV)
 
     def live(self) -> list[DaemonProcess]:
         return [r for r in self.replicas if r.process.poll() is None]

@@ -267,6 +267,10 @@ SECTION_0_SCHEMAS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
 }
 
 
+# A webhook's incident is IncidentV2 plus two keys, so it carries the same newer keys.
+SECTION_0_SCHEMAS["WebhookIncidentV2"] = SECTION_0_SCHEMAS["IncidentV2"]
+
+
 def _get(result: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
     content = {"application/json": {"schema": {"$ref": _REF + result}}}
     return {"get": {"parameters": parameters, "responses": {"200": {"content": content}}}}
@@ -421,6 +425,15 @@ class Conformance:
         assert str(status) in responses, f"{what}: the schema documents only {list(responses)}"
         schema = responses[str(status)]["content"]["application/json"]["schema"]
         self._check(schema, body, what)
+
+    def validate_webhook(self, body: Any) -> None:
+        """A webhook body against its event's schema (the schema's ``x-webhooks``)."""
+        event_type = body.get("event_type") if isinstance(body, dict) else None
+        operation = self.spec["x-webhooks"].get(f"/x-webhooks/{event_type}")
+        assert operation is not None, f"{event_type!r} is not an incident.io webhook event"
+        content = operation["get"]["responses"]["200"]["content"]["application/json"]
+        self._check(content["schema"], body, f"webhook {event_type}")
+        assert set(body) == {"event_type", event_type}, f"webhook {event_type}: keys {set(body)}"
 
     def validate_request(
         self,

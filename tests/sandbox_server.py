@@ -106,6 +106,17 @@ class SandboxControl:
         result: dict[str, Any] = self._call("PATCH", path, fields)["follow_up"]
         return result
 
+    def set_webhooks(self, url: str, secret: str, **settings: Any) -> dict[str, Any]:
+        """Send signed events for every change to ``url`` (retry_delays, timeout_seconds)."""
+        body = {"url": url, "secret": secret, **settings}
+        result: dict[str, Any] = self._call("POST", "/_sandbox/webhooks", body)
+        return result
+
+    def webhooks(self) -> dict[str, Any]:
+        """The sender's settings, counts and deliveries (each attempt's outcome)."""
+        result: dict[str, Any] = self._call("GET", "/_sandbox/webhooks")
+        return result
+
     def incident(self, incident_id: str) -> dict[str, Any]:
         body: dict[str, Any] = self._call("GET", f"/_sandbox/incidents/{incident_id}")
         result: dict[str, Any] = body["incident"]

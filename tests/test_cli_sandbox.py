@@ -13,7 +13,7 @@ from pathlib import Path
 
 from automations.ledger import EventState, Ledger
 from tests.engine_harness import Harness
-from tests.secret_values import SMTP_PASSWORD, WEBHOOK_SECRET
+from tests.secret_values import INCOMING_SECRET, SMTP_PASSWORD, WEBHOOK_SECRET
 from tests.test_engine_sandbox import ESCALATE
 
 H = timedelta(hours=1)
@@ -128,11 +128,13 @@ def test_every_shipped_config_validates_against_the_sandbox(harness: Harness) ->
             text,
         )
         harness.config_path.write_text(text)
-        # example.toml logs in to SMTP and signs webhooks: validate wants both secrets set
+        # example.toml logs in to SMTP and signs webhooks, demo.toml receives incident.io's:
+        # validate wants every secret set
         result = harness.cli(
             "validate",
             AUTOMATIONS_SMTP_PASSWORD=SMTP_PASSWORD,
             AUTOMATIONS_CHANNEL_OPS_HOOK_SECRET=WEBHOOK_SECRET,
+            AUTOMATIONS_WEBHOOK_SECRET=INCOMING_SECRET,
         )
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
 

@@ -332,8 +332,10 @@ def test_shared_bucket_holds_the_rate_across_clients(org: SandboxControl) -> Non
         api.close()
     total = per_client * len(clients)
     minimum = (total - bucket.capacity) / 10
-    assert minimum - 0.05 <= elapsed < minimum + 1.5
-    assert bucket.waits >= total - bucket.capacity
+    # No faster than the rate; no upper bound and no exact count of waits: on a loaded
+    # machine slow requests let the bucket refill, so fewer calls need to wait.
+    assert elapsed >= minimum - 0.05
+    assert bucket.waits > 0
     log = api_log(org)
     assert len(log) == total
     assert {e["status"] for e in log} == {200}

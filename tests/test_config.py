@@ -100,6 +100,35 @@ OFFLINE_CASES = [
     ),
     ("[server]\nport = 70000\n", "server.port: 70000 is too large; the largest allowed is 65535"),
     (
+        "[webhooks]\nenabled = true\n",
+        "webhooks.enabled: needs [server] enabled = true: incident.io's deliveries arrive on the [server] listener",
+    ),
+    (
+        '[webhooks]\npath = "webhooks/incident-io"\n',
+        "webhooks.path: 'webhooks/incident-io' is not a URL path: it starts with / and has no spaces, query or fragment",
+    ),
+    ('[webhooks]\npath = "/hook?x=1"\n', "webhooks.path: '/hook?x=1' is not a URL path"),
+    (
+        '[webhooks]\npath = "/metrics"\n',
+        "webhooks.path: '/metrics' is taken: use a path of its own",
+    ),
+    (
+        "[webhooks]\nmax_body_bytes = 10\n",
+        "webhooks.max_body_bytes: 10 is too small; the smallest allowed is 1024",
+    ),
+    (
+        '[webhooks]\ntolerance = "2h"\n',
+        "webhooks.tolerance: 2h is outside 30s to 1h; Standard Webhooks uses 5m",
+    ),
+    (
+        "[webhooks]\ntolerance = 300\n",
+        "webhooks.tolerance: 300 is not a duration like 90s, 15m, 2h, 7d",
+    ),
+    (
+        '[webhooks]\nsecret = "whsec_abc"\n',
+        "webhooks.secret: unknown key; allowed: enabled, max_body_bytes, path, tolerance",
+    ),
+    (
         '[server]\nenabled = "yes"\n',
         "server.enabled: expected true or false (without quotes); got 'yes'",
     ),

@@ -1,4 +1,5 @@
-"""`automations demo`: escalations, closures and a digest in ./outbox/, metrics, a clean stop."""
+"""`automations demo`: escalations, closures, a digest and a webhook-driven reaction in ./outbox/,
+metrics, a clean stop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import httpx
 from automations.clock import host_now
 
 REPO = Path(__file__).resolve().parent.parent
+METRICS_URL = r"(http://\S+)/metrics"
 
 
 def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Path) -> None:
@@ -40,17 +42,18 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     )
     assert demo.stdout is not None
     lines: list[str] = []
-    metrics = ""
+    metrics = metrics_after = ""
     stopping = False
     for line in demo.stdout:
         lines.append(line)
         if "cycle every" in line and not metrics:
-            url = next(
-                m.group(1) for text in lines if (m := re.search(r"(http://\S+)/metrics", text))
-            )
+            url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
             metrics = httpx.get(f"{url}/metrics", timeout=5).text
         seen = "".join(lines)
-        if not stopping and metrics and "mail: Incidents" in seen and "webhook: " in seen:
+        done = ("mail: Incidents", "webhook: ", "reaction: ")
+        if not stopping and metrics and all(text in seen for text in done):
+            url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
+            metrics_after = httpx.get(f"{url}/metrics", timeout=5).text
             demo.send_signal(signal.SIGTERM)
             stopping = True
     demo.wait(timeout=30)
@@ -69,7 +72,29 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     assert "webhook: action.applied INC-" in story
     hooks = [json.loads(p.read_text()) for p in (outbox / "webhooks").glob("*.json")]
     assert hooks
-    assert {hook["type"] for hook in hooks} == {"action.applied"}
+    assert {hook["type"] for hook in hooks} == {"action.applied", "incident.notice"}
+    # The demo's own change: a Critical customer-facing incident it declares after the first
+    # cycle. Its notice rule polls hourly, so the announcement came through incident.io's
+    # webhook to the daemon (no upper bound on the delay is asserted: the machine may be slow).
+    declared = re.search(r"demo: declared (INC-\d+) ", story)
+    assert declared, story
+    reference = declared.group(1)
+    reaction = re.search(rf"reaction: {reference} announced (\d+\.\d)s after the demo", story)
+    assert reaction, story
+    notices = [
+        hook
+        for hook in hooks
+        if hook["type"] == "incident.notice" and hook["data"]["incident"]["reference"] == reference
+    ]
+    assert len(notices) == 1
+    assert notices[0]["data"]["rule"] == "announce-critical-impact"
+    created = re.search(
+        r'automations_webhook_deliveries_total\{event_type="public_incident.incident_created_v2",'
+        r'outcome="processed"\} (\d+)',
+        metrics_after,
+    )
+    assert created, metrics_after
+    assert float(created.group(1)) >= 1
     applied = re.findall(
         r'automations_actions_total\{outcome="applied",rule="[^"]+"\} (\d+)', metrics
     )

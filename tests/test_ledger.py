@@ -68,6 +68,7 @@ ALL_MIGRATIONS = [
     "0012_owners_quarantine",
     "0013_safety",
     "0014_notifications",
+    "0015_webhook_deliveries",
 ]
 
 

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from automations.cli import cli
 from automations.daemon import NOTIFY_EVERY, Daemon, deliver_notifications
-from automations.ledger import NotificationState
-from automations.notify.sender import ChannelPolicy, Sender
 from automations.runtime import Runtime, make_notification_outbox
 from tests.engine_harness import Harness
 from tests.notify_support import PUBLIC, RecordingSender, apply
@@ -136,66 +131,29 @@ def test_nothing_is_sent_while_paused(harness: Harness) -> None:
     assert sender.calls == 1
 
 
-def with_notifications(
-    monkeypatch: pytest.MonkeyPatch,
-    senders: Mapping[str, Sender],
-    policies: Mapping[str, ChannelPolicy],
+ESCALATE_AND_NOTIFY = (
+    ESCALATE
+    + 'notify = ["ops-hook"]\n\n[[channels]]\nname = "ops-hook"\ntype = "webhook"\n'
+    + 'url = "http://127.0.0.1:9/hooks"\n'
+)
+
+
+def test_a_cycle_that_applied_actions_sends_their_notifications_at_once(
+    harness: Harness,
 ) -> None:
-    """`once` gets its delivery loop from build_runtime (where the channels are wired)."""
-    import automations.runtime
-
-    build = automations.runtime.build_runtime
-
-    def build_with_channels(*args: Any, **kwargs: Any) -> Runtime:
-        runtime = build(*args, **kwargs)
-        runtime.notifications = make_notification_outbox(runtime, senders, policies)
-        return runtime
-
-    monkeypatch.setattr(automations.runtime, "build_runtime", build_with_channels)
-
-
-def test_once_delivers_what_is_due_before_it_exits(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`automations once`: the queued row is sent before the process ends; exit 0."""
-    harness.write(ESCALATE)
+    """The scheduler is not started, so no periodic pass runs: the cycle's own wake-up sends
+    the notification of what it applied, instead of it waiting up to NOTIFY_EVERY."""
+    harness.write(ESCALATE_AND_NOTIFY)
+    harness.add("Due", age=3 * H)
     runtime = harness.runtime()
-    key = queue(runtime)
-    runtime.close()
     sender = RecordingSender()
-    with_notifications(monkeypatch, {HOOK: sender}, {HOOK: PUBLIC})
-
-    result = CliRunner().invoke(
-        cli,
-        ["once", "--config", str(harness.config_path)],
-        env={"INCIDENT_IO_API_KEY": harness.sandbox.api_key},
-    )
-
-    assert result.exit_code == 0, result.output
-    assert sender.keys == [key]
-
-
-def test_once_exits_1_when_a_notification_is_refused(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A notification refused for good makes `once` exit 1 (cron reports it); the row is
-    failed, so the next run does not try it again."""
-    harness.write(ESCALATE)
-    runtime = harness.runtime()
-    queue(runtime)
-    runtime.close()
-    with_notifications(monkeypatch, {HOOK: RecordingSender(reject=True)}, {HOOK: PUBLIC})
-    args = ["once", "--config", str(harness.config_path)]
-    env = {"INCIDENT_IO_API_KEY": harness.sandbox.api_key}
-
-    first = CliRunner().invoke(cli, args, env=env)
-    second = CliRunner().invoke(cli, args, env=env)
-
-    assert first.exit_code == 1
-    assert second.exit_code == 0, second.output
-    runtime = harness.runtime()
+    outbox = make_notification_outbox(runtime, {HOOK: sender}, {HOOK: PUBLIC})
+    daemon = Daemon(runtime, notifications=outbox)
     try:
-        [row] = runtime.ledger.notifications()
+        daemon.add_jobs()
+        daemon._job("every 1m")
+        wait_until(lambda: len(sender.keys) == 1, "the woken delivery pass")
+        assert sender.keys[0].startswith("escalate-minor/")
     finally:
+        daemon.stopping.set()
         runtime.close()
-    assert row.state is NotificationState.FAILED

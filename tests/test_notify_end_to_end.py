@@ -246,3 +246,21 @@ def test_a_notice_rule_announces_without_editing(harness: Harness, receiver: Rec
     assert body["data"]["reason"].startswith("Live for over an hour: open for ")
     assert harness.posts() == []
     assert harness.severity(old["id"]) == "Minor"
+
+
+def test_a_notification_refused_for_good_fails_once_and_once_exits_1(
+    harness: Harness, smtp: SMTPServer, receiver: Receiver
+) -> None:
+    """410 from the webhook receiver: `once` exits 1 (cron reports it), the row is failed and
+    the next run neither retries it nor fails again."""
+    setup(harness, smtp, receiver)
+    harness.add("Checkout down", age=timedelta(hours=3))
+    receiver.statuses = [410]
+    first = once(harness)
+    second = once(harness)
+    assert first.returncode == 1, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert len([r for r in receiver.received if r.path == "/hooks"]) == 1
+    failed = harness.cli("history", "--notifications", "--state", "failed")
+    assert "ops-hook" in failed.stdout, failed.stdout
+    assert "410" in failed.stdout, failed.stdout

@@ -53,9 +53,7 @@ class LedgerBase:
     """One connection (SQLite or PostgreSQL) shared by every thread, serialised by a re-entrant
     lock."""
 
-    def __init__(
-        self, where: str | Path | Backend, *, busy_timeout: float = 5.0, lock: bool = False
-    ) -> None:
+    def __init__(self, where: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> None:
         self._lock = threading.RLock()
         self._closed = False
         # Recorded on the claims and runs this ledger writes (see owners.py).
@@ -76,9 +74,7 @@ class LedgerBase:
             raise
 
     @classmethod
-    def open(
-        cls, where: str | Path | Backend, *, busy_timeout: float = 5.0, lock: bool = False
-    ) -> Self:
+    def open(cls, where: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> Self:
         """Open (creating and migrating if needed) the ledger at ``where``: a SQLite file
         path, ``":memory:"``, or a ``postgresql://`` URL.
 
@@ -219,10 +215,8 @@ class LedgerBase:
         return self._backend.execute(sql, params)
 
 
-def open_backend(where: str | Path | Backend, *, busy_timeout: float, lock: bool) -> Backend:
+def open_backend(where: str | Path, *, busy_timeout: float, lock: bool) -> Backend:
     """The backend for a path or URL: PostgreSQL for ``postgresql://``, else a SQLite file."""
-    if isinstance(where, Backend):
-        return where
     if isinstance(where, str) and is_postgres_url(where):
         from automations.ledger.postgres import PostgresBackend
 

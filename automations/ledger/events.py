@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -269,7 +270,10 @@ class EventStore(NotificationStore):
             "state": state.value,
             "finished_at": to_text(moment),
         }
-        with self._guard(f"marking event {event_key!r} {state}"), self._atomic():
+        # Without notices the UPDATE alone is atomic: no transaction (two round trips fewer
+        # per action on PostgreSQL).
+        together = self._atomic() if notices else nullcontext()
+        with self._guard(f"marking event {event_key!r} {state}"), together:
             changed = self._execute(
                 f"""
                 UPDATE events SET state = :state, finished_at = :finished_at{assignments}
@@ -291,12 +295,10 @@ class EventStore(NotificationStore):
                 raise self._not_planned(event_key, "release it")
             # Still planned when deleted (a writer outside this transaction may have recorded
             # an outcome since the read: see postgres.py).
-            if (
-                self._execute(
-                    "DELETE FROM events WHERE event_key = ? AND state = 'planned'", [event_key]
-                )
-                != 1
-            ):
+            deleted = self._execute(
+                "DELETE FROM events WHERE event_key = ? AND state = 'planned'", [event_key]
+            )
+            if deleted != 1:
                 raise self._not_planned(event_key, "release it")
             self._execute(
                 """

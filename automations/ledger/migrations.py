@@ -305,4 +305,40 @@ def build_migrations() -> Migrations:
         # `history --notifications` (newest first) and retention (by age).
         table.create_index(["created_at"], index_name="notifications_created_at")
 
+    @migrations(name="0015_webhook_deliveries")
+    def webhook_deliveries(db: Database) -> None:
+        # One row per verified incident.io delivery, keyed by its webhook-id (stable across
+        # the sender's retries: a retry or replay finds the row and is processed once). The
+        # body is not kept: every event re-reads its incident from the API.
+        db.table("webhook_deliveries").create(
+            {
+                "id": int,
+                "webhook_id": str,
+                "event_type": str,
+                "incident_id": str,  # NULL until known (a private follow-up event names only it)
+                "follow_up_id": str,  # follow-up events only
+                "state": str,  # queued | processed | failed
+                "attempts": int,  # processing attempts that could not finish (API unreachable)
+                "received_at": str,
+                "next_attempt_at": str,
+                "finished_at": str,
+                "last_error": str,
+            },
+            pk="id",
+            not_null=[
+                "webhook_id",
+                "event_type",
+                "state",
+                "attempts",
+                "received_at",
+                "next_attempt_at",
+            ],
+            defaults={"attempts": 0},
+            strict=True,
+        )
+        table = db.table("webhook_deliveries")
+        table.create_index(["webhook_id"], index_name="webhook_deliveries_webhook_id", unique=True)
+        table.create_index(["state", "next_attempt_at"], index_name="webhook_deliveries_due")
+        table.create_index(["received_at"], index_name="webhook_deliveries_received_at")
+
     return migrations

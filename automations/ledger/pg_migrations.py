@@ -215,4 +215,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX notifications_created_at ON notifications (created_at);
         """,
     ),
+    (
+        "0015_webhook_deliveries",
+        f"""
+        CREATE TABLE webhook_deliveries (
+            id {ID},
+            webhook_id {TEXT} NOT NULL,
+            event_type {TEXT} NOT NULL,
+            incident_id {TEXT},
+            follow_up_id {TEXT},
+            state {TEXT} NOT NULL,
+            attempts BIGINT NOT NULL DEFAULT 0,
+            received_at {TEXT} NOT NULL,
+            next_attempt_at {TEXT} NOT NULL,
+            finished_at {TEXT},
+            last_error {TEXT}
+        );
+        CREATE UNIQUE INDEX webhook_deliveries_webhook_id ON webhook_deliveries (webhook_id);
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+        CREATE INDEX webhook_deliveries_received_at ON webhook_deliveries (received_at);
+        """,
+    ),
 ]

@@ -35,6 +35,18 @@ Control endpoints (no auth, not rate limited, not faulted, not logged)::
                                          method, path, query, query_pairs, body, status,
                                          fault, time
     DELETE /_sandbox/requests           clear the log
+    GET    /_sandbox/webhooks           where events go (never the secret), counts
+                                         (pending, delivered, failed, dropped) and the
+                                         last 1,000 deliveries with each attempt's outcome
+    POST   /_sandbox/webhooks           send incident.io's signed webhooks for every change:
+                                         {url, secret: whsec_..., retry_delays?: [seconds],
+                                          timeout_seconds?}; a reset returns to the start-up
+                                         target (``--webhook-url``) and drops the queue
+    DELETE /_sandbox/webhooks           stop sending
+
+Every change to an incident or follow-up (API edits, creations, incident
+updates, the manual routes above) is sent as incident.io's webhook event when a
+target is set: see webhook_events.py (which events) and webhook_sender.py (how).
 """
 
 from __future__ import annotations

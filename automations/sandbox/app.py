@@ -48,6 +48,7 @@ from automations.sandbox.render import render_update
 from automations.sandbox.state import SandboxConfig, SandboxState
 from automations.sandbox.store import UnknownCursor
 from automations.sandbox.updates import post_incident_update
+from automations.sandbox.webhook_sender import WebhookTarget
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class Api:
             logger.exception("sandbox handler failed for %s %s", request.method, request.url.path)
             error = ApiError(500, "internal_error", "The sandbox failed to handle this request")
             status, payload = 500, error.envelope(request_id)
+        state.publish()  # off the request path: this only queues
 
         entry["status"] = status
         headers["date"] = format_datetime(state.clock.now(), usegmt=True)
@@ -400,9 +402,14 @@ def _after_index(ids: list[str], after: str | None) -> int:
         raise invalid("after", f"no record with ID {after!r} to page after") from None
 
 
-def create_app(config: SandboxConfig | None = None) -> Starlette:
-    """The whole sandbox; the state lives on ``app.state.sandbox``, nowhere global."""
-    state = SandboxState(config or SandboxConfig())
+def create_app(
+    config: SandboxConfig | None = None, webhook: WebhookTarget | None = None
+) -> Starlette:
+    """The whole sandbox; the state lives on ``app.state.sandbox``, nowhere global.
+
+    ``webhook``: send incident.io's events for every change there (see webhook_sender.py).
+    """
+    state = SandboxState(config or SandboxConfig(), webhook)
     api = Api(state)
     e = api.endpoint
     routes = [

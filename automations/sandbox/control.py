@@ -1,4 +1,4 @@
-"""The ``/_sandbox/`` control routes: reset, clock, faults, manual edits, request log.
+"""The ``/_sandbox/`` control routes: reset, clock, faults, manual edits, request log, webhooks.
 
 They need no auth, are never rate limited or faulted, and are not logged in
 the request log. Errors use the API's envelope (422 ``validation_error``).
@@ -24,6 +24,7 @@ from automations.sandbox.manual import apply_manual, change_follow_up
 from automations.sandbox.model import JSON, Incident
 from automations.sandbox.render import render_follow_up_v3
 from automations.sandbox.state import SandboxState
+from automations.sandbox.webhook_sender import WebhookTarget
 
 ENDPOINTS = (
     "GET /_sandbox",
@@ -39,6 +40,9 @@ ENDPOINTS = (
     "PATCH /_sandbox/follow_ups/{id}",
     "GET /_sandbox/requests",
     "DELETE /_sandbox/requests",
+    "GET /_sandbox/webhooks",
+    "POST /_sandbox/webhooks",
+    "DELETE /_sandbox/webhooks",
 )
 
 
@@ -68,6 +72,7 @@ class Control:
                 status, payload = 422, invalid("body", str(exc)).envelope(request_id)
             except ApiError as exc:
                 status, payload = exc.status, exc.envelope(request_id)
+            self.state.publish()  # a change made "in the app" is sent like any other
             headers = {
                 "x-request-id": request_id,
                 "date": format_datetime(self.state.clock.now(), usegmt=True),
@@ -159,6 +164,15 @@ class Control:
             self.state.requests.clear()
         return 200, {"requests": list(self.state.requests)}
 
+    def webhooks(self, request: Request, body: JSON) -> tuple[int, JSON]:
+        """Where events go (POST {url, secret, retry_delays?, timeout_seconds?}; DELETE: off)."""
+        sender = self.state.webhooks
+        if request.method == "POST":
+            sender.configure(WebhookTarget.from_payload(body))
+        elif request.method == "DELETE":
+            sender.configure(None)
+        return 200, sender.describe()
+
 
 def control_routes(state: SandboxState) -> list[Route]:
     control = Control(state)
@@ -172,4 +186,5 @@ def control_routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/incidents/{id}", w(control.incident), methods=["GET", "PATCH"]),
         Route("/_sandbox/follow_ups/{id}", w(control.follow_up), methods=["PATCH"]),
         Route("/_sandbox/requests", w(control.requests), methods=["GET", "DELETE"]),
+        Route("/_sandbox/webhooks", w(control.webhooks), methods=["GET", "POST", "DELETE"]),
     ]

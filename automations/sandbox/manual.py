@@ -228,7 +228,7 @@ def change_follow_up(store: Store, follow_up: FollowUp, spec: JSON, now: datetim
     incident = store.get(follow_up.incident_id)
     if incident is not None:
         incident.last_activity_at = max(incident.last_activity_at or now, now)
-        store.touch(incident)
+    store.follow_up_changed(follow_up, incident)
 
 
 def apply_manual(
@@ -250,7 +250,7 @@ def apply_manual(
         raise invalid("incident", str(exc)) from None
     old_status, old_severity = incident.status_id, incident.severity_id
     incident.__dict__.update(draft.__dict__)
-    store.follow_ups.extend(follow_ups)
+    store.add_follow_ups(follow_ups)
     if follow_ups and not creating:
         incident.last_activity_at = now
     if not creating:

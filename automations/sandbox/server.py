@@ -17,7 +17,8 @@ from typing import Any
 import uvicorn
 
 from automations.sandbox.app import create_app
-from automations.sandbox.state import SandboxConfig
+from automations.sandbox.state import SandboxConfig, SandboxState
+from automations.sandbox.webhook_sender import WebhookTarget
 
 _DROP_MESSAGE = "ASGI callable returned without completing response."
 
@@ -56,8 +57,9 @@ def serve(
     incidents: int = 200,
     rate_limit_per_minute: int = 1200,
     large_page_size: str = "clamp",
+    webhook: WebhookTarget | None = None,
 ) -> None:
-    """Serve until interrupted (``automations sandbox``)."""
+    """Serve until interrupted (``automations sandbox``); ``webhook``: send events there."""
     config = SandboxConfig(
         api_key=api_key,
         seed=seed,
@@ -66,17 +68,25 @@ def serve(
         large_page_size=large_page_size,
     )
     _quiet_drops()
-    uvicorn.Server(_uvicorn_config(create_app(config), "info", host=host, port=port)).run()
+    app = create_app(config, webhook)
+    try:
+        uvicorn.Server(_uvicorn_config(app, "info", host=host, port=port)).run()
+    finally:
+        app.state.sandbox.webhooks.close()
 
 
 class SandboxThread:
     """A sandbox on 127.0.0.1 in a background thread; port 0 picks a free port."""
 
     def __init__(
-        self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SandboxConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook: WebhookTarget | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
-        self.app = create_app(self.config)
+        self.app = create_app(self.config, webhook)
         self._host = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -120,6 +130,13 @@ class SandboxThread:
         if self._socket is not None:
             self._socket.close()
         self._server, self._thread, self._socket = None, None, None
+        self.state.webhooks.close()
+
+    @property
+    def state(self) -> SandboxState:
+        """The running sandbox's state (its store, clock, webhook sender...)."""
+        state: SandboxState = self.app.state.sandbox
+        return state
 
     def __enter__(self) -> SandboxThread:
         return self.start()

@@ -2,7 +2,9 @@
 
 ``create_app`` builds a ``SandboxState`` from a ``SandboxConfig``; a reset
 swaps in a fresh organisation, clock, limiter, faults and request log, so no
-state survives in module globals.
+state survives in module globals. The webhook sender lives as long as the
+state; a reset points it back at the start-up target (none, unless the sandbox
+was started with one) and drops what was still queued.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from automations.sandbox.oncall import ROUTE_LIMITS
 from automations.sandbox.ratelimit import RateLimiter
 from automations.sandbox.seed import build_catalog, build_history, build_oncall
 from automations.sandbox.store import Clock, Store
+from automations.sandbox.webhook_events import events
+from automations.sandbox.webhook_sender import WebhookSender, WebhookTarget
 
 LARGE_PAGE_SIZES = ("clamp", "accept")
 MAX_INCIDENTS = 100_000
@@ -66,8 +70,10 @@ class SandboxConfig:
 class SandboxState:
     """Everything a request can see or change; replaced wholesale by ``reset``."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, webhook: WebhookTarget | None = None) -> None:
         self.defaults = config
+        self.default_webhook = webhook
+        self.webhooks = WebhookSender(lambda: self.clock.now())  # signs in sandbox time
         self.reset(config)
 
     def reset(self, config: SandboxConfig) -> None:
@@ -89,6 +95,14 @@ class SandboxState:
         # bounded so a long-running demo does not grow without limit
         self.requests: deque[JSON] = deque(maxlen=REQUEST_LOG_SIZE)
         self.request_counter = 0
+        self.webhooks.configure(self.default_webhook)
+
+    def publish(self) -> None:
+        """After each request: queue incident.io's events for what it changed (if sending)."""
+        changes = self.store.take_changes()
+        if changes and self.webhooks.enabled:
+            for event_type, body in events(self.store, changes):
+                self.webhooks.send(event_type, body)
 
     def describe(self) -> JSON:
         return {

@@ -4,6 +4,10 @@ Listing 10,000 incidents page by page must stay cheap, so the store keeps the
 incidents sorted newest first, remembers each one's position, caches rendered
 JSON per incident and caches the positions matching each distinct filter until
 the next mutation. A page is then a bisect plus a slice.
+
+Every mutation goes through the store's writing methods, so the store also
+notes what changed (``Changes``) until someone takes the list: the webhook
+sender turns it into incident.io's events after each request.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from automations.sandbox.catalog import Catalog
@@ -36,6 +40,30 @@ class Clock:
 
     def set(self, now: datetime) -> None:
         self.offset = now - datetime.now(UTC)
+
+
+@dataclass
+class Changes:
+    """What changed since the last ``Store.take_changes()``: IDs in the order they changed.
+
+    ``updated`` maps an incident to its status before its first change, so a
+    request that moves it twice still reports where it started.
+    """
+
+    created: dict[str, None] = field(default_factory=dict)
+    updated: dict[str, str] = field(default_factory=dict)
+    updates: list[IncidentUpdate] = field(default_factory=list)
+    follow_ups_created: dict[str, None] = field(default_factory=dict)
+    follow_ups_updated: dict[str, None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.created
+            or self.updated
+            or self.updates
+            or self.follow_ups_created
+            or self.follow_ups_updated
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,9 @@ class Store:
         self.follow_ups: list[FollowUp] = history.follow_ups
         self._order = list(history.incidents)
         self._reindex()
+        # each incident's status as last reported by take_changes (its "previous_status")
+        self._reported_status = {incident.id: incident.status_id for incident in self._order}
+        self._changes = Changes()
 
     # -- reading --
 
@@ -134,13 +165,44 @@ class Store:
     def add(self, incident: Incident) -> None:
         self._order.append(incident)
         self._reindex()
+        self._changes.created[incident.id] = None
 
     def touch(self, incident: Incident, *, reorder: bool = False) -> None:
         """Call after changing ``incident``; ``reorder`` when created_at changed."""
-        self._rendered.pop(incident.id, None)
-        self._matches.clear()
+        self._forget_rendered(incident)
         if reorder:
             self._reindex()
+        if incident.id not in self._changes.created:
+            before = self._reported_status.get(incident.id, incident.status_id)
+            self._changes.updated.setdefault(incident.id, before)
+
+    def add_follow_ups(self, follow_ups: list[FollowUp]) -> None:
+        self.follow_ups.extend(follow_ups)
+        self._changes.follow_ups_created.update(dict.fromkeys(f.id for f in follow_ups))
+
+    def follow_up_changed(self, follow_up: FollowUp, incident: Incident | None) -> None:
+        """Call after changing ``follow_up`` (and its incident's last activity).
+
+        The incident's cached JSON is dropped, but the change is the follow-up's:
+        it is not reported as an update of the incident.
+        """
+        if incident is not None:
+            self._forget_rendered(incident)
+        if follow_up.id not in self._changes.follow_ups_created:
+            self._changes.follow_ups_updated[follow_up.id] = None
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call; the next call starts empty."""
+        changes, self._changes = self._changes, Changes()
+        for incident_id in [*changes.created, *changes.updated]:
+            incident = self.get(incident_id)
+            if incident is not None:
+                self._reported_status[incident_id] = incident.status_id
+        return changes
+
+    def _forget_rendered(self, incident: Incident) -> None:
+        self._rendered.pop(incident.id, None)
+        self._matches.clear()
 
     def next_number(self) -> int:
         return max(self._by_number, default=0) + 1
@@ -151,6 +213,7 @@ class Store:
         while index < len(self.updates) and self.updates[index].created_at > update.created_at:
             index += 1
         self.updates.insert(index, update)
+        self._changes.updates.append(update)
 
     def _reindex(self) -> None:
         # Timsort is linear on the nearly sorted list an append leaves behind.
