@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from automations.daemon import Daemon
 from automations.leadership import Leadership
 from automations.ledger import Ledger, NotificationState, OutboxState
 from automations.ledger.owners import Owner
@@ -200,4 +201,33 @@ def test_once_on_postgres_acts_when_no_one_leads_and_exits_75_beside_a_leader(
     assert beside.returncode == 75
     assert beside.stderr.startswith("error: the leader is running (PID 11 on host-old holds")
     assert harness.severity(second["id"]) == "Minor"
+    assert len(harness.posts()) == 1
+
+
+def test_a_standby_leaves_webhook_runs_to_the_leader(
+    harness: Harness, leaders: tuple[Leadership, Leadership], postgres_url: str
+) -> None:
+    """Webhook deliveries a standby receives wait in the ledger (its evaluation refuses);
+    once it leads, the same evaluation edits the incident."""
+    old, _ = leaders
+    harness.store_url = postgres_url
+    harness.write(ESCALATE_MINOR)
+    stuck = harness.add("Stuck", age=3 * H)["id"]
+    runtime = harness.runtime()
+    try:
+        daemon = Daemon(runtime, leadership=Leadership(postgres_url, owner=Owner("host-c", 3, "c")))
+        assert daemon.election is not None
+        daemon.election.retry_every = 0
+        daemon.election.step()
+        as_standby = daemon.evaluate_incidents({stuck: False}, "webhook")
+        old.release()
+        daemon.election.step()
+        as_leader = daemon.evaluate_incidents({stuck: False}, "webhook")
+        daemon.election.stop()
+    finally:
+        runtime.close()
+    assert as_standby is None
+    assert daemon.election.changes == 1
+    assert as_leader is not None
+    assert as_leader.report.applied == 1
     assert len(harness.posts()) == 1
