@@ -72,8 +72,6 @@ def run_one(number: int, quick: bool) -> tuple[Section, float]:
 GAP_POINTERS = {
     3: " The cause and an issue-sized proposal (evaluate page by page, keep the garbage "
     "collector off pages in flight) are under benchmark 3.",
-    8: " The edit meets it; the notification waits for the daemon's notification pass (every "
-    "5 s): the cause and a proposal are under benchmark 8.",
 }
 
 

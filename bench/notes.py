@@ -219,11 +219,11 @@ edit -> record path. Their slowest cases are changes that arrive while a cycle
 holds the cycles' lock (a webhook's evaluation never runs beside a cycle), or
 while the daemon handles the webhooks its own edits set off.
 
-A delivered notification comes later than the edit because the daemon sends due
-notifications in a pass every 5 s (`NOTIFY_EVERY` in `automations/daemon.py`),
-so it adds 0 to 5 s after the edit whichever way the change arrived. Proposal
-(its own issue): let a run started by a webhook wake the notification pass once
-it has recorded actions, so a page follows its edit within a second."""
+A delivered notification follows its edit within a fraction of a second: the run
+that recorded the action (a cycle, or a webhook's run) wakes the notification
+pass at once (`Daemon._wake_notifications`). Before that change the notification
+waited for the next pass, every 5 s (`NOTIFY_EVERY`): 2.96 s p50 and 4.99 s p99,
+both targets missed; the pass every 5 s remains for retries."""
 
 
 def failover(raw: Raw) -> str:
