@@ -666,7 +666,9 @@ def walk_10k(sandbox_server: SandboxThread) -> Walk:
     control = SandboxControl(sandbox_server.base_url)
     try:
         control.reset(incidents=TEN_K, api_key=SECRET)
-        with make_client(control.base_url) as api:
+        # A generous timeout: on a loaded machine a 5 s one retries a slow page, and the
+        # request count below is about paging, not about retries.
+        with make_client(control.base_url, timeout=60.0, retry_timeout=120.0) as api:
             pages = list(api.iter_incident_pages(IncidentFilter().mode(one_of=ALL_MODES)))
             counted = api.counter.total()
         log = api_log(control)
