@@ -685,7 +685,7 @@ class Engine:
             reason=action.reason,
             request_body=action.request_body(),
             now=self.clock(),
-            notify=NotifySpec(action.notify, action.announce) if action.notifies else None,
+            notify=notify_spec(action),
         )
 
     def _reread(
@@ -784,8 +784,7 @@ class Engine:
                 incident=IncidentSummary.of(applied.incident),
                 details=dict(action.details),
             )
-            spec = NotifySpec(action.notify, action.announce)
-            notices = notices_for(spec, notice, self.channels)
+            notices = notices_for(notify_spec(action), notice, self.channels)
         self.ledger.mark_applied(
             action.event_key, request_id=applied.request_id, now=now, notices=notices
         )
@@ -967,6 +966,11 @@ class Engine:
             for u in updates
             if u.created_at >= event.claimed_at
         ]
+
+
+def notify_spec(action: PlannedAction) -> NotifySpec:
+    """Whom an action tells: kept on its claim, turned into outbox rows when it is recorded."""
+    return NotifySpec(action.notify, action.announce)
 
 
 # What incident updates record: an edit of these shows in the updates even after a human

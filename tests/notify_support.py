@@ -21,24 +21,18 @@ from automations.notify.notice import ACTION_APPLIED, IncidentSummary, Notice
 from automations.notify.outbox import NotificationOutbox, OnOutcome
 from automations.notify.sender import ChannelPolicy, Sender
 from automations.notify.spec import NotifySpec, Policy, QueuedNotice, notices_for
+from tests import digest_support
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 BACKOFF = Backoff(timedelta(seconds=30), timedelta(minutes=5))
 RULE = "escalate-minor"
 
 
-class Clock:
-    """The time the code under test sees; tests move it instead of sleeping."""
+class Clock(digest_support.Clock):
+    """The digest tests' movable clock, starting at T0 unless told."""
 
     def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+        super().__init__(now)
 
 
 class RecordingSender:
