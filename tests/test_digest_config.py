@@ -8,6 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from automations.config import load_config
+from automations.digest.config import SECTIONS
 from automations.digest.service import digests_for
 from automations.errors import ConfigError
 from automations.runtime import build_runtime
@@ -104,7 +105,7 @@ def test_good_digest_config_has_the_documented_defaults(tmp_path: Path) -> None:
     assert config.smtp.port == 587
     assert digest.include_private is False
     assert digest.include_test is False
-    assert digest.sections == ("figures", "live", "opened", "resolved", "automations")
+    assert digest.sections == SECTIONS
     assert str(digest.default_window) == "1 day, 0:00:00"
     assert digest.recipients == ["oncall@example.com"]
 

@@ -26,8 +26,19 @@ from automations.errors import ConfigError
 from automations.schedules import CronExpression, TimeZoneName
 from automations.where import Where
 
-SectionName = Literal["figures", "live", "opened", "resolved", "automations"]
-SECTIONS: tuple[SectionName, ...] = ("figures", "live", "opened", "resolved", "automations")
+SectionName = Literal[
+    "figures", "oncall", "live", "opened", "resolved", "follow_ups", "trends", "automations"
+]
+SECTIONS: tuple[SectionName, ...] = (
+    "figures",
+    "oncall",
+    "live",
+    "opened",
+    "resolved",
+    "follow_ups",
+    "trends",
+    "automations",
+)
 DEFAULT_SUBJECT = (
     "Incidents {{ digest.window_end | day }}: {{ digest.figures.live }} live, "
     "{{ digest.figures.opened }} opened, {{ digest.figures.resolved }} resolved"

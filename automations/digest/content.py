@@ -33,6 +33,20 @@ NAME_LIMIT = 200
 # Incident timestamps that say when an incident was resolved, in order of preference.
 RESOLVED_TIMESTAMPS = ("Resolved at", "Closed at")
 _APPLIED = ("applied", "reconciled")  # EventState values (a StrEnum compares equal)
+# The order sections appear in, whatever order the config lists them in; each one is
+# templates/digest/<section>.html.j2 and .txt.j2.
+SECTION_ORDER = (
+    "figures",
+    "oncall",
+    "live",
+    "opened",
+    "resolved",
+    "follow_ups",
+    "trends",
+    "automations",
+)
+# Sections whose data is fetched only when shown: None in DigestData means "not built".
+_OPTIONAL_SECTIONS = ("oncall", "follow_ups", "trends")
 
 
 def one_line(text: str | None, limit: int = NAME_LIMIT) -> str:
@@ -127,6 +141,19 @@ class DigestData:
     figures: Figures
     incidents_url: str
     more: Mapping[str, int] = field(default_factory=dict)  # section -> rows left out
+    oncall: Any = None  # issue 15: who is on call (digest/oncall.py)
+    follow_ups: Any = None  # issue 15: follow-ups (digest/follow_ups.py)
+    trends: Any = None  # issue 15: trends (digest/trends.py)
+
+    @property
+    def shown_sections(self) -> tuple[str, ...]:
+        """The configured sections in SECTION_ORDER, leaving out optional ones not built."""
+        return tuple(
+            name
+            for name in SECTION_ORDER
+            if name in self.sections
+            and (name not in _OPTIONAL_SECTIONS or getattr(self, name) is not None)
+        )
 
     @property
     def live_rows(self) -> tuple[IncidentRow, ...]:
