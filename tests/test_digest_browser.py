@@ -107,6 +107,16 @@ def test_no_sideways_scrolling_at_375_px(
     assert seen.wider == ()
 
 
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_no_short_word_is_split_at_375_px(
+    browser: Browser, digest: tuple[Rendered, Path], dark: bool
+) -> None:
+    """Wrapping long names never splits a short word or number ("15" as "1", "5") in a column."""
+    _, page = digest
+    seen = measure(browser, page, width=PHONE, dark=dark)
+    assert seen.split == (), "split across lines (give the cell nowrap): " + ", ".join(seen.split)
+
+
 def test_dark_mode_applies(browser: Browser, digest: tuple[Rendered, Path]) -> None:
     """prefers-color-scheme: dark matches, and the page and the card are painted dark."""
     _, page = digest
@@ -149,3 +159,17 @@ def _luminance(colour: str | None) -> float:
     assert colour.startswith("rgb")
     channels = colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3]
     return sum(float(value) for value in channels) / 3
+
+
+@pytest.mark.parametrize(("cell", "split"), [("<td>", ('(top): b "15"',)), ("<td nowrap>", ())])
+def test_the_split_word_check_finds_a_squeezed_number(
+    browser: Browser, tmp_path: Path, cell: str, split: tuple[str, ...]
+) -> None:
+    """The check above can fail: a number squeezed by a 100% cell under anywhere is reported."""
+    page = tmp_path / "squeezed.html"
+    page.write_text(
+        '<table style="width:200px;overflow-wrap:anywhere"><tr><td width="100%">'
+        f"{'x' * 60}</td>{cell}<b>15</b></td></tr></table>",
+        encoding="utf-8",
+    )
+    assert measure(browser, page, width=PHONE, dark=False).split == split

@@ -50,7 +50,7 @@ TIMEOUT = 30.0
 # Run in the page after load: what the layout measures (a horizontal scroll, the full height,
 # whether dark mode matched, the background actually painted). Text that reaches past the
 # right edge is named with its element, its section (the <h2> before it) and its widest line.
-MEASURE = """(() => {
+MEASURE = r"""(() => {
   const root = document.documentElement;
   const card = document.querySelector('.card');
   const headings = Array.from(document.querySelectorAll('h2'));
@@ -65,6 +65,17 @@ MEASURE = """(() => {
   };
   const past = text => lines(text).some(r => r.right > window.innerWidth + 0.5);
   const widest = text => Math.max(...lines(text).map(r => r.width));
+  // Short words split across lines: overflow-wrap:anywhere lets a squeezed table column
+  // break "15" into "1" and "5"; only long unbroken names should ever break.
+  const splitWords = text => Array.from(text.data.matchAll(/[^\s\-\/]{1,12}(?=[\s\-\/]|$)/g))
+    .filter(match => match.index === 0 || /[\s\-\/]/.test(text.data[match.index - 1]))
+    .filter(match => {
+      const range = document.createRange();
+      range.setStart(text, match.index);
+      range.setEnd(text, match.index + match[0].length);
+      return new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top))).size > 1;
+    })
+    .map(match => match[0]);
   const section = el => {
     const before = headings.filter(
       h => h.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING);
@@ -85,6 +96,11 @@ MEASURE = """(() => {
         + (el.className ? '.' + el.className : '') + ' "' + text.data.trim().slice(0, 40)
         + '" (' + Math.round(widest(text)) + ' px)';
     }),
+    split: texts.flatMap(text => splitWords(text).map(word => {
+      const el = text.parentElement;
+      return section(el) + ': ' + el.tagName.toLowerCase()
+        + (el.className ? '.' + el.className : '') + ' "' + word + '"';
+    })).slice(0, 5),
   };
 })()"""
 
@@ -116,6 +132,8 @@ class Measure:
     card_background: str | None
     # Up to 5 texts past the right edge, widest first: 'section: tag.class "text" (N px)'.
     wider: tuple[str, ...]
+    # Up to 5 short words (12 characters at most) broken across two lines: 'section: tag "word"'.
+    split: tuple[str, ...]
 
     @property
     def scrolls_sideways(self) -> bool:
@@ -300,6 +318,7 @@ class Page:
             body_background=raw["bodyBackground"],
             card_background=raw["cardBackground"],
             wider=tuple(raw["wider"]),
+            split=tuple(raw["split"]),
         )
 
     def screenshot(self) -> bytes:
