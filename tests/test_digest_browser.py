@@ -4,7 +4,9 @@ Headless Chromium (tools/chromium.py, the DevTools protocol on a pipe) opens the
 demo's digest as it is sent: the sandbox's demo organisation, one cycle of
 config/demo.toml's rules, every section on (so a section added later is checked
 too), plus incidents whose names are one long word or a URL. Every clock is
-pinned (tools/screenshots.py MOMENT): nothing here depends on today's date.
+pinned to one moment taken relative to now (the last whole hour), never to a calendar
+date; `make screenshots` pins its own (tools/screenshots.py MOMENT) for byte-identical
+pictures.
 Without Chromium the tests skip locally; in CI (``CI`` set) they fail instead.
 """
 
@@ -15,17 +17,22 @@ import struct
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from automations.clock import host_now
 from automations.digest.render import Rendered
 from automations.sandbox import SandboxThread
 from tests.sandbox_server import SandboxControl
 from tests.secret_values import SANDBOX_KEY
 from tools.chromium import Browser, Measure, find_chromium
-from tools.screenshots import CYCLE_BEFORE, INCIDENTS, MOMENT, demo_digest, shoot, shot_name
+from tools.screenshots import CYCLE_BEFORE, INCIDENTS, demo_digest, shoot, shot_name
 
 PHONE = 375
+# The last whole hour: the sandbox, the rules' cycle and the digest all run at fixed offsets
+# from it, so nothing reads the host's clock after this line.
+MOMENT = host_now().replace(minute=0, second=0, microsecond=0)
 # Names people paste: one unbroken word, and a URL; each would widen a table cell to fit.
 LONG_NAMES = (
     "PaymentsGatewayTimeoutsOnCheckoutServiceInEuWest1AfterBuild20261123RolledOutToAllPods",
@@ -65,7 +72,9 @@ def digest(
             )
         folder = tmp_path_factory.mktemp("digest")
         # Every row, not the screenshots' short page: each one must fit.
-        rendered = demo_digest(sandbox_server.base_url, folder, api_key=SANDBOX_KEY, max_rows=200)
+        rendered = demo_digest(
+            sandbox_server.base_url, folder, api_key=SANDBOX_KEY, max_rows=200, now=MOMENT
+        )
     finally:
         control.close()
     page = folder / "digest.html"
@@ -83,8 +92,9 @@ def test_the_page_is_the_pinned_full_digest_with_the_long_names(
 ) -> None:
     """The browser sees the full digest of the pinned moment: sections with rows, long names."""
     rendered, _ = digest
-    # The pinned moment, whatever the host's date (`make test` runs this a year ahead too).
-    assert "Mon 23 Nov 2026, 08:00 GMT" in rendered.html
+    # The pinned moment, as the digest's timezone shows it.
+    local = MOMENT.astimezone(ZoneInfo("Europe/London"))
+    assert local.strftime("%a %d %b %Y, %H:%M ") + (local.tzname() or "") in rendered.html
     shown = rendered.data.shown_sections
     assert {"figures", "live", "opened", "resolved", "automations"} <= set(shown)
     assert rendered.data.actions, "the rules' cycle changed nothing: the automations rows are empty"
