@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
@@ -81,8 +81,9 @@ def trend_unit(source: DigestOptions | CronSchedule, end: datetime) -> Unit:
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The instant ``day`` begins in ``zone`` (a skipped midnight maps to the jump's end)."""
-    return datetime.combine(day, time(0), tzinfo=zone)
+    """The instant ``day`` begins in ``zone``, in UTC: arithmetic on two times of one zone
+    is wall-clock arithmetic in Python (a 25-hour day would measure 24)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def period_bounds(unit: Unit, zone: ZoneInfo, end: datetime, count: int) -> tuple[Bounds, ...]:
