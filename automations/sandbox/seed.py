@@ -363,6 +363,7 @@ class _Generator:
         if mode == "standard" and category in ("learning", "closed") and rng.random() < 0.04:
             mode = "retrospective"
         private = itype.private_incidents_only or rng.random() < 0.06
+        private = private or forced.get("visibility") == "private"
         template = rng.choice(SECURITY_TEMPLATES if itype is self.security else NAME_TEMPLATES)
         name = self._fill(template)
         users = c.active_users
@@ -527,7 +528,8 @@ class _Generator:
 
 
 def _forced(count: int) -> dict[int, dict[str, str]]:
-    """Spread one incident of every category (and a test and a tutorial) across the ages."""
+    """Spread one incident of every category (and a test, a tutorial and a private live one)
+    across the ages."""
     if count < 12:
         return {}
     categories = (
@@ -546,6 +548,8 @@ def _forced(count: int) -> dict[int, dict[str, str]]:
             "category": category,
             "mode": "standard",
         }
+    # A private live incident, whatever the draws: digests must be seen to leave it out.
+    forced[count - 8] = {"category": "live", "mode": "standard", "visibility": "private"}
     forced.setdefault(count - 2, {})["mode"] = "test"
     forced.setdefault(count - 5, {})["mode"] = "tutorial"
     return forced
