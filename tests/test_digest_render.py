@@ -98,7 +98,7 @@ def test_golden_html_and_text() -> None:
     rendered = Renderer("digest", LONDON).render(sample(), DEFAULT_SUBJECT, 200)
     check_golden("digest.html", rendered.html)
     check_golden("digest.txt", rendered.text)
-    assert rendered.subject == "Incidents Mon 23 Nov 2026: 4 live, 4 opened, 2 resolved"
+    assert rendered.subject == 'Daily digest "daily" · Mon 23 Nov: 4 live, 4 opened, 2 resolved'
 
 
 def test_html_autoescapes_and_text_does_not() -> None:
