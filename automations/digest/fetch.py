@@ -4,7 +4,9 @@
 2. incidents updated since the window began (``updated_at[gte]``, whole days
    in UTC): anything opened or resolved in the window was updated in it.
 
-The digest's ``where`` applies to both; mode follows ``include_test``. The
+The digest's ``where`` applies to both; mode follows ``include_test``. Its
+local part (``team_ids``: the API has no team filter) is applied to what came
+back, so a per-team digest costs the same requests as one for every team. The
 results are supersets (the API compares dates, not instants): content.py
 narrows them to the exact window.
 """
@@ -42,9 +44,10 @@ def queries(options: DigestOptions, base: IncidentFilter, since: datetime) -> li
 def fetch_incidents(
     client: IncidentIOClient, options: DigestOptions, base: IncidentFilter, since: datetime
 ) -> list[Incident]:
-    """Every incident the digest may mention, each once."""
+    """Every incident the digest may mention, each once, its where's local part applied."""
+    local = options.where.local_filter()
     found: dict[str, Incident] = {}
     for query in queries(options, base, since):
-        for incident in client.iter_incidents(query):
+        for incident in local.select(client.iter_incidents(query)):
             found.setdefault(incident.id, incident)
     return list(found.values())
