@@ -40,8 +40,9 @@ SECTIONS: tuple[SectionName, ...] = (
     "automations",
 )
 DEFAULT_SUBJECT = (
-    "Incidents {{ digest.window_end | day }}: {{ digest.figures.live }} live, "
-    "{{ digest.figures.opened }} opened, {{ digest.figures.resolved }} resolved"
+    '{{ digest.cadence | capitalize }} digest "{{ digest.name }}" · {{ digest.period_label }}: '
+    "{{ digest.figures.live }} live, {{ digest.figures.opened }} opened, "
+    "{{ digest.figures.resolved }} resolved"
 )
 
 
@@ -232,6 +233,11 @@ class DigestOptions(BaseModel):
     )
     sections: tuple[SectionName, ...] = Field(
         SECTIONS, min_length=1, description="Which sections to show (always in this order)."
+    )
+    trend_period: Literal["auto", "day", "week"] = Field(
+        "auto",
+        description="Trends per day (last 7) or per week (last 8); auto: weeks when the cron "
+        "fires a week or more apart.",
     )
     max_incidents: StrictInt = Field(
         200,

@@ -37,12 +37,13 @@ from automations.digest.config import (
 from automations.digest.content import build_digest
 from automations.digest.delivery import Mailer
 from automations.digest.events import report_failures
-from automations.digest.fetch import digest_filter, fetch_incidents
+from automations.digest.fetch import digest_filter, fetch_incidents, fetch_since
 from automations.digest.message import build_message, new_message_id
 from automations.digest.outbox import Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, in_future, period_instant, period_key
 from automations.digest.templates import template_renderer
+from automations.digest.trends import cadence, trend_window
 from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
@@ -156,8 +157,11 @@ class Digests:
         start = self.window_start(job, end)
         data_now = self.data_clock()
         shift = _clock_offset(data_now - self.clock())
+        window_end = min(end + shift, data_now)
         with report_failures(name, "build"):
-            incidents = fetch_incidents(self.client, opts, job.query, start + shift)
+            trend = trend_window(opts, window_end) if "trends" in opts.sections else None
+            since = fetch_since(start + shift, trend)
+            incidents = fetch_incidents(self.client, opts, job.query, since)
             events = self.ledger.events(since=start + shift - timedelta(hours=1))
             data = build_digest(
                 name=opts.name,
@@ -167,11 +171,13 @@ class Digests:
                 events=events,
                 now=data_now,
                 window_start=start + shift,
-                window_end=min(end + shift, data_now),
+                window_end=window_end,
                 sections=opts.sections,
                 include_private=opts.include_private,
                 include_test=opts.include_test,
                 categories=opts.where.status_category,
+                trend=trend,
+                cadence=cadence(job.schedule, window_end),
             )
         with report_failures(name, "render"):
             return job.renderer.render(data, opts.subject, opts.max_incidents)
