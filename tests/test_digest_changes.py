@@ -27,10 +27,12 @@ from automations.digest.render import Renderer
 from automations.digest.service import Digests
 from automations.errors import ConfigError
 from automations.health_server import HealthServer
+from automations.history import event_json
 from automations.incidentio import Incident
 from automations.ledger import Event, EventState, Ledger
 from automations.metrics import Metrics
 from tests.digest_support import (
+    SMTP_TABLE,
     Clock,
     SMTPServer,
     free_port,
@@ -40,9 +42,12 @@ from tests.digest_support import (
     parts,
     write_config,
 )
+from tests.engine_harness import Harness
 from tests.factories import CATALOG, NOW
 from tests.ledger_backends import LedgerTarget, older_ledger
 from tests.sandbox_server import SandboxControl
+from tests.test_engine_sandbox import ESCALATE
+from tests.test_health_metrics import running_daemon, wait_for
 
 H = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -297,16 +302,6 @@ def add(org: SandboxControl, name: str, **fields: Any) -> dict[str, Any]:
     return org.add_incident(name=name, created_at=created, updated_at=created, **fields)
 
 
-ESCALATE = """
-[[rules]]
-name = "escalate"
-type = "escalate_severity"
-every = "1m"
-where = { status_category = ["live"] }
-steps = [ { after = "2h", to = "Major" }, { after = "6h", to = "Critical" } ]
-"""
-
-
 def test_the_daemons_page_lists_every_change_the_digest_left_out(
     sandbox: SandboxControl, smtp: SMTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -412,6 +407,7 @@ def test_a_claim_keeps_kind_details_visibility_and_mode(ledger: Ledger) -> None:
         True,
         "standard",
     )
+    assert event_json(got)["details"] == {"from": "Major", "to": "Critical", "step": 2}
     ledger.mark_failed(claim["event_key"], error="boom", now=NOW)
     ledger.rearm_failed(now=NOW)
     assert ledger.claim(**claim, kind="status", incident_private=False, incident_mode="test")
@@ -438,3 +434,31 @@ def test_rows_from_before_0016_read_as_unknown(ledger_target: LedgerTarget) -> N
         [old] = opened.events()
     assert (old.kind, old.details, old.incident_private, old.incident_mode) == (None,) * 4
     assert phrase(old, CATALOG) == ("Severity set to Critical", "old")
+
+
+def test_a_running_daemon_serves_the_page_its_digest_links_to(
+    harness: Harness, smtp: SMTPServer
+) -> None:
+    """`automations run` with [server] public_url: `digest preview` links past the row limit to
+    the daemon's page, which lists both changes its rule made."""
+    port = free_port()
+    server = f'[server]\nenabled = true\nport = {port}\npublic_url = "http://127.0.0.1:{port}"\n'
+    digest_table = (
+        '\n[[digests]]\nname = "daily"\ncron = "0 8 1 1 *"\ntimezone = "UTC"\n'
+        'to = ["oncall@example.com"]\nsections = ["figures", "automations"]\nmax_incidents = 1\n'
+    )
+    rules = ESCALATE.replace('"1m"', '"5s"')
+    harness.write(server + SMTP_TABLE.format(port=smtp.port) + rules + digest_table)
+    first, second = harness.add("Stuck", age=3 * H), harness.add("Also stuck", age=3 * H)
+    applied = 'automations_actions_total{outcome="applied",rule="escalate-minor"} 2.0'
+    with running_daemon(harness):
+        wait_for(f"http://127.0.0.1:{port}/metrics", applied)
+        preview = harness.cli("digest", "preview", "daily")
+        assert preview.returncode == 0, preview.stderr
+        line = next(x for x in preview.stdout.splitlines() if "and 1 more change:" in x)
+        page = httpx.get(line.split(": ", 1)[1], timeout=30)
+    assert page.status_code == 200
+    for incident in (first, second):
+        assert (
+            f">{incident['reference']}</td><td>Raised to Major: open for 3h as Minor" in page.text
+        )
