@@ -452,10 +452,15 @@ def test_a_running_daemon_serves_the_page_its_digest_links_to(
     first, second = harness.add("Stuck", age=3 * H), harness.add("Also stuck", age=3 * H)
     applied = 'automations_actions_total{outcome="applied",rule="escalate-minor"} 2.0'
     with running_daemon(harness):
-        wait_for(f"http://127.0.0.1:{port}/metrics", applied)
-        preview = harness.cli("digest", "preview", "daily")
+        wait_for(f"http://127.0.0.1:{port}/metrics", applied, timeout=120)
+        # A window ends at a whole minute of API time (digest/service.py): a minute on, the
+        # window surely holds changes made a moment ago.
+        harness.sandbox.advance_clock(60)
+        preview = harness.cli("digest", "preview", "daily", timeout=120)
         assert preview.returncode == 0, preview.stderr
-        line = next(x for x in preview.stdout.splitlines() if "and 1 more change:" in x)
+        lines = [x for x in preview.stdout.splitlines() if "and 1 more change:" in x]
+        assert len(lines) == 1, preview.stdout
+        line = lines[0]
         page = httpx.get(line.split(": ", 1)[1], timeout=30)
     assert page.status_code == 200
     for incident in (first, second):
