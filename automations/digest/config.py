@@ -230,6 +230,10 @@ class DigestOptions(BaseModel):
     sections: tuple[SectionName, ...] = Field(
         SECTIONS, min_length=1, description="Which sections to show (always in this order)."
     )
+    schedules: tuple[str, ...] = Field(
+        (),
+        description="On-call schedules to show, by name or ID (empty: all), checked at start-up.",
+    )
     max_incidents: StrictInt = Field(
         200,
         ge=1,
@@ -266,6 +270,15 @@ class DigestOptions(BaseModel):
     def _unique_sections(cls, value: tuple[SectionName, ...]) -> tuple[SectionName, ...]:
         if len(set(value)) != len(value):
             raise ValueError("each section may be listed once")
+        return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _named_schedules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("a schedule is named by its name or ID, never an empty string")
+        if len(set(value)) != len(value):
+            raise ValueError("each schedule may be listed once")
         return value
 
     @model_validator(mode="after")
