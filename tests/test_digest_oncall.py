@@ -70,12 +70,16 @@ def test_handover_is_the_earliest_end_of_the_current_shifts() -> None:
     """Two layers on call: the handover is the earlier end; whoever starts then takes over."""
     s = schedule(
         "Data",
-        [shift(user(1), -timedelta(hours=5), timedelta(hours=7), "R1"),
-         shift(user(2), -timedelta(days=2), timedelta(days=5), "R2")],
-        [shift(user(3), timedelta(hours=7), timedelta(hours=19), "R1"),
-         shift(user(2), -timedelta(days=2), timedelta(days=5), "R2")],
+        [
+            shift(user(1), -timedelta(hours=5), timedelta(hours=7), "R1"),
+            shift(user(2), -timedelta(days=2), timedelta(days=5), "R2"),
+        ],
+        [
+            shift(user(3), timedelta(hours=7), timedelta(hours=19), "R1"),
+            shift(user(2), -timedelta(days=2), timedelta(days=5), "R2"),
+        ],
         rotations=("R1", "R2"),
-    )  # fmt: skip
+    )
     row = schedule_row(s, NOW)
     assert [(p.name, p.rotation) for p in row.people] == [
         ("Person 2", "Rotation R2"),
