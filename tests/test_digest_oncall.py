@@ -22,6 +22,7 @@ from automations.errors import ConfigError
 from automations.incidentio.models import User
 from automations.incidentio.oncall import Schedule, ScheduleEntry
 from tests.digest_support import Clock, open_digests, write_config
+from tests.engine_harness import Harness
 from tests.factories import NOW
 from tests.sandbox_server import SandboxControl
 
@@ -217,6 +218,24 @@ def test_an_unknown_schedule_name_is_a_config_error(
     assert "digests[0].schedules[1]: 'Primary' is not a known schedule" in message
     assert "Data platform, Payments on-call, Platform primary" in message
     assert "schedules[0]" not in message
+
+
+@pytest.mark.parametrize("command", [("validate",), ("digest", "preview", "daily")])
+def test_the_cli_refuses_an_unknown_schedule_with_exit_78(
+    harness: Harness, command: tuple[str, ...]
+) -> None:
+    """`validate` and `digest preview` exit 78 naming the key path and the known schedules."""
+    harness.write(
+        '[smtp]\nhost = "127.0.0.1"\nsecurity = "none"\nsender = "bot@example.com"\n\n'
+        '[[digests]]\nname = "daily"\ncron = "0 8 * * *"\ntimezone = "Europe/London"\n'
+        'to = ["oncall@example.com"]\nschedules = ["Data platform", "Nope"]\n'
+    )
+    result = harness.cli(*command)
+    assert result.returncode == 78, result.stderr
+    assert (
+        "digests[0].schedules[1]: 'Nope' is not a known schedule; valid: Data platform, "
+        "Payments on-call, Platform primary" in result.stderr
+    )
 
 
 @pytest.mark.parametrize(

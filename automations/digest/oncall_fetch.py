@@ -99,7 +99,7 @@ def oncall_section(
 
 
 def resolve_schedules(
-    path: Path,
+    path: Path | None,
     client: IncidentIOClient,
     digests: Iterable[tuple[int, DigestOptions]],
 ) -> dict[str, tuple[str, ...]]:
