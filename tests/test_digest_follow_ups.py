@@ -22,6 +22,7 @@ from automations.incidentio import Incident
 from automations.incidentio.models import FollowUp
 from tests.digest_support import Clock, make_incident, open_digests, write_config
 from tests.factories import NOW
+from tests.openapi_conformance import Conformance
 from tests.sandbox_server import SandboxControl
 
 LONDON = ZoneInfo("Europe/London")
@@ -243,7 +244,7 @@ def _closed_incident(
 
 
 def test_digest_lists_outstanding_follow_ups_and_never_a_private_one(
-    tmp_path: Path, sandbox: SandboxControl
+    tmp_path: Path, sandbox: SandboxControl, openapi: Conformance
 ) -> None:
     """Outstanding follow-ups of a recently resolved incident appear in both parts, oldest
     first with assignee and age; a private incident's and a too-old incident's never do; a
@@ -324,6 +325,10 @@ def test_digest_lists_outstanding_follow_ups_and_never_a_private_one(
     assert "incident_id" not in str(follow_up_reads[0])
     incident_reads = [r for r in requests if r["path"] == "/v2/incidents"]
     assert len(incident_reads) == 3  # live, updated in the window, resolved in the span
+    for entry in requests:
+        openapi.validate_request(
+            entry["method"], entry["path"], entry["query_pairs"], entry["body"]
+        )
 
 
 def _follow_ups_of(sandbox: SandboxControl, incident_id: str) -> list[dict[str, Any]]:

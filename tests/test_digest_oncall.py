@@ -24,6 +24,7 @@ from automations.incidentio.oncall import Schedule, ScheduleEntry
 from tests.digest_support import Clock, open_digests, write_config
 from tests.engine_harness import Harness
 from tests.factories import NOW
+from tests.openapi_conformance import Conformance
 from tests.sandbox_server import SandboxControl
 
 LONDON = ZoneInfo("Europe/London")
@@ -193,12 +194,21 @@ def test_digest_shows_who_is_on_call_and_the_next_handover(
 
 
 def test_the_schedules_key_picks_and_orders_schedules(
-    tmp_path: Path, sandbox: SandboxControl
+    tmp_path: Path, sandbox: SandboxControl, openapi: Conformance
 ) -> None:
-    """schedules = [name, ID]: only those, in that order; the others are not shown."""
+    """schedules = [name, ID]: only those, in that order; the others are not shown. The
+    schedule requests are ones the API documents, with next_shifts (page_size 25)."""
     by_name = {s["name"]: s["id"] for s in _expected(sandbox)}
     extra = f'schedules = ["Payments on-call", "{by_name["Platform primary"]}"]\n'
+    sandbox.clear_requests()
     text, html = _preview(tmp_path, sandbox, extra)
+    reads = [r for r in sandbox.requests() if r["path"].startswith("/v2/schedule")]
+    assert [(r["path"], r["query_pairs"]) for r in reads] == [
+        ("/v2/schedules", [["page_size", "25"]]),  # set-up: the names checked
+        ("/v2/schedules", [["page_size", "25"]]),  # the digest
+    ]
+    for entry in reads:
+        openapi.validate_request(entry["method"], entry["path"], entry["query_pairs"])
     for part in (text, html):
         assert part.index("Payments on-call") < part.index("Platform primary")
         assert "Data platform" not in part
