@@ -76,8 +76,8 @@ def guarded(
         key = (digest, section, exc.status)
         level = logging.DEBUG if key in warned else logging.WARNING
         warned.add(key)
-        log.log(level, "digest %s: the %s section could not be read, sent without it: %s",
-                digest, section, exc)  # fmt: skip
+        what = "digest %s: the %s section could not be read; the digest goes out without it: %s"
+        log.log(level, what, digest, section, exc)
         return fallback(exc)
 
 
