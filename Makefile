@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-shifted-clock lint sandbox bench clean
+.PHONY: demo test test-shifted-clock lint sandbox bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-LINTED := $(wildcard automations tests bench examples)
+# The demo's digest in headless Chromium, light and dark, 375 and 800 px wide:
+# docs/digest-{light,dark}-{375,800}.png (tools/screenshots.py; Debian: apt-get install chromium).
+screenshots: $(STAMP)
+	$(BIN)/python -m tools.screenshots --out docs
+
+LINTED := $(wildcard automations tests bench examples tools)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

@@ -4,7 +4,7 @@ One matcher for everything that judges incidents without asking the API:
 ``test-rule`` on saved pages, a rule's ladder checked against its own query
 at start-up, and incidents that arrive by webhook. It reads the same
 ``IncidentFilter`` the daemon sends, so what is matched here and what the API
-returns come from one source of truth. Semantics (INCIDENT_IO_API.md section 4;
+returns come from one source of truth. Semantics (docs/incident-io-api.md section 4;
 the sandbox implements the same, and tests/test_matching.py compares the two
 over a seeded organisation):
 

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.digest_support import SMTPServer
-from tests.engine_harness import harness  # noqa: F401
-from tests.hostile_proxy import hostile  # noqa: F401
-from tests.http_receiver import receiver  # noqa: F401
-from tests.ledger_backends import ledger, ledger_target, store_harness  # noqa: F401
-from tests.openapi_conformance import Conformance, SpecMissing, load_spec
-from tests.postgres_server import postgres, postgres_url  # noqa: F401
-from tests.sandbox_server import sandbox, sandbox_server  # noqa: F401
-from tests.secret_values import SECRETS
+# Fixtures that live in their own modules, loaded by name rather than imported for effect.
+# Registered for assertion rewriting before the imports below load any of them.
+pytest_plugins = [
+    "tests.engine_harness",
+    "tests.hostile_proxy",
+    "tests.http_receiver",
+    "tests.ledger_backends",
+    "tests.postgres_server",
+    "tests.sandbox_server",
+]
+pytest.register_assert_rewrite(*pytest_plugins)
+
+from tests.digest_support import SMTPServer  # noqa: E402
+from tests.openapi_conformance import Conformance, SpecMissing, load_spec  # noqa: E402
+from tests.secret_values import SECRETS  # noqa: E402
 
 MAX_SCANNED_FILE = 50_000_000
 

@@ -4,7 +4,7 @@ The schema lives outside the repository (``../shared/incident-io-openapi3.json``
 or the path in ``INCIDENT_IO_OPENAPI``); tests that need it skip with a clear
 reason when it is absent.
 
-Two deliberate adjustments, both from INCIDENT_IO_API.md:
+Two deliberate adjustments, both from docs/incident-io-api.md:
 
 - ``required`` lists name hidden attributes (external_id, organisation_id, ...)
   that are not in ``properties`` and are never emitted; only the intersection of
@@ -93,7 +93,7 @@ ERROR_ENVELOPE: dict[str, Any] = {
 }
 
 
-# --- Section 0 of INCIDENT_IO_API.md: what the live API sends today --------------------------
+# --- Section 0 of docs/incident-io-api.md: what the live API sends today --------------------------
 # The stored schema predates these; each is added to it (``load_spec``) so the sandbox is held
 # to what the live API sends. Properties are checked strictly like the rest; "required" keys
 # must be present. Add rows here for newer routes and objects.

@@ -361,7 +361,7 @@ class Case:
 
 
 def midnight(day: date) -> datetime:
-    """Dates bound at 00:00 UTC (INCIDENT_IO_API.md section 4)."""
+    """Dates bound at 00:00 UTC (docs/incident-io-api.md section 4)."""
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 

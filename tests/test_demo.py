@@ -50,7 +50,7 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
             url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
             metrics = httpx.get(f"{url}/metrics", timeout=5).text
         seen = "".join(lines)
-        done = ("mail: Incidents", "webhook: ", "reaction: ")
+        done = ('mail: Daily digest "daily"', "webhook: ", "reaction: ")
         if not stopping and metrics and all(text in seen for text in done):
             url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
             metrics_after = httpx.get(f"{url}/metrics", timeout=5).text
@@ -62,11 +62,14 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     assert demo.returncode == 0, story
     assert "severity Minor -> Major" in story
     assert "Documenting -> Closed" in story
-    assert "mail: Incidents" in story
+    assert 'mail: Daily digest "daily" · ' in story
     assert "demo stopped" in story
     assert "Traceback" not in story
     outbox = tmp_path / "outbox"
     assert {p.suffix for p in outbox.iterdir() if p.is_file()} == {".eml", ".html"}
+    pages = [p.read_text() for p in outbox.glob("*.html")]
+    digest = next(page for page in pages if "Incident digest" in page)
+    assert "Trends · last 7 days" in digest  # the seeded history fills the chart
     # Each escalation is announced: a mail (beside the digest) and a verified webhook.
     assert re.search(r"mail: INC-\d+ raised to Major: ", story), story
     assert "webhook: action.applied INC-" in story

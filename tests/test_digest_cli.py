@@ -50,7 +50,7 @@ def test_preview_writes_html_without_touching_the_ledger(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "Subject: Incidents " in result.stderr
+    assert 'Subject: Daily digest "daily" · ' in result.stderr
     assert f"wrote {out}" in result.stderr
     html = out.read_text()
     assert "Checkout latency" in html

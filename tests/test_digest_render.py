@@ -9,6 +9,7 @@ them and review the diff::
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -97,7 +98,7 @@ def test_golden_html_and_text() -> None:
     rendered = Renderer("digest", LONDON).render(sample(), DEFAULT_SUBJECT, 200)
     check_golden("digest.html", rendered.html)
     check_golden("digest.txt", rendered.text)
-    assert rendered.subject == "Incidents Mon 23 Nov 2026: 4 live, 4 opened, 2 resolved"
+    assert rendered.subject == 'Daily digest "daily" · Mon 23 Nov: 4 live, 4 opened, 2 resolved'
 
 
 def test_html_autoescapes_and_text_does_not() -> None:
@@ -109,11 +110,13 @@ def test_html_autoescapes_and_text_does_not() -> None:
 
 
 def test_css_is_inlined_and_dark_mode_kept() -> None:
-    """Rules are inlined as style attributes; only the dark-mode @media block stays in <style>."""
+    """Rules are inlined as style attributes; only the @media blocks (narrow, dark) stay."""
     html = Renderer("digest", LONDON).render(sample(), DEFAULT_SUBJECT, 200).html
     assert 'class="r" style="width:76px;padding:6px 8px 6px 0;' in html
     style = html.split("<style>", 1)[1].split("</style>", 1)[0]
-    assert style.strip().startswith("@media (prefers-color-scheme: dark)")
+    blocks = re.findall(r"@media \(([^)]*)\)\{.*?\n\}", style, flags=re.DOTALL)
+    assert blocks == ["max-width:480px", "prefers-color-scheme: dark"]
+    assert re.sub(r"@media \([^)]*\)\{.*?\n\}", "", style, flags=re.DOTALL).strip() == ""
     assert '<meta name="color-scheme" content="light dark">' in html
 
 

@@ -13,7 +13,7 @@ from tests.openapi_conformance import Conformance
 F = IncidentFilter()
 
 # Each filter with its exact encoding; most are the examples of the endpoint's
-# description in the schema and INCIDENT_IO_API.md section 4.
+# description in the schema and docs/incident-io-api.md section 4.
 EXACT = [
     (F.status(one_of="ABC"), "status[one_of]=ABC"),
     (F.status(not_in=["ABC"]), "status[not_in]=ABC"),

@@ -1,7 +1,7 @@
 """The strict response check: every sandbox response carries what the live API always sends.
 
 Generated clients of the live API raise on a missing required key and crash on
-a ``null`` object (INCIDENT_IO_API.md section 0), so a program tested against a
+a ``null`` object (docs/incident-io-api.md section 0), so a program tested against a
 sandbox that omits one can still break on the real service. This check is a
 table, independent of the stored OpenAPI schema (which predates section 0):
 

@@ -40,8 +40,9 @@ SECTIONS: tuple[SectionName, ...] = (
     "automations",
 )
 DEFAULT_SUBJECT = (
-    "Incidents {{ digest.window_end | day }}: {{ digest.figures.live }} live, "
-    "{{ digest.figures.opened }} opened, {{ digest.figures.resolved }} resolved"
+    '{{ digest.cadence | capitalize }} digest "{{ digest.name }}" · {{ digest.period_label }}: '
+    "{{ digest.figures.live }} live, {{ digest.figures.opened }} opened, "
+    "{{ digest.figures.resolved }} resolved"
 )
 
 
@@ -233,6 +234,11 @@ class DigestOptions(BaseModel):
     schedules: tuple[str, ...] = Field(
         (),
         description="On-call schedules to show, by name or ID (empty: all), checked at start-up.",
+    )
+    trend_period: Literal["auto", "day", "week"] = Field(
+        "auto",
+        description="Trends per day (last 7) or per week (last 8); auto: weeks when the cron "
+        "fires a week or more apart.",
     )
     max_incidents: StrictInt = Field(
         200,

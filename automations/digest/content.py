@@ -18,8 +18,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from automations.catalog import Catalog, rank_order
+from automations.digest.trends import (
+    Cadence,
+    Trends,
+    TrendWindow,
+    build_trends,
+    period_label,
+    week_label,
+)
 from automations.incidentio import Incident
 from automations.text import one_line as text_one_line
 
@@ -145,7 +154,8 @@ class DigestData:
     more: Mapping[str, int] = field(default_factory=dict)  # section -> rows left out
     oncall: OnCall | None = None  # who is on call (digest/oncall.py)
     follow_ups: FollowUps | None = None  # follow-ups of recently closed incidents
-    trends: Any = None  # issue 15: trends (digest/trends.py)
+    trends: Trends | None = None  # digest/trends.py
+    cadence: Cadence = "daily"  # from the cron: names the digest in the default subject
 
     @property
     def shown_sections(self) -> tuple[str, ...]:
@@ -156,6 +166,15 @@ class DigestData:
             if name in self.sections
             and (name not in _OPTIONAL_SECTIONS or getattr(self, name) is not None)
         )
+
+    @property
+    def period_label(self) -> str:
+        """What the digest covers, for subjects: 'Tue 1 Dec' (the day it is for), or for a
+        weekly digest the seven days before the day it is sent ('23-29 Nov', en dash)."""
+        zone = ZoneInfo(self.timezone)
+        if self.cadence == "weekly":
+            return week_label(self.window_end.astimezone(zone).date() - timedelta(days=7))
+        return period_label("day", self.window_end, zone)
 
     @property
     def live_rows(self) -> tuple[IncidentRow, ...]:
@@ -352,8 +371,11 @@ def build_digest(
     include_private: bool = False,
     include_test: bool = False,
     categories: Sequence[str] = (),
+    trend: TrendWindow | None = None,
+    cadence: Cadence = "daily",
 ) -> DigestData:
-    """Every row of the digest, nothing left out yet (see ``limit_rows``)."""
+    """Every row of the digest, nothing left out yet (see ``limit_rows``); the trends
+    section only with a ``trend`` window."""
     shown = visible(
         incidents,
         include_private=include_private,
@@ -405,6 +427,8 @@ def build_digest(
         actions=actions,
         figures=figures,
         incidents_url=incidents_list_url(rows),
+        trends=None if trend is None else build_trends(rows, trend),
+        cadence=cadence,
     )
 
 

@@ -2,7 +2,9 @@
 
 1. live incidents (``status_category=live``), whatever their age;
 2. incidents updated since the window began (``updated_at[gte]``, whole days
-   in UTC): anything opened or resolved in the window was updated in it.
+   in UTC): anything opened or resolved in the window was updated in it. With
+   the trends section, since the trends' comparison window began instead (the
+   same one paged query, however many periods the chart has).
 
 The digest's ``where`` applies to both; mode follows ``include_test``. The
 results are supersets (the API compares dates, not instants): content.py
@@ -16,6 +18,7 @@ from datetime import datetime
 
 from automations.catalog import Catalog
 from automations.digest.config import DigestOptions
+from automations.digest.trends import TrendWindow
 from automations.incidentio import Incident, IncidentFilter, IncidentIOClient
 
 ALL_MODES = ("standard", "retrospective", "test", "tutorial")
@@ -27,6 +30,11 @@ def digest_filter(options: DigestOptions, catalog: Catalog, path: str) -> Incide
     if options.include_test and not options.where.mode:
         query = query.mode(one_of=list(ALL_MODES))
     return query
+
+
+def fetch_since(window_start: datetime, trend: TrendWindow | None) -> datetime:
+    """How far back the updated-since query reaches: the window, or the trends' span."""
+    return window_start if trend is None else min(window_start, trend.since)
 
 
 def queries(options: DigestOptions, base: IncidentFilter, since: datetime) -> list[IncidentFilter]:

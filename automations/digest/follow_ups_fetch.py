@@ -2,7 +2,9 @@
 
 1. the recently resolved incidents: one ``GET /v2/incidents`` query (the digest's
    ``where``, status category learning or closed, ``updated_at[gte]`` the span's
-   start); skipped when ``where.status_category`` leaves neither category in;
+   start); skipped when the digest already read every incident updated since then
+   (with the trends section on, it reads further back) or when
+   ``where.status_category`` leaves neither category in;
 2. their follow-ups: one ``GET /v3/follow_ups`` listing per incident mode among
    them (``created_at[gte]`` the day the oldest was declared: a follow-up is never
    older than its incident), 250 a page. An incident declared long before the
@@ -30,6 +32,7 @@ from automations.digest.follow_ups import (
 )
 from automations.digest.oncall import api_failure
 from automations.digest.oncall_fetch import guarded
+from automations.digest.trends import PERIODS, trend_unit
 from automations.errors import APIError
 from automations.incidentio.follow_ups import TimeWindow, listing_mode
 
@@ -72,6 +75,12 @@ def plan_listings(recent: Iterable[Incident], span_start: datetime) -> list[List
     return listings
 
 
+def follow_up_span(options: DigestOptions, end: datetime) -> timedelta:
+    """The trends' span: 7 days for a daily digest, 8 weeks for a weekly one."""
+    unit = trend_unit(options, end)
+    return PERIODS[unit] * (timedelta(weeks=1) if unit == "week" else timedelta(days=1))
+
+
 def resolved_query(
     options: DigestOptions, base: IncidentFilter, since: datetime
 ) -> IncidentFilter | None:
@@ -89,15 +98,19 @@ def read_follow_ups(
     base: IncidentFilter,
     incidents: Sequence[Incident],
     *,
+    read_since: datetime,
     now: datetime,
     window_start: datetime,
     window_end: datetime,
     span: timedelta = DEFAULT_SPAN,
     incidents_url: str,
 ) -> FollowUps:
-    """The section; ``incidents`` are those the digest already read. Raises APIError."""
+    """The section; ``incidents`` are those the digest already read (live ones, and all
+    updated since ``read_since``). Raises APIError."""
     span_start = now - span
-    query = resolved_query(options, base, span_start)
+    # Incidents updated since the span began are already read (the trends section reads
+    # further back): a resolution in the span is an update in it.
+    query = None if read_since <= span_start else resolved_query(options, base, span_start)
     known = {i.id: i for i in incidents}
     if query is not None:
         for incident in client.iter_incidents(query):
@@ -138,6 +151,7 @@ def follow_ups_section(
     base: IncidentFilter,
     incidents: Sequence[Incident],
     *,
+    read_since: datetime,
     now: datetime,
     window_start: datetime,
     window_end: datetime,
@@ -156,6 +170,7 @@ def follow_ups_section(
             options,
             base,
             incidents,
+            read_since=read_since,
             now=now,
             window_start=window_start,
             window_end=window_end,

@@ -140,7 +140,7 @@ class Renderer:
         import css_inline
 
         raw = self.env.get_template(self.html_name).render(digest=digest)
-        # keep_at_rules: the dark-mode @media block stays in <style>; the rest is inlined
+        # keep_at_rules: the @media blocks (narrow, dark) stay in <style>; the rest is inlined
         # for clients that drop <style> (older Gmail apps, some webmail).
         inliner = css_inline.CSSInliner(
             keep_at_rules=True, minify_css=True, load_remote_stylesheets=False

@@ -37,14 +37,15 @@ from automations.digest.config import (
 from automations.digest.content import DigestData, build_digest
 from automations.digest.delivery import Mailer
 from automations.digest.events import report_failures
-from automations.digest.fetch import digest_filter, fetch_incidents
-from automations.digest.follow_ups_fetch import follow_ups_section
+from automations.digest.fetch import digest_filter, fetch_incidents, fetch_since
+from automations.digest.follow_ups_fetch import follow_up_span, follow_ups_section
 from automations.digest.message import build_message, new_message_id
 from automations.digest.oncall_fetch import oncall_section, resolve_schedules
 from automations.digest.outbox import Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, in_future, period_instant, period_key
 from automations.digest.templates import template_renderer
+from automations.digest.trends import cadence, trend_window
 from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
 from automations.incidentio import Incident, IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
@@ -161,8 +162,11 @@ class Digests:
         start = self.window_start(job, end)
         data_now = self.data_clock()
         shift = _clock_offset(data_now - self.clock())
+        window_end = min(end + shift, data_now)
         with report_failures(name, "build"):
-            incidents = fetch_incidents(self.client, opts, job.query, start + shift)
+            trend = trend_window(opts, window_end) if "trends" in opts.sections else None
+            since = fetch_since(start + shift, trend)
+            incidents = fetch_incidents(self.client, opts, job.query, since)
             events = self.ledger.events(since=start + shift - timedelta(hours=1))
             data = build_digest(
                 name=opts.name,
@@ -172,18 +176,20 @@ class Digests:
                 events=events,
                 now=data_now,
                 window_start=start + shift,
-                window_end=min(end + shift, data_now),
+                window_end=window_end,
                 sections=opts.sections,
                 include_private=opts.include_private,
                 include_test=opts.include_test,
                 categories=opts.where.status_category,
+                trend=trend,
+                cadence=cadence(job.schedule, window_end),
             )
-            data = replace(data, **self._sections(job, incidents, data))
+            data = replace(data, **self._sections(job, incidents, since, data))
         with report_failures(name, "render"):
             return job.renderer.render(data, opts.subject, opts.max_incidents)
 
     def _sections(
-        self, job: DigestJob, incidents: list[Incident], data: DigestData
+        self, job: DigestJob, incidents: list[Incident], read_since: datetime, data: DigestData
     ) -> dict[str, Any]:
         """The on-call and follow-ups sections, read only when shown (each a line if unreadable)."""
         opts, out = job.options, dict[str, Any]()
@@ -198,11 +204,13 @@ class Digests:
                 opts,
                 job.query,
                 incidents,
+                read_since=read_since,
                 now=data.generated_at,
                 window_start=data.window_start,
                 window_end=data.window_end,
                 incidents_url=data.incidents_url,
                 warned=self._unreadable,
+                span=follow_up_span(opts, data.window_end),
             )
         return out
 

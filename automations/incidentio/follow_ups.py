@@ -1,4 +1,4 @@
-"""The query of ``GET /v3/follow_ups`` (INCIDENT_IO_API.md section 0), encoded as the API reads it.
+"""The query of ``GET /v3/follow_ups`` (docs/incident-io-api.md section 0), as the API reads it.
 
 ``/v2/follow_ups`` is removed on 31 December 2026; v3 pages by follow-up ID
 (oldest first, at most 250 a page) and filters on ``incident_id``,

@@ -1,7 +1,7 @@
 """sync_status: move incidents between statuses, or mirror the status category into a field.
 
 Transitions (``to_status``) happen when every ``require`` condition holds. A
-target the API would refuse for the source category (INCIDENT_IO_API.md
+target the API would refuse for the source category (docs/incident-io-api.md
 section 9) is a config error at start-up, not a 422 at 3am. Mirroring
 (``mirror``) keeps a single-select custom field equal to the status category
 and edits only when it differs, at most once per change of category: the event
@@ -44,7 +44,7 @@ APP_LABELS = {"live": "Active", "learning": "Post-incident"}
 
 
 def transition_allowed(source: str, target: str) -> bool:
-    """What POST /actions/edit accepts (INCIDENT_IO_API.md section 9)."""
+    """What POST /actions/edit accepts (docs/incident-io-api.md section 9)."""
     if target in ("triage", "declined", "merged", "canceled", "paused"):
         return False
     if source in ("closed", "declined", "merged", "canceled"):

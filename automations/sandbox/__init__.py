@@ -1,7 +1,7 @@
 """A faithful incident.io simulator on loopback, for the demo and every test.
 
 The API routes, bodies, error envelope, pagination, filters, idempotency and
-rate limit follow ``INCIDENT_IO_API.md``; responses validate against the real
+rate limit follow ``docs/incident-io-api.md``; responses validate against the real
 OpenAPI schema. Build it with ``create_app(SandboxConfig(...))`` (ASGI), run
 it with ``serve(...)`` or ``SandboxThread(...).start()``.
 

@@ -1,4 +1,4 @@
-"""The error envelope every non-2xx answer uses (INCIDENT_IO_API.md section 6).
+"""The error envelope every non-2xx answer uses (docs/incident-io-api.md section 6).
 
 ``{type, status, request_id, errors:[{code, message, source?{field, pointer}}], rate_limit?}``.
 Handlers raise ``ApiError``; the request pipeline renders it with the request's ID.

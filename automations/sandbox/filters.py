@@ -1,4 +1,4 @@
-"""``GET /v2/incidents`` query parsing and filter semantics (INCIDENT_IO_API.md section 4).
+"""``GET /v2/incidents`` query parsing and filter semantics (docs/incident-io-api.md section 4).
 
 Keys are bracketed and repeat once per value: ``status_category[one_of]=live``;
 roles and custom fields nest an ID: ``custom_field[FIELD_ID][one_of]=OPTION_ID``.

@@ -1,6 +1,6 @@
 """On-call records (schedules, escalation paths, escalations) and their API shapes.
 
-Section 0 of INCIDENT_IO_API.md lists what the live API always sends; the
+Section 0 of docs/incident-io-api.md lists what the live API always sends; the
 renderers send exactly that plus the optional keys that have a value, never
 ``null``. Everything time-dependent (``current_shifts``, ``next_shifts``,
 ``current_responders``, who an escalation notified) is computed from the

@@ -1,6 +1,6 @@
 """The on-call routes: schedules, schedule entries, escalation paths, escalations.
 
-Choices where the docs are silent (INCIDENT_IO_API.md section 0):
+Choices where the docs are silent (docs/incident-io-api.md section 0):
 
 - Schedules and paths are listed in creation order, ``after`` = the last ID.
   ``GET /v2/schedules`` sends ``next_shifts`` only when ``page_size`` <= 25,

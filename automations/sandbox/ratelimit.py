@@ -1,4 +1,4 @@
-"""Token bucket per API key (INCIDENT_IO_API.md section 7).
+"""Token bucket per API key (docs/incident-io-api.md section 7).
 
 Capacity equals the per-minute rate and refills continuously (20/s at 1200),
 with no fixed window. It runs on real monotonic time, not the sandbox clock,

@@ -41,6 +41,18 @@ CATALOG_CREATED = datetime(2023, 1, 10, 9, 30, tzinfo=UTC)
 ID_BASE_MS = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
 MIN_AGE_S = 120.0
 MAX_AGE_S = 180 * 86400.0
+# The history's shape: a few incidents from today, most from the last eight weeks (so a
+# digest's trends have something to show), the rest older.
+YOUNG_SHARE = 0.05
+TREND_SHARE = 0.75
+TREND_DAYS = 57  # 8 weeks and a day: whatever the weekday, the 8 weeks shown are covered
+WEEK_WEIGHTS = (1.0, 1.5, 0.7, 1.2, 2.0, 0.9, 1.4, 0.8, 1.1)  # by week back from now
+QUIET_DAYS = (2, 3)  # days back, modulo 7
+QUIET_DAY_WEIGHT = 0.35
+# Time to resolve: log-uniform from RESOLVE_MIN to RESOLVE_MAX (median about 3 hours),
+# shorter for an incident too young to have taken that long.
+RESOLVE_MIN_S = 15 * 60.0
+RESOLVE_MAX_S = 2.5 * 86400.0
 
 USER_NAMES = (
     "Alice Chen", "Ben Okafor", "Carla Mendes", "Dev Patel", "Elena Petrova",
@@ -351,6 +363,7 @@ class _Generator:
         if mode == "standard" and category in ("learning", "closed") and rng.random() < 0.04:
             mode = "retrospective"
         private = itype.private_incidents_only or rng.random() < 0.06
+        private = private or forced.get("visibility") == "private"
         template = rng.choice(SECURITY_TEMPLATES if itype is self.security else NAME_TEMPLATES)
         name = self._fill(template)
         users = c.active_users
@@ -452,7 +465,8 @@ class _Generator:
             update(accepted, c.first_status("live").id, with_severity=True)
             last = accepted
         if category in ("learning", "closed"):
-            resolved = max(created + timedelta(seconds=age_s * rng.uniform(0.02, 0.5)), last)
+            took = min(_log_uniform(rng.random(), RESOLVE_MIN_S, RESOLVE_MAX_S), age_s * 0.8)
+            resolved = max(created + timedelta(seconds=took), last)
             incident.timestamps[ts["Resolved at"]] = resolved
             update(resolved, c.first_status("learning").id)
             last = resolved
@@ -514,7 +528,8 @@ class _Generator:
 
 
 def _forced(count: int) -> dict[int, dict[str, str]]:
-    """Spread one incident of every category (and a test and a tutorial) across the ages."""
+    """Spread one incident of every category (and a test, a tutorial and a private live one)
+    across the ages."""
     if count < 12:
         return {}
     categories = (
@@ -533,16 +548,56 @@ def _forced(count: int) -> dict[int, dict[str, str]]:
             "category": category,
             "mode": "standard",
         }
+    # A private live incident, whatever the draws: digests must be seen to leave it out.
+    forced[count - 8] = {"category": "live", "mode": "standard", "visibility": "private"}
     forced.setdefault(count - 2, {})["mode"] = "test"
     forced.setdefault(count - 5, {})["mode"] = "tutorial"
     return forced
 
 
+def _log_uniform(position: float, low: float, high: float) -> float:
+    return math.exp(math.log(low) + position * (math.log(high) - math.log(low)))
+
+
+def _day_weights() -> list[float]:
+    """How busy each of the last TREND_DAYS days was (day 1 = yesterday): some weeks are
+    busier than others, and two days in seven are quiet. Counted back from the sandbox's
+    now, never from its weekday: the history (and its IDs) must not depend on the clock."""
+    return [
+        WEEK_WEIGHTS[day // 7] * (QUIET_DAY_WEIGHT if day % 7 in QUIET_DAYS else 1.0)
+        for day in range(1, TREND_DAYS)
+    ]
+
+
+def history_ages(rng: random.Random, count: int) -> list[float]:
+    """Incident ages in seconds, oldest first: a few from today (the youngest minutes old),
+    most from the last eight weeks at a varied daily rate, the rest up to 180 days old.
+
+    Three draws per incident, whichever share it falls in, so the rest of the
+    history draws the same numbers whatever the shares.
+    """
+    days = _day_weights()
+    total = sum(days)
+    ages = []
+    for _ in range(count):
+        share, first, second = rng.random(), rng.random(), rng.random()
+        if share < YOUNG_SHARE:
+            ages.append(_log_uniform(first, MIN_AGE_S, 86400.0))
+        elif share < YOUNG_SHARE + TREND_SHARE:
+            point, day = first * total, 0
+            while day < len(days) - 1 and point >= days[day]:
+                point -= days[day]
+                day += 1
+            ages.append((day + 1 + second) * 86400.0)
+        else:
+            ages.append(_log_uniform(first, TREND_DAYS * 86400.0, MAX_AGE_S))
+    return sorted(ages, reverse=True)
+
+
 def build_history(seed: int, count: int, catalog: Catalog, anchor: datetime) -> History:
-    """``count`` incidents, INC-1 the oldest, created log-uniformly 2 minutes to 180 days ago."""
+    """``count`` incidents, INC-1 the oldest, 2 minutes to 180 days old (``history_ages``)."""
     generator = _Generator(seed, catalog, anchor)
-    lo, hi = math.log(MIN_AGE_S), math.log(MAX_AGE_S)
-    ages = sorted((math.exp(generator.rng.uniform(lo, hi)) for _ in range(count)), reverse=True)
+    ages = history_ages(generator.rng, count)
     forced = _forced(count)
     for index, age in enumerate(ages):
         generator.incident(index + 1, age, forced.get(index, {}))

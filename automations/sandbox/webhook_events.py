@@ -1,4 +1,4 @@
-"""What incident.io would send for the changes one request made (INCIDENT_IO_API.md section 0).
+"""What incident.io would send for the changes one request made (docs/incident-io-api.md section 0).
 
 Each event is ``(event_type, body)`` with the body ``{"event_type": T, T: payload}``:
 

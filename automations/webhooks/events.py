@@ -1,6 +1,6 @@
 """The event types the daemon acts on, and what each delivery names: an incident or a follow-up.
 
-The body is ``{"event_type": T, T: payload}`` (INCIDENT_IO_API.md sections 0 and
+The body is ``{"event_type": T, T: payload}`` (docs/incident-io-api.md sections 0 and
 11). Only the ID is taken from it: order is not guaranteed and private events
 carry nothing else, so the incident itself is always re-read from the API.
 
