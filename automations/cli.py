@@ -177,6 +177,8 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     for hint in hints:
         click.echo(hint, err=True)
     for outcome in report.rules:
+        if outcome.kept_locally is not None:
+            click.echo(_kept_locally(outcome.rule, *outcome.kept_locally), err=True)
         for action, reason in outcome.skipped:
             click.echo(f"{action.incident_reference} [{action.rule}] {reason}", err=True)
         if outcome.braked:
@@ -191,6 +193,14 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
             "`automations resume`",
             err=True,
         )
+
+
+def _kept_locally(rule: str, kept: int, fetched: int) -> str:
+    """What where.team_ids cost: the API cannot filter by team, so it is done here."""
+    return (
+        f"rule {rule}: where.team_ids kept {kept} of {fetched} incidents fetched (teams are "
+        "filtered locally, after fetching: GET /v2/incidents has no team filter)"
+    )
 
 
 def _report_failed(reports: list[CycleReport]) -> bool:

@@ -51,6 +51,7 @@ from automations.notify.sender import ChannelPolicy
 from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
 from automations.retention import Retention
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
+from automations.where import LocalFilter
 
 log = logging.getLogger("automations.engine")
 
@@ -75,6 +76,8 @@ class RuleOutcome:
     gave_up: str | None = None
     cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
     lost_leadership: str | None = None  # the guard said no before an effect: the cycle ends
+    # where.team_ids (judged after fetching): (incidents kept, incidents fetched); None without
+    kept_locally: tuple[int, int] | None = None
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Evaluation:
     errors: dict[str, str] = field(default_factory=dict)
     # incident ID -> its updates, fetched at most once per poll however many rules ask
     updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
+    # rule name -> [kept, fetched] by its where's local part (rules that have one)
+    kept_locally: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -245,17 +250,34 @@ class Engine:
             query = rule.query()
             groups.setdefault(query.key(), (query, []))[1].append(rule)
         result = Evaluation(candidates={rule.name: [] for rule in rules}, queries=len(groups))
+        local = {rule.name: rule.local_filter() for rule in rules}
         seen: set[str] = set()
         for query, group in groups.values():
             for page in self.client.iter_incident_pages(query):
                 seen.update(incident.id for incident in page.incidents)
                 for rule in group:
                     if rule.name not in result.errors:
-                        self._evaluate_page(rule, page.incidents, now, follow_ups, result)
+                        incidents = self._kept_locally(
+                            local[rule.name], page.incidents, rule, result
+                        )
+                        self._evaluate_page(rule, incidents, now, follow_ups, result)
                 if stop_requested(stop):
                     raise CycleStopped
         result.incidents_seen = len(seen)
         return result
+
+    @staticmethod
+    def _kept_locally(
+        local: LocalFilter, incidents: Sequence[Incident], rule: AnyRule, result: Evaluation
+    ) -> Sequence[Incident]:
+        """The page as the rule's where sees it: its local part (team_ids) applied, counted."""
+        if not local:
+            return incidents
+        kept = local.select(incidents)
+        counts = result.kept_locally.setdefault(rule.name, [0, 0])
+        counts[0] += len(kept)
+        counts[1] += len(incidents)
+        return kept
 
     def _evaluate_page(
         self,
@@ -363,6 +385,8 @@ class Engine:
         never claimed, so it is looked at again next cycle.
         """
         outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
+        if (kept := found.kept_locally.get(rule.name)) is not None:
+            outcome.kept_locally = (kept[0], kept[1])
         if outcome.error is not None:
             return outcome
         fresh, outcome.already_done = self._not_done(found.candidates[rule.name])
@@ -564,11 +588,11 @@ class Engine:
         A query the matcher cannot decide (automations/matching.py) leaves the rule to
         polling: said once per rule.
         """
-        query = rule.query()
-        key = query.key()
+        query, local = rule.query(), rule.local_filter()
+        key = f"{query.key()}|{local.key()}"
         if key not in self._matchers:
             try:
-                self._matchers[key] = IncidentMatcher(query, self.catalog)
+                self._matchers[key] = IncidentMatcher(query, self.catalog, local)
             except UndecidableFilter as exc:
                 self._matchers[key] = None
                 log.warning(
@@ -724,7 +748,11 @@ class Engine:
         outcome: RuleOutcome,
     ) -> bool:
         """Does the action still apply to the fresh incident? If not, release the claim."""
-        why_not = rule.still_applies(action, incident, ctx)
+        why_not = (
+            rule.still_applies(action, incident, ctx)
+            if rule.local_filter()(incident)
+            else "no longer owned by a team in where.team_ids after re-reading the incident"
+        )
         if why_not is None:
             return True
         # The condition may hold again later.

@@ -22,6 +22,10 @@ over a seeded organisation):
 - ``incident_role[ID][is_blank]=true`` means unassigned; ``one_of`` lists user IDs;
 - ``custom_field[ID]`` compares option IDs for select fields, the raw value otherwise.
 
+A ``where``'s local part (``where.LocalFilter``: ``team_ids``, which the API
+cannot filter on) is AND-ed in when given, so a matcher answers "would this
+rule or digest act on the incident", not only "would the API return it".
+
 A condition that cannot be decided without the API (a ``severity[gte]`` bound
 the catalog does not know) raises ``UndecidableFilter`` when the matcher is
 built, never a guess.
@@ -36,6 +40,7 @@ from automations.catalog import Catalog
 from automations.errors import ConfigError
 from automations.incidentio import Incident, IncidentFilter, Severity
 from automations.incidentio.filters import Condition
+from automations.where import LocalFilter
 
 Predicate = Callable[[Incident], bool]
 DEFAULT_MODES = frozenset({"standard", "retrospective"})
@@ -46,11 +51,14 @@ class UndecidableFilter(ConfigError):
 
 
 class IncidentMatcher:
-    """An ``IncidentFilter`` compiled into a predicate over incidents."""
+    """An ``IncidentFilter`` (and a ``where``'s local part) compiled into a predicate."""
 
-    def __init__(self, query: IncidentFilter, catalog: Catalog) -> None:
+    def __init__(
+        self, query: IncidentFilter, catalog: Catalog, local: LocalFilter | None = None
+    ) -> None:
         self.query = query
         self.catalog = catalog
+        self.local = local or LocalFilter()
         self.modes = DEFAULT_MODES
         self.any = False
         groups: dict[tuple[str, str], list[Predicate]] = {}
@@ -66,7 +74,7 @@ class IncidentMatcher:
         self._groups = [_all(predicates) for predicates in groups.values()]
 
     def __call__(self, incident: Incident) -> bool:
-        if incident.mode not in self.modes:
+        if incident.mode not in self.modes or not self.local(incident):
             return False
         if not self._groups:
             return True
@@ -74,7 +82,8 @@ class IncidentMatcher:
         return combine(group(incident) for group in self._groups)
 
     def select(self, incidents: Iterable[Incident]) -> list[Incident]:
-        """The incidents the API would return for the query, in the order given."""
+        """The incidents the API would return for the query (and the local part keeps), in
+        the order given."""
         return [incident for incident in incidents if self(incident)]
 
     def admits_severity(self, severity: Severity) -> bool:

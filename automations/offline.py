@@ -85,7 +85,7 @@ def evaluate_offline(
     catalog = _offline_catalog(config, incidents)
     (rule,) = build_rules(config, catalog, only=rule_name)
     try:
-        matcher = IncidentMatcher(rule.query(), catalog)
+        matcher = IncidentMatcher(rule.query(), catalog, rule.local_filter())
     except UndecidableFilter as exc:
         raise _cannot(rule, str(exc)) from None
     matching = matcher.select(incidents)

@@ -1,20 +1,30 @@
-"""``where = {...}``: server-side filters written with names, compiled to an IncidentFilter.
+"""``where = {...}``: which incidents a rule or digest looks at, written with names.
 
-Everything here becomes query parameters of ``GET /v2/incidents``, so the API
-does the filtering and the daemon pages through only what a rule can act on.
+Two parts, and this module is the only one that knows which key is which:
+
+- the server-side part (``Where.to_filter``): query parameters of
+  ``GET /v2/incidents``, so the API filters and the daemon pages through only
+  what a rule can act on;
+- the local part (``Where.local_filter``): what the API cannot filter on
+  (``team_ids``: the list endpoint has no team parameter). It is judged here,
+  after fetching, by every caller that applies a ``where``: the engine's polling
+  and its webhook matching, digests, and ``test-rule``. Its cost: the incidents
+  of every team that pass the server-side part are fetched, then dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from automations.catalog import resolve_name
 from automations.errors import Problems
-from automations.incidentio import IncidentFilter
+from automations.incidentio import Incident, IncidentFilter
 
 if TYPE_CHECKING:
     from automations.catalog import Catalog
@@ -23,6 +33,60 @@ StatusCategoryName = Literal[
     "triage", "declined", "merged", "canceled", "live", "learning", "closed", "paused"
 ]
 ModeName = Literal["standard", "retrospective", "test", "tutorial"]
+
+
+_TEAM_ID = re.compile(r"^[0-9A-Za-z]+$")
+
+
+def _team_id(value: str) -> str:
+    """An incident.io team ID (a ULID such as 01HXYZ...); a team's name is refused, with
+    where names are accepted instead, rather than matching nothing forever."""
+    if not value.strip():
+        raise ValueError('must not be empty: give a team ID, e.g. "01HXYZ..."')
+    if not _TEAM_ID.match(value) or not any(char.isdigit() for char in value):
+        raise ValueError(
+            f'{value!r} is not a team ID (letters and digits, e.g. "01HXYZ...", as in an '
+            "incident's team_ids); team names are not accepted here: to filter by the Team "
+            'custom field write custom_field = { Team = ["Payments"] }'
+        )
+    return value
+
+
+TeamId = Annotated[str, AfterValidator(_team_id)]
+
+
+@dataclass(frozen=True)
+class LocalFilter:
+    """The part of a ``where`` judged after fetching, because ``GET /v2/incidents`` cannot.
+
+    Empty (falsy) when the ``where`` has no local key: everything passes.
+    """
+
+    team_ids: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.team_ids)
+
+    def __call__(self, incident: Incident) -> bool:
+        """Owned by one of the teams (OR-ed, like one_of); AND-ed with the server-side part."""
+        return not self.team_ids or not self.team_ids.isdisjoint(incident.team_ids)
+
+    def select(self, incidents: Iterable[Incident]) -> list[Incident]:
+        """The incidents that pass, in the order given."""
+        return [incident for incident in incidents if self(incident)]
+
+    def key(self) -> str:
+        """Stable text for caching and grouping; "" when empty."""
+        return ",".join(sorted(self.team_ids))
+
+    def describe(self) -> str | None:
+        """One line for plan, validate and digest status; None when empty."""
+        if not self:
+            return None
+        return (
+            f"team_ids {', '.join(sorted(self.team_ids))} (filtered locally after fetching: "
+            "GET /v2/incidents has no team filter)"
+        )
 
 
 class _Named(Protocol):
@@ -57,9 +121,27 @@ class Where(BaseModel):
         description="Incident modes. Empty means standard and retrospective: test and "
         "tutorial incidents are never touched unless listed here.",
     )
+    team_ids: tuple[TeamId, ...] = Field(
+        (),
+        description='Team IDs, e.g. ["01HXYZ..."]: incidents owned by any of them (their '
+        "team_ids). Filtered locally after fetching, as the API has no team filter.",
+    )
+
+    @field_validator("team_ids")
+    @classmethod
+    def _distinct_teams(cls, team_ids: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({team for team in team_ids if team_ids.count(team) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed twice; list each team once")
+        return team_ids
+
+    def local_filter(self) -> LocalFilter:
+        """What ``to_filter`` cannot send: apply it to every incident fetched with it."""
+        return LocalFilter(frozenset(self.team_ids))
 
     def to_filter(self, catalog: Catalog, path: str = "where") -> IncidentFilter:
-        """Resolve names to IDs; every unknown name is reported, each at its key path."""
+        """The server-side part, names resolved to IDs; every unknown name is reported, each
+        at its key path. ``team_ids`` is not in it (see ``local_filter``)."""
         problems = Problems()
 
         def ids(resolve: Callable[[str], _Named], values: tuple[str, ...], key: str) -> list[str]:

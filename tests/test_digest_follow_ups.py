@@ -324,11 +324,48 @@ def test_digest_lists_outstanding_follow_ups_and_never_a_private_one(
     assert len(follow_up_reads) == 1
     assert "incident_id" not in str(follow_up_reads[0])
     incident_reads = [r for r in requests if r["path"] == "/v2/incidents"]
-    assert len(incident_reads) == 3  # live, updated in the window, resolved in the span
+    # live, and updated since the trends' comparison began (further back than the span):
+    # the recently resolved incidents come with them, no third query
+    assert len(incident_reads) == 2
     for entry in requests:
         openapi.validate_request(
             entry["method"], entry["path"], entry["query_pairs"], entry["body"]
         )
+
+
+@pytest.mark.parametrize(
+    ("cron", "span", "words"),
+    [
+        ("0 8 * * mon-fri", timedelta(days=7), "7 days"),
+        ("0 8 * * mon", timedelta(weeks=8), "8 weeks"),
+    ],
+)
+def test_without_trends_one_query_reads_the_span(
+    tmp_path: Path, sandbox: SandboxControl, cron: str, span: timedelta, words: str
+) -> None:
+    """Without the trends section, one incident query reads the learning and closed incidents
+    updated since the span began: 7 days for a daily digest, 8 weeks for a weekly one."""
+    config = write_config(
+        tmp_path, sandbox.base_url, 2525, cron=cron, extra='sections = ["follow_ups"]\n'
+    )
+    now = sandbox.now()
+    runtime, digests = open_digests(config, Clock(now))
+    try:
+        sandbox.clear_requests()
+        rendered = digests.preview("daily")
+    finally:
+        runtime.close()
+    reads = [r["query_pairs"] for r in sandbox.requests() if r["path"] == "/v2/incidents"]
+    since = (now - span).date().isoformat()
+    resolved = [
+        ["status_category[one_of]", "closed"],
+        ["status_category[one_of]", "learning"],
+        ["updated_at[gte]", since],
+        ["page_size", "250"],
+    ]
+    assert resolved in reads
+    assert len(reads) == 3
+    assert f"resolved in the last {words}" in rendered.text
 
 
 def _follow_ups_of(sandbox: SandboxControl, incident_id: str) -> list[dict[str, Any]]:

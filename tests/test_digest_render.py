@@ -116,7 +116,10 @@ def test_css_is_inlined_and_dark_mode_kept() -> None:
     style = html.split("<style>", 1)[1].split("</style>", 1)[0]
     blocks = re.findall(r"@media \(([^)]*)\)\{.*?\n\}", style, flags=re.DOTALL)
     assert blocks == ["max-width:480px", "prefers-color-scheme: dark"]
-    assert re.sub(r"@media \([^)]*\)\{.*?\n\}", "", style, flags=re.DOTALL).strip() == ""
+    rest = re.sub(r"@media \([^)]*\)\{.*?\n\}", "", style, flags=re.DOTALL).strip()
+    # Link colours stay in <style> (not repeated on every link) through an @media all block.
+    assert rest == "@media all{a{color:#0b5cad}}"
+    assert 'style="color:#0b5cad"' not in html
     assert '<meta name="color-scheme" content="light dark">' in html
 
 

@@ -4,6 +4,7 @@ config and the ledger only."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -114,7 +115,9 @@ def test_text_lists_schedule_next_send_last_sent_and_each_state(outbox: Outbox) 
     assert lines[0] == "daily: enabled; cron '0 8 * * *' in UTC"
     assert lines[1] in {f"  next send: {n.isoformat()} (UTC), {iso(n)} (UTC)" for n in nexts}
     assert lines[2] == f"  last sent: {keys['sent']}"
-    assert lines[3] == "  outbox: 6 entries"
+    assert lines[3] == (
+        "  outbox: 6 entries: 3 queued (2 pending, 1 sending), 1 sent, 1 failed, 1 expired"
+    )
     entries = {line.split()[0]: line for line in lines[4:10]}
     assert entries[keys["expired"]].split()[1:3] == ["expired", "1"]
     assert "error: SMTP 127.0.0.1" in entries[keys["expired"]]
@@ -154,6 +157,16 @@ def test_json_gives_the_same_facts_per_entry(outbox: Outbox) -> None:
     assert daily["next_send"] in [{"local": n.isoformat(), "utc": iso(n)} for n in nexts]
     assert daily["last_sent_period"] == keys["sent"]
     assert daily["outbox_total"] == 6
+    assert daily["outbox_counts"] == {
+        "queued": 3,
+        "pending": 2,
+        "sending": 1,
+        "sent": 1,
+        "failed": 1,
+        "expired": 1,
+        "quarantined": 0,
+    }
+    assert daily["team_ids"] == []
     rows = {row["period"]: row for row in daily["outbox"]}
     order = ["expired", "failed", "sent", "pending", "sending", "future"]
     assert [row["period"] for row in daily["outbox"]] == [keys[w] for w in order]
@@ -177,6 +190,7 @@ def test_json_gives_the_same_facts_per_entry(outbox: Outbox) -> None:
     assert weekly["enabled"] is False
     assert weekly["next_send"] is None
     assert weekly["outbox"] == []
+    assert weekly["outbox_counts"] == dict.fromkeys(daily["outbox_counts"], 0)
 
 
 def test_one_digest_newest_entries_and_an_unknown_name(outbox: Outbox) -> None:
@@ -184,7 +198,10 @@ def test_one_digest_newest_entries_and_an_unknown_name(outbox: Outbox) -> None:
     result = invoke("digest", "status", "daily", "--limit", "2", "--config", str(outbox.config))
     assert result.exit_code == 0, result.output
     assert "weekly" not in result.output
-    assert "  outbox: 6 entries, the newest 2 shown" in result.output
+    assert (
+        "  outbox: 6 entries: 3 queued (2 pending, 1 sending), 1 sent, 1 failed, 1 expired; "
+        "the newest 2 shown"
+    ) in result.output
     shown = [line.split()[0] for line in result.output.splitlines()[4:]]
     assert shown == [outbox.keys["sending"], outbox.keys["future"]]
 
@@ -214,3 +231,47 @@ def test_next_send_in_the_digest_zone_and_utc_without_a_ledger(tmp_path: Path) -
     assert not Path(config.store.path).exists()
     with Ledger(config.store.path) as ledger:  # an empty ledger says the same
         assert digest_statuses(config, ledger, friday_noon, "daily", 10)[0].total == 0
+
+
+def test_an_unreadable_row_shows_as_quarantined_and_is_counted(outbox: Outbox) -> None:
+    """A ledger row whose state no version wrote is quarantined, listed and counted as such;
+    the sent period it was no longer counts as the last sent."""
+    ledger = sqlite3.connect(outbox.config.parent / "ledger.db")
+    with ledger:
+        ledger.execute(
+            "UPDATE outbox SET state = 'garbled' WHERE digest = 'daily' AND period = ?",
+            [outbox.keys["sent"]],
+        )
+    ledger.close()
+
+    result = invoke("digest", "status", "daily", "--json", "--config", str(outbox.config))
+    text = invoke("digest", "status", "daily", "--config", str(outbox.config))
+
+    assert result.exit_code == 0, result.output
+    (daily,) = json.loads(result.stdout)
+    row = next(row for row in daily["outbox"] if row["period"] == outbox.keys["sent"])
+    assert row["state"] == "quarantined"
+    assert row["last_error"].startswith("quarantined, the ledger row could not be read")
+    assert (daily["outbox_counts"]["sent"], daily["outbox_counts"]["quarantined"]) == (0, 1)
+    assert daily["last_sent_period"] is None
+    assert text.stdout.splitlines()[3] == (
+        "  outbox: 6 entries: 3 queued (2 pending, 1 sending), 1 failed, 1 expired, 1 quarantined"
+    )
+
+
+def test_a_per_team_digest_says_its_teams_are_filtered_locally(tmp_path: Path) -> None:
+    """A digest with where.team_ids shows them, and that they are judged after fetching."""
+    team = "01HZPAYMENTS0000000000000"
+    path = write_config(
+        tmp_path, "http://127.0.0.1:1", 1, extra=f'where = {{ team_ids = ["{team}"] }}\n'
+    )
+    friday_noon = datetime(2026, 7, 3, 11, 0, tzinfo=UTC)
+
+    (daily,) = digest_statuses(load_config(path), None, friday_noon, None, 10)
+
+    assert daily.json()["team_ids"] == [team]
+    assert daily.lines()[3:5] == [
+        f"  where: team_ids {team} (filtered locally after fetching: GET /v2/incidents has no "
+        "team filter)",
+        "  outbox: 0 entries",
+    ]

@@ -213,7 +213,10 @@ class DigestOptions(BaseModel):
         min_length=1,
         description="Jinja template of the subject; line breaks become spaces.",
     )
-    where: Where = Field(default_factory=Where, description="Server-side incident filters.")
+    where: Where = Field(
+        default_factory=Where,
+        description="Incident filters: sent to the API, except team_ids (judged after fetching).",
+    )
     include_private: StrictBool = Field(
         False, description="Show private incidents (off: not even their names or counts)."
     )

@@ -6,7 +6,9 @@
    the trends section, since the trends' comparison window began instead (the
    same one paged query, however many periods the chart has).
 
-The digest's ``where`` applies to both; mode follows ``include_test``. The
+The digest's ``where`` applies to both; mode follows ``include_test``. Its
+local part (``team_ids``: the API has no team filter) is applied to what came
+back, so a per-team digest costs the same requests as one for every team. The
 results are supersets (the API compares dates, not instants): content.py
 narrows them to the exact window.
 """
@@ -50,9 +52,10 @@ def queries(options: DigestOptions, base: IncidentFilter, since: datetime) -> li
 def fetch_incidents(
     client: IncidentIOClient, options: DigestOptions, base: IncidentFilter, since: datetime
 ) -> list[Incident]:
-    """Every incident the digest may mention, each once."""
+    """Every incident the digest may mention, each once, its where's local part applied."""
+    local = options.where.local_filter()
     found: dict[str, Incident] = {}
     for query in queries(options, base, since):
-        for incident in client.iter_incidents(query):
+        for incident in local.select(client.iter_incidents(query)):
             found.setdefault(incident.id, incident)
     return list(found.values())

@@ -4,10 +4,13 @@ No API, no SMTP: an operator asks "when does it go next, did the last one go,
 what is stuck" while the API or the mail server is the thing that is down.
 Periods later than now (queued while the host clock was ahead) are flagged:
 they count as nothing (see ``Digests.due``) and this is where they show.
+Entries are counted per state over the whole outbox (``--limit`` only cuts the
+list): *queued* is pending plus sending, what has yet to reach the server.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +20,8 @@ from automations.digest.config import DigestOptions, no_such_digest
 from automations.digest.schedule import Schedule, in_future, period_instant
 from automations.history import iso
 from automations.ledger import Ledger, OutboxItem, OutboxState
+
+QUEUED = (OutboxState.PENDING, OutboxState.SENDING)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,22 @@ class DigestStatus:
     last_sent: str | None  # the latest period sent, leaving out those in the future
     entries: list[Entry]  # the newest, oldest first
     total: int  # entries in the outbox, shown or not
+    counts: Counter[OutboxState]  # entries per state, shown or not
+
+    def counts_json(self) -> dict[str, int]:
+        """Every state, zeros included, and ``queued`` (pending + sending)."""
+        counted = {"queued": sum(self.counts[state] for state in QUEUED)}
+        counted.update((state.value, self.counts[state]) for state in OutboxState)
+        return counted
+
+    def counts_text(self) -> str:
+        """``3 queued (2 pending, 1 sending), 1 sent, 1 failed``: the states that occur."""
+        queued = [f"{self.counts[s]} {s.value}" for s in QUEUED if self.counts[s]]
+        waiting = sum(self.counts[s] for s in QUEUED)
+        parts = [f"{waiting} queued ({', '.join(queued)})"] if waiting else []
+        final = [s for s in OutboxState if s not in QUEUED]
+        parts += [f"{self.counts[s]} {s.value}" for s in final if self.counts[s]]
+        return ", ".join(parts)
 
     def json(self) -> dict[str, Any]:
         opts = self.options
@@ -87,7 +108,9 @@ class DigestStatus:
             if self.next_send is None
             else {"local": _local(self.next_send, opts), "utc": iso(self.next_send)},
             "last_sent_period": self.last_sent,
+            "team_ids": list(opts.where.team_ids),
             "outbox_total": self.total,
+            "outbox_counts": self.counts_json(),
             "outbox": [entry.json() for entry in self.entries],
         }
 
@@ -103,8 +126,12 @@ class DigestStatus:
         else:
             lines.append(f"  next send: none ({'no occurrence' if opts.enabled else state})")
         lines.append(f"  last sent: {self.last_sent or 'never'}")
-        shown = f", the newest {len(self.entries)} shown" if len(self.entries) < self.total else ""
-        lines.append(f"  outbox: {self.total} entr{'y' if self.total == 1 else 'ies'}{shown}")
+        if (teams := opts.where.local_filter().describe()) is not None:
+            lines.append(f"  where: {teams}")
+        counted = f": {self.counts_text()}" if self.total else ""
+        shown = f"; the newest {len(self.entries)} shown" if len(self.entries) < self.total else ""
+        entries = f"{self.total} entr{'y' if self.total == 1 else 'ies'}"
+        lines.append(f"  outbox: {entries}{counted}{shown}")
         lines.extend(f"    {entry.line()}" for entry in self.entries)
         return lines
 
@@ -139,6 +166,7 @@ def _status(opts: DigestOptions, ledger: Ledger | None, now: datetime, limit: in
         last_sent=sent[-1] if sent else None,
         entries=entries,
         total=len(periods),
+        counts=Counter(state for _period, state in periods),
     )
 
 

@@ -51,7 +51,7 @@ from automations.incidentio import (
 )
 from automations.schedules import CronExpression, TimeZoneName
 from automations.text import NAME_LIMIT, REASON_LIMIT, one_line
-from automations.where import Where
+from automations.where import LocalFilter, Where
 
 PLUGIN_API_VERSION = 1
 CHANNEL_NAME = r"^[a-z0-9][a-z0-9_-]*$"
@@ -94,7 +94,10 @@ class RuleOptions(BaseModel):
     timezone: TimeZoneName | None = Field(
         None, description="IANA timezone for cron, e.g. Europe/London."
     )
-    where: Where = Field(default_factory=Where, description="Server-side incident filters.")
+    where: Where = Field(
+        default_factory=Where,
+        description="Incident filters: sent to the API, except team_ids (judged after fetching).",
+    )
     notify_incident_channel: StrictBool = Field(
         False,
         description="Whether incident.io announces this rule's edits in the incident channel.",
@@ -252,6 +255,11 @@ class Rule(ABC, Generic[OptionsT]):
     def query(self) -> IncidentFilter:
         """The server-side query: identical queries are fetched once per cycle."""
         return self.options.where.to_filter(self.catalog)
+
+    def local_filter(self) -> LocalFilter:
+        """The part of ``where`` the API cannot filter on (``team_ids``): the engine applies
+        it to what ``query`` fetched, before ``evaluate`` and again on the re-read."""
+        return self.options.where.local_filter()
 
     @property
     def needs_follow_ups(self) -> bool:
