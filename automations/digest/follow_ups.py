@@ -4,7 +4,8 @@
 within ``span`` before now (7 days for a daily digest, 8 weeks for a weekly
 one). Its outstanding follow-ups are listed oldest first, with who owns them
 and how old they are; beyond ``limit`` rows, "and N more" links to
-incident.io. Follow-ups completed in the digest's window are counted.
+incident.io. Follow-ups of the same incidents completed in the digest's window
+are counted.
 
 The audience rules are the incidents': a follow-up whose incident this digest
 may not show (private, test, outside its ``where``, or simply not among the
@@ -155,7 +156,7 @@ def build_follow_ups(
         1
         for f in unique
         if f.status == FollowUpStatus.COMPLETED
-        and f.incident_id in seen
+        and f.incident_id in recent
         and f.completed_at is not None
         and window_start <= f.completed_at < window_end
     )
