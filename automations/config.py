@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -182,6 +183,23 @@ class StoreSettings(BaseModel):
         return self._path_given
 
 
+def check_public_url(value: str) -> str:
+    """An absolute http(s) URL with a host, no query or fragment; kept without a final '/'."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() or c in "\"'<>" for c in value)
+    ):
+        raise ValueError(
+            f"{value!r} is not a public URL like https://automations.example.com "
+            "(http or https, a host, an optional path; no query)"
+        )
+    return value.rstrip("/")
+
+
 class ServerSettings(BaseModel):
     """The optional health and metrics listener; off unless asked for, loopback unless told."""
 
@@ -195,6 +213,22 @@ class ServerSettings(BaseModel):
         description="/healthz fails when no cycle succeeded for this long "
         "(default: 3x the longest rule interval, at least 5m; 2h when a rule uses cron).",
     )
+    public_url: str | None = Field(
+        None,
+        description="Where people reach this listener (e.g. https://automations.example.com, "
+        "behind your proxy): a digest's 'and N more' changes link to its page there.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_public_url(value)
+
+    @model_validator(mode="after")
+    def _served(self) -> ServerSettings:
+        if self.public_url is not None and not self.enabled:
+            raise ValueError("public_url needs the listener: set enabled = true")
+        return self
 
 
 class AppConfigBase(BaseModel):

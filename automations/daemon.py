@@ -481,6 +481,7 @@ class Daemon:
         events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
         if self.notifications is not None and self.notifications.on_outcome is None:
             self.notifications.on_outcome = self.metrics.observe_notification
+        from automations.digest.changes_page import ChangesPages
         from automations.webhooks.service import webhook_service
 
         self.webhooks = webhook_service(self)
@@ -489,6 +490,7 @@ class Daemon:
             host=settings.host,
             port=settings.port,
             webhook=self.webhooks.receiver if self.webhooks is not None else None,
+            pages=ChangesPages(lambda: self.digests),
         ).start()
 
     def stop_health(self) -> None:

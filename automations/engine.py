@@ -710,6 +710,10 @@ class Engine:
             request_body=action.request_body(),
             now=self.clock(),
             notify=notify_spec(action),
+            kind=action.kind,
+            details=action.details,
+            incident_private=action.incident_private,
+            incident_mode=action.incident_mode,
         )
 
     def _reread(

@@ -24,6 +24,10 @@ declared length or the bytes sent exceed it), within the same
 ``request_timeout``; the receiver (automations/webhooks/receiver.py) then runs
 in a worker thread, so verifying and recording never stall the loop.
 
+With digests, ``GET /digests/<name>/changes`` is a digest's page of every automated
+change in a window (automations/digest/changes_page.py), also answered in a worker
+thread: it reads the ledger.
+
 HTTP is parsed by h11 (the parser under httpx and uvicorn). uvicorn itself
 does not fit: it neither caps connections nor times out a request head, so
 300 silent clients cost it 300 descriptors. ``host`` may be IPv4 or IPv6;
@@ -47,6 +51,7 @@ from automations.errors import ConfigError
 from automations.metrics import Metrics
 
 if TYPE_CHECKING:
+    from automations.digest.changes_page import ChangesPages
     from automations.webhooks.receiver import WebhookReceiver
 
 log = logging.getLogger("automations.server")
@@ -163,6 +168,9 @@ class _Connection(asyncio.Protocol):
                     self.waiting = False
                     if self._for_webhook(event):
                         self._begin_delivery(event)
+                    elif self._for_page(event):
+                        self._begin_page(event)
+                        return  # the answer comes from a worker thread
                     else:
                         self._respond(*self._answer(event), event)
                 elif self.delivery is not None and isinstance(event, h11.Data):
@@ -246,6 +254,23 @@ class _Connection(asyncio.Protocol):
         self.answering = True
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(None, webhook.receive, headers, body)
+        future.add_done_callback(lambda done: self._delivered(done, request))
+
+    def _for_page(self, request: h11.Request) -> bool:
+        pages = self.server.pages
+        return pages is not None and pages.wants(request.target)
+
+    def _begin_page(self, request: h11.Request) -> None:
+        """A page reads the ledger: in a worker thread, answered like a webhook delivery."""
+        pages = self.server.pages
+        assert pages is not None
+        if _head_size(request) > MAX_HEAD_BYTES:
+            self._respond(431, "text/plain", b"request header fields too large\n", request)
+            self._settle()
+            return
+        self.answering = True
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, pages.answer, request.method, request.target)
         future.add_done_callback(lambda done: self._delivered(done, request))
 
     def _delivered(self, done: asyncio.Future[Answer], request: h11.Request) -> None:
@@ -333,9 +358,11 @@ class HealthServer:
         request_timeout: float = REQUEST_TIMEOUT,
         grace: float = GRACE,
         webhook: WebhookReceiver | None = None,
+        pages: ChangesPages | None = None,
     ) -> None:
         self.metrics = metrics
         self.webhook = webhook  # [webhooks]: POST to its path
+        self.pages = pages  # digests' pages of changes
         self.max_connections = max_connections or default_max_connections()
         self.request_timeout = request_timeout
         self.grace = grace

@@ -102,6 +102,10 @@ def event_json(event: Event) -> dict[str, Any]:
         "attempts": event.attempts,
         "rearmed": event.rearmed,
         "rearmed_at": iso(event.rearmed_at),
+        "kind": event.kind,
+        "details": None if event.details is None else dict(event.details),
+        "incident_private": event.incident_private,
+        "incident_mode": event.incident_mode,
     }
 
 

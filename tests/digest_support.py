@@ -271,8 +271,12 @@ def make_event(
     rule: str = "escalate-stuck-minor",
     reason: str = "live for 2h (step 1: after 2h); severity Minor -> Major",
     state: EventState = EventState.APPLIED,
+    kind: str | None = None,
+    details: dict[str, Any] | None = None,
+    recorded: bool = False,
 ) -> Event:
-    """A ledger event as the engine records it."""
+    """A ledger event as the engine records it; ``recorded``: with the incident's visibility
+    and mode as the claim saw them (ledger migration 0016), else as an older row (unknown)."""
     return Event(
         id=1,
         rule=rule,
@@ -288,4 +292,9 @@ def make_event(
         claimed_at=at,
         finished_at=at,
         attempts=1,
+        incident_name=incident.name,
+        kind=kind,
+        details=details,
+        incident_private=incident.is_private if recorded else None,
+        incident_mode=incident.mode if recorded else None,
     )

@@ -141,7 +141,7 @@ def test_private_and_test_incidents_only_when_asked(flag: str) -> None:
 
 
 def test_actions_come_from_applied_events_in_the_window() -> None:
-    """Applied and reconciled edits in the window, newest first, described by what changed."""
+    """Applied and reconciled edits in the window, newest first, described by their edit body."""
     one = make_incident("one", age=timedelta(hours=5))
     two = make_incident("two", age=timedelta(hours=5))
     gone = make_incident("not returned by the API", age=timedelta(hours=5))
@@ -170,9 +170,9 @@ def test_actions_come_from_applied_events_in_the_window() -> None:
     ]
     data = digest([one, two], events)
     assert [(a.reference, a.rule, a.what) for a in data.actions] == [
-        (one.reference, "phase", "Phase → Active"),
-        (two.reference, "close-finished", "Status → Closed"),
-        (one.reference, "escalate-stuck-minor", "Severity → Major"),
+        (one.reference, "phase", "Phase set to Active"),
+        (two.reference, "close-finished", "Status set to Closed"),
+        (one.reference, "escalate-stuck-minor", "Severity set to Major"),
     ]
     assert data.figures.actions == 3
 

@@ -66,7 +66,18 @@ def sample(incidents: list[Incident] | None = None, **options: object) -> Digest
                 number=90,
             ),
         ]
-        events = [make_event(checkout, at=NOW - timedelta(hours=2), body={"severity_id": "SEV3"})]
+        events = [
+            make_event(
+                checkout,
+                at=NOW - timedelta(hours=2),
+                body={"severity_id": "SEV3"},
+                reason="live for 6h 3m (since 04:00 UTC); step 2 (after 6h): severity Major -> "
+                "Critical",
+                kind="escalate",
+                details={"from": "Major", "to": "Critical", "step": 2},
+                recorded=True,
+            )
+        ]
     else:
         events = []
     return build_digest(

@@ -69,6 +69,7 @@ ALL_MIGRATIONS = [
     "0013_safety",
     "0014_notifications",
     "0015_webhook_deliveries",
+    "0016_event_kinds",
 ]
 
 

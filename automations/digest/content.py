@@ -33,6 +33,7 @@ from automations.incidentio import Incident
 from automations.text import one_line as text_one_line
 
 if TYPE_CHECKING:  # the ledger (sqlite-utils) stays out of `validate --offline`'s imports
+    from automations.digest.changes import ActionRow, ChangesMore
     from automations.digest.follow_ups import FollowUps
     from automations.digest.oncall import OnCall
     from automations.ledger import Event
@@ -43,7 +44,6 @@ HIDDEN_MODES = ("test", "tutorial")
 NAME_LIMIT = 200
 # Incident timestamps that say when an incident was resolved, in order of preference.
 RESOLVED_TIMESTAMPS = ("Resolved at", "Closed at")
-_APPLIED = ("applied", "reconciled")  # EventState values (a StrEnum compares equal)
 # The order sections appear in, whatever order the config lists them in; each one is
 # templates/digest/<section>.html.j2 and .txt.j2.
 SECTION_ORDER = (
@@ -107,30 +107,18 @@ class SeverityGroup:
 
 
 @dataclass(frozen=True)
-class ActionRow:
-    """One thing the automations did, from the ledger."""
-
-    at: datetime
-    rule: str
-    reference: str
-    name: str
-    link: str | None
-    what: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Figures:
     """Counts and simple statistics over every visible incident (never limited)."""
 
     live: int
     opened: int
     resolved: int
-    actions: int
+    actions: int  # every automated change shown, outside the digest's filter included
     live_by_severity: tuple[tuple[str, str, int], ...]  # (severity, tone, count)
     live_without_lead: int
     median_time_to_resolve: timedelta | None
     longest_live: timedelta | None
+    actions_outside: int = 0  # of ``actions``, those on incidents outside the filter
 
 
 @dataclass(frozen=True)
@@ -156,6 +144,7 @@ class DigestData:
     follow_ups: FollowUps | None = None  # follow-ups of recently closed incidents
     trends: Trends | None = None  # digest/trends.py
     cadence: Cadence = "daily"  # from the cron: names the digest in the default subject
+    changes_more: ChangesMore | None = None  # where "and N more" changes are listed
 
     @property
     def shown_sections(self) -> tuple[str, ...]:
@@ -285,67 +274,6 @@ def group_live(rows: Sequence[IncidentRow]) -> tuple[SeverityGroup, ...]:
     )
 
 
-# --- automations -------------------------------------------------------------------------
-
-
-def describe_edit(body: Mapping[str, Any] | None, catalog: Catalog) -> str:
-    """'Severity → Major' from the edit body the engine recorded."""
-    wanted = (body or {}).get("incident", {})
-    parts = []
-    if "severity_id" in wanted:
-        severity = catalog.severity_by_id(str(wanted["severity_id"]))
-        parts.append(f"Severity → {severity.name if severity else wanted['severity_id']}")
-    if "incident_status_id" in wanted:
-        status = next((s for s in catalog.statuses if s.id == wanted["incident_status_id"]), None)
-        parts.append(f"Status → {status.name if status else wanted['incident_status_id']}")
-    for entry in wanted.get("custom_field_entries", []):
-        field_ = next((f for f in catalog.custom_fields if f.id == entry["custom_field_id"]), None)
-        options = catalog.custom_field_options.get(entry["custom_field_id"], ())
-        values = [
-            next((o.value for o in options if o.id == v.get("value_option_id")), "")
-            for v in entry.get("values", [])
-        ]
-        label = field_.name if field_ else "Custom field"
-        parts.append(f"{label} → {', '.join(v for v in values if v) or 'cleared'}")
-    return one_line("; ".join(parts) or "Edited", 120)
-
-
-def action_rows(
-    events: Iterable[Event],
-    seen: Mapping[str, IncidentRow],
-    catalog: Catalog,
-    start: datetime,
-    end: datetime,
-) -> tuple[ActionRow, ...]:
-    """Applied edits in the window, on incidents this audience may see; newest first.
-
-    An event on an incident not in ``seen`` (private, test, filtered out, or
-    not returned by the API) is left out entirely: the ledger knows its
-    reference, and that alone would leak it.
-    """
-    rows = []
-    for event in events:
-        at = event.finished_at or event.claimed_at
-        if event.dry_run or event.state not in _APPLIED or not (start <= at < end):
-            continue
-        incident = seen.get(event.incident_id)
-        if incident is None:
-            continue
-        rows.append(
-            ActionRow(
-                at=at,
-                rule=one_line(event.rule, 64),
-                reference=incident.reference,
-                name=incident.name,
-                link=incident.link,
-                what=describe_edit(event.request_body, catalog),
-                reason=one_line(event.reason, 300),
-            )
-        )
-    rows.sort(key=lambda r: r.at, reverse=True)
-    return tuple(rows)
-
-
 # --- the digest --------------------------------------------------------------------------
 
 
@@ -373,9 +301,17 @@ def build_digest(
     categories: Sequence[str] = (),
     trend: TrendWindow | None = None,
     cadence: Cadence = "daily",
+    changes_url: str | None = None,
 ) -> DigestData:
     """Every row of the digest, nothing left out yet (see ``limit_rows``); the trends
-    section only with a ``trend`` window."""
+    section only with a ``trend`` window.
+
+    ``changes_url`` is the daemon's page of every change in the window (digest/changes.py).
+    """
+    # Imported here: changes.py builds on this module's helpers (one_line, safe_link).
+    from automations.digest.changes import ChangesMore, action_rows, history_command
+
+    incidents = list(incidents)
     shown = visible(
         incidents,
         include_private=include_private,
@@ -399,7 +335,18 @@ def build_digest(
         key=lambda r: (r.resolved_at, r.created_at),
         reverse=True,
     )
-    actions = action_rows(events, {r.id: r for r in rows}, catalog, window_start, window_end)
+    incidents_url = incidents_list_url(rows)
+    actions = action_rows(
+        events,
+        {r.id: r for r in rows},
+        catalog,
+        window_start,
+        window_end,
+        fetched={i.id: i for i in incidents},
+        include_private=include_private,
+        include_test=include_test,
+        incidents_url=incidents_url,
+    )
     groups = group_live(live)
     durations = sorted(r.duration for r in resolved if r.duration is not None)
     figures = Figures(
@@ -411,6 +358,7 @@ def build_digest(
         live_without_lead=sum(1 for r in live if r.lead is None),
         median_time_to_resolve=statistics.median_low(durations) if durations else None,
         longest_live=max((r.age for r in live), default=None),
+        actions_outside=sum(1 for a in actions if a.outside),
     )
     return DigestData(
         name=name,
@@ -426,9 +374,10 @@ def build_digest(
         resolved=tuple(resolved),
         actions=actions,
         figures=figures,
-        incidents_url=incidents_list_url(rows),
+        incidents_url=incidents_url,
         trends=None if trend is None else build_trends(rows, trend),
         cadence=cadence,
+        changes_more=ChangesMore(changes_url, history_command(window_start, now)),
     )
 
 

@@ -183,10 +183,20 @@ class Digests:
                 categories=opts.where.status_category,
                 trend=trend,
                 cadence=cadence(job.schedule, window_end),
+                changes_url=self.changes_url(name, start + shift, window_end),
             )
             data = replace(data, **self._sections(job, incidents, since, data))
         with report_failures(name, "render"):
             return job.renderer.render(data, opts.subject, opts.max_incidents)
+
+    def changes_url(self, name: str, start: datetime, end: datetime) -> str | None:
+        """The daemon's page of every change in the window, if [server] public_url is set."""
+        public_url = self.config.server.public_url
+        if public_url is None:
+            return None
+        from automations.digest.changes import page_url
+
+        return page_url(public_url, self.ledger.link_key(), name, start, end)
 
     def _sections(
         self, job: DigestJob, incidents: list[Incident], read_since: datetime, data: DigestData

@@ -71,6 +71,11 @@ class Event:
     rearmed_at: datetime | None = None
     owner: str | None = None  # host:pid:token of the claiming process (owners.py)
     notify: NotifySpec = field(default_factory=NotifySpec)  # to announce once applied
+    # As the rule saw it at claim time (migration 0016); None on older rows: unknown.
+    kind: str | None = None  # escalate, status, mirror, notice, or a plugin's own
+    details: Mapping[str, Any] | None = None  # e.g. {"from": "Major", "to": "Critical"}
+    incident_private: bool | None = None
+    incident_mode: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Event:
@@ -101,6 +106,12 @@ class Event:
             notify=NotifySpec()
             if row.get("notify") is None
             else NotifySpec.from_json(row["notify"]),
+            kind=row.get("kind"),
+            details=_details(row.get("details")),
+            incident_private=None
+            if row.get("incident_private") is None
+            else bool(row["incident_private"]),
+            incident_mode=row.get("incident_mode"),
         )
 
     @classmethod
@@ -163,13 +174,18 @@ class EventStore(NotificationStore):
         dry_run: bool = False,
         now: datetime | None = None,
         notify: NotifySpec | None = None,
+        kind: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        incident_private: bool | None = None,
+        incident_mode: str | None = None,
     ) -> bool:
         """Record the intent before acting; False means the key is already done or in flight.
 
         ``notify`` (the rule's channels and rendered announce message) is kept on the claim,
         so whoever records the outcome (this cycle, or reconcile after a crash) queues the
         same notifications. A REARMED key is taken over (attempts + 1, the outcome columns
-        cleared).
+        cleared). ``kind``, ``details`` and the incident's visibility and mode are what a
+        digest phrases the change by and decides who may see it by (digest/changes.py).
         """
         params = {
             "rule": rule,
@@ -186,16 +202,23 @@ class EventStore(NotificationStore):
             "claimed_at": to_text(current(now)),
             "owner": self.owner,
             "notify": notify.to_json() if notify else None,
+            "kind": kind,
+            "details": None
+            if details is None
+            else json.dumps(dict(details), ensure_ascii=False, default=str),
+            "incident_private": None if incident_private is None else int(incident_private),
+            "incident_mode": incident_mode,
         }
         with self._guard(f"claiming event {event_key!r}"):
             changed = self._execute(
                 """
                 INSERT INTO events (rule, incident_id, incident_reference, incident_name,
                                     event_key, state, reason, request_body, dry_run,
-                                    claimed_at, owner, notify, attempts, rearmed)
+                                    claimed_at, owner, notify, kind, details,
+                                    incident_private, incident_mode, attempts, rearmed)
                 VALUES (:rule, :incident_id, :incident_reference, :incident_name,
                         :event_key, :state, :reason, :request_body, :dry_run, :claimed_at,
-                        :owner, :notify,
+                        :owner, :notify, :kind, :details, :incident_private, :incident_mode,
                         1 + coalesce((SELECT attempts FROM releases
                                       WHERE event_key = :event_key), 0),
                         coalesce((SELECT rearmed FROM releases
@@ -206,6 +229,9 @@ class EventStore(NotificationStore):
                     incident_reference = excluded.incident_reference,
                     incident_name = excluded.incident_name, claimed_at = excluded.claimed_at,
                     owner = excluded.owner, notify = excluded.notify,
+                    kind = excluded.kind, details = excluded.details,
+                    incident_private = excluded.incident_private,
+                    incident_mode = excluded.incident_mode,
                     attempts = events.attempts + 1,
                     request_id = NULL, error = NULL, finished_at = NULL
                 WHERE events.state = 'rearmed'
@@ -475,6 +501,16 @@ class EventStore(NotificationStore):
                 [rule, to_text(since), EventState.APPLIED.value, EventState.RECONCILED.value],
             )
         return 0 if row is None else int(row["n"])
+
+
+def _details(text: str | None) -> dict[str, Any] | None:
+    """The ``details`` column: a JSON object, or None (unknown, or not an object)."""
+    if text is None:
+        return None
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"details is JSON {type(value).__name__}, not an object")
+    return value
 
 
 def _filters(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
+from automations.errors import LedgerError
 from automations.ledger.base import LedgerBase
 
 CLOCK_OFFSET = "clock_offset_seconds"
+LINK_KEY = "link_key"
 
 
 class MetaStore(LedgerBase):
@@ -22,3 +25,16 @@ class MetaStore(LedgerBase):
 
     def save_clock_offset(self, offset: timedelta) -> None:
         self._set_meta(CLOCK_OFFSET, repr(offset.total_seconds()))
+
+    def link_key(self) -> str:
+        """The key that signs links the daemon serves (a digest's page of changes), made once
+        per ledger: every replica, and every later process, signs and checks with the same."""
+        with self._guard(f"making {LINK_KEY}"):
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                [LINK_KEY, secrets.token_hex(32)],
+            )
+        key = self._meta(LINK_KEY)
+        if not key:  # someone blanked it: refuse rather than sign with an empty key
+            raise LedgerError(f"{LINK_KEY} in ledger {self.name} is empty; delete the row")
+        return key

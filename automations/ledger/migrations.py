@@ -341,4 +341,17 @@ def build_migrations() -> Migrations:
         table.create_index(["state", "next_attempt_at"], index_name="webhook_deliveries_due")
         table.create_index(["received_at"], index_name="webhook_deliveries_received_at")
 
+    @migrations(name="0016_event_kinds")
+    def event_kinds(db: Database) -> None:
+        # What a digest needs to phrase a change and to decide who may see it, as the rule
+        # saw it at claim time: the action's kind ("escalate", "status", "mirror", "notice",
+        # a plugin's own) and details (JSON: {"from": ..., "to": ..., "step": ...}), and the
+        # incident's visibility (1 private, 0 public) and mode. NULL on older rows: unknown
+        # (a digest then falls back to the edit body, and counts the incident as private).
+        events = db.table("events")
+        events.add_column("kind", str)
+        events.add_column("details", str)
+        events.add_column("incident_private", int)
+        events.add_column("incident_mode", str)
+
     return migrations

@@ -236,4 +236,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX webhook_deliveries_received_at ON webhook_deliveries (received_at);
         """,
     ),
+    (
+        "0016_event_kinds",
+        f"""
+        ALTER TABLE events ADD COLUMN kind {TEXT};
+        ALTER TABLE events ADD COLUMN details {TEXT};
+        ALTER TABLE events ADD COLUMN incident_private BIGINT;
+        ALTER TABLE events ADD COLUMN incident_mode {TEXT};
+        """,
+    ),
 ]

@@ -175,6 +175,7 @@ class PlannedAction:
     effect: Effect = "edit"
     notify: tuple[str, ...] = ()  # channel names
     incident_private: bool = False  # only channels with include_private hear of it
+    incident_mode: str | None = None  # standard, retrospective, test, tutorial (digests)
     announce: str | None = None  # the rendered incident-update message
     # Why this action must not be applied although the rule matched (e.g. the ranks it
     # depends on are unknown): the engine never claims it, counts it as skipped with this
@@ -331,6 +332,7 @@ class Rule(ABC, Generic[OptionsT]):
             effect="edit" if edit is not None else "notify",
             notify=self.channels,
             incident_private=incident.is_private,
+            incident_mode=incident.mode,
             announce=self._render_announce(incident, clipped),
             refused=refused,
         )
