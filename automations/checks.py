@@ -30,7 +30,7 @@ def check_config(
     Rules' and digests' names (unless ``catalog`` is None: ``validate --offline``),
     digest and channel templates, and, given an ``environment``, the SMTP password, the
     channels' secrets and the webhook signing secrets; given a ``client``, the escalation
-    paths channels name.
+    paths channels name and the schedules digests name.
     """
     problems = Problems()
     rules: list[AnyRule] = []
@@ -43,6 +43,11 @@ def check_config(
             from automations.digest.service import resolve_digests
 
             resolve_digests(config, catalog, problems)
+            if client is not None:  # the digests' on-call schedules, by name
+                from automations.digest.oncall_fetch import resolve_schedules
+
+                with problems.collect():
+                    resolve_schedules(None, client, enumerate(config.digests))
         else:
             from automations.digest.templates import check_templates
 

@@ -1,21 +1,21 @@
 """The 100 KB budget: 200 incidents with every section on still fit in one unclipped mail.
 
-Sections another part of issue 15 builds (on-call, follow-ups) get realistic filler
-and, while their templates are not shipped yet, a stand-in template of the same
-markup as the other sections' rows (one table row per item, CSS classes); once the
-real template exists it is used instead, and the filler must be replaced by that
-section's own data type.
+The on-call and follow-ups sections get realistic data of their own types: six
+schedules of two rotations each, and as many follow-ups as the section lists (its
+cap) with more left over.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from automations.digest.config import DEFAULT_SUBJECT, SECTIONS
 from automations.digest.content import DigestData, build_digest
+from automations.digest.follow_ups import ROW_LIMIT, FollowUpRow, FollowUps
+from automations.digest.oncall import OnCall, OnCallPerson, ScheduleRow
 from automations.digest.render import HTML_LIMIT, Renderer
 from automations.digest.trends import trend_window
 from automations.incidentio import Incident
@@ -34,57 +34,6 @@ NAMES = (
     "Webhook deliveries delayed for notifications",
     "Partial outage of api-gateway in us-east-1",
 )
-
-
-@dataclass(frozen=True)
-class OnCallFiller:
-    schedule: str
-    people: str
-    until: str
-    next: str
-
-
-@dataclass(frozen=True)
-class FollowUpFiller:
-    reference: str
-    title: str
-    assignee: str
-    age: str
-
-
-STAND_INS = {
-    "oncall": (
-        "<h2>On call now</h2>\n"
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0">\n'
-        "{% for s in digest.oncall %}"
-        '<tr valign="top"><td class="r">{{ s.schedule }}</td><td class="n">{{ s.people }}'
-        '<br><span class="m">until {{ s.until }} · next {{ s.next }}</span></td></tr>\n'
-        "{% endfor %}</table>\n",
-        "\nON CALL NOW\n{% for s in digest.oncall %}  {{ s.schedule }}: {{ s.people }} "
-        "until {{ s.until }}, next {{ s.next }}\n{% endfor %}",
-    ),
-    "follow_ups": (
-        "<h2>Follow-ups</h2>\n"
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0">\n'
-        "{% for f in digest.follow_ups %}"
-        '<tr valign="top"><td class="r">{{ f.reference }}</td><td class="n">{{ f.title }}'
-        '<br><span class="m">{{ f.assignee }} · open {{ f.age }}</span></td></tr>\n'
-        "{% endfor %}</table>\n",
-        "\nFOLLOW-UPS\n{% for f in digest.follow_ups %}  {{ f.reference }}  {{ f.title }}\n"
-        "    {{ f.assignee }} · open {{ f.age }}\n{% endfor %}",
-    ),
-}
-
-
-def stand_in_templates(folder: Path) -> Path:
-    """Stand-ins for the sections whose templates are not shipped (yet)."""
-    target = folder / "digest"
-    target.mkdir(parents=True)
-    for section, (html, text) in STAND_INS.items():
-        if not (SHIPPED / f"{section}.html.j2").exists():
-            (target / f"{section}.html.j2").write_text(html)
-            (target / f"{section}.txt.j2").write_text(text)
-    return folder
 
 
 def organisation() -> tuple[list[Incident], list[Event]]:
@@ -133,14 +82,42 @@ def every_section() -> DigestData:
         sections=SECTIONS,
         trend=trend_window(CronSchedule("0 8 * * mon-fri", LONDON), NOW),
     )
-    people = ("Alice Chen, Ben Okafor", "Carla Mendes", "Dev Patel, Elena Petrova")
-    oncall = tuple(
-        OnCallFiller(f"Schedule {k} primary", people[k % 3], "Mon 30 Nov 09:00", "Hana Sato")
-        for k in range(6)
+    people = ("Alice Chen", "Ben Okafor", "Carla Mendes", "Dev Patel", "Elena Petrova")
+    oncall = OnCall(
+        schedules=tuple(
+            ScheduleRow(
+                name=f"Schedule {k} primary",
+                link=f"https://app.incident.io/acme/on-call/schedules/01SCHEDULE{k:016d}",
+                people=(
+                    OnCallPerson(people[k % 5], "Primary"),
+                    OnCallPerson(people[(k + 1) % 5], "Shadow"),
+                ),
+                handover_at=NOW + timedelta(hours=k + 1),
+                handover_in=timedelta(hours=k + 1),
+                next_people=(OnCallPerson(people[(k + 2) % 5], "Primary"),),
+            )
+            for k in range(6)
+        )
     )
-    follow_ups = tuple(
-        FollowUpFiller(f"INC-{1900 + k}", f"Write a runbook for {NAMES[k % 6]}", "Uma Iyer", "9d")
-        for k in range(25)
+    incident = incidents[100]
+    follow_ups = FollowUps(
+        rows=tuple(
+            FollowUpRow(
+                id=f"01FOLLOWUP{k:016d}",
+                title=f"Write a runbook for {NAMES[k % 6]}",
+                reference=incident.reference,
+                incident_name=incident.name,
+                link=incident.permalink,
+                assignee="Uma Iyer" if k % 3 else "team Payments",
+                created_at=NOW - timedelta(days=9, hours=k),
+                age=timedelta(days=9, hours=k),
+                priority="High" if k % 2 else None,
+            )
+            for k in range(ROW_LIMIT)
+        ),
+        outstanding=ROW_LIMIT + 5,
+        completed=7,
+        more_url="https://app.incident.io/acme/follow-ups",
     )
     return replace(data, oncall=oncall, follow_ups=follow_ups)
 
@@ -148,7 +125,7 @@ def every_section() -> DigestData:
 def test_200_incidents_with_every_section_fit_under_100_kb(tmp_path: Path) -> None:
     """Every section shown, every row kept (no shrinking), the HTML under HTML_LIMIT."""
     data = every_section()
-    renderer = Renderer("digest", LONDON, stand_in_templates(tmp_path))
+    renderer = Renderer("digest", LONDON)
     rendered = renderer.render(data, DEFAULT_SUBJECT, 200)
     size = len(rendered.html.encode())
     assert size < HTML_LIMIT, f"{size} bytes"
@@ -156,14 +133,16 @@ def test_200_incidents_with_every_section_fit_under_100_kb(tmp_path: Path) -> No
     assert rendered.data.more == {}  # the budget held: no row dropped to fit
     assert rendered.data.shown_rows == data.shown_rows == 152  # 70 live, 14 + 8, 60 changes
     assert "Trends · last 7 days" in rendered.html
-    assert "On call now" in rendered.html
-    assert "Follow-ups" in rendered.html
+    assert ">On call<" in rendered.html
+    assert "Schedule 5 primary" in rendered.html
+    assert ">Follow-ups<" in rendered.html
+    assert "and 5 more on incident.io" in rendered.html
 
 
 def test_the_trends_section_is_compact(tmp_path: Path) -> None:
     """The chart costs a few KB, whatever the number of incidents: rows are one line each."""
     data = every_section()
-    renderer = Renderer("digest", LONDON, stand_in_templates(tmp_path))
+    renderer = Renderer("digest", LONDON)
     with_trends = len(renderer.render(data, DEFAULT_SUBJECT, 200).html.encode())
     without = len(renderer.render(replace(data, trends=None), DEFAULT_SUBJECT, 200).html.encode())
     assert 0 < with_trends - without < 7_000  # measured: 5.6 KB for 7 days

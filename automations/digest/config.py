@@ -234,6 +234,10 @@ class DigestOptions(BaseModel):
     sections: tuple[SectionName, ...] = Field(
         SECTIONS, min_length=1, description="Which sections to show (always in this order)."
     )
+    schedules: tuple[str, ...] = Field(
+        (),
+        description="On-call schedules to show, by name or ID (empty: all), checked at start-up.",
+    )
     trend_period: Literal["auto", "day", "week"] = Field(
         "auto",
         description="Trends per day (last 7) or per week (last 8); auto: weeks when the cron "
@@ -275,6 +279,15 @@ class DigestOptions(BaseModel):
     def _unique_sections(cls, value: tuple[SectionName, ...]) -> tuple[SectionName, ...]:
         if len(set(value)) != len(value):
             raise ValueError("each section may be listed once")
+        return value
+
+    @field_validator("schedules")
+    @classmethod
+    def _named_schedules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not name.strip() for name in value):
+            raise ValueError("a schedule is named by its name or ID, never an empty string")
+        if len(set(value)) != len(value):
+            raise ValueError("each schedule may be listed once")
         return value
 
     @model_validator(mode="after")

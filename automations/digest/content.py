@@ -34,6 +34,8 @@ from automations.text import one_line as text_one_line
 
 if TYPE_CHECKING:  # the ledger (sqlite-utils) stays out of `validate --offline`'s imports
     from automations.digest.changes import ActionRow, ChangesMore
+    from automations.digest.follow_ups import FollowUps
+    from automations.digest.oncall import OnCall
     from automations.ledger import Event
 
 LIVE = "live"
@@ -138,8 +140,8 @@ class DigestData:
     figures: Figures
     incidents_url: str
     more: Mapping[str, int] = field(default_factory=dict)  # section -> rows left out
-    oncall: Any = None  # issue 15: who is on call (digest/oncall.py)
-    follow_ups: Any = None  # issue 15: follow-ups (digest/follow_ups.py)
+    oncall: OnCall | None = None  # who is on call (digest/oncall.py)
+    follow_ups: FollowUps | None = None  # follow-ups of recently closed incidents
     trends: Trends | None = None  # digest/trends.py
     cadence: Cadence = "daily"  # from the cron: names the digest in the default subject
     changes_more: ChangesMore | None = None  # where "and N more" changes are listed

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -34,18 +34,20 @@ from automations.digest.config import (
     no_such_digest,
     smtp_password_problem,
 )
-from automations.digest.content import build_digest
+from automations.digest.content import DigestData, build_digest
 from automations.digest.delivery import Mailer
 from automations.digest.events import report_failures
 from automations.digest.fetch import digest_filter, fetch_incidents, fetch_since
+from automations.digest.follow_ups_fetch import follow_up_span, follow_ups_section
 from automations.digest.message import build_message, new_message_id
+from automations.digest.oncall_fetch import oncall_section, resolve_schedules
 from automations.digest.outbox import Delivery, DigestOutbox
 from automations.digest.render import Rendered, Renderer
 from automations.digest.schedule import Schedule, in_future, period_instant, period_key
 from automations.digest.templates import template_renderer
 from automations.digest.trends import cadence, trend_window
 from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
-from automations.incidentio import IncidentFilter, IncidentIOClient
+from automations.incidentio import Incident, IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
 
 if TYPE_CHECKING:
@@ -102,6 +104,9 @@ class Digests:
         )
         self.outbox = DigestOutbox(ledger, mailer, backoff, clock)
         self._future_reported: set[tuple[str, str]] = set()  # (digest, time) warned about
+        self._unreadable: set[tuple[str, str, int | None]] = set()  # sections warned about
+        jobs = ((job.index, job.options) for job in self.jobs.values())
+        self.schedule_ids = resolve_schedules(config.path, client, jobs)
 
     @classmethod
     def from_runtime(
@@ -180,6 +185,7 @@ class Digests:
                 cadence=cadence(job.schedule, window_end),
                 changes_url=self.changes_url(name, start + shift, window_end),
             )
+            data = replace(data, **self._sections(job, incidents, since, data))
         with report_failures(name, "render"):
             return job.renderer.render(data, opts.subject, opts.max_incidents)
 
@@ -191,6 +197,32 @@ class Digests:
         from automations.digest.changes import page_url
 
         return page_url(public_url, self.ledger.link_key(), name, start, end)
+
+    def _sections(
+        self, job: DigestJob, incidents: list[Incident], read_since: datetime, data: DigestData
+    ) -> dict[str, Any]:
+        """The on-call and follow-ups sections, read only when shown (each a line if unreadable)."""
+        opts, out = job.options, dict[str, Any]()
+        if "oncall" in opts.sections:
+            wanted = self.schedule_ids.get(opts.name, opts.schedules)
+            out["oncall"] = oncall_section(
+                self.client, opts, wanted, data.generated_at, self._unreadable
+            )
+        if "follow_ups" in opts.sections:
+            out["follow_ups"] = follow_ups_section(
+                self.client,
+                opts,
+                job.query,
+                incidents,
+                read_since=read_since,
+                now=data.generated_at,
+                window_start=data.window_start,
+                window_end=data.window_end,
+                incidents_url=data.incidents_url,
+                warned=self._unreadable,
+                span=follow_up_span(opts, data.window_end),
+            )
+        return out
 
     def preview(self, name: str) -> Rendered:
         """Render from current data; nothing is queued or sent."""
