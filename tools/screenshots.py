@@ -38,7 +38,7 @@ MOMENT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 # The rules' cycle runs this long before the digest, so its changes are inside the window.
 CYCLE_BEFORE = timedelta(minutes=5)
 # Enough for every section to have rows and one "and N more" link; a short page to look at.
-INCIDENTS = 40
+INCIDENTS = 200  # the demo's organisation: a week of trends worth a chart
 MAX_ROWS = 16
 WIDTHS = (375, 800)
 SCHEMES = ("light", "dark")
