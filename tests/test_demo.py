@@ -69,7 +69,11 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     assert {p.suffix for p in outbox.iterdir() if p.is_file()} == {".eml", ".html"}
     pages = [p.read_text() for p in outbox.glob("*.html")]
     digest = next(page for page in pages if "Incident digest" in page)
+    # Every section of the demo's digest has something to show (issue 15).
     assert "Trends · last 7 days" in digest  # the seeded history fills the chart
+    assert "Next handover" in digest  # who is on call, from the schedules API
+    assert re.search(r"\d+ outstanding from incidents resolved in the last 7 days", digest)
+    assert re.search(r"Raised to Major: ", digest)  # the cycle's escalations, in words
     # Each escalation is announced: a mail (beside the digest) and a verified webhook.
     assert re.search(r"mail: INC-\d+ raised to Major: ", story), story
     assert "webhook: action.applied INC-" in story
