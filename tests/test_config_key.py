@@ -35,9 +35,8 @@ def test_the_file_is_named_once_above_every_problem() -> None:
 
 def test_an_unknown_name_stays_an_unknown_name() -> None:
     """A plugin catching UnknownName (kind, value, valid names) still can, with its path set."""
-    with pytest.raises(UnknownName) as info, config_key("rules[2]"):
-        with config_key("field"):
-            raise UnknownName("custom field", "Teem", ["Team", "Service"])
+    with pytest.raises(UnknownName) as info, config_key("rules[2]"), config_key("field"):
+        raise UnknownName("custom field", "Teem", ["Team", "Service"])
     assert info.value.path == "rules[2].field"
     assert (info.value.kind, info.value.value) == ("custom field", "Teem")
     assert str(info.value) == (
