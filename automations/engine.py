@@ -53,7 +53,7 @@ from automations.retention import Retention
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 from automations.where import LocalFilter
 
-log = logging.getLogger("automations.engine")
+log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)  # the window max_actions_per_day counts over
 

@@ -33,7 +33,7 @@ from stamina.instrumentation import RetryDetails, RetryHook
 
 from automations.errors import APIUnavailable
 
-LOG = logging.getLogger("automations.incidentio")
+LOG = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 300.0
 WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.5, 30.0, 1.0
