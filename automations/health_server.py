@@ -420,12 +420,19 @@ class HealthServer:
         loop = asyncio.get_running_loop()
         while True:
             await self._make_room()
+            # Not loop.sock_accept: a stop (this task cancelled) landing after its accept()
+            # and before the task resumed would lose the accepted socket, unclosed. Here
+            # nothing awaits between accept() and the transport that owns the socket.
+            await _readable(self._socket)
             try:
-                client, _ = await loop.sock_accept(self._socket)
+                client, _ = self._socket.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # gone before it was taken (a reset)
             except OSError as exc:  # EMFILE and the like: the process is short of descriptors
                 log.warning("health server: cannot accept a connection: %s", exc.strerror)
                 await asyncio.sleep(0.5)
                 continue
+            client.setblocking(False)
             try:
                 await loop.connect_accepted_socket(lambda: _Connection(self), client)
             except OSError:
@@ -460,6 +467,22 @@ class HealthServer:
 
     def dropped(self, reason: str) -> None:
         self.metrics.http_dropped.labels(reason).inc()
+
+
+async def _readable(sock: socket.socket) -> None:
+    """Until ``sock`` has a connection waiting; cancelled, it has taken nothing."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock)
 
 
 def _head_size(request: h11.Request) -> int:

@@ -244,25 +244,24 @@ class Bench:
 @contextlib.contextmanager
 def daemon(bench: Bench, config: Path) -> Iterator[subprocess.Popen[str]]:
     """``automations run`` in a subprocess, stopped with SIGTERM afterwards."""
-    log = (bench.directory / "daemon.log").open("a", encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "automations", "run", "--config", str(config)],
-        cwd=bench.directory,
-        env=bench.env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
+    with (bench.directory / "daemon.log").open("a", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "automations", "run", "--config", str(config)],
+            cwd=bench.directory,
+            env=bench.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def webhook_run(bench: Bench, count: int, spacing: tuple[float, float], seed: int) -> Run:

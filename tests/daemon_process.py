@@ -63,9 +63,16 @@ class DaemonProcess:
     def wait_exit(self, timeout: float = 30) -> int:
         """The exit code; the log is complete afterwards."""
         code = self.process.wait(timeout=timeout)
-        self._reader.join(timeout=5)
+        self._close_pipe()
         self.harness.outputs.append(self.log)
         return code
+
+    def _close_pipe(self) -> None:
+        """Once the reader has met the end of the pipe (the process is gone), close it."""
+        self._reader.join(timeout=5)
+        # Closing it under a reader still blocked on it would wait for that read.
+        if not self._reader.is_alive() and self.process.stderr is not None:
+            self.process.stderr.close()
 
     def stop(self, timeout: float = 30) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -85,3 +92,4 @@ class DaemonProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+        self._close_pipe()

@@ -116,6 +116,13 @@ class SlowClients:
         assert self._process is not None
         self._process.kill()
         self._process.wait(timeout=10)
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        assert self._reader is not None
+        self._reader.join(timeout=5)  # the process is gone: its reader has met the end
+        # Closing the pipe under a reader still blocked on it would wait for that read.
+        if not self._reader.is_alive() and self._process.stdout is not None:
+            self._process.stdout.close()
 
     def wait_rounds(self, n: int) -> None:
         """Until ``n`` more rounds have run."""

@@ -93,23 +93,23 @@ def test_daemon_runs_stops_on_sigterm_and_holds_its_lock(harness: Harness) -> No
     harness.write(ESCALATE.replace('"1m"', '"10s"'))
     stuck = harness.add("Stuck", age=3 * H)
     command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-    daemon = subprocess.Popen(
+    with subprocess.Popen(
         command, env=harness.env(), stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not harness.posts() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert harness.severity(stuck["id"]) == "Major"
+    ) as daemon:
+        try:
+            deadline = time.monotonic() + 30
+            while not harness.posts() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert harness.severity(stuck["id"]) == "Major"
 
-        second = harness.cli("run", timeout=30)
-        assert second.returncode == 75
-        assert "another automations process" in second.stderr.lower() or "lock" in second.stderr
+            second = harness.cli("run", timeout=30)
+            assert second.returncode == 75
+            assert "another automations process" in second.stderr.lower() or "lock" in second.stderr
 
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
-    finally:
-        daemon.kill()
+            daemon.send_signal(signal.SIGTERM)
+            _, stderr = daemon.communicate(timeout=30)
+        finally:
+            daemon.kill()
     assert daemon.returncode == 0, stderr
     assert "daemon stopped" in stderr
     assert "Traceback" not in stderr

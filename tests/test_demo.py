@@ -30,7 +30,7 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
     config = config.replace("port = 9108", "port = 0")
     (tmp_path / "demo.toml").write_text(config)
     command = [sys.executable, "-m", "automations", "demo", "--config", "demo.toml"]
-    demo = subprocess.Popen(
+    with subprocess.Popen(
         # A safety net only: the test stops it (SIGTERM, as Ctrl-C would) once it has seen
         # the first cycle, the digest and a webhook; a stuck demo still ends.
         [*command, "--duration", "90"],
@@ -39,24 +39,24 @@ def test_the_demo_tells_the_story_writes_a_digest_and_stops_cleanly(tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    assert demo.stdout is not None
-    lines: list[str] = []
-    metrics = metrics_after = ""
-    stopping = False
-    for line in demo.stdout:
-        lines.append(line)
-        if "cycle every" in line and not metrics:
-            url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
-            metrics = httpx.get(f"{url}/metrics", timeout=5).text
-        seen = "".join(lines)
-        done = ('mail: Daily digest "daily"', "webhook: ", "reaction: ")
-        if not stopping and metrics and all(text in seen for text in done):
-            url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
-            metrics_after = httpx.get(f"{url}/metrics", timeout=5).text
-            demo.send_signal(signal.SIGTERM)
-            stopping = True
-    demo.wait(timeout=30)
+    ) as demo:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        metrics = metrics_after = ""
+        stopping = False
+        for line in demo.stdout:
+            lines.append(line)
+            if "cycle every" in line and not metrics:
+                url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
+                metrics = httpx.get(f"{url}/metrics", timeout=5).text
+            seen = "".join(lines)
+            done = ('mail: Daily digest "daily"', "webhook: ", "reaction: ")
+            if not stopping and metrics and all(text in seen for text in done):
+                url = next(m.group(1) for text in lines if (m := re.search(METRICS_URL, text)))
+                metrics_after = httpx.get(f"{url}/metrics", timeout=5).text
+                demo.send_signal(signal.SIGTERM)
+                stopping = True
+        demo.wait(timeout=30)
     story = "".join(lines)
 
     assert demo.returncode == 0, story

@@ -24,21 +24,21 @@ def test_demo_serves_metrics_on_the_port_given(tmp_path: Path) -> None:
     """The real demo: /metrics answers on --metrics-port, not on the file's 9108."""
     port = free_port()
     command = [sys.executable, "-m", "automations", "demo", "--config", str(DEMO)]
-    demo = subprocess.Popen(
+    with subprocess.Popen(
         [*command, "--metrics-port", str(port), "--duration", "2", "--incidents", "20"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    assert demo.stdout is not None
-    lines, metrics = [], None
-    for line in demo.stdout:
-        lines.append(line)
-        if metrics is None and (found := re.search(r"(http://\S+)/metrics", line)):
-            metrics = httpx.get(f"{found.group(1)}/metrics", timeout=5)
-    demo.wait(timeout=30)
+    ) as demo:
+        assert demo.stdout is not None
+        lines, metrics = [], None
+        for line in demo.stdout:
+            lines.append(line)
+            if metrics is None and (found := re.search(r"(http://\S+)/metrics", line)):
+                metrics = httpx.get(f"{found.group(1)}/metrics", timeout=5)
+        demo.wait(timeout=30)
     story = "".join(lines)
 
     assert demo.returncode == 0, story

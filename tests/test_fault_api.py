@@ -139,20 +139,20 @@ def test_the_real_daemon_stays_up_through_a_30_percent_error_rate(harness: Harne
     ids = [harness.add(f"Stuck {n}", age=3 * H)["id"] for n in range(10)]
     harness.sandbox.set_faults(error_rate=0.3, error_status=503)
     command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-    daemon = subprocess.Popen(
+    with subprocess.Popen(
         command, env=harness.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        time.sleep(6)
-        assert daemon.poll() is None, "the daemon is still running"
-        harness.sandbox.clear_faults()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(harness.severity(i) != "Major" for i in ids):
-            time.sleep(0.5)
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
-    finally:
-        daemon.kill()
+    ) as daemon:
+        try:
+            time.sleep(6)
+            assert daemon.poll() is None, "the daemon is still running"
+            harness.sandbox.clear_faults()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and any(harness.severity(i) != "Major" for i in ids):
+                time.sleep(0.5)
+            daemon.send_signal(signal.SIGTERM)
+            _, stderr = daemon.communicate(timeout=30)
+        finally:
+            daemon.kill()
 
     assert daemon.returncode == 0, stderr
     assert "Traceback" not in stderr

@@ -188,23 +188,23 @@ def running_daemon(harness: Harness, *, max_open_files: int | None = None) -> It
             resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
 
     command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-    process = subprocess.Popen(
+    with subprocess.Popen(
         command,
         env=harness.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=limit,
-    )
-    try:
-        yield process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
+    ) as process:
         try:
-            _, stderr = process.communicate(timeout=30)
-            harness.outputs.append(stderr)  # searched for secrets after the test
+            yield process.pid
         finally:
-            process.kill()
+            process.send_signal(signal.SIGTERM)
+            try:
+                _, stderr = process.communicate(timeout=30)
+                harness.outputs.append(stderr)  # searched for secrets after the test
+            finally:
+                process.kill()
         assert process.returncode == 0, stderr[-2000:]
 
 

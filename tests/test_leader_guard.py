@@ -4,6 +4,7 @@ sandbox, a real SMTP server)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -151,25 +152,28 @@ def test_two_engines_racing_on_one_postgres_ledger_apply_each_action_once(
     due = [harness.add(f"Stuck {n}", age=3 * H)["id"] for n in range(6)]
     harness.sandbox.set_faults(latency_seconds=0.1)  # six actions take the first racer ~2 s
     command = [sys.executable, "-m", "tests.race_engine", str(harness.config_path)]
-    racers = [
-        subprocess.Popen(
-            command,
-            env=harness.env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for racer in racers:  # both have built their runtimes: then both start at once
-        assert racer.stdout is not None
-        assert racer.stdout.readline() == "ready\n", racer.communicate(timeout=60)
-    for racer in racers:
-        assert racer.stdin is not None
-        racer.stdin.write("go\n")
-        racer.stdin.flush()
-    outputs = [racer.communicate(timeout=120) for racer in racers]
+    with contextlib.ExitStack() as stack:  # each racer's pipes closed, whatever happens
+        racers = [
+            stack.enter_context(
+                subprocess.Popen(
+                    command,
+                    env=harness.env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            for _ in range(2)
+        ]
+        for racer in racers:  # both have built their runtimes: then both start at once
+            assert racer.stdout is not None
+            assert racer.stdout.readline() == "ready\n", racer.communicate(timeout=60)
+        for racer in racers:
+            assert racer.stdin is not None
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.communicate(timeout=120) for racer in racers]
     harness.outputs += [text for pair in outputs for text in pair]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     edits = Counter(post["path"].split("/")[3] for post in harness.posts())

@@ -104,11 +104,12 @@ def test_ledgers_on_one_server_do_not_share_a_leader(postgres: PostgresServer) -
         conn.execute("CREATE SCHEMA other")
     schema = f"{second}?options=-csearch_path%3Dother"
     leaders = [Leadership(url, owner=A) for url in (first, second, schema)]
+    rival = Leadership(first, owner=B)  # a standby keeps its connection open: released below
     try:
         assert [leader.try_acquire() for leader in leaders] == [True, True, True]
-        assert not Leadership(first, owner=B).try_acquire()
+        assert not rival.try_acquire()
     finally:
-        for leader in leaders:
+        for leader in [*leaders, rival]:
             leader.release()
 
 

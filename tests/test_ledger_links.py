@@ -72,23 +72,23 @@ def test_a_second_daemon_or_once_through_a_link_exits_75(harness: Harness) -> No
     harness.write(ESCALATE_MINOR)
     harness.add("Stuck", age=3 * H)
     command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-    daemon = subprocess.Popen(
+    with subprocess.Popen(
         command, env=harness.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not harness.posts() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert harness.posts(), "the daemon made its edit"
-        symlink, hardlink = _links(harness.ledger_path)
+    ) as daemon:
+        try:
+            deadline = time.monotonic() + 30
+            while not harness.posts() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert harness.posts(), "the daemon made its edit"
+            symlink, hardlink = _links(harness.ledger_path)
 
-        via_symlink = _cli(harness, _config(harness, symlink, "symlink.toml"), "once")
-        via_hardlink = _cli(harness, _config(harness, hardlink, "hardlink.toml"), "run")
+            via_symlink = _cli(harness, _config(harness, symlink, "symlink.toml"), "once")
+            via_hardlink = _cli(harness, _config(harness, hardlink, "hardlink.toml"), "run")
 
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
-    finally:
-        daemon.kill()
+            daemon.send_signal(signal.SIGTERM)
+            _, stderr = daemon.communicate(timeout=30)
+        finally:
+            daemon.kill()
     for refused in (via_symlink, via_hardlink):
         assert refused.returncode == 75, refused.stderr
         assert f"locked by PID {daemon.pid}" in refused.stderr

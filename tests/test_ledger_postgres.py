@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -127,6 +128,29 @@ def test_a_dropped_connection_fails_one_call_and_the_next_reconnects(
             ledger.release("escalate/2/step-0", now=T0)
         ledger.release("escalate/2/step-0", now=T0)
         assert ledger.get_event("escalate/2/step-0") is None
+
+
+def test_a_connection_interrupted_while_it_is_set_up_is_closed(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (not a driver error) during a new connection's first statement: it is closed
+    there, not left open for the garbage collector."""
+    opened: list[psycopg.Connection[Any]] = []
+    connect = psycopg.connect
+
+    def recorded(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(psycopg, "connect", recorded)
+    monkeypatch.setattr(psycopg.Connection, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Ledger(postgres_url)
+    assert len(opened) == 1
+    assert opened[0].closed
 
 
 def _closed_port() -> int:

@@ -89,28 +89,28 @@ def test_pausing_a_running_daemon_holds_its_edits_within_a_cycle(store_harness: 
     edits on its next cycle; it never stopped."""
     harness = store_harness
     harness.write(EVERY_SECOND)
-    daemon = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)],
         env=harness.env(),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        wait_for(lambda: harness.list_requests() >= 1, "the first cycle")
-        assert harness.cli("pause", "--reason", "test").returncode == 0
-        polled = harness.list_requests()
-        time.sleep(1.5)  # a cycle that may have read the flag just before it was set
-        stuck = harness.add("Stuck while paused", age=3 * H)
-        wait_for(lambda: harness.list_requests() >= polled + 3, "cycles while paused")
-        assert harness.posts() == []
-        assert harness.cli("resume").returncode == 0
-        wait_for(lambda: harness.severity(stuck["id"]) == "Major", "the edit after resume")
-        assert daemon.poll() is None, "the daemon kept running"
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
+    ) as daemon:
+        try:
+            wait_for(lambda: harness.list_requests() >= 1, "the first cycle")
+            assert harness.cli("pause", "--reason", "test").returncode == 0
+            polled = harness.list_requests()
+            time.sleep(1.5)  # a cycle that may have read the flag just before it was set
+            stuck = harness.add("Stuck while paused", age=3 * H)
+            wait_for(lambda: harness.list_requests() >= polled + 3, "cycles while paused")
+            assert harness.posts() == []
+            assert harness.cli("resume").returncode == 0
+            wait_for(lambda: harness.severity(stuck["id"]) == "Major", "the edit after resume")
+            assert daemon.poll() is None, "the daemon kept running"
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _, stderr = daemon.communicate(timeout=30)
     harness.outputs.append(stderr)
     assert "PAUSED, not applied: escalate-minor" in stderr
     assert len(harness.posts()) == 1

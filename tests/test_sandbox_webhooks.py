@@ -384,29 +384,29 @@ def test_the_sandbox_command_sends_to_webhook_url(receiver: Receiver, tmp_path: 
     command = [sys.executable, "-m", "automations", "sandbox", "--port", str(port)]
     command += ["--incidents", "5", "--webhook-url", f"{receiver.url}/webhooks/incident-io"]
     env = {**os.environ, "AUTOMATIONS_WEBHOOK_SECRET": WEBHOOK_SECRET, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen(
+    with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + HANG_GUARD
-        while True:
-            try:
-                httpx.get(f"{base}/_sandbox", timeout=1)
-                break
-            except httpx.TransportError:
+    ) as server:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + HANG_GUARD
+            while True:
+                try:
+                    httpx.get(f"{base}/_sandbox", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline
+                    assert server.poll() is None
+                    time.sleep(0.1)
+            control = SandboxControl(base)
+            control.add_incident(name="From the command line")
+            while not receiver.received:
                 assert time.monotonic() < deadline
-                assert server.poll() is None
-                time.sleep(0.1)
-        control = SandboxControl(base)
-        control.add_incident(name="From the command line")
-        while not receiver.received:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        control.close()
-    finally:
-        server.terminate()
-        output, _ = server.communicate(timeout=HANG_GUARD)
+                time.sleep(0.05)
+            control.close()
+        finally:
+            server.terminate()
+            output, _ = server.communicate(timeout=HANG_GUARD)
     (received,) = receiver.received
     assert received.verify_error is None
     assert received.verified[CREATED]["name"] == "From the command line"

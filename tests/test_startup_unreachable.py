@@ -82,25 +82,27 @@ def test_the_daemon_starts_on_the_cache_and_settles_once_the_api_answers(
     _crash_after_edit(harness)
     harness.sandbox.set_faults(error_rate=1.0, error_status=503)
     command = [sys.executable, "-m", "automations", "run", "--config", str(harness.config_path)]
-    daemon = subprocess.Popen(
+    with subprocess.Popen(
         command, env=harness.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    lines: list[str] = []
-    stream = daemon.stderr
-    assert stream is not None
-    reader = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")))
-    reader.start()
-    try:
-        assert _wait_for(lambda: sum("giving up" in line or "error" in line for line in lines) > 2)
-        alive_while_down = daemon.poll() is None
-        state_while_down = _state(harness)
-        harness.sandbox.clear_faults()
-        assert _wait_for(lambda: _state(harness) is EventState.RECONCILED)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
-    finally:
-        daemon.kill()
-        reader.join(10)
+    ) as daemon:
+        lines: list[str] = []
+        stream = daemon.stderr
+        assert stream is not None
+        reader = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")))
+        reader.start()
+        try:
+            assert _wait_for(
+                lambda: sum("giving up" in line or "error" in line for line in lines) > 2
+            )
+            alive_while_down = daemon.poll() is None
+            state_while_down = _state(harness)
+            harness.sandbox.clear_faults()
+            assert _wait_for(lambda: _state(harness) is EventState.RECONCILED)
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+        finally:
+            daemon.kill()
+            reader.join(10)
     stderr = "".join(lines)
     harness.outputs.append(stderr)
 

@@ -109,22 +109,23 @@ class PostgresBackend(Backend):
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
         from psycopg.rows import dict_row
 
-        conn = None
         try:
             given = conninfo_to_dict(self.url)
             options = {k: v for k, v in CONNECT_DEFAULTS.items() if k not in given}
             conninfo = make_conninfo(self.url, **options)
             conn = psycopg.connect(conninfo, autocommit=True, row_factory=dict_row)
-            # A transaction waits this long for the write lock (or a row lock), like SQLite's
-            # busy timeout; UTC for anything the server formats.
-            conn.execute(
-                "SELECT set_config('lock_timeout', %s, false), "
-                "set_config('TimeZone', 'UTC', false)",
-                [f"{round(self.busy_timeout * 1000)}ms"],
-            )
+            try:
+                # A transaction waits this long for the write lock (or a row lock), like
+                # SQLite's busy timeout; UTC for anything the server formats.
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, false), "
+                    "set_config('TimeZone', 'UTC', false)",
+                    [f"{round(self.busy_timeout * 1000)}ms"],
+                )
+            except BaseException:
+                conn.close()  # whatever stopped the set-up (a Ctrl-C too): not left open
+                raise
         except psycopg.Error as exc:
-            if conn is not None:
-                conn.close()
             # The driver's error may quote the connection string: passed on scrubbed, and
             # without the original attached.
             raise psycopg.OperationalError(f"cannot connect: {self.describe(exc)}") from None
