@@ -24,7 +24,7 @@ from automations.engine import Engine
 from automations.errors import APIError, APIUnavailable, ConfigError, Problems
 from automations.failpoints import Failpoints
 from automations.incidentio import IncidentIOClient, TokenBucket
-from automations.incidentio.retries import DAEMON, INTERACTIVE
+from automations.incidentio.retries import DAEMON, INTERACTIVE, quiet_stamina_for_client
 from automations.ledger import Event, Ledger
 from automations.retention import Retention
 from automations.rules.base import AnyRule
@@ -46,7 +46,12 @@ def make_client(
     config: Config, api_key: SecretStr, *, interactive: bool = False
 ) -> IncidentIOClient:
     """The client; ``interactive`` (a person waiting: validate, plan, digest preview) gives up
-    on an unreachable API within seconds, where a daemon keeps retrying for minutes."""
+    on an unreachable API within seconds, where a daemon keeps retrying for minutes.
+
+    stamina's retry hooks are process-wide (it has no per-client ones): here, the one place
+    clients are built, they are told once to leave this client's retries to its own log line.
+    """
+    quiet_stamina_for_client()
     settings = config.incident_io
     budget = INTERACTIVE if interactive else DAEMON
     return IncidentIOClient(

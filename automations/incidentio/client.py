@@ -85,7 +85,6 @@ from automations.incidentio.retries import (
     CallState,
     RetryPolicy,
     log_outcome,
-    quiet_stamina_for_client,
 )
 from automations.incidentio.transport_errors import (
     error_from_response,
@@ -171,7 +170,6 @@ class IncidentIOClient:
             transport=transport,
             follow_redirects=False,
         )
-        quiet_stamina_for_client()
 
     # --- incidents ------------------------------------------------------------
 

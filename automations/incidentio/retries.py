@@ -16,7 +16,10 @@ fails with its last error. Without one (``once``, ``plan``: the main thread,
 where Ctrl-C interrupts a sleep) stamina sleeps as usual.
 
 Each call logs once (WARNING when it finally fails, INFO when it needed
-retries), so stamina's own per-retry hook is told to skip this client.
+retries), so stamina's own per-retry hook is told to skip this client. stamina
+keeps its hooks process-wide (``stamina.retry`` takes none per call), so that
+is the one global set-up: ``quiet_stamina_for_client``, idempotent, called by
+the composition root (``automations.runtime.make_client``), never at import.
 """
 
 from __future__ import annotations
@@ -139,7 +142,11 @@ _HOOKS_LOCK = threading.Lock()
 
 
 def quiet_stamina_for_client() -> None:
-    """Idempotent; run when a client is built (never at import)."""
+    """Wrap stamina's process-wide retry hooks to skip this client's calls; idempotent.
+
+    The composition root calls it before building a client (``make_client``); a client
+    built without it works the same, only stamina also logs each of its retries.
+    """
     with _HOOKS_LOCK:
         hooks = stamina.instrumentation.get_on_retry_hooks()
         if all(isinstance(h, _SkipClientRetries) for h in hooks):
