@@ -24,6 +24,9 @@ from automations.errors import APIRejected, APIUnavailable
 from automations.incidentio import IncidentIOClient, TokenBucket
 from automations.incidentio.retries import (
     RETRIED_CALLABLE,
+    CallState,
+    RetryPolicy,
+    RetryWaits,
     _SkipClientRetries,
     quiet_stamina_for_client,
 )
@@ -334,3 +337,16 @@ def test_other_stamina_users_still_log(fake: FakeTime, caplog: pytest.LogCapture
     assert [r.getMessage() for r in caplog.records if r.name == "stamina"] == [
         "stamina.retry_scheduled"
     ]
+
+
+def test_the_backoff_between_attempts_is_the_policys_own() -> None:
+    """RetryWaits passed in set the wait: ``initial`` doubling up to ``cap``, no jitter here."""
+    policy = RetryPolicy(timeout=600.0, waits=RetryWaits(initial=2.0, cap=5.0, jitter=0))
+    unavailable = APIUnavailable("503 Service Unavailable", status=503)
+    waits = []
+    for attempts in (1, 2, 3):
+        call = CallState("GET", "/v2/incidents")
+        call.attempts = attempts
+        waits.append(policy.wait(call, unavailable))
+    assert waits == [2.0, 4.0, 5.0]
+    assert RetryPolicy().waits == RetryWaits(initial=0.5, cap=30.0, jitter=1.0)  # the product's

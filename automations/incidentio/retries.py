@@ -39,7 +39,6 @@ from automations.errors import APIUnavailable
 LOG = logging.getLogger("automations.incidentio")
 
 MAX_RETRY_AFTER = 300.0
-WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.5, 30.0, 1.0
 
 # stamina names a retried callable by module and qualname; see client.py.
 RETRIED_CALLABLE = "automations.incidentio.client.IncidentIOClient._attempt"
@@ -79,9 +78,19 @@ INTERACTIVE = Budget(attempts=3, timeout=8.0, request_timeout=8.0, connect_timeo
 
 
 @dataclass(frozen=True)
+class RetryWaits:
+    """Seconds between attempts: ``initial`` doubling up to ``cap``, plus up to ``jitter``."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    jitter: float = 1.0
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
     timeout: float = 120.0
+    waits: RetryWaits = RetryWaits()
 
     def wait(
         self, call: CallState, exc: Exception, *, stop: threading.Event | None = None
@@ -89,8 +98,8 @@ class RetryPolicy:
         """stamina's backoff hook: False (raise now) or seconds to wait before the next try."""
         if not isinstance(exc, APIUnavailable) or call.attempts >= self.attempts:
             return False
-        wait = min(WAIT_MAX, WAIT_INITIAL * 2.0 ** (call.attempts - 1))
-        wait += random.uniform(0, WAIT_JITTER)
+        wait = min(self.waits.cap, self.waits.initial * 2.0 ** (call.attempts - 1))
+        wait += random.uniform(0, self.waits.jitter)
         if exc.retry_after is not None:
             wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
         if time.monotonic() - call.started + wait > self.timeout:
