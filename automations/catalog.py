@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -56,6 +57,12 @@ class UnknownName(ConfigError):
         """The same error, located at a key path like rules[0].where.severity[1]."""
         return UnknownName(self.kind, self.value, self.valid, path)
 
+    def located(self, key: str = "", path: Path | str | None = None) -> ConfigError:
+        """Still an UnknownName (kind, value and valid names kept) when no file is named."""
+        if path is not None or not key:
+            return super().located(key, path)
+        return self.at(f"{key}.{self.path}" if self.path else key)
+
 
 def rank_order(severity: Severity) -> tuple[bool, int]:
     """Sort key, least severe first; a severity without a rank sorts before all the others."""
@@ -75,7 +82,7 @@ def resolve_name(
     try:
         return resolve(value)
     except UnknownName as exc:
-        problems.add(exc.at(path))
+        problems.add(exc, path)
         return None
 
 

@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from automations.clock import DEFAULT_MAX_SKEW
-from automations.config_errors import Tagged, validation_problems
+from automations.config_errors import Tagged, repeated_names, validation_problems
 from automations.digest.config import DigestOptions, SMTPSettings
 from automations.durations import HINT as DURATION_HINT
 from automations.durations import Duration, format_duration, parse_duration
@@ -365,14 +365,9 @@ def load_config(path: Path, registry: RuleRegistry | None = None) -> Config:
         raise  # unreachable: a ValidationError has at least one error
     parsed = anchor_paths(parsed, path.absolute().parent)
     rules: list[RuleOptions] = list(parsed.rules)  # type: ignore[attr-defined]
-    seen: dict[str, int] = {}
-    for index, rule in enumerate(rules):
-        if rule.name in seen:
-            problems.add(
-                f"rules[{index}].name: {rule.name!r} is already used by rules[{seen[rule.name]}]; "
-                "names must be unique (they are part of every event key)"
-            )
-        seen.setdefault(rule.name, index)
+    names = [rule.name for rule in rules]
+    for problem in repeated_names("rules", names, "they are part of every event key").values():
+        problems.add(problem)
     for problem in _digest_problems(parsed.smtp, parsed.digests):
         problems.add(problem)
     for problem in channel_problems(parsed.smtp, parsed.channels):
@@ -424,15 +419,8 @@ def _anchor(value: Any, base: Path) -> Any:
 
 def _digest_problems(smtp: SMTPSettings | None, digests: Sequence[DigestOptions]) -> list[str]:
     """Checks across tables: unique digest names, and somewhere to send them."""
-    problems = []
-    seen: dict[str, int] = {}
-    for index, digest in enumerate(digests):
-        if digest.name in seen:
-            problems.append(
-                f"digests[{index}].name: {digest.name!r} is already used by "
-                f"digests[{seen[digest.name]}]; names must be unique (they key the outbox)"
-            )
-        seen.setdefault(digest.name, index)
+    names = [digest.name for digest in digests]
+    problems = list(repeated_names("digests", names, "they key the outbox").values())
     if smtp is None and any(d.enabled for d in digests):
         problems.append(
             "smtp: is required when a digest is enabled; "

@@ -31,6 +31,21 @@ def validation_problems(exc: ValidationError, model: type[BaseModel], tagged: Ta
     return [format_error(err, model, tagged) for err in _first_causes(exc.errors())]
 
 
+def repeated_names(table: str, names: Sequence[str], why: str) -> dict[int, str]:
+    """Checks across a list of tables: each index whose name an earlier item already has,
+    with the problem naming both, e.g. ``rules[2].name: 'x' is already used by rules[0]``."""
+    first: dict[str, int] = {}
+    problems: dict[int, str] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            problems[index] = (
+                f"{table}[{index}].name: {name!r} is already used by {table}[{first[name]}]; "
+                f"names must be unique ({why})"
+            )
+        first.setdefault(name, index)
+    return problems
+
+
 def _first_causes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """Without the "too short" that only follows from a bad item (``to = ["oncall"]`` is one
     problem, the address, not two)."""

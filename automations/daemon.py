@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from automations.notify.outbox import NoticeDelivery, NotificationOutbox
     from automations.webhooks.service import WebhookService
 
-log = logging.getLogger("automations.daemon")
+log = logging.getLogger(__name__)
 
 MISFIRE_GRACE = timedelta(minutes=5)
 OUTBOX_EVERY = timedelta(seconds=30)  # how often queued digests are retried and schedules checked

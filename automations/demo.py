@@ -39,7 +39,7 @@ from automations.sandbox.smtp_sink import SMTPSink
 from automations.sandbox.webhook_sink import WebhookSink
 from automations.webhooks.config import SECRET_VARIABLE
 
-log = logging.getLogger("automations.demo")
+log = logging.getLogger(__name__)
 
 
 class ClockWarp:

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +53,7 @@ from automations.retention import Retention
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 from automations.where import LocalFilter
 
-log = logging.getLogger("automations.engine")
+log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)  # the window max_actions_per_day counts over
 
@@ -375,12 +375,6 @@ class Engine:
         report.finish(self.clock())
         return actions, report
 
-    def _not_done(self, actions: Sequence[PlannedAction]) -> tuple[list[PlannedAction], int]:
-        """Drop actions whose key is already in the ledger: done once means done."""
-        done = self.ledger.done_keys(a.event_key for a in actions)
-        fresh = [a for a in actions if a.event_key not in done]
-        return fresh, len(actions) - len(fresh)
-
     def _select(self, rule: AnyRule, found: Evaluation) -> RuleOutcome:
         """Candidates not done before, up to the rule's brake: the same for plan and run.
 
@@ -392,30 +386,21 @@ class Engine:
             outcome.kept_locally = (kept[0], kept[1])
         if outcome.error is not None:
             return outcome
-        fresh, outcome.already_done = self._not_done(found.candidates[rule.name])
-        for action in fresh:
-            if action.refused is not None:
-                outcome.skipped.append((action, action.refused))
-                self._log_refusal(action, action.refused)
-        fresh = [action for action in fresh if action.refused is None]
+        candidates = found.candidates[rule.name]
+        done = self.ledger.done_keys(a.event_key for a in candidates)
+        fresh, refused, outcome.already_done = sort_candidates(candidates, done)
+        for action, reason in refused:
+            outcome.skipped.append((action, reason))
+            self._log_refusal(action, reason)
         if fresh:
-            self._brake(rule, fresh, outcome)
-        return outcome
-
-    def _brake(self, rule: AnyRule, fresh: list[PlannedAction], outcome: RuleOutcome) -> None:
-        """At most max_actions_per_cycle now, and max_actions_per_day over the last 24 hours
-        of API time (the rule's edits that landed, from the ledger)."""
-        per_cycle, per_day = rule.options.max_actions_per_cycle, rule.options.max_actions_per_day
-        today = self.ledger.applied_since(rule.name, self.clock() - DAY)
-        room = max(per_day - today, 0)
-        outcome.planned = fresh[: min(per_cycle, room)]
-        outcome.braked = len(fresh) - len(outcome.planned)
-        if outcome.braked:
-            outcome.brake = (
-                f"max_actions_per_day={per_day} ({today} edits in the last 24 hours)"
-                if room < per_cycle
-                else f"max_actions_per_cycle={per_cycle}"
+            today = self.ledger.applied_since(rule.name, self.clock() - DAY)
+            outcome.planned, outcome.braked, outcome.brake = brake(
+                fresh,
+                per_cycle=rule.options.max_actions_per_cycle,
+                per_day=rule.options.max_actions_per_day,
+                applied_today=today,
             )
+        return outcome
 
     def _log_refusal(self, action: PlannedAction, reason: str) -> None:
         """Once per process for each key and reason: it stays refused every cycle until fixed."""
@@ -1001,6 +986,50 @@ class Engine:
             for u in updates
             if u.created_at >= event.claimed_at
         ]
+
+
+def sort_candidates(
+    candidates: Sequence[PlannedAction], done: Set[str]
+) -> tuple[list[PlannedAction], list[tuple[PlannedAction, str]], int]:
+    """A rule's candidates as (fresh, refused with the reason, how many were done before).
+
+    Done once means done: a key in ``done`` (the ledger's) is counted, not planned, even if
+    the rule refuses it now. A refused candidate is never claimed, so it comes back next
+    cycle. Order is kept: the brake holds back the last ones.
+    """
+    fresh: list[PlannedAction] = []
+    refused: list[tuple[PlannedAction, str]] = []
+    already_done = 0
+    for action in candidates:
+        if action.event_key in done:
+            already_done += 1
+        elif action.refused is not None:
+            refused.append((action, action.refused))
+        else:
+            fresh.append(action)
+    return fresh, refused, already_done
+
+
+def brake(
+    fresh: Sequence[PlannedAction], *, per_cycle: int, per_day: int, applied_today: int
+) -> tuple[list[PlannedAction], int, str]:
+    """The first actions the rule's limits allow, how many are held back, and which limit.
+
+    At most ``per_cycle`` now, and at most ``per_day`` over the last 24 hours counting the
+    ``applied_today`` edits that already landed. The limit is named only when one held
+    actions back, e.g. "max_actions_per_cycle=10".
+    """
+    room = max(per_day - applied_today, 0)
+    planned = list(fresh[: min(per_cycle, room)])
+    braked = len(fresh) - len(planned)
+    if not braked:
+        return planned, 0, ""
+    limit = (
+        f"max_actions_per_day={per_day} ({applied_today} edits in the last 24 hours)"
+        if room < per_cycle
+        else f"max_actions_per_cycle={per_cycle}"
+    )
+    return planned, braked, limit
 
 
 def notify_spec(action: PlannedAction) -> NotifySpec:

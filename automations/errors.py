@@ -66,6 +66,10 @@ class ConfigError(AutomationsError):
         lines = "".join(f"\n  {problem}" for problem in problems)
         return cls(f"{path}: {len(problems)} problems:{lines}", problems)
 
+    def located(self, key: str = "", path: Path | str | None = None) -> ConfigError:
+        """The same problems under ``key`` (see at_key), the file ``path`` named at the top."""
+        return ConfigError.listing([at_key(key, problem) for problem in self.problems], path)
+
 
 def at_key(prefix: str, problem: str) -> str:
     """``rules[1]`` + ``steps[0].to: ...`` -> ``rules[1].steps[0].to: ...``; prose gets ``: ``."""
@@ -75,6 +79,21 @@ def at_key(prefix: str, problem: str) -> str:
     if sep and _KEY_PATH.match(head):
         return f"{prefix}.{problem}"
     return f"{prefix}: {problem}"
+
+
+@contextmanager
+def config_key(key: str, path: Path | str | None = None) -> Iterator[None]:
+    """Run a block; a ConfigError it raises is raised again located at ``key`` (and ``path``).
+
+    So a check can name its own keys (``to: ...``) and its caller adds where they sit::
+
+        with config_key("mirror.field"):
+            field_ = catalog.custom_field(mirror.field)  # -> mirror.field: 'Teem' is not a ...
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        raise exc.located(key, path) from None
 
 
 class Problems:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from automations.digest.changes_page import ChangesPages
     from automations.webhooks.receiver import WebhookReceiver
 
-log = logging.getLogger("automations.server")
+log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64  # a health checker, a scraper or two, probes: plenty, and few descriptors
 REQUEST_TIMEOUT = 5.0  # seconds for a request head to arrive and its answer to leave

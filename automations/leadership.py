@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from automations.config import Config
 
-log = logging.getLogger("automations.leadership")
+log = logging.getLogger(__name__)
 
 Guard = Callable[[], None]  # raises NotLeader when this replica must not act
 

@@ -28,7 +28,7 @@ from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 from automations.runtime import build_rules, cached_catalog
 from automations.store import config_location, ledger_exists, open_ledger, store_label
 
-log = logging.getLogger("automations.offline")
+log = logging.getLogger(__name__)
 
 
 def read_incidents(path: Path) -> list[Incident]:

@@ -23,7 +23,7 @@ from automations.ledger import Ledger
 from automations.store import config_location, ledger_exists, open_ledger, store_label
 from automations.text import one_line
 
-log = logging.getLogger("automations.pause")
+log = logging.getLogger(__name__)
 
 
 def who() -> str:

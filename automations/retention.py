@@ -33,7 +33,7 @@ from automations.ledger import Ledger, Pruned
 from automations.matching import UndecidableFilter, matches
 from automations.rules.base import AnyRule
 
-log = logging.getLogger("automations.retention")
+log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"closed", "declined", "merged", "canceled"})
 PRUNE_EVERY = timedelta(hours=1)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from automations.notify.outbox import NotificationOutbox, OnOutcome
     from automations.notify.sender import ChannelPolicy, Sender
 
-log = logging.getLogger("automations.runtime")
+log = logging.getLogger(__name__)
 
 # Notifications are urgent (a page, an escalation): retried soon, then at most every 10 minutes
 # until sent or past the channel's expire_after.

@@ -89,7 +89,7 @@ def test_503s_then_success(
     assert 0.5 <= first <= 1.5
     assert 1.0 <= second <= 2.0
     assert client.counter.snapshot() == {"GET /v2/incidents/{id}": {"200": 1, "503": 2}}
-    ours = [r for r in caplog.records if r.name == "automations.incidentio"]
+    ours = [r for r in caplog.records if r.name.startswith("automations.incidentio.")]
     assert [r.levelname for r in ours if r.levelno >= logging.INFO] == ["INFO"]
     assert "succeeded after 3 attempts (statuses 503,503,200" in ours[-1].getMessage()
     assert not [r for r in caplog.records if r.name == "stamina"]

@@ -8,14 +8,18 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from automations.daemon import run_once
+from automations.errors import ConfigError, config_key
 from automations.rules.registry import RuleRegistry
 from tests.engine_harness import Harness
+from tests.factories import CATALOG
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "default_team"
 sys.path.insert(0, str(EXAMPLE))
 
-from default_team import DefaultTeam  # noqa: E402
+from default_team import DefaultTeam, DefaultTeamOptions  # noqa: E402
 
 RULE = """
 [[rules]]
@@ -70,3 +74,15 @@ def test_the_example_rule_sets_a_team_once(harness: Harness) -> None:
         for i in (old, young, owned)
     }
     assert teams == {old["id"]: ["Platform"], young["id"]: [], owned["id"]: ["Payments"]}
+
+
+def test_an_unknown_name_is_reported_at_its_key() -> None:
+    """The example's config_key blocks name the key: rules[2].team, not just the bad value."""
+    options = DefaultTeamOptions.model_validate(
+        {"name": "unowned", "type": "default_team", "every": "5m", "team": "Teem", "after": "30m"}
+    )
+    with pytest.raises(ConfigError) as info, config_key("rules[2]"):
+        DefaultTeam(options, CATALOG)
+    assert str(info.value) == (
+        "rules[2].team: 'Teem' is not a known option of 'Team'; valid: Payments, Platform"
+    )

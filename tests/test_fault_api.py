@@ -109,7 +109,7 @@ def test_a_malformed_answer_fails_the_cycle_cleanly_and_is_logged_once(
     assert not failed.ok
     assert failed.error is not None
     assert "GET /v2/incidents" in failed.error
-    client_lines = [r for r in caplog.records if r.name == "automations.incidentio"]
+    client_lines = [r for r in caplog.records if r.name.startswith("automations.incidentio.")]
     assert len(client_lines) == 1, [r.getMessage() for r in client_lines]
     assert "Traceback" not in caplog.text
     assert recovered.ok

@@ -31,6 +31,7 @@ V1 = {
     "Rule",
     "RuleOptions",
     "UnknownName",
+    "config_key",
     "format_duration",
     "human_span",
 }

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -29,16 +29,9 @@ from automations.where import Where
 SectionName = Literal[
     "figures", "oncall", "live", "opened", "resolved", "follow_ups", "trends", "automations"
 ]
-SECTIONS: tuple[SectionName, ...] = (
-    "figures",
-    "oncall",
-    "live",
-    "opened",
-    "resolved",
-    "follow_ups",
-    "trends",
-    "automations",
-)
+# The order sections appear in, whatever order the config lists them in; each one is
+# templates/digest/<section>.html.j2 and .txt.j2.
+SECTIONS: tuple[SectionName, ...] = get_args(SectionName)
 DEFAULT_SUBJECT = (
     '{{ digest.cadence | capitalize }} digest "{{ digest.name }}" · {{ digest.period_label }}: '
     "{{ digest.figures.live }} live, {{ digest.figures.opened }} opened, "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from automations.catalog import Catalog, rank_order
+from automations.digest.config import SECTIONS
 from automations.digest.trends import (
     Cadence,
     Trends,
@@ -44,18 +45,6 @@ HIDDEN_MODES = ("test", "tutorial")
 NAME_LIMIT = 200
 # Incident timestamps that say when an incident was resolved, in order of preference.
 RESOLVED_TIMESTAMPS = ("Resolved at", "Closed at")
-# The order sections appear in, whatever order the config lists them in; each one is
-# templates/digest/<section>.html.j2 and .txt.j2.
-SECTION_ORDER = (
-    "figures",
-    "oncall",
-    "live",
-    "opened",
-    "resolved",
-    "follow_ups",
-    "trends",
-    "automations",
-)
 # Sections whose data is fetched only when shown: None in DigestData means "not built".
 _OPTIONAL_SECTIONS = ("oncall", "follow_ups", "trends")
 
@@ -148,10 +137,10 @@ class DigestData:
 
     @property
     def shown_sections(self) -> tuple[str, ...]:
-        """The configured sections in SECTION_ORDER, leaving out optional ones not built."""
+        """The configured sections in the order of SECTIONS, leaving out optional ones not built."""
         return tuple(
             name
-            for name in SECTION_ORDER
+            for name in SECTIONS
             if name in self.sections
             and (name not in _OPTIONAL_SECTIONS or getattr(self, name) is not None)
         )

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from automations.digest.deadline import Deadline
 
-log = logging.getLogger("automations.digest")
+log = logging.getLogger(__name__)
 
 
 class DeliveryRejected(DeliveryError):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-log = logging.getLogger("automations.digest")
+log = logging.getLogger(__name__)
 
 Stage = Literal["build", "render", "send"]
 

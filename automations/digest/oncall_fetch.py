@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from automations.incidentio import IncidentIOClient
     from automations.incidentio.oncall import Schedule
 
-log = logging.getLogger("automations.digest")
+log = logging.getLogger(__name__)
 
 SCHEDULES_PAGE = 25  # larger pages leave next_shifts out
 LOOK_AHEAD = timedelta(days=14)  # how far to look for the next shift of an empty schedule

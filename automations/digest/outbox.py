@@ -41,7 +41,7 @@ from automations.leadership import Guard, still_leading
 from automations.ledger import Ledger, OutboxItem, OutboxState
 from automations.ledger.owners import lease_holder
 
-log = logging.getLogger("automations.digest")
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 

@@ -54,7 +54,7 @@ from automations.ledger import Ledger, OutboxState
 if TYPE_CHECKING:
     from automations.runtime import Runtime
 
-log = logging.getLogger("automations.digest")
+log = logging.getLogger(__name__)
 
 MAX_WINDOW = timedelta(days=31)  # a digest re-enabled after months is not a history report
 _SUPERSEDED = (OutboxState.EXPIRED, OutboxState.FAILED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from automations.config import Config
 from automations.digest.config import DigestOptions
 from automations.digest.render import Renderer
-from automations.errors import ConfigError, Problems
+from automations.errors import Problems
 
 
 def template_renderer(index: int, options: DigestOptions, problems: Problems) -> Renderer | None:
@@ -16,12 +16,10 @@ def template_renderer(index: int, options: DigestOptions, problems: Problems) ->
         problems.add(f"{path}.templates_dir: {templates_dir}: no such directory")
         return None
     renderer = Renderer(options.template, options.zone, templates_dir)
-    try:
+    with problems.collect(f"{path}.template"):
         renderer.check()
-    except ConfigError as exc:
-        problems.add(exc, f"{path}.template")
-        return None
-    return renderer
+        return renderer
+    return None
 
 
 def check_templates(config: Config, problems: Problems) -> None:

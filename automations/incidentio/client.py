@@ -95,7 +95,7 @@ from automations.incidentio.transport_errors import (
     unreadable_body,
 )
 
-LOG = logging.getLogger("automations.incidentio")
+LOG = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 

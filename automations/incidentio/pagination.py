@@ -25,7 +25,7 @@ from typing import Generic, NamedTuple, TypeVar
 from automations.errors import APIError
 from automations.incidentio.models import Incident, PaginationMeta
 
-LOG = logging.getLogger("automations.incidentio")
+LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ from stamina.instrumentation import RetryDetails, RetryHook
 
 from automations.errors import APIUnavailable
 
-LOG = logging.getLogger("automations.incidentio")
+LOG = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 300.0
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from automations.ledger.base import LedgerBase, current, from_text, to_text
 
-log = logging.getLogger("automations.ledger")
+log = logging.getLogger(__name__)
 
 # What a reader catches from a row's decoder: a bad enum, JSON or time is a ValueError
 # (json.JSONDecodeError included), a wrong type a TypeError, a missing column a KeyError.

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from automations.config_errors import repeated_names
 from automations.digest.config import EmailAddress, SMTPSettings, envelope_recipients
 from automations.durations import Duration
 
@@ -236,21 +237,17 @@ def unknown_channel_problems(
 def channel_problems(smtp: SMTPSettings | None, channels: Sequence[ChannelOptions]) -> list[str]:
     """Checks across tables: unique names (and variable prefixes), [smtp] for email."""
     problems = []
-    names: dict[str, int] = {}
+    repeated = repeated_names("channels", [c.name for c in channels], "rules name them")
     prefixes: dict[str, int] = {}
     for index, channel in enumerate(channels):
-        if channel.name in names:
-            problems.append(
-                f"channels[{index}].name: {channel.name!r} is already used by "
-                f"channels[{names[channel.name]}]; names must be unique (rules name them)"
-            )
+        if index in repeated:
+            problems.append(repeated[index])
         elif (prefix := env_prefix(channel.name)) in prefixes:
             other = channels[prefixes[prefix]].name
             problems.append(
                 f"channels[{index}].name: {channel.name!r} and {other!r} "
                 f"(channels[{prefixes[prefix]}]) share the variables {prefix}*; rename one"
             )
-        names.setdefault(channel.name, index)
         prefixes.setdefault(env_prefix(channel.name), index)
         if isinstance(channel, EmailChannel) and smtp is None:
             problems.append(

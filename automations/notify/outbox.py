@@ -44,7 +44,7 @@ from automations.notify.notice import SUMMARY, Notice
 from automations.notify.sender import INCIDENT_UPDATE_CHANNEL, ChannelPolicy, Sender
 from automations.notify.spec import INCIDENT_UPDATE_POLICY
 
-log = logging.getLogger("automations.notify")
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 OnOutcome = Callable[[str, str], None]  # (channel, outcome)

@@ -19,7 +19,7 @@ from datetime import timedelta
 from automations.notify.notice import Notice
 from automations.notify.sender import INCIDENT_UPDATE_CHANNEL, ChannelPolicy
 
-log = logging.getLogger("automations.notify")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

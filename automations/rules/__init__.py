@@ -8,7 +8,7 @@ See examples/default_team and the README's "Writing a rule type".
 
 from automations.catalog import Catalog, UnknownName
 from automations.durations import Duration, format_duration, human_span
-from automations.errors import ConfigError
+from automations.errors import ConfigError, config_key
 from automations.incidentio import FollowUp, Incident, IncidentEdit, IncidentUpdate
 from automations.rules.base import (
     PLUGIN_API_VERSION,
@@ -38,6 +38,7 @@ __all__ = [
     "Rule",
     "RuleOptions",
     "UnknownName",
+    "config_key",
     "format_duration",
     "human_span",
 ]

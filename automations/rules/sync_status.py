@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from automations.anchors import category_period
 from automations.catalog import Catalog, UnknownName, resolve_name
 from automations.durations import Duration, format_duration, human_moment, human_span
-from automations.errors import ConfigError, Problems
+from automations.errors import ConfigError, Problems, config_key
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,
@@ -135,10 +135,8 @@ class SyncStatus(Rule[SyncStatusOptions]):
         problems.raise_if_any()
 
     def _check_transition(self, catalog: Catalog, to_status: str) -> None:
-        try:
+        with config_key("to_status"):
             self.target = catalog.status(to_status)
-        except UnknownName as exc:
-            raise exc.at("to_status") from None
         where = self.options.where
         known = Problems()  # an unknown where.status is reported by where itself
         statuses = (resolve_name(catalog.status, s, "", known) for s in where.status)
@@ -179,10 +177,8 @@ class SyncStatus(Rule[SyncStatusOptions]):
         problems.raise_if_any()
 
     def _resolve_mirror(self, catalog: Catalog, mirror: Mirror) -> None:
-        try:
+        with config_key("mirror.field"):
             field_ = catalog.custom_field(mirror.field)
-        except UnknownName as exc:
-            raise exc.at("mirror.field") from None
         if field_.field_type != "single_select":
             raise ConfigError(
                 f"mirror.field: {field_.name!r} is a {field_.field_type} field; "

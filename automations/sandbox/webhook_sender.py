@@ -45,7 +45,7 @@ from automations.sandbox.model import JSON
 if TYPE_CHECKING:
     import httpx
 
-log = logging.getLogger("automations.sandbox.webhooks")
+log = logging.getLogger(__name__)
 
 # Svix's schedule after the first attempt (seconds): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 SVIX_RETRY_DELAYS = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)

@@ -29,7 +29,7 @@ from automations.text import one_line
 from automations.webhooks.events import HANDLED, MalformedEvent, event_type_of, parse_event
 from automations.webhooks.verify import NotJSON, Refused, Verifier
 
-log = logging.getLogger("automations.webhooks")
+log = logging.getLogger(__name__)
 
 Answer = tuple[int, str, bytes]  # status, content type, body: as the listener answers
 Observe = Callable[[str, str], None]  # (event type, outcome) -> the metrics counter

@@ -39,7 +39,7 @@ from automations.ledger.webhooks import (
 )
 from automations.webhooks.receiver import Observe
 
-log = logging.getLogger("automations.webhooks")
+log = logging.getLogger(__name__)
 
 Evaluate = Callable[[Mapping[str, bool], str], IncidentsRun | None]
 ResolveFollowUp = Callable[[str], str]  # follow-up ID -> its incident's ID

@@ -26,7 +26,7 @@ from automations.rules import (
     PlannedAction,
     Rule,
     RuleOptions,
-    UnknownName,
+    config_key,
     human_span,
 )
 
@@ -47,14 +47,10 @@ class DefaultTeam(Rule[DefaultTeamOptions]):
 
     def check(self, catalog: Catalog) -> None:
         """Resolve names once, at start-up; an unknown one stops the daemon with its key path."""
-        try:
+        with config_key("field"):
             self.field = catalog.custom_field(self.options.field)
-        except UnknownName as exc:
-            raise exc.at("field") from None
-        try:
+        with config_key("team"):
             self.team = catalog.option(self.field, self.options.team)
-        except UnknownName as exc:
-            raise exc.at("team") from None
 
     def evaluate(
         self, incidents: Sequence[Incident], ctx: EvaluationContext

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from automations.clock import host_now
 from automations.config import Config
-from automations.errors import ConfigError, Problems
+from automations.errors import ConfigError, Problems, config_key
 from automations.notify.config import (
     AppriseChannel,
     ChannelOptions,
@@ -173,11 +173,8 @@ class ChannelBuilder:
         if directory is not None and not directory.is_dir():
             raise ConfigError(f"templates_dir: {directory}: no such directory")
         templates = NoticeTemplates(kind[type(channel)], channel.name, directory)
-        try:
+        with config_key("templates_dir" if directory is not None else "templates"):
             templates.check(self.clock())
-        except ConfigError as exc:
-            where = "templates_dir" if directory is not None else "templates"
-            raise ConfigError(f"{where}: {exc}") from None
         return templates
 
     def webhook_secret(self, channel: WebhookChannel) -> SecretStr:
