@@ -475,10 +475,10 @@ class Daemon:
         stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
         self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
         self.metrics.watch_client(self.runtime.client)
-        from automations.digest import events
-
-        events.DELIVERY_LISTENERS.append(self.metrics.observe_digest)  # a reload may add digests
-        events.FAILURE_LISTENERS.append(self.metrics.observe_digest_failure)
+        # The runtime's, which a reload's digests keep: a reload may add digests.
+        events = self.runtime.digest_events
+        events.delivery_listeners.append(self.metrics.observe_digest)
+        events.failure_listeners.append(self.metrics.observe_digest_failure)
         if self.notifications is not None and self.notifications.on_outcome is None:
             self.notifications.on_outcome = self.metrics.observe_notification
         from automations.digest.changes_page import ChangesPages
@@ -498,10 +498,9 @@ class Daemon:
             self.health_server.stop()
             self.health_server = None
         if self.metrics is not None:
-            from automations.digest import events
-
-            events.DELIVERY_LISTENERS.remove(self.metrics.observe_digest)
-            events.FAILURE_LISTENERS.remove(self.metrics.observe_digest_failure)
+            events = self.runtime.digest_events
+            events.delivery_listeners.remove(self.metrics.observe_digest)
+            events.failure_listeners.remove(self.metrics.observe_digest_failure)
 
     def _catch_stop(self) -> dict[int, Any]:
         """SIGTERM and SIGINT set ``stopping``; the previous handlers, to restore."""

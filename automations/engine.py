@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from automations import failpoints
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
 from automations.effects import Applied, effectors
@@ -33,6 +32,7 @@ from automations.errors import (
     LedgerError,
     NotLeader,
 )
+from automations.failpoints import Failpoints
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -212,6 +212,7 @@ class Engine:
         retention: Retention | None = None,
         channels: Mapping[str, ChannelPolicy] | None = None,
         may_act: Guard | None = None,
+        failpoints: Failpoints | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -224,6 +225,8 @@ class Engine:
         # The leader guard (automations/leadership.py), asked before each effect; None: SQLite,
         # where the file lock makes this process the only one.
         self.may_act = may_act
+        # Crash points for the tests of at-most-once (automations/failpoints.py): none armed.
+        self.failpoints = failpoints or Failpoints()
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
         self._left_to_owner: set[str] = set()  # claims of a live process, logged once
         # Each query compiled once for webhooks (None: undecidable, polling only).
@@ -667,21 +670,21 @@ class Engine:
         if not self._claim(action):
             outcome.already_done += 1
             return
-        failpoints.hit("after_claim")
+        self.failpoints.hit("after_claim")
         fresh = self._reread(rule, action, outcome)
         if fresh is None:
             return
         incident, ctx = fresh
         if not self._recheck(rule, action, incident, ctx, outcome):
             return
-        failpoints.hit("after_reread")
+        self.failpoints.hit("after_reread")
         self._still_leader(action)
         applied = self._effect(action, incident, outcome)
         if applied is None:
             return
-        failpoints.hit("after_edit")
+        self.failpoints.hit("after_edit")
         self._record(action, applied, outcome)
-        failpoints.hit("after_confirm")
+        self.failpoints.hit("after_confirm")
 
     def _claim(self, action: PlannedAction) -> bool:
         """Take the event key in the ledger before any side effect; False if it is taken."""
@@ -889,7 +892,7 @@ class Engine:
                     extra=fields,
                 )
                 continue
-            failpoints.hit("reconcile_after_read")
+            self.failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 reason = "edit found applied after an interrupted run"
                 self.ledger.mark_reconciled(

@@ -46,7 +46,13 @@ def prepare_reload(running: Runtime) -> Reloaded:
     catalog = load_catalog(running.client, running.ledger)  # names added since start resolve
     rules = check_config(config, catalog, Environment())  # every problem of the file at once
     engine = make_engine(
-        config, running.client, running.ledger, catalog, rules, running.engine.clock
+        config,
+        running.client,
+        running.ledger,
+        catalog,
+        rules,
+        running.engine.clock,
+        running.failpoints,
     )
     runtime = Runtime(
         config,
@@ -56,6 +62,8 @@ def prepare_reload(running: Runtime) -> Reloaded:
         rules,
         engine,
         notifications=running.notifications,
+        failpoints=running.failpoints,
+        digest_events=running.digest_events,
     )
     digests = None
     if config.digests:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,10 +19,12 @@ from automations.catalog import Catalog
 from automations.checks import check_config
 from automations.clock import ServerClock, ledger_clock
 from automations.config import Config
+from automations.digest.events import DigestEvents
 from automations.engine import Engine
 from automations.errors import APIError, APIUnavailable, ConfigError, Problems
+from automations.failpoints import Failpoints
 from automations.incidentio import IncidentIOClient, TokenBucket
-from automations.incidentio.retries import DAEMON, INTERACTIVE
+from automations.incidentio.retries import DAEMON, INTERACTIVE, quiet_stamina_for_client
 from automations.ledger import Event, Ledger
 from automations.retention import Retention
 from automations.rules.base import AnyRule
@@ -44,7 +46,12 @@ def make_client(
     config: Config, api_key: SecretStr, *, interactive: bool = False
 ) -> IncidentIOClient:
     """The client; ``interactive`` (a person waiting: validate, plan, digest preview) gives up
-    on an unreachable API within seconds, where a daemon keeps retrying for minutes."""
+    on an unreachable API within seconds, where a daemon keeps retrying for minutes.
+
+    stamina's retry hooks are process-wide (it has no per-client ones): here, the one place
+    clients are built, they are told once to leave this client's retries to its own log line.
+    """
+    quiet_stamina_for_client()
     settings = config.incident_io
     budget = INTERACTIVE if interactive else DAEMON
     return IncidentIOClient(
@@ -131,6 +138,10 @@ class Runtime:
     engine: Engine
     # The notification delivery loop (make_notification_outbox), when channels are configured.
     notifications: NotificationOutbox | None = None
+    # The crash points every part with one is given (engine, outboxes, webhook worker).
+    failpoints: Failpoints = field(default_factory=Failpoints)
+    # Digest deliveries and failures, for the daemon's metrics; kept by a reload's digests.
+    digest_events: DigestEvents = field(default_factory=DigestEvents)
 
     def close(self) -> None:
         self.client.close()
@@ -144,12 +155,14 @@ def build_runtime(
     lock: bool,
     clock: Callable[[], datetime] | None = None,
     interactive: bool = False,
+    failpoints: Failpoints | None = None,
 ) -> Runtime:
     """Open the ledger (locked for daemons), reconcile-ready engine, rules resolved.
 
     The whole file is checked first (check_config), so a bad digest stops ``once``
     or ``run`` before any rule acts; a locked runtime acts and sends, so it also
-    needs the SMTP password when ``smtp.username`` is set.
+    needs the SMTP password when ``smtp.username`` is set. ``failpoints`` (tests) defaults
+    to the ones ``AUTOMATIONS_FAILPOINTS`` names, read here once for the whole process.
     """
     # Locked before SQLite opens the file: a refused process never touches the database.
     ledger = open_ledger(config, lock=lock)
@@ -168,8 +181,10 @@ def build_runtime(
         ledger.close()
         raise
     clock = clock or ServerClock(client, ledger)
-    engine = make_engine(config, client, ledger, catalog, rules, clock)
-    runtime = Runtime(config, client, ledger, catalog, rules, engine)
+    if failpoints is None:
+        failpoints = Failpoints.from_environment()
+    engine = make_engine(config, client, ledger, catalog, rules, clock, failpoints)
+    runtime = Runtime(config, client, ledger, catalog, rules, engine, failpoints=failpoints)
     if lock and (config.channels or any(rule.options.announce for rule in rules)):
         try:
             runtime.notifications = notification_outbox(runtime)
@@ -195,11 +210,20 @@ def make_engine(
     catalog: Catalog,
     rules: list[AnyRule],
     clock: Callable[[], datetime],
+    failpoints: Failpoints,
 ) -> Engine:
     """The engine of a daemon or `once` (and of a reload): it prunes the ledger too."""
     retention = Retention(config.store.retention, rules, catalog)
     channels = {channel.name: channel for channel in config.channels}
-    return Engine(client, ledger, catalog, clock=clock, retention=retention, channels=channels)
+    return Engine(
+        client,
+        ledger,
+        catalog,
+        clock=clock,
+        retention=retention,
+        channels=channels,
+        failpoints=failpoints,
+    )
 
 
 def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:
@@ -246,4 +270,5 @@ def make_notification_outbox(
         runtime.engine.clock,
         NOTIFY_BACKOFF,
         on_outcome=on_outcome,
+        failpoints=runtime.failpoints,
     )

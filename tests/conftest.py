@@ -27,6 +27,15 @@ from tests.secret_values import SECRETS  # noqa: E402
 MAX_SCANNED_FILE = 50_000_000
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stamina_quiet_for_client() -> None:
+    """stamina's retry hooks are process-wide: set up once, as make_client does in the
+    product, so clients a test builds directly log like the product's do."""
+    from automations.incidentio.retries import quiet_stamina_for_client
+
+    quiet_stamina_for_client()
+
+
 @pytest.fixture
 def smtp() -> Iterator[SMTPServer]:
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""

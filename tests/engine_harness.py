@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from automations.clock import host_now
 from automations.config import load_config
+from automations.failpoints import Failpoints
 from automations.incidentio import TokenBucket
 from automations.ledger import Ledger
 from automations.rules.registry import RuleRegistry
@@ -64,10 +65,19 @@ class Harness:
         """The config's ledger, opened as the daemon opens it."""
         return Ledger(self.ledger_target)
 
-    def runtime(self, *, lock: bool = False, registry: RuleRegistry | None = None) -> Runtime:
-        """In-process tests skip the client-side limit (1000/min) that a real key needs."""
+    def runtime(
+        self,
+        *,
+        lock: bool = False,
+        registry: RuleRegistry | None = None,
+        failpoints: Failpoints | None = None,
+    ) -> Runtime:
+        """In-process tests skip the client-side limit (1000/min) that a real key needs;
+        ``failpoints`` are the test's own crash points (none armed by default)."""
         config = load_config(self.config_path, registry)
-        runtime = build_runtime(config, SecretStr(self.sandbox.api_key), lock=lock)
+        runtime = build_runtime(
+            config, SecretStr(self.sandbox.api_key), lock=lock, failpoints=failpoints
+        )
         runtime.client.rate_limiter = TokenBucket(rate_per_minute=600_000)
         return runtime
 

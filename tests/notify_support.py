@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from automations.backoff import Backoff
 from automations.errors import NotifyRejected, NotifyRetryable
+from automations.failpoints import Failpoints
 from automations.ledger import Ledger
 from automations.notify.notice import ACTION_APPLIED, IncidentSummary, Notice
 from automations.notify.outbox import NotificationOutbox, OnOutcome
@@ -135,8 +136,11 @@ def outbox(
     policies: Mapping[str, ChannelPolicy],
     clock: Clock,
     on_outcome: OnOutcome | None = None,
+    failpoints: Failpoints | None = None,
 ) -> NotificationOutbox:
-    return NotificationOutbox(ledger, senders, policies, clock, BACKOFF, on_outcome)
+    return NotificationOutbox(
+        ledger, senders, policies, clock, BACKOFF, on_outcome, failpoints=failpoints
+    )
 
 
 PUBLIC = Policy(include_private=False, expire_after=timedelta(hours=6))

@@ -10,16 +10,27 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import stamina
-from stamina.instrumentation import get_on_retry_hooks
+from pydantic import SecretStr
+from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
 
+from automations.config import load_config
 from automations.errors import APIRejected, APIUnavailable
 from automations.incidentio import IncidentIOClient, TokenBucket
-from automations.incidentio.retries import RETRIED_CALLABLE, _SkipClientRetries
+from automations.incidentio.retries import (
+    RETRIED_CALLABLE,
+    CallState,
+    RetryPolicy,
+    RetryWaits,
+    _SkipClientRetries,
+    quiet_stamina_for_client,
+)
+from automations.runtime import make_client as build_client
 from tests.openapi_conformance import Conformance
 from tests.test_client_models import FakeTime, Recorder, error_body, incident, make_client, ok
 
@@ -289,12 +300,22 @@ def test_unreadable_bodies_are_transient(
         assert "unreadable" in str(info.value)
 
 
-def test_stamina_hooks_skip_only_this_client() -> None:
-    """The client silences stamina's per-retry hook for itself only; other users keep it."""
-    first = IncidentIOClient(api_key="k")
-    hooks = get_on_retry_hooks()
-    IncidentIOClient(api_key="k")
-    assert get_on_retry_hooks() == hooks  # idempotent: wrappers are not nested
+def test_stamina_hooks_skip_only_this_client(tmp_path: Path) -> None:
+    """The composition root (make_client) silences stamina's process-wide per-retry hooks for
+    this client only, once however many clients it builds; other users keep them."""
+    before = get_on_retry_hooks()
+    set_on_retry_hooks(None)  # stamina's defaults, as in a fresh process
+    try:
+        path = tmp_path / "automations.toml"
+        path.write_text('[incident_io]\nbase_url = "http://127.0.0.1:9"\n')
+        config = load_config(path)
+        with build_client(config, SecretStr("k")) as first:
+            hooks = get_on_retry_hooks()
+            with build_client(config, SecretStr("k")):
+                assert get_on_retry_hooks() == hooks  # idempotent: wrappers are not nested
+    finally:
+        set_on_retry_hooks(before)
+    assert hooks
     assert all(isinstance(h, _SkipClientRetries) for h in hooks)
     assert not any(isinstance(h.hook, _SkipClientRetries) for h in hooks)  # type: ignore[attr-defined]
     assert stamina.instrumentation._data.guess_name(first._attempt) == RETRIED_CALLABLE
@@ -302,7 +323,7 @@ def test_stamina_hooks_skip_only_this_client() -> None:
 
 def test_other_stamina_users_still_log(fake: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
     """A function retried elsewhere in the process still gets stamina's retry log line."""
-    IncidentIOClient(api_key="k")
+    quiet_stamina_for_client()
     failures = iter([ValueError("once")])
 
     @stamina.retry(on=ValueError, attempts=2, wait_initial=0, wait_jitter=0)
@@ -316,3 +337,16 @@ def test_other_stamina_users_still_log(fake: FakeTime, caplog: pytest.LogCapture
     assert [r.getMessage() for r in caplog.records if r.name == "stamina"] == [
         "stamina.retry_scheduled"
     ]
+
+
+def test_the_backoff_between_attempts_is_the_policys_own() -> None:
+    """RetryWaits passed in set the wait: ``initial`` doubling up to ``cap``, no jitter here."""
+    policy = RetryPolicy(timeout=600.0, waits=RetryWaits(initial=2.0, cap=5.0, jitter=0))
+    unavailable = APIUnavailable("503 Service Unavailable", status=503)
+    waits = []
+    for attempts in (1, 2, 3):
+        call = CallState("GET", "/v2/incidents")
+        call.attempts = attempts
+        waits.append(policy.wait(call, unavailable))
+    assert waits == [2.0, 4.0, 5.0]
+    assert RetryPolicy().waits == RetryWaits(initial=0.5, cap=30.0, jitter=1.0)  # the product's

@@ -2,9 +2,9 @@
 
 The sandbox injects the faults server-side (``/_sandbox/faults``) and logs every
 attempt, so each test counts the attempts the client really made. Backoff
-between retries is shrunk to milliseconds (the module constants in retries.py,
-as the client has no setting for them); ``Retry-After`` is not shrunk, so the
-storms below really cost the second the server asks for.
+between retries is shrunk to milliseconds (each client is given ``FAST_WAITS``);
+``Retry-After`` is not shrunk, so the storms below really cost the second the
+server asks for.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from automations.incidentio import (
     IncidentFilter,
     IncidentIOClient,
     TokenBucket,
-    retries,
 )
+from automations.incidentio.retries import RetryWaits
+from tests import test_client_against_sandbox
 from tests.sandbox_server import SandboxControl
 from tests.test_client_against_sandbox import (
     SECRET,
     api_log,
     assert_no_secret,
-    make_client,
     use_secret_key,
     watch_logs_for_key,
 )
@@ -53,12 +53,17 @@ def no_key_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield from watch_logs_for_key(caplog)
 
 
+FAST_WAITS = RetryWaits(initial=0.01, cap=0.05, jitter=0.01)
+
+
+def make_client(base_url: str, **kwargs: Any) -> IncidentIOClient:
+    """The sandbox client of test_client_against_sandbox, with millisecond backoff."""
+    return test_client_against_sandbox.make_client(base_url, retry_waits=FAST_WAITS, **kwargs)
+
+
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Real retries (stamina not in test mode) with millisecond backoff."""
-    monkeypatch.setattr(retries, "WAIT_INITIAL", 0.01)
-    monkeypatch.setattr(retries, "WAIT_MAX", 0.05)
-    monkeypatch.setattr(retries, "WAIT_JITTER", 0.01)
+def real_retries() -> Iterator[None]:
+    """Real retries (stamina not in test mode), each client with FAST_WAITS between them."""
     with stamina.set_testing(False):
         yield
 

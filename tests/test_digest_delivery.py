@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from automations.digest import events
+from automations.digest.service import Digests
 from automations.incidentio import IncidentFilter
 from automations.ledger import Ledger, OutboxState
 from tests.digest_support import (
@@ -41,18 +40,11 @@ def org(sandbox: SandboxControl) -> SandboxControl:
     return sandbox
 
 
-@pytest.fixture
-def listened() -> Iterator[list[tuple[str, str]]]:
+def listen(digests: Digests) -> list[tuple[str, str]]:
+    """Every (digest, outcome) the digests' delivery listeners hear from now on."""
     calls: list[tuple[str, str]] = []
-
-    def listener(name: str, outcome: str) -> None:
-        calls.append((name, outcome))
-
-    events.DELIVERY_LISTENERS.append(listener)
-    try:
-        yield calls
-    finally:
-        events.DELIVERY_LISTENERS.remove(listener)
+    digests.events.delivery_listeners.append(lambda name, outcome: calls.append((name, outcome)))
+    return calls
 
 
 def add(org: SandboxControl, name: str, *, age: timedelta, **fields: object) -> dict[str, object]:
@@ -232,14 +224,14 @@ def test_hostile_names_are_escaped_in_the_body_and_folded_in_the_subject(
     assert len(got.raw) < 200_000
 
 
-def test_smtp_down_then_up_delivers_exactly_once(
-    org: SandboxControl, tmp_path: Path, listened: list[tuple[str, str]]
-) -> None:
+def test_smtp_down_then_up_delivers_exactly_once(org: SandboxControl, tmp_path: Path) -> None:
     """Refused connections are retried with backoff; once the server is up, one message."""
     add(org, "Checkout latency", age=timedelta(hours=1))
     server = SMTPServer()  # a port nobody listens on yet
     clock = Clock(T0)
     runtime, digests = open_digests(write_config(tmp_path, org.base_url, server.port), clock)
+    assert digests.events is runtime.digest_events  # what the daemon's metrics listen to
+    listened = listen(digests)
     try:
         assert not digests.tick()  # queued, first attempt refused
         item = runtime.ledger.outbox_find("daily", PERIOD)
@@ -360,13 +352,14 @@ def test_crash_after_smtp_accepted_is_the_one_duplicate(
 
 
 def test_refused_recipients_fail_permanently(
-    org: SandboxControl, smtp: SMTPServer, tmp_path: Path, listened: list[tuple[str, str]]
+    org: SandboxControl, smtp: SMTPServer, tmp_path: Path
 ) -> None:
     """A 550 for every recipient is final: marked failed, never retried."""
     smtp.handler.reject = lambda address: "550 5.1.1 no such mailbox"
     add(org, "Checkout latency", age=timedelta(hours=1))
     clock = Clock(T0)
     runtime, digests = open_digests(write_config(tmp_path, org.base_url, smtp.port), clock)
+    listened = listen(digests)
     try:
         assert not digests.tick()
         for _ in range(3):
@@ -442,14 +435,11 @@ def test_a_failing_listener_does_not_stop_delivery(
     def broken(name: str, outcome: str) -> None:
         raise RuntimeError("metrics backend down")
 
-    events.DELIVERY_LISTENERS.append(broken)
+    add(org, "Checkout latency", age=timedelta(hours=1))
+    runtime, digests = open_digests(write_config(tmp_path, org.base_url, smtp.port), Clock(T0))
+    digests.events.delivery_listeners.append(broken)
     try:
-        add(org, "Checkout latency", age=timedelta(hours=1))
-        runtime, digests = open_digests(write_config(tmp_path, org.base_url, smtp.port), Clock(T0))
-        try:
-            tick_ok(digests)
-        finally:
-            runtime.close()
+        tick_ok(digests)
     finally:
-        events.DELIVERY_LISTENERS.remove(broken)
+        runtime.close()
     assert len(smtp.received) == 1

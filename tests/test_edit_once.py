@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 import stamina
 
-from automations import failpoints
 from automations.daemon import run_once
+from automations.failpoints import Failpoints, SimulatedCrash
 from automations.ledger import EventState, Ledger
 from tests.engine_harness import Harness
 
@@ -129,13 +129,13 @@ def test_a_claim_is_not_settled_while_the_incident_updates_cannot_be_read(
     """After a crash, a human undid the edit; with updates unreadable the claim waits."""
     harness.write(ESCALATE_MINOR)
     stuck = harness.add("Stuck", age=3 * H)
-    failpoints.arm("after_edit")
-    runtime = harness.runtime()
+    points = Failpoints()
+    points.arm("after_edit")
+    runtime = harness.runtime(failpoints=points)
     try:
-        with pytest.raises(failpoints.SimulatedCrash):
+        with pytest.raises(SimulatedCrash):
             run_once(runtime)
     finally:
-        failpoints.disarm()
         runtime.close()
     harness.sandbox.update_incident(stuck["id"], severity="Minor")  # a human undoes it
     harness.sandbox.set_faults(

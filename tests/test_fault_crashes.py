@@ -15,13 +15,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-
-from automations import failpoints
 from automations.daemon import run_once
+from automations.failpoints import POINTS, Failpoints, SimulatedCrash
 from automations.ledger import Ledger, RunStatus
 from automations.runtime import Runtime
 from tests.engine_harness import Harness
@@ -39,13 +36,6 @@ notify_incident_channel = true
 max_actions_per_cycle = 200
 max_actions_per_day = 100000
 """
-
-
-@pytest.fixture(autouse=True)
-def _disarmed() -> Iterator[None]:
-    failpoints.disarm()
-    yield
-    failpoints.disarm()
 
 
 def _successful_edits(harness: Harness) -> Counter[str]:
@@ -67,21 +57,22 @@ def test_random_crashes_over_200_action_cycles_never_edit_twice(harness: Harness
     ids: list[str] = []
     crashes: Counter[str] = Counter()
     action_cycles = 0
-    runtime = harness.runtime()
+    points = Failpoints()  # every restart is given the same crash points
+    runtime = harness.runtime(failpoints=points)
     try:
         while action_cycles < 200:
             ids += [harness.add(f"Stuck {len(ids) + n}", age=3 * H)["id"] for n in range(2)]
             if rng.random() < 0.7:
-                failpoints.arm(rng.choice(failpoints.POINTS), passes=rng.randrange(3))
+                points.arm(rng.choice(POINTS), passes=rng.randrange(3))
             try:
                 (report,) = run_once(runtime)
                 action_cycles += 1 if report.planned else 0
-            except failpoints.SimulatedCrash as crash:
+            except SimulatedCrash as crash:
                 crashes[str(crash)] += 1
                 action_cycles += 1
                 runtime.close()
-                runtime = harness.runtime()  # the restart: same file, fresh process state
-            failpoints.disarm()
+                runtime = harness.runtime(failpoints=points)  # the restart: same file, fresh state
+            points.disarm()
         _converge(harness, runtime)
     finally:
         runtime.close()

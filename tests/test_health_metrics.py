@@ -279,8 +279,6 @@ def test_health_turns_503_when_the_api_keeps_failing(harness: Harness) -> None:
 
 def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
     """Delivery events reach /metrics (a failed send also as stage send); listeners removed."""
-    from automations.digest.events import DELIVERY_LISTENERS, on_delivery
-
     write_config(
         harness.tmp_path, harness.sandbox.base_url, free_port(),
         more="[server]\nenabled = true\nport = 0\n",
@@ -290,9 +288,10 @@ def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
     try:
         daemon.serve_health()
         assert daemon.health_server is not None
-        on_delivery("daily", "sent")
-        on_delivery("daily", "failed")
-        on_delivery("daily", "sent")
+        events = runtime.digest_events  # what the runtime's digests report to
+        events.on_delivery("daily", "sent")
+        events.on_delivery("daily", "failed")
+        events.on_delivery("daily", "sent")
         samples = metric_samples(httpx.get(f"{daemon.health_server.url}/metrics").text)
     finally:
         daemon.stop_health()
@@ -304,7 +303,8 @@ def test_digest_deliveries_are_counted_in_metrics(harness: Harness) -> None:
         samples[("automations_digest_failures_total", (("digest", "daily"), ("stage", "send")))]
         == 1
     )
-    assert DELIVERY_LISTENERS == []
+    assert events.delivery_listeners == []
+    assert events.failure_listeners == []
 
 
 BROKEN_DIGEST = """

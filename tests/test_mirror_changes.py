@@ -8,14 +8,13 @@ it is left alone, by the next cycles and by reconcile after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from automations import failpoints
 from automations.daemon import run_once
+from automations.failpoints import Failpoints, SimulatedCrash
 from automations.ledger import EventState, Ledger
 from automations.rules.base import EvaluationContext
 from automations.rules.sync_status import SyncStatus, SyncStatusOptions
@@ -127,24 +126,17 @@ def test_a_human_change_of_the_mirrored_field_is_not_fought(harness: Harness) ->
     assert len(harness.posts()) == 2
 
 
-@pytest.fixture
-def _disarmed() -> Iterator[None]:
-    failpoints.disarm()
-    yield
-    failpoints.disarm()
-
-
-@pytest.mark.usefixtures("_disarmed")
 def test_reconcile_leaves_a_field_a_human_changed_after_a_crash(harness: Harness) -> None:
     """The edit landed, the process died before recording it, then a human changed the field:
     the restart's reconcile cannot see our value but sees the incident changed since the
     claim, so it leaves it (skipped) instead of releasing the key to re-apply it."""
     harness.write(MIRROR)
     item = harness.add("Crash, then a human", age=3 * H)
-    runtime = harness.runtime()
-    failpoints.arm("after_edit")
+    points = Failpoints()
+    points.arm("after_edit")
+    runtime = harness.runtime(failpoints=points)
     try:
-        with pytest.raises(failpoints.SimulatedCrash):
+        with pytest.raises(SimulatedCrash):
             run_once(runtime)
     finally:
         runtime.close()
@@ -163,15 +155,15 @@ def test_reconcile_leaves_a_field_a_human_changed_after_a_crash(harness: Harness
     assert "changed since" in event.reason
 
 
-@pytest.mark.usefixtures("_disarmed")
 def test_reconcile_releases_a_mirror_edit_that_did_not_land(harness: Harness) -> None:
     """Crashed before the edit and nothing changed the incident since: released, re-applied."""
     harness.write(MIRROR)
     item = harness.add("Crash before the edit", age=3 * H)
-    runtime = harness.runtime()
-    failpoints.arm("after_reread")
+    points = Failpoints()
+    points.arm("after_reread")
+    runtime = harness.runtime(failpoints=points)
     try:
-        with pytest.raises(failpoints.SimulatedCrash):
+        with pytest.raises(SimulatedCrash):
             run_once(runtime)
     finally:
         runtime.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from automations import failpoints
+from automations.failpoints import Failpoints, SimulatedCrash
 from automations.ledger import Ledger, NotificationState
 from tests.engine_harness import REPO
 from tests.notify_support import PUBLIC, T0, Clock, RecordingSender, apply, outbox
@@ -92,13 +92,11 @@ def test_a_crash_of_a_sender_that_may_be_alive_waits_for_its_lease(tmp_path: Pat
         apply(ledger, key(1), [HOOK], {HOOK: PUBLIC})
         sender = RecordingSender()
         clock = Clock()
-        crashed = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock)
-        failpoints.arm("after_notify_send")
-        try:
-            with pytest.raises(failpoints.SimulatedCrash):
-                crashed.deliver_due()
-        finally:
-            failpoints.disarm()
+        points = Failpoints()
+        points.arm("after_notify_send")
+        crashed = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock, failpoints=points)
+        with pytest.raises(SimulatedCrash):
+            crashed.deliver_due()
         survivor = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock)
 
         clock.advance(seconds=(crashed.lease - timedelta(seconds=1)).total_seconds())

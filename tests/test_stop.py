@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.digest import events
 from automations.engine import Engine
 from automations.errors import APIUnavailable
 from automations.incidentio import IncidentIOClient, TokenBucket
@@ -241,12 +240,11 @@ def test_a_stop_between_sends_keeps_the_rest_of_the_outbox_queued(
         if outcome == "sent":
             stop.set()
 
-    events.DELIVERY_LISTENERS.append(stop_on_send)
+    digests.events.delivery_listeners.append(stop_on_send)
     try:
         digests.tick()
         states = {name: dict(digests.ledger.outbox_periods(name)) for name in ("daily", "weekly")}
     finally:
-        events.DELIVERY_LISTENERS.remove(stop_on_send)
         runtime.close()
 
     assert len(smtp.received) == 1

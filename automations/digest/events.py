@@ -1,12 +1,14 @@
 """Hooks for metrics and health: a digest was sent, or one of its stages failed.
 
-Deliberately tiny, two lists of callables:
+Deliberately tiny: a ``DigestEvents`` holds two lists of callables. The
+composition root builds one per runtime (``Runtime.digest_events``); the
+digests service and its outbox report to it, and the daemon's metrics listen:
 
-- ``DELIVERY_LISTENERS`` get the digest's name and ``"sent"`` or ``"failed"``
+- ``delivery_listeners`` get the digest's name and ``"sent"`` or ``"failed"``
   for every outbox delivery attempt (a failed one, whether it will be retried
   or not, is also a ``"send"`` failure below); a test copy sent with
   ``digest send --to`` is not counted;
-- ``FAILURE_LISTENERS`` get the digest's name and the stage that failed:
+- ``failure_listeners`` get the digest's name and the stage that failed:
   ``"build"`` (fetching incidents and ledger events, assembling the message),
   ``"render"`` (the templates) or ``"send"`` (SMTP), once per failed attempt.
 
@@ -25,30 +27,33 @@ log = logging.getLogger(__name__)
 Stage = Literal["build", "render", "send"]
 
 Listener = Callable[[str, str], None]  # (digest name, outcome or stage)
-DELIVERY_LISTENERS: list[Listener] = []
-FAILURE_LISTENERS: list[Listener] = []
 
 
-def on_delivery(name: str, outcome: str) -> None:
-    """Tell every listener; ``outcome`` is "sent" or "failed"."""
-    _tell(DELIVERY_LISTENERS, name, outcome)
-    if outcome == "failed":
-        on_failure(name, "send")
+class DigestEvents:
+    """Who hears about digest deliveries and failures; a reload's new digests keep it."""
 
+    def __init__(self) -> None:
+        self.delivery_listeners: list[Listener] = []
+        self.failure_listeners: list[Listener] = []
 
-def on_failure(name: str, stage: Stage) -> None:
-    """Tell every failure listener that ``stage`` of digest ``name`` failed once."""
-    _tell(FAILURE_LISTENERS, name, stage)
+    def on_delivery(self, name: str, outcome: str) -> None:
+        """Tell every listener; ``outcome`` is "sent" or "failed"."""
+        _tell(self.delivery_listeners, name, outcome)
+        if outcome == "failed":
+            self.on_failure(name, "send")
 
+    def on_failure(self, name: str, stage: Stage) -> None:
+        """Tell every failure listener that ``stage`` of digest ``name`` failed once."""
+        _tell(self.failure_listeners, name, stage)
 
-@contextmanager
-def report_failures(name: str, stage: Stage) -> Iterator[None]:
-    """Report any exception raised inside as a failure of ``stage``, then let it go on."""
-    try:
-        yield
-    except Exception:
-        on_failure(name, stage)
-        raise
+    @contextmanager
+    def report_failures(self, name: str, stage: Stage) -> Iterator[None]:
+        """Report any exception raised inside as a failure of ``stage``, then let it go on."""
+        try:
+            yield
+        except Exception:
+            self.on_failure(name, stage)
+            raise
 
 
 def _tell(listeners: list[Listener], name: str, what: str) -> None:

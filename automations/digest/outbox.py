@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from automations import failpoints
 from automations.backoff import Backoff
 from automations.digest.delivery import DeliveryRejected, Mailer, Outcome
-from automations.digest.events import on_delivery
+from automations.digest.events import DigestEvents
 from automations.errors import DeliveryError
+from automations.failpoints import Failpoints
 from automations.leadership import Guard, still_leading
 from automations.ledger import Ledger, OutboxItem, OutboxState
 from automations.ledger.owners import lease_holder
@@ -71,7 +71,16 @@ class DigestOutbox:
     # The leader guard (automations/leadership.py), asked before each item is claimed.
     may_act: Guard | None = None
 
-    def __init__(self, ledger: Ledger, mailer: Mailer | None, backoff: Backoff, clock: Clock):
+    def __init__(
+        self,
+        ledger: Ledger,
+        mailer: Mailer | None,
+        backoff: Backoff,
+        clock: Clock,
+        *,
+        events: DigestEvents | None = None,
+        failpoints: Failpoints | None = None,
+    ):
         self.ledger = ledger
         self.mailer = mailer
         self.backoff = backoff
@@ -79,6 +88,8 @@ class DigestOutbox:
         self.owner = lease_holder()
         seconds = mailer.settings.timeout_seconds if mailer is not None else 0.0
         self.lease = timedelta(seconds=seconds) + LEASE_MARGIN
+        self.events = events or DigestEvents()  # each attempt's outcome: metrics listen
+        self.failpoints = failpoints or Failpoints()  # tests crash at after_smtp
         self._sending = threading.Lock()
 
     def enqueue(
@@ -208,7 +219,7 @@ class DigestOutbox:
             return self._failed(item, f"{where}: every recipient refused: {refused}")
         note = f"{where} refused for good: {refused}" if done.refused else None
         self.ledger.outbox_mark_sent(item.id, owner=self.owner, now=self.clock(), note=note)
-        on_delivery(item.digest, "sent")
+        self.events.on_delivery(item.digest, "sent")
         log.info(
             "digest %s for %s sent to %d recipient(s) (attempt %d)",
             item.digest,
@@ -222,7 +233,7 @@ class DigestOutbox:
         """A transaction ended: who has the message now, who never will."""
         if step.accepted:
             # The one window where a crash duplicates: accepted by SMTP, not yet recorded.
-            failpoints.hit("after_smtp")
+            self.failpoints.hit("after_smtp")
         self.ledger.outbox_record_recipients(
             item.id, owner=self.owner, accepted=list(step.accepted), refused=step.never
         )
@@ -232,7 +243,7 @@ class DigestOutbox:
         self.ledger.outbox_mark_retry(
             item.id, owner=self.owner, error=error, next_attempt_at=retry_at
         )
-        on_delivery(item.digest, "failed")
+        self.events.on_delivery(item.digest, "failed")
         log.warning(
             "digest %s for %s: attempt %d failed, retrying at %s: %s",
             item.digest,
@@ -247,6 +258,6 @@ class DigestOutbox:
 
     def _failed(self, item: OutboxItem, error: str) -> Delivery:
         self.ledger.outbox_mark_failed(item.id, owner=self.owner, error=error)
-        on_delivery(item.digest, "failed")
+        self.events.on_delivery(item.digest, "failed")
         log.error("digest %s for %s refused, not retried: %s", item.digest, item.period, error)
         return Delivery(item.digest, item.period, OutboxState.FAILED, item.attempts, error)

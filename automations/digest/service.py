@@ -36,7 +36,7 @@ from automations.digest.config import (
 )
 from automations.digest.content import DigestData, build_digest
 from automations.digest.delivery import Mailer
-from automations.digest.events import report_failures
+from automations.digest.events import DigestEvents
 from automations.digest.fetch import digest_filter, fetch_incidents, fetch_since
 from automations.digest.follow_ups_fetch import follow_up_span, follow_ups_section
 from automations.digest.message import build_message, new_message_id
@@ -47,6 +47,7 @@ from automations.digest.schedule import Schedule, in_future, period_instant, per
 from automations.digest.templates import template_renderer
 from automations.digest.trends import cadence, trend_window
 from automations.errors import APIError, ConfigError, DeliveryError, LedgerError, Problems
+from automations.failpoints import Failpoints
 from automations.incidentio import Incident, IncidentFilter, IncidentIOClient
 from automations.ledger import Ledger, OutboxState
 
@@ -87,6 +88,8 @@ class Digests:
         mailer: Mailer | None,
         clock: Clock = host_now,
         data_clock: Clock | None = None,
+        events: DigestEvents | None = None,
+        failpoints: Failpoints | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -95,6 +98,7 @@ class Digests:
         self.mailer = mailer
         self.clock = clock
         self.data_clock = data_clock or clock
+        self.events = events or DigestEvents()  # deliveries and failures: metrics listen
         self.jobs = resolve_digests(config, catalog)
         smtp = config.smtp
         backoff = (
@@ -102,7 +106,9 @@ class Digests:
             if smtp is not None
             else Backoff(timedelta(minutes=1), timedelta(minutes=30))
         )
-        self.outbox = DigestOutbox(ledger, mailer, backoff, clock)
+        self.outbox = DigestOutbox(
+            ledger, mailer, backoff, clock, events=self.events, failpoints=failpoints
+        )
         self._future_reported: set[tuple[str, str]] = set()  # (digest, time) warned about
         self._unreadable: set[tuple[str, str, int | None]] = set()  # sections warned about
         jobs = ((job.index, job.options) for job in self.jobs.values())
@@ -116,7 +122,8 @@ class Digests:
         *,
         clock: Clock = host_now,
     ) -> Digests:
-        """The runtime's digests: SMTP from the config, the API's clock for the data."""
+        """The runtime's digests: SMTP from the config, the API's clock for the data, the
+        runtime's listeners and crash points."""
         smtp = runtime.config.smtp
         mailer = Mailer(smtp, password) if smtp is not None else None
         return cls(
@@ -127,6 +134,8 @@ class Digests:
             mailer=mailer,
             clock=clock,
             data_clock=runtime.engine.clock,
+            events=runtime.digest_events,
+            failpoints=runtime.failpoints,
         )
 
     # -- lookup -------------------------------------------------------------------------
@@ -163,7 +172,7 @@ class Digests:
         data_now = self.data_clock()
         shift = _clock_offset(data_now - self.clock())
         window_end = min(end + shift, data_now)
-        with report_failures(name, "build"):
+        with self.events.report_failures(name, "build"):
             trend = trend_window(opts, window_end) if "trends" in opts.sections else None
             since = fetch_since(start + shift, trend)
             incidents = fetch_incidents(self.client, opts, job.query, since)
@@ -186,7 +195,7 @@ class Digests:
                 changes_url=self.changes_url(name, start + shift, window_end),
             )
             data = replace(data, **self._sections(job, incidents, since, data))
-        with report_failures(name, "render"):
+        with self.events.report_failures(name, "render"):
             return job.renderer.render(data, opts.subject, opts.max_incidents)
 
     def changes_url(self, name: str, start: datetime, end: datetime) -> str | None:
@@ -314,7 +323,7 @@ class Digests:
         if self.ledger.outbox_find(name, key) is not None:
             return False
         rendered = self.compose(name, period)
-        with report_failures(name, "build"):
+        with self.events.report_failures(name, "build"):
             message_id = new_message_id(self._smtp_sender(), name, key)
             message = self.message(name, rendered, message_id, None)
         queued = self.outbox.enqueue(

@@ -84,8 +84,8 @@ from automations.incidentio.retries import (
     MAX_RETRY_AFTER,
     CallState,
     RetryPolicy,
+    RetryWaits,
     log_outcome,
-    quiet_stamina_for_client,
 )
 from automations.incidentio.transport_errors import (
     error_from_response,
@@ -117,7 +117,8 @@ class IncidentIOClient:
     ``RequestCounter``, and ``escalations_rate_limiter``) to share them;
     ``requests_per_minute`` only sizes a private bucket when none is passed.
     ``stopping`` (the daemon's stop event) cuts every wait short, for a retry
-    or a token: a stop is not held back by a Retry-After.
+    or a token: a stop is not held back by a Retry-After. ``retry_waits`` is the
+    backoff between attempts (``RetryWaits()``: 0.5 s doubling to 30 s, plus jitter).
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class IncidentIOClient:
         connect_timeout: float | None = None,
         retry_attempts: int = 8,
         retry_timeout: float = 120.0,
+        retry_waits: RetryWaits | None = None,
         transport: httpx.BaseTransport | None = None,
         counter: RequestCounter | None = None,
         max_clock_skew: timedelta | None = None,
@@ -158,7 +160,7 @@ class IncidentIOClient:
             or TokenBucket(ESCALATIONS_PER_MINUTE)
         }
         self.counter = counter or RequestCounter()
-        self._retry = RetryPolicy(attempts=retry_attempts, timeout=retry_timeout)
+        self._retry = RetryPolicy(retry_attempts, retry_timeout, retry_waits or RetryWaits())
         self._server_time: datetime | None = None
         self.max_clock_skew = max_clock_skew  # None: follow the API's Date however far off
         self._last = threading.local()
@@ -171,7 +173,6 @@ class IncidentIOClient:
             transport=transport,
             follow_redirects=False,
         )
-        quiet_stamina_for_client()
 
     # --- incidents ------------------------------------------------------------
 

@@ -16,7 +16,10 @@ fails with its last error. Without one (``once``, ``plan``: the main thread,
 where Ctrl-C interrupts a sleep) stamina sleeps as usual.
 
 Each call logs once (WARNING when it finally fails, INFO when it needed
-retries), so stamina's own per-retry hook is told to skip this client.
+retries), so stamina's own per-retry hook is told to skip this client. stamina
+keeps its hooks process-wide (``stamina.retry`` takes none per call), so that
+is the one global set-up: ``quiet_stamina_for_client``, idempotent, called by
+the composition root (``automations.runtime.make_client``), never at import.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from automations.errors import APIUnavailable
 LOG = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 300.0
-WAIT_INITIAL, WAIT_MAX, WAIT_JITTER = 0.5, 30.0, 1.0
 
 # stamina names a retried callable by module and qualname; see client.py.
 RETRIED_CALLABLE = "automations.incidentio.client.IncidentIOClient._attempt"
@@ -76,9 +78,19 @@ INTERACTIVE = Budget(attempts=3, timeout=8.0, request_timeout=8.0, connect_timeo
 
 
 @dataclass(frozen=True)
+class RetryWaits:
+    """Seconds between attempts: ``initial`` doubling up to ``cap``, plus up to ``jitter``."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    jitter: float = 1.0
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 8
     timeout: float = 120.0
+    waits: RetryWaits = RetryWaits()
 
     def wait(
         self, call: CallState, exc: Exception, *, stop: threading.Event | None = None
@@ -86,8 +98,8 @@ class RetryPolicy:
         """stamina's backoff hook: False (raise now) or seconds to wait before the next try."""
         if not isinstance(exc, APIUnavailable) or call.attempts >= self.attempts:
             return False
-        wait = min(WAIT_MAX, WAIT_INITIAL * 2.0 ** (call.attempts - 1))
-        wait += random.uniform(0, WAIT_JITTER)
+        wait = min(self.waits.cap, self.waits.initial * 2.0 ** (call.attempts - 1))
+        wait += random.uniform(0, self.waits.jitter)
         if exc.retry_after is not None:
             wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
         if time.monotonic() - call.started + wait > self.timeout:
@@ -139,7 +151,11 @@ _HOOKS_LOCK = threading.Lock()
 
 
 def quiet_stamina_for_client() -> None:
-    """Idempotent; run when a client is built (never at import)."""
+    """Wrap stamina's process-wide retry hooks to skip this client's calls; idempotent.
+
+    The composition root calls it before building a client (``make_client``); a client
+    built without it works the same, only stamina also logs each of its retries.
+    """
     with _HOOKS_LOCK:
         hooks = stamina.instrumentation.get_on_retry_hooks()
         if all(isinstance(h, _SkipClientRetries) for h in hooks):

@@ -32,10 +32,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from automations import failpoints
 from automations.backoff import Backoff
 from automations.durations import format_duration
 from automations.errors import NotifyRejected, NotifyRetryable
+from automations.failpoints import Failpoints
 from automations.leadership import Guard, still_leading
 from automations.ledger import HeldBatch, Ledger, Notification, NotificationState
 from automations.ledger.owners import LEASE, lease_holder
@@ -85,6 +85,7 @@ class NotificationOutbox:
         on_outcome: OnOutcome | None = None,
         *,
         lease: timedelta = LEASE,
+        failpoints: Failpoints | None = None,
     ) -> None:
         self.ledger = ledger
         self.senders = dict(senders)
@@ -94,6 +95,7 @@ class NotificationOutbox:
         self.on_outcome = on_outcome
         self.lease = lease  # outlasts the slowest send (an escalation's API retries)
         self.owner = lease_holder()
+        self.failpoints = failpoints or Failpoints()  # tests crash at after_notify_send
         self._sending = threading.Lock()
         # Channels holding rows back (read from the ledger each pass): a hold is logged as a
         # warning only when it starts a streak, not for every row held.
@@ -162,7 +164,7 @@ class NotificationOutbox:
             error = f"the {item.channel} sender failed unexpectedly ({type(exc).__name__})"
             return self._retry(item, policy, error)
         # The one window where a crash duplicates: the receiver has it, the ledger does not.
-        failpoints.hit("after_notify_send")
+        self.failpoints.hit("after_notify_send")
         self.ledger.notification_mark_sent(item.id, owner=self.owner, now=self.clock())
         self._tell(item.channel, "sent")
         log.info(

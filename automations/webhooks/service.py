@@ -51,6 +51,7 @@ def webhook_service(daemon: Daemon) -> WebhookService | None:
         clock,
         daemon.stopping,
         observe=observe,
+        failpoints=runtime.failpoints,
     )
     receiver = WebhookReceiver(
         path=settings.path,

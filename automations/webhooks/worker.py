@@ -27,11 +27,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from automations import failpoints
 from automations.backoff import Backoff
 from automations.clock import Clock
 from automations.engine import IncidentsRun
 from automations.errors import APIRejected, APIUnavailable, AutomationsError
+from automations.failpoints import Failpoints
 from automations.ledger.webhooks import (
     WebhookDelivery,
     WebhookDeliveryState,
@@ -65,6 +65,7 @@ class WebhookWorker:
         *,
         observe: Observe | None = None,
         batch: int = BATCH,
+        failpoints: Failpoints | None = None,
     ) -> None:
         self.ledger = ledger
         self.evaluate = evaluate
@@ -73,6 +74,7 @@ class WebhookWorker:
         self.stopping = stopping
         self.observe: Observe = observe or (lambda _type, _outcome: None)
         self.batch = batch
+        self.failpoints = failpoints or Failpoints()  # tests crash before processing
         self._wake = threading.Event()
         self._pruned_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="automations-webhooks", daemon=True)
@@ -114,7 +116,7 @@ class WebhookWorker:
 
     def process(self, deliveries: Sequence[WebhookDelivery]) -> bool:
         """One batch; False when nothing was done (the daemon is stopping): they stay queued."""
-        failpoints.hit("before_webhook_processing")
+        self.failpoints.hit("before_webhook_processing")
         deliveries = self._resolve(deliveries)
         by_incident: dict[str, list[WebhookDelivery]] = defaultdict(list)
         for delivery in deliveries:
