@@ -215,23 +215,19 @@ def once(config_path: Path) -> None:
     On PostgreSQL it takes the leader lock for the run, and exits 75 while a daemon leads."""
     from automations.daemon import run_once
     from automations.leadership import lend_guard, sole_actor
-    from automations.runtime import build_runtime, reconcile_at_startup
+    from automations.runtime import Runtime, reconcile_at_startup
 
     config = _load(config_path)
-    with sole_actor(config) as guard:
-        runtime = build_runtime(config, _api_key(), lock=True)
+    with sole_actor(config) as guard, Runtime.start(config, lock=True) as runtime:
         lend_guard(guard, runtime.engine, runtime.notifications)
-        try:
-            settled = reconcile_at_startup(runtime.engine)
-            if settled is None:  # unreachable: logged; the next run settles the claims first
-                sys.exit(1)
-            reports = run_once(runtime)
-            # Digests need the API too: after an unreachable answer they wait for the next run.
-            unreachable = any(r.unreachable for r in reports)
-            digests_ok = unreachable or _send_due_digests(runtime, guard)
-            notifications_ok = _deliver_notifications(runtime)
-        finally:
-            runtime.close()
+        settled = reconcile_at_startup(runtime.engine)
+        if settled is None:  # unreachable: logged; the next run settles the claims first
+            sys.exit(1)
+        reports = run_once(runtime)
+        # Digests need the API too: after an unreachable answer they wait for the next run.
+        unreachable = any(r.unreachable for r in reports)
+        digests_ok = unreachable or _send_due_digests(runtime, guard)
+        notifications_ok = _deliver_notifications(runtime)
     unsettled = any(outcome == "failed" for _, outcome in settled)
     if _report_failed(reports) or not digests_ok or unsettled or not notifications_ok:
         sys.exit(1)
@@ -272,14 +268,11 @@ def run(config_path: Path) -> None:
     On PostgreSQL several may run: one leads and acts, the others stand by to take over."""
     from automations.daemon import Daemon
     from automations.leadership import election_for
-    from automations.runtime import build_runtime
+    from automations.runtime import Runtime
 
     config = _load(config_path)
-    runtime = build_runtime(config, _api_key(), lock=True)
-    try:
+    with Runtime.start(config, lock=True) as runtime:
         Daemon(runtime, leadership=election_for(config)).run()
-    finally:
-        runtime.close()
 
 
 @cli.command()
@@ -676,7 +669,7 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
     import dataclasses
 
     from automations.config import StoreSettings
-    from automations.runtime import build_runtime
+    from automations.runtime import Runtime
     from automations.store import ledger_exists
 
     config = _load(config_path)
@@ -686,7 +679,7 @@ def _digest_runtime(config_path: Path, *, need_ledger: bool) -> Any:
         raise ConfigError(f"{config_path}: no [[digests]] configured")
     if not need_ledger and not ledger_exists(config):
         config = dataclasses.replace(config, store=StoreSettings(path=Path(":memory:")))
-    return build_runtime(config, _api_key(), lock=False, interactive=True)
+    return Runtime.start(config, lock=False, interactive=True)
 
 
 @digest.command(name="preview")
@@ -702,11 +695,8 @@ def digest_preview(config_path: Path, name: str, out: Path | None) -> None:
     """Render digest NAME from current data. Sends nothing, queues nothing."""
     from automations.digest.service import Digests
 
-    runtime = _digest_runtime(config_path, need_ledger=False)
-    try:
+    with _digest_runtime(config_path, need_ledger=False) as runtime:
         rendered = Digests.from_runtime(runtime).preview(name)
-    finally:
-        runtime.close()
     click.echo(f"Subject: {rendered.subject}", err=True)
     if out is None:
         click.echo(rendered.text, nl=False)
@@ -732,13 +722,10 @@ def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
     from automations.errors import DeliveryError
     from automations.ledger import OutboxState
 
-    runtime = _digest_runtime(config_path, need_ledger=True)
-    try:
+    with _digest_runtime(config_path, need_ledger=True) as runtime:
         digests = digests_for(runtime)
         assert digests is not None  # _digest_runtime refused a config without digests
         delivery = digests.send_now(name, to=list(to) or None)
-    finally:
-        runtime.close()
     if to:
         click.echo(f"digest {name}: sent to {', '.join(to)} (not recorded as a scheduled digest)")
     elif delivery is not None and delivery.outcome == OutboxState.SENT:

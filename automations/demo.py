@@ -33,7 +33,7 @@ from automations.config import Config, StoreSettings
 from automations.daemon import Daemon
 from automations.demo_reaction import Reaction
 from automations.notify.config import WebhookChannel, env_prefix
-from automations.runtime import build_runtime
+from automations.runtime import Runtime
 from automations.sandbox import SandboxConfig, SandboxThread
 from automations.sandbox.smtp_sink import SMTPSink
 from automations.sandbox.webhook_sink import WebhookSink
@@ -225,8 +225,8 @@ def run_demo(
             # The demo's ledger is its own file, whatever store the shell names.
             for variable in ("AUTOMATIONS_STORE_URL", "AUTOMATIONS_STORE_URL_FILE"):
                 os.environ.pop(variable, None)
-            runtime = build_runtime(ready, SecretStr(sandbox.config.api_key), lock=True)
-            try:
+            api_key = SecretStr(sandbox.config.api_key)
+            with Runtime.start(ready, lock=True, api_key=api_key) as runtime:
                 daemon = Daemon(runtime)
                 _digest_after_first_cycle(daemon)
                 if reaction is not None:
@@ -236,8 +236,6 @@ def run_demo(
                     timer.daemon = True
                     timer.start()
                 daemon.run()
-            finally:
-                runtime.close()
         finally:
             warp.stop()
             hooks.stop()

@@ -147,6 +147,30 @@ class Runtime:
         self.client.close()
         self.ledger.close()
 
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @classmethod
+    def start(
+        cls,
+        config: Config,
+        *,
+        lock: bool,
+        api_key: SecretStr | None = None,
+        interactive: bool = False,
+    ) -> Runtime:
+        """The one way commands start: ``with Runtime.start(config, lock=True) as runtime:``.
+
+        The API key comes from the environment (automations/settings.py) unless given (the
+        demo's sandbox key); everything opened is closed when the block ends.
+        """
+        if api_key is None:
+            api_key = Environment().api_key()
+        return build_runtime(config, api_key, lock=lock, interactive=interactive)
+
 
 def build_runtime(
     config: Config,
