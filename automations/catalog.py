@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from automations.errors import ConfigError, Problems
+from automations.errors import Problems, UnknownName
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,
@@ -38,23 +38,6 @@ class _Named(Protocol):
 
 
 NamedT = TypeVar("NamedT", bound=_Named)
-
-
-class UnknownName(ConfigError):
-    """A name in the config matches nothing in the organisation."""
-
-    def __init__(self, kind: str, value: str, valid: Iterable[str], path: str = "") -> None:
-        self.kind, self.value, self.valid, self.path = kind, value, sorted(set(valid)), path
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        prefix = f"{self.path}: " if self.path else ""
-        valid = ", ".join(self.valid) or "(none exist)"
-        return f"{prefix}{self.value!r} is not a known {self.kind}; valid: {valid}"
-
-    def at(self, path: str) -> UnknownName:
-        """The same error, located at a key path like rules[0].where.severity[1]."""
-        return UnknownName(self.kind, self.value, self.valid, path)
 
 
 def rank_order(severity: Severity) -> tuple[bool, int]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 
+from automations.errors import SimulatedCrash
+
 ENV = "AUTOMATIONS_FAILPOINTS"
 POINTS = ("after_claim", "after_reread", "after_edit", "after_confirm", "reconcile_after_read")
 OUTBOX_POINTS = ("after_smtp", "after_notify_send")
@@ -24,10 +26,6 @@ OUTBOX_POINTS = ("after_smtp", "after_notify_send")
 WEBHOOK_POINTS = ("before_webhook_processing",)
 
 _armed: dict[str, int] = {}  # point -> passes left before it fires (in-process tests)
-
-
-class SimulatedCrash(BaseException):
-    """The process 'died' here; the test then restarts it from the ledger."""
 
 
 def arm(name: str, passes: int = 0) -> None:

@@ -16,6 +16,7 @@ import stamina
 
 from automations import failpoints
 from automations.daemon import run_once
+from automations.errors import SimulatedCrash
 from automations.ledger import EventState, Ledger
 from tests.engine_harness import Harness
 
@@ -132,7 +133,7 @@ def test_a_claim_is_not_settled_while_the_incident_updates_cannot_be_read(
     failpoints.arm("after_edit")
     runtime = harness.runtime()
     try:
-        with pytest.raises(failpoints.SimulatedCrash):
+        with pytest.raises(SimulatedCrash):
             run_once(runtime)
     finally:
         failpoints.disarm()

@@ -22,6 +22,7 @@ import pytest
 
 from automations import failpoints
 from automations.daemon import run_once
+from automations.errors import SimulatedCrash
 from automations.ledger import Ledger, RunStatus
 from automations.runtime import Runtime
 from tests.engine_harness import Harness
@@ -76,7 +77,7 @@ def test_random_crashes_over_200_action_cycles_never_edit_twice(harness: Harness
             try:
                 (report,) = run_once(runtime)
                 action_cycles += 1 if report.planned else 0
-            except failpoints.SimulatedCrash as crash:
+            except SimulatedCrash as crash:
                 crashes[str(crash)] += 1
                 action_cycles += 1
                 runtime.close()

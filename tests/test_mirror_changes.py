@@ -16,6 +16,7 @@ import pytest
 
 from automations import failpoints
 from automations.daemon import run_once
+from automations.errors import SimulatedCrash
 from automations.ledger import EventState, Ledger
 from automations.rules.base import EvaluationContext
 from automations.rules.sync_status import SyncStatus, SyncStatusOptions
@@ -144,7 +145,7 @@ def test_reconcile_leaves_a_field_a_human_changed_after_a_crash(harness: Harness
     runtime = harness.runtime()
     failpoints.arm("after_edit")
     try:
-        with pytest.raises(failpoints.SimulatedCrash):
+        with pytest.raises(SimulatedCrash):
             run_once(runtime)
     finally:
         runtime.close()
@@ -171,7 +172,7 @@ def test_reconcile_releases_a_mirror_edit_that_did_not_land(harness: Harness) ->
     runtime = harness.runtime()
     failpoints.arm("after_reread")
     try:
-        with pytest.raises(failpoints.SimulatedCrash):
+        with pytest.raises(SimulatedCrash):
             run_once(runtime)
     finally:
         runtime.close()

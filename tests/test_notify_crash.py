@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from automations import failpoints
+from automations.errors import SimulatedCrash
 from automations.ledger import Ledger, NotificationState
 from tests.engine_harness import REPO
 from tests.notify_support import PUBLIC, T0, Clock, RecordingSender, apply, outbox
@@ -95,7 +96,7 @@ def test_a_crash_of_a_sender_that_may_be_alive_waits_for_its_lease(tmp_path: Pat
         crashed = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock)
         failpoints.arm("after_notify_send")
         try:
-            with pytest.raises(failpoints.SimulatedCrash):
+            with pytest.raises(SimulatedCrash):
                 crashed.deliver_due()
         finally:
             failpoints.disarm()

@@ -34,9 +34,9 @@ from functools import partial
 
 from automations import failpoints
 from automations.backoff import Backoff
-from automations.digest.delivery import DeliveryRejected, Mailer, Outcome
+from automations.digest.delivery import Mailer, Outcome
 from automations.digest.events import on_delivery
-from automations.errors import DeliveryError
+from automations.errors import DeliveryError, DeliveryRejected, DeliveryRetryable
 from automations.leadership import Guard, still_leading
 from automations.ledger import Ledger, OutboxItem, OutboxState
 from automations.ledger.owners import lease_holder
@@ -187,7 +187,7 @@ class DigestOutbox:
                 outcome = self.mailer.deliver(item.message, item.remaining, record)
         except DeliveryRejected as exc:
             return self._failed(item, str(exc))
-        except DeliveryError as exc:
+        except DeliveryRetryable as exc:
             return self._retry(item, str(exc))
         done = self.ledger.outbox_get(item.id)
         assert done is not None  # we hold its lease
