@@ -10,12 +10,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from automations.errors import ConfigError, Problems
+from automations.errors import Problems, UnknownName
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,
@@ -39,29 +38,6 @@ class _Named(Protocol):
 
 
 NamedT = TypeVar("NamedT", bound=_Named)
-
-
-class UnknownName(ConfigError):
-    """A name in the config matches nothing in the organisation."""
-
-    def __init__(self, kind: str, value: str, valid: Iterable[str], path: str = "") -> None:
-        self.kind, self.value, self.valid, self.path = kind, value, sorted(set(valid)), path
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        prefix = f"{self.path}: " if self.path else ""
-        valid = ", ".join(self.valid) or "(none exist)"
-        return f"{prefix}{self.value!r} is not a known {self.kind}; valid: {valid}"
-
-    def at(self, path: str) -> UnknownName:
-        """The same error, located at a key path like rules[0].where.severity[1]."""
-        return UnknownName(self.kind, self.value, self.valid, path)
-
-    def located(self, key: str = "", path: Path | str | None = None) -> ConfigError:
-        """Still an UnknownName (kind, value and valid names kept) when no file is named."""
-        if path is not None or not key:
-            return super().located(key, path)
-        return self.at(f"{key}.{self.path}" if self.path else key)
 
 
 def rank_order(severity: Severity) -> tuple[bool, int]:

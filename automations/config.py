@@ -40,8 +40,8 @@ from automations.config_errors import Tagged, repeated_names, validation_problem
 from automations.digest.config import DigestOptions, SMTPSettings
 from automations.durations import HINT as DURATION_HINT
 from automations.durations import Duration, format_duration, parse_duration
-from automations.errors import ConfigError, Problems
-from automations.files import RefusedFile, read_regular_file
+from automations.errors import ConfigError, Problems, RefusedFile
+from automations.files import read_regular_file
 from automations.notify.config import (
     CHANNEL_MODELS,
     AnyChannel,

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from automations.clock import host_now
 from automations.durations import format_duration
 from automations.engine import CycleReport, IncidentsRun
-from automations.errors import AutomationsError, LedgerError
-from automations.ledger.watch import LedgerFile, LedgerReplaced
+from automations.errors import AutomationsError, LedgerError, LedgerReplaced
+from automations.ledger.watch import LedgerFile
 from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime, reconcile_at_startup
 

@@ -29,8 +29,10 @@ from automations.errors import (
     APIRejected,
     APIUnavailable,
     AutomationsError,
+    CycleStopped,
     LedgerError,
     NotLeader,
+    UndecidableFilter,
 )
 from automations.failpoints import Failpoints
 from automations.incidentio import (
@@ -45,7 +47,7 @@ from automations.leadership import Guard
 from automations.ledger import Event, Ledger, Pause
 from automations.ledger.owners import Owner, may_settle
 from automations.logs import action_fields, event_fields
-from automations.matching import IncidentMatcher, UndecidableFilter
+from automations.matching import IncidentMatcher
 from automations.notify.notice import ACTION_APPLIED, NOTICE, IncidentSummary, Notice
 from automations.notify.sender import ChannelPolicy
 from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
@@ -189,10 +191,6 @@ class IncidentsRun:
     report: CycleReport
     # incident ID -> the API's refusal to show it (404: deleted; 403)
     unreadable: dict[str, APIRejected] = field(default_factory=dict)
-
-
-class CycleStopped(Exception):
-    """Raised between two pages of a poll when the daemon is stopping; ends the cycle."""
 
 
 def stop_requested(stop: threading.Event | None) -> bool:

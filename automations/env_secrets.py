@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from automations.errors import ConfigError
-from automations.files import FileTooLarge, RefusedFile, read_regular_file
+from automations.errors import ConfigError, FileTooLarge, RefusedFile
+from automations.files import read_regular_file
 
 
 def env_secret(variable: str, environ: Mapping[str, str] | None = None) -> SecretStr | None:

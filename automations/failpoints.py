@@ -20,15 +20,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
+from automations.errors import SimulatedCrash
+
 ENV = "AUTOMATIONS_FAILPOINTS"
 POINTS = ("after_claim", "after_reread", "after_edit", "after_confirm", "reconcile_after_read")
 OUTBOX_POINTS = ("after_smtp", "after_notify_send")
 # A webhook delivery recorded (and answered), its processing about to start.
 WEBHOOK_POINTS = ("before_webhook_processing",)
-
-
-class SimulatedCrash(BaseException):
-    """The process 'died' here; the test then restarts it from the ledger."""
 
 
 class Failpoints:

@@ -11,6 +11,8 @@ import os
 import stat
 from pathlib import Path
 
+from automations.errors import FileTooLarge, RefusedFile
+
 _KINDS = (
     (stat.S_ISDIR, "a directory, not a file"),
     (stat.S_ISFIFO, "a named pipe (FIFO), not a regular file"),
@@ -18,15 +20,6 @@ _KINDS = (
     (stat.S_ISBLK, "a block device, not a regular file"),
     (stat.S_ISSOCK, "a socket, not a regular file"),
 )
-
-
-class RefusedFile(Exception):
-    """Not something to read. The message says what it is, as a predicate ("is a named pipe
-    (FIFO), not a regular file"), for the caller to put after the path."""
-
-
-class FileTooLarge(RefusedFile):
-    """Larger than the reader's limit."""
 
 
 def read_regular_file(path: Path, *, limit: int | None = None) -> bytes:

@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from automations.errors import AutomationsError, LedgerError, NotLeader
+from automations.errors import LeaderRunning, LedgerError, NotLeader
 from automations.ledger.owners import Owner, this_process
 from automations.store_url import redact, scrub
 
@@ -92,20 +92,6 @@ _HOLDER = """
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 2
 """
-
-
-class LeaderRunning(AutomationsError):
-    """``once`` on PostgreSQL while a daemon leads: the leader is already doing its work."""
-
-    exit_code = 75  # EX_TEMPFAIL, like a second daemon on a locked SQLite ledger
-
-    def __init__(self, holder: str | None) -> None:
-        super().__init__(
-            f"the leader is running ({holder or 'another automations process'} holds the "
-            "leader lock of this ledger): it runs the rules, digests and notifications, so "
-            "`once` has nothing to do; run it when no daemon is running"
-        )
-        self.holder = holder
 
 
 def lock_key(database: str, schema: str) -> int:

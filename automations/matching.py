@@ -37,17 +37,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 
 from automations.catalog import Catalog
-from automations.errors import ConfigError
+from automations.errors import UndecidableFilter
 from automations.incidentio import Incident, IncidentFilter, Severity
 from automations.incidentio.filters import Condition
 from automations.where import LocalFilter
 
 Predicate = Callable[[Incident], bool]
 DEFAULT_MODES = frozenset({"standard", "retrospective"})
-
-
-class UndecidableFilter(ConfigError):
-    """A query condition the matcher cannot decide from the incident and the catalog alone."""
 
 
 class IncidentMatcher:

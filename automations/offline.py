@@ -20,10 +20,10 @@ from pydantic import ValidationError
 from automations.catalog import Catalog, catalog_from_incidents
 from automations.clock import Clock, host_now, ledger_clock
 from automations.config import Config
-from automations.errors import ConfigError
-from automations.files import RefusedFile, read_regular_file
+from automations.errors import ConfigError, RefusedFile, UndecidableFilter
+from automations.files import read_regular_file
 from automations.incidentio import Incident
-from automations.matching import IncidentMatcher, UndecidableFilter
+from automations.matching import IncidentMatcher
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
 from automations.runtime import build_rules, cached_catalog
 from automations.store import config_location, ledger_exists, open_ledger, store_label

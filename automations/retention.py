@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 
 from automations.catalog import Catalog
 from automations.durations import format_duration
-from automations.errors import APIRejected
+from automations.errors import APIRejected, UndecidableFilter
 from automations.incidentio import Incident, IncidentIOClient
 from automations.ledger import Ledger, Pruned
-from automations.matching import UndecidableFilter, matches
+from automations.matching import matches
 from automations.rules.base import AnyRule
 
 log = logging.getLogger(__name__)

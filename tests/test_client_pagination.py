@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.errors import APIError
-from automations.incidentio import IncidentFilter, PaginationLoop
+from automations.errors import APIError, PaginationLoop
+from automations.incidentio import IncidentFilter
 from tests.openapi_conformance import Conformance
 from tests.test_client_models import Recorder, incident, make_client, ok
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from automations.catalog import UnknownName
-from automations.errors import ConfigError, Problems, config_key
+from automations.errors import ConfigError, Problems, UnknownName, config_key
 
 
 def test_a_key_path_problem_gets_the_prefix_joined_with_a_dot() -> None:

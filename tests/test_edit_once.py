@@ -15,7 +15,8 @@ import pytest
 import stamina
 
 from automations.daemon import run_once
-from automations.failpoints import Failpoints, SimulatedCrash
+from automations.errors import SimulatedCrash
+from automations.failpoints import Failpoints
 from automations.ledger import EventState, Ledger
 from tests.engine_harness import Harness
 

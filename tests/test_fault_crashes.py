@@ -18,7 +18,8 @@ from collections import Counter
 from datetime import timedelta
 
 from automations.daemon import run_once
-from automations.failpoints import POINTS, Failpoints, SimulatedCrash
+from automations.errors import SimulatedCrash
+from automations.failpoints import POINTS, Failpoints
 from automations.ledger import Ledger, RunStatus
 from automations.runtime import Runtime
 from tests.engine_harness import Harness

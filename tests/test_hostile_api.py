@@ -27,8 +27,8 @@ from automations.config import load_config
 from automations.daemon import run_once
 from automations.demo import demo_config
 from automations.digest.content import visible
-from automations.errors import APIError, ClockSkew, ConfigError
-from automations.incidentio import Incident, IncidentIOClient, TokenBucket, TooManyPages
+from automations.errors import APIError, ClockSkew, ConfigError, TooManyPages
+from automations.incidentio import Incident, IncidentIOClient, TokenBucket
 from automations.incidentio.pagination import MAX_PAGES
 from automations.metrics import Metrics
 from tests.engine_harness import Harness

@@ -11,12 +11,11 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from automations.errors import LedgerError, NotLeader
+from automations.errors import LeaderRunning, LedgerError, NotLeader
 from automations.health_server import HealthServer
 from automations.leadership import (
     ANSWER_WITHIN,
     Election,
-    LeaderRunning,
     Leadership,
     take_for_once,
 )

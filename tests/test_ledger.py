@@ -16,11 +16,10 @@ from typing import Any, TypedDict
 
 import pytest
 
-from automations.errors import AutomationsError, LedgerError
+from automations.errors import AutomationsError, LedgerError, LedgerLocked
 from automations.ledger import (
     EventState,
     Ledger,
-    LedgerLocked,
     OutboxItem,
     OutboxState,
     RunStatus,
@@ -590,7 +589,8 @@ def test_acquire_lock_refuses_a_second_ledger_in_process(db_path: Path) -> None:
 
 SUBPROCESS_LOCK = """
 import sys
-from automations.ledger import Ledger, LedgerLocked
+from automations.errors import LedgerLocked
+from automations.ledger import Ledger
 with Ledger(sys.argv[1]) as ledger:
     try:
         ledger.acquire_lock()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from automations.errors import LedgerReplaced
 from automations.ledger import Ledger
-from automations.ledger.watch import LedgerFile, LedgerReplaced
+from automations.ledger.watch import LedgerFile
 from tests.daemon_process import DaemonProcess
 from tests.engine_harness import Harness
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from automations.ledger import EventState, Ledger, LedgerLocked, RunStatus
+from automations.errors import LedgerLocked
+from automations.ledger import EventState, Ledger, RunStatus
 from automations.ledger.owners import LEASE, Owner, may_settle, this_process
 from tests.engine_harness import REPO, Harness
 from tests.test_edit_once import ESCALATE_MINOR

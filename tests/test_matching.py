@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from automations.catalog import Catalog
+from automations.errors import UndecidableFilter
 from automations.incidentio import Incident, IncidentFilter, IncidentIOClient, TokenBucket
-from automations.matching import IncidentMatcher, UndecidableFilter, matches
+from automations.matching import IncidentMatcher, matches
 from automations.where import Where
 from tests.factories import CATALOG, incident
 from tests.sandbox_server import SandboxControl

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from automations.daemon import run_once
-from automations.failpoints import Failpoints, SimulatedCrash
+from automations.errors import SimulatedCrash
+from automations.failpoints import Failpoints
 from automations.ledger import EventState, Ledger
 from automations.rules.base import EvaluationContext
 from automations.rules.sync_status import SyncStatus, SyncStatusOptions

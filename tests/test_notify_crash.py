@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from automations.failpoints import Failpoints, SimulatedCrash
+from automations.errors import SimulatedCrash
+from automations.failpoints import Failpoints
 from automations.ledger import Ledger, NotificationState
 from tests.engine_harness import REPO
 from tests.notify_support import PUBLIC, T0, Clock, RecordingSender, apply, outbox

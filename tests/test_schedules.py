@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from automations.errors import APIRejected
-from automations.incidentio import IncidentIOClient, PaginationLoop
+from automations.errors import APIRejected, PaginationLoop
+from automations.incidentio import IncidentIOClient
 from automations.incidentio.oncall import Schedule, ScheduleEntry
 from tests.hostile_proxy import Answer, Exchange, HostileProxy
 from tests.openapi_conformance import Conformance

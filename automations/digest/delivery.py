@@ -1,10 +1,11 @@
 """SMTP: hand stored bytes to the server, and say whether a failure is worth retrying.
 
-``DeliveryError`` (transient: connection, timeout, TLS, 4xx, authentication)
+``DeliveryRetryable`` (transient: connection, timeout, TLS, 4xx, authentication)
 leaves the digest in the outbox for a retry; ``DeliveryRejected`` (the server
 refused this message with a 5xx) is final, because sending the same bytes
-again cannot succeed. Authentication failures are retried: fixing the password
-and restarting should still deliver what is queued.
+again cannot succeed (both DeliveryErrors: the split NotifyRetryable and
+NotifyRejected make for the other channels). Authentication failures are retried:
+fixing the password and restarting should still deliver what is queued.
 
 Recipients are judged one by one: a server may accept some and refuse others
 (``452`` after its 100th RCPT, ``550`` for one unknown mailbox). ``deliver``
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from automations.digest.config import SMTPSettings, address_part
-from automations.errors import DeliveryError
+from automations.errors import DeliveryError, DeliveryRejected, DeliveryRetryable
 
 if TYPE_CHECKING:
     import smtplib
@@ -38,10 +39,6 @@ if TYPE_CHECKING:
     from automations.digest.deadline import Deadline
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryRejected(DeliveryError):
-    """Permanent: resending the same message cannot succeed."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ class Mailer:
         """``deliver``, raising when no recipient accepted the message (e.g. ``--to``)."""
         outcome = self.deliver(message, recipients)
         if not outcome.accepted:
-            error = DeliveryError if outcome.later else DeliveryRejected
+            error = DeliveryRetryable if outcome.later else DeliveryRejected
             raise error(f"SMTP {self.where}: every recipient refused: {outcome.describe()}")
         if outcome.later or outcome.never:
             log.warning("SMTP %s refused some recipients: %s", self.where, outcome.describe())
@@ -100,7 +97,7 @@ class Mailer:
 
         ``on_transaction`` hears each transaction's outcome as it ends, so a caller can
         record who has the message before the next one (or a failure) happens. Raises
-        DeliveryError (or DeliveryRejected) only when the message itself failed.
+        DeliveryRetryable (or DeliveryRejected) only when the message itself failed.
         """
         from automations.digest.deadline import Deadline
 
@@ -110,7 +107,7 @@ class Mailer:
             except DeliveryError as exc:
                 if not deadline.passed:
                     raise
-                raise DeliveryError(
+                raise DeliveryRetryable(
                     f"{exc} (gave up after {deadline.seconds:g}s: smtp.timeout_seconds bounds "
                     "the whole send)"
                 ) from exc
@@ -128,9 +125,9 @@ class Mailer:
         try:
             smtp = self._connect(deadline)
         except smtplib.SMTPException as exc:
-            raise DeliveryError(f"SMTP {where}: cannot connect: {_describe(exc)}") from exc
+            raise DeliveryRetryable(f"SMTP {where}: cannot connect: {_describe(exc)}") from exc
         except OSError as exc:
-            raise DeliveryError(f"SMTP {where}: cannot connect: {exc}") from exc
+            raise DeliveryRetryable(f"SMTP {where}: cannot connect: {exc}") from exc
         accepted: list[str] = []
         never: dict[str, str] = {}
         later: dict[str, str] = {}
@@ -148,12 +145,12 @@ class Mailer:
                 pending = [r for r, reply in step.later.items() if step.accepted and _more(reply)]
                 later.update({r: why for r, why in step.later.items() if r not in pending})
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"SMTP {where}: login failed: {_describe(exc)}") from exc
+            raise DeliveryRetryable(f"SMTP {where}: login failed: {_describe(exc)}") from exc
         except smtplib.SMTPResponseException as exc:
-            error = DeliveryRejected if 500 <= exc.smtp_code < 600 else DeliveryError
+            error = DeliveryRejected if 500 <= exc.smtp_code < 600 else DeliveryRetryable
             raise error(f"SMTP {where}: {_describe(exc)}") from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP {where}: {_describe(exc)}") from exc
+            raise DeliveryRetryable(f"SMTP {where}: {_describe(exc)}") from exc
         finally:
             _close(smtp)
         return Outcome(tuple(accepted), later, never)
@@ -182,7 +179,7 @@ class Mailer:
         if username is None:
             return
         if self._password is None:
-            raise DeliveryError(
+            raise DeliveryRetryable(
                 f"SMTP login as {username!r} needs AUTOMATIONS_SMTP_PASSWORD, which is not set"
             )
         smtp.login(username, self._password.get_secret_value())

@@ -17,7 +17,6 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from automations.catalog import UnknownName
 from automations.digest.oncall import (
     OnCall,
     build_oncall,
@@ -26,7 +25,7 @@ from automations.digest.oncall import (
     select_schedules,
     unavailable,
 )
-from automations.errors import APIError, Problems
+from automations.errors import APIError, Problems, UnknownName
 
 if TYPE_CHECKING:
     from automations.digest.config import DigestOptions

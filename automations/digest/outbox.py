@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from automations.backoff import Backoff
-from automations.digest.delivery import DeliveryRejected, Mailer, Outcome
+from automations.digest.delivery import Mailer, Outcome
 from automations.digest.events import DigestEvents
-from automations.errors import DeliveryError
+from automations.errors import DeliveryError, DeliveryRejected, DeliveryRetryable
 from automations.failpoints import Failpoints
 from automations.leadership import Guard, still_leading
 from automations.ledger import Ledger, OutboxItem, OutboxState
@@ -198,7 +198,7 @@ class DigestOutbox:
                 outcome = self.mailer.deliver(item.message, item.remaining, record)
         except DeliveryRejected as exc:
             return self._failed(item, str(exc))
-        except DeliveryError as exc:
+        except DeliveryRetryable as exc:
             return self._retry(item, str(exc))
         done = self.ledger.outbox_get(item.id)
         assert done is not None  # we hold its lease

@@ -36,12 +36,7 @@ from automations.incidentio.models import (
     User,
     Visibility,
 )
-from automations.incidentio.pagination import (
-    IncidentPage,
-    PaginationError,
-    PaginationLoop,
-    TooManyPages,
-)
+from automations.incidentio.pagination import IncidentPage
 from automations.incidentio.payloads import (
     CustomFieldEntryPayload,
     CustomFieldValuePayload,
@@ -96,15 +91,12 @@ __all__ = [
     "IncidentType",
     "IncidentUpdate",
     "IncidentUpdateCreate",
-    "PaginationError",
-    "PaginationLoop",
     "RequestCounter",
     "Seat",
     "Severity",
     "StatusCategory",
     "TimeWindow",
     "TokenBucket",
-    "TooManyPages",
     "User",
     "UserReference",
     "Visibility",

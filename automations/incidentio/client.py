@@ -28,7 +28,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from automations import __version__
 from automations.clock import skew_problem
-from automations.errors import APIError, ClockSkew, ConfigError
+from automations.errors import APIError, ClockSkew, ConfigError, PaginationLoop, TooManyPages
 from automations.incidentio.filters import IncidentFilter
 from automations.incidentio.follow_ups import (
     MAX_FOLLOW_UP_PAGE_SIZE,
@@ -66,8 +66,6 @@ from automations.incidentio.pagination import (
     MAX_PAGES,
     IncidentPage,
     Page,
-    PaginationLoop,
-    TooManyPages,
     check_page_size,
     paginate,
     unique_incidents,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
-from automations.errors import APIError
+from automations.errors import PaginationLoop, TooManyPages
 from automations.incidentio.models import Incident, PaginationMeta
 
 LOG = logging.getLogger(__name__)
@@ -34,18 +34,6 @@ MAX_PAGE_SIZE = 250  # the documented maximum; the schema's 500 is not honoured 
 # 250 a page, already a minute of the rate limit (1000/min). A real list never gets close.
 MAX_PAGES = 1_000
 PAGE_MARGIN = 2  # pages allowed beyond the total: an empty last page, a record that joined
-
-
-class PaginationError(APIError):
-    """A listing that would never end; it fails the cycle (one line), it is not retried."""
-
-
-class PaginationLoop(PaginationError):
-    """The API handed back a cursor it had already given: following it would never end."""
-
-
-class TooManyPages(PaginationError):
-    """The API keeps handing out new cursors, past what its own record count allows."""
 
 
 @dataclass(frozen=True)

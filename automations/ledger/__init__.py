@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
-from automations.ledger.filelock import LedgerLocked
 from automations.ledger.meta import MetaStore
 from automations.ledger.notifications import (
     HeldBatch,
@@ -55,7 +54,6 @@ __all__ = [
     "EventState",
     "HeldBatch",
     "Ledger",
-    "LedgerLocked",
     "Notification",
     "NotificationState",
     "OutboxItem",

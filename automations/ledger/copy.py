@@ -12,14 +12,8 @@ rolls the whole copy back.
 
 from __future__ import annotations
 
-from automations.errors import LedgerError
+from automations.errors import LedgerError, LedgerNotEmpty
 from automations.ledger import Ledger
-
-
-class LedgerNotEmpty(LedgerError):
-    """The target already holds rows: copying into it could mix two ledgers' histories."""
-
-    exit_code = 73  # EX_CANTCREAT
 
 
 def copy_ledger(source: Ledger, target: Ledger) -> dict[str, int]:

@@ -21,25 +21,9 @@ import fcntl
 import os
 from pathlib import Path
 
-from automations.errors import AutomationsError, LedgerError
+from automations.errors import LedgerError, LedgerLocked
 
 PROC_LOCKS = Path("/proc/locks")
-
-
-class LedgerLocked(AutomationsError):
-    """Another process already owns this ledger; two would race each other's claims."""
-
-    exit_code = 75  # EX_TEMPFAIL: it can start once the other one has stopped
-
-    def __init__(self, path: Path, pid: int | None) -> None:
-        holder = f"PID {pid}" if pid is not None else "another process (PID unknown)"
-        super().__init__(
-            f"ledger {path} is locked by {holder}: another automations process uses it "
-            "(the lock is on the database file itself, so a symlink or hard link to it shares "
-            "the lock); stop that process first, or point [store] path at another ledger"
-        )
-        self.path = path
-        self.pid = pid
 
 
 def open_for_lock(path: Path) -> int:

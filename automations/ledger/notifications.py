@@ -19,6 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from automations.errors import HeldBatchChanged
 from automations.ledger.base import current, from_text, maybe_time, to_text
 from automations.ledger.lease import SENDING, LeaseStore
 from automations.ledger.owners import holder_gone
@@ -307,11 +308,11 @@ class NotificationStore(LeaseStore):
                         ],
                     )
                     if marked != batch.count:
-                        raise _Changed
+                        raise HeldBatchChanged
                     self._queue_notices(
                         summary.event_key, [QueuedNotice(batch.channel, summary)], now
                     )
-            except _Changed:
+            except HeldBatchChanged:
                 return False
         return True
 
@@ -385,10 +386,6 @@ class NotificationStore(LeaseStore):
                     )
                 items.append(Notification.salvage(row, error, current(None)))
         return items
-
-
-class _Changed(Exception):
-    """Another sender summarised (or changed) the batch first: roll back."""
 
 
 def _reclaimable(item: Notification, now: datetime) -> bool:

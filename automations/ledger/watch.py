@@ -14,11 +14,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from automations.errors import LedgerError
-
-
-class LedgerReplaced(LedgerError):
-    """The ledger's path no longer names the file the daemon opened: stop, do not go on."""
+from automations.errors import LedgerReplaced
 
 
 class FileIdentity(NamedTuple):

@@ -6,9 +6,9 @@ A third-party rule type imports what it needs from here and nowhere else:
 See examples/default_team and the README's "Writing a rule type".
 """
 
-from automations.catalog import Catalog, UnknownName
+from automations.catalog import Catalog
 from automations.durations import Duration, format_duration, human_span
-from automations.errors import ConfigError, config_key
+from automations.errors import ConfigError, UnknownName, config_key
 from automations.incidentio import FollowUp, Incident, IncidentEdit, IncidentUpdate
 from automations.rules.base import (
     PLUGIN_API_VERSION,

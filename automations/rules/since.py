@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from automations.anchors import Anchor, live_since, severity_since
-from automations.catalog import Catalog, UnknownName
+from automations.catalog import Catalog
 from automations.durations import human_moment, human_span
-from automations.errors import Problems
+from automations.errors import Problems, UnknownName
 from automations.incidentio import Incident, IncidentUpdate, StatusCategory
 from automations.text import one_line
 

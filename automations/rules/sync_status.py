@@ -22,9 +22,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from automations.anchors import category_period
-from automations.catalog import Catalog, UnknownName, resolve_name
+from automations.catalog import Catalog, resolve_name
 from automations.durations import Duration, format_duration, human_moment, human_span
-from automations.errors import ConfigError, Problems, config_key
+from automations.errors import ConfigError, Problems, UnknownName, config_key
 from automations.incidentio import (
     CustomField,
     CustomFieldOption,

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from automations.sandbox import follow_ups
 from automations.sandbox.control import control_routes
-from automations.sandbox.errors import ApiError, invalid, not_found, required
+from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found, required
 from automations.sandbox.faults import DroppedResponse, Fault, malform
 from automations.sandbox.filters import parse_incident_query, parse_page_size, scalar_params
 from automations.sandbox.model import JSON, iso
@@ -71,11 +71,11 @@ def base_headers(state: SandboxState, request_id: str) -> dict[str, str]:
 
 def _rate_limit_error(
     state: SandboxState, retry_after: float, form: str, limit: int, name: str = "api_key"
-) -> ApiError:
+) -> SandboxErrorResponse:
     wait = max(1, math.ceil(retry_after))
     at = state.clock.now() + timedelta(seconds=wait)
     header = str(wait) if form == "seconds" else format_datetime(at, usegmt=True)
-    return ApiError(
+    return SandboxErrorResponse(
         429,
         "rate_limit_reached",
         "You have exceeded the rate limit for this API key; retry after the given time",
@@ -89,13 +89,15 @@ def _rate_limit_error(
     )
 
 
-def _fault_error(state: SandboxState, fault: Fault) -> ApiError:
+def _fault_error(state: SandboxState, fault: Fault) -> SandboxErrorResponse:
     if fault.kind == "rate_limit" or fault.status == 429:
         form = fault.form if fault.kind == "rate_limit" else "seconds"
         return _rate_limit_error(state, fault.retry_after, form, state.limiter.limit)
     code = _FAULT_CODES.get(fault.status, "injected_fault")
     type_ = "api_error" if fault.status >= 500 else None
-    return ApiError(fault.status, code, f"Injected fault: HTTP {fault.status}", type_=type_)
+    return SandboxErrorResponse(
+        fault.status, code, f"Injected fault: HTTP {fault.status}", type_=type_
+    )
 
 
 def _rate_headers(
@@ -169,7 +171,7 @@ class Api:
                 raise _fault_error(state, fault)
             key = self._authenticate(request)
             if fault is not None and fault.kind == "forbidden":
-                raise ApiError(403, "forbidden", fault.message)
+                raise SandboxErrorResponse(403, "forbidden", fault.message)
             verdict = state.limiter.take(key)
             headers.update(_rate_headers(state, verdict))
             if not verdict.allowed:
@@ -180,15 +182,19 @@ class Api:
                 if not route.allowed:
                     raise _rate_limit_error(state, route.retry_after, "seconds", route.limit, limit)
             if body_error:
-                raise ApiError(400, "invalid_json", "The request body is not valid JSON")
+                raise SandboxErrorResponse(
+                    400, "invalid_json", "The request body is not valid JSON"
+                )
             status, payload = await handler(request, body)
-        except ApiError as exc:
+        except SandboxErrorResponse as exc:
             status, payload = exc.status, exc.envelope(request_id)
             headers.update(exc.headers)
         except Exception:
             # a sandbox bug still answers in the envelope, so clients see a normal 500
             logger.exception("sandbox handler failed for %s %s", request.method, request.url.path)
-            error = ApiError(500, "internal_error", "The sandbox failed to handle this request")
+            error = SandboxErrorResponse(
+                500, "internal_error", "The sandbox failed to handle this request"
+            )
             status, payload = 500, error.envelope(request_id)
         state.publish()  # off the request path: this only queues
 
@@ -204,14 +210,16 @@ class Api:
     def _authenticate(self, request: Request) -> str:
         header = request.headers.get("authorization")
         if not header:
-            raise ApiError(
+            raise SandboxErrorResponse(
                 401,
                 "missing_authorization_material",
                 "No authorization material provided in request",
             )
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or key.strip() != self.state.config.api_key:
-            raise ApiError(401, "invalid_authorization_material", "The API key is not valid")
+            raise SandboxErrorResponse(
+                401, "invalid_authorization_material", "The API key is not valid"
+            )
         return key.strip()
 
     # -- incidents --
@@ -440,7 +448,7 @@ def create_app(
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         request_id = str(uuid.uuid4())
-        error = ApiError(
+        error = SandboxErrorResponse(
             exc.status_code,
             "not_found" if exc.status_code == 404 else "method_not_allowed",
             exc.detail,

@@ -27,7 +27,7 @@ from automations.sandbox.model import (
 _Named = TypeVar("_Named", Severity, Status, IncidentType, Role, CustomField, Timestamp)
 
 
-class UnknownName(LookupError):
+class UnknownSandboxName(LookupError):
     """A name or ID that the organisation does not have; the message lists valid ones."""
 
 
@@ -124,18 +124,18 @@ class Catalog:
         return None
 
     def resolve(self, items: tuple[_Named, ...], ref: str, what: str) -> _Named:
-        """An item by ID or case-insensitive name, or UnknownName listing the choices."""
+        """An item by ID or case-insensitive name, or UnknownSandboxName listing the choices."""
         for item in items:
             if item.id == ref or item.name.lower() == ref.lower():
                 return item
         choices = ", ".join(i.name for i in items)
-        raise UnknownName(f"unknown {what} {ref!r}; expected one of: {choices}")
+        raise UnknownSandboxName(f"unknown {what} {ref!r}; expected one of: {choices}")
 
     def resolve_option(self, custom_field: CustomField, ref: str) -> Option:
         for option in custom_field.options:
             if option.id == ref or option.value.lower() == ref.lower():
                 return option
         choices = ", ".join(o.value for o in custom_field.options)
-        raise UnknownName(
+        raise UnknownSandboxName(
             f"unknown option {ref!r} for {custom_field.name}; expected one of: {choices}"
         )

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from automations.sandbox.errors import ApiError, invalid, not_found
+from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found
 from automations.sandbox.faults import FaultConfigError, FaultPlan
 from automations.sandbox.filters import parse_when
 from automations.sandbox.manual import apply_manual, change_follow_up
@@ -50,7 +50,7 @@ def _object(body: Any) -> JSON:
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "The request body must be a JSON object")
+        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
     return body
 
 
@@ -70,7 +70,7 @@ class Control:
             except ValueError as exc:
                 # json errors and config validation both land here
                 status, payload = 422, invalid("body", str(exc)).envelope(request_id)
-            except ApiError as exc:
+            except SandboxErrorResponse as exc:
                 status, payload = exc.status, exc.envelope(request_id)
             self.state.publish()  # a change made "in the app" is sent like any other
             headers = {

@@ -1,7 +1,9 @@
 """The error envelope every non-2xx answer uses (docs/incident-io-api.md section 6).
 
 ``{type, status, request_id, errors:[{code, message, source?{field, pointer}}], rate_limit?}``.
-Handlers raise ``ApiError``; the request pipeline renders it with the request's ID.
+Handlers raise ``SandboxErrorResponse``; the request pipeline renders it with the
+request's ID. (Not the product's ``automations.errors.APIError``: this is the answer the
+simulated API gives, that one is what the client makes of it.)
 
 A ``source`` always carries both ``field`` and ``pointer`` (section 0: generated
 clients raise without either). ``pointer`` is a JSON pointer to the offending
@@ -30,8 +32,9 @@ TYPE_OF_STATUS = {
 }
 
 
-class ApiError(Exception):
-    """An answer other than success, raised anywhere below the route handler."""
+class SandboxErrorResponse(Exception):
+    """The error envelope the simulated API answers with, raised anywhere below the route
+    handler (a 4xx or 5xx the product then reads as an APIError)."""
 
     def __init__(
         self,
@@ -75,21 +78,21 @@ def json_pointer(*parts: str) -> str:
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def within(error: ApiError, *parents: str) -> ApiError:
+def within(error: SandboxErrorResponse, *parents: str) -> SandboxErrorResponse:
     """The same error pointing inside ``parents`` (e.g. an edit's ``incident`` object)."""
     if error.field is not None:
         error.pointer = json_pointer(*parents) + (error.pointer or "")
     return error
 
 
-def invalid(field: str, message: str, code: str = "invalid_value") -> ApiError:
+def invalid(field: str, message: str, code: str = "invalid_value") -> SandboxErrorResponse:
     """422 validation_error naming the offending field."""
-    return ApiError(422, code, message, field=field)
+    return SandboxErrorResponse(422, code, message, field=field)
 
 
-def required(field: str, message: str | None = None) -> ApiError:
-    return ApiError(422, "is_required", message or f"{field} is required", field=field)
+def required(field: str, message: str | None = None) -> SandboxErrorResponse:
+    return SandboxErrorResponse(422, "is_required", message or f"{field} is required", field=field)
 
 
-def not_found(what: str, ref: str) -> ApiError:
-    return ApiError(404, "not_found", f"No {what} found with ID {ref!r}")
+def not_found(what: str, ref: str) -> SandboxErrorResponse:
+    return SandboxErrorResponse(404, "not_found", f"No {what} found with ID {ref!r}")

@@ -228,7 +228,7 @@ def _nested(
 def parse_incident_query(
     pairs: Sequence[tuple[str, str]], catalog: Catalog, *, accept_large_pages: bool
 ) -> IncidentQuery:
-    """The whole ``GET /v2/incidents`` query, or ApiError (422) naming the bad key."""
+    """The whole ``GET /v2/incidents`` query, or SandboxErrorResponse (422) naming the bad key."""
     scalars: list[tuple[str, str]] = []
     grouped: dict[tuple[str, str, str | None, str], list[str]] = {}
     for key, value in pairs:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from automations.sandbox.errors import ApiError, invalid, not_found
+from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found
 from automations.sandbox.filters import (
     DEFAULT_MODES,
     MAX_PAGE_SIZE,
@@ -116,7 +116,7 @@ def show_v2(store: Store, follow_up_id: str, now: datetime) -> JSON:
 
 def _still_served(now: datetime) -> None:
     if now >= V2_REMOVED_AT:
-        raise ApiError(404, "not_found", "Not found")
+        raise SandboxErrorResponse(404, "not_found", "Not found")
 
 
 def _one(store: Store, follow_up_id: str) -> FollowUp:

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from automations.sandbox.catalog import Catalog, UnknownName
-from automations.sandbox.errors import ApiError, invalid
+from automations.sandbox.catalog import Catalog, UnknownSandboxName
+from automations.sandbox.errors import SandboxErrorResponse, invalid
 from automations.sandbox.filters import parse_when
 from automations.sandbox.model import (
     FOLLOW_UP_STATUSES,
@@ -194,7 +194,7 @@ def _follow_ups(store: Store, incident: Incident, spec: Any, now: datetime) -> l
             _set_follow_up_fields(
                 store.catalog, follow_up, {"status": "outstanding", **item}, created
             )
-        except ApiError as exc:
+        except SandboxErrorResponse as exc:
             raise invalid("follow_ups", exc.message) from None
         if "updated_at" in item:
             follow_up.updated_at = _time("follow_ups", item["updated_at"])
@@ -246,7 +246,7 @@ def apply_manual(
         if "debriefs" in spec:
             draft.debriefs = _debriefs(store, spec["debriefs"])
         updater = _updater(catalog, draft, spec.get("updater"))
-    except UnknownName as exc:
+    except UnknownSandboxName as exc:
         raise invalid("incident", str(exc)) from None
     old_status, old_severity = incident.status_id, incident.severity_id
     incident.__dict__.update(draft.__dict__)

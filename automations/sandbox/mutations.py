@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from automations.sandbox.catalog import Catalog
-from automations.sandbox.errors import ApiError, invalid, required, within
+from automations.sandbox.errors import SandboxErrorResponse, invalid, required, within
 from automations.sandbox.filters import parse_when
 from automations.sandbox.model import (
     JSON,
@@ -242,7 +242,7 @@ def create_incident(store: Store, payload: Any, now: datetime) -> Incident:
     catalog = store.catalog
     payload = {} if payload is None else payload  # no body: report the missing fields
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_body", "The request body must be a JSON object")
+        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
     key = _string(payload, "idempotency_key", allow_empty=False)
     if key is None:
         raise required("idempotency_key", "idempotency_key is required")
@@ -332,7 +332,7 @@ def edit_incident(store: Store, incident: Incident, payload: Any, now: datetime)
     catalog = store.catalog
     payload = {} if payload is None else payload  # no body: report the missing fields
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_body", "The request body must be a JSON object")
+        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
     if "incident" not in payload:
         raise required("incident", "incident is required")
     if "notify_incident_channel" not in payload:
@@ -363,7 +363,7 @@ def edit_incident(store: Store, incident: Incident, payload: Any, now: datetime)
             catalog, _list(changes, "incident_role_assignments") or [], allow_reporter=False
         )
         timestamps = parse_timestamps(catalog, _list(changes, "incident_timestamp_values") or [])
-    except ApiError as exc:
+    except SandboxErrorResponse as exc:
         raise within(exc, "incident") from None
 
     # everything is valid: apply

@@ -31,7 +31,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from automations.sandbox.errors import ApiError, invalid, not_found, required
+from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found, required
 from automations.sandbox.filters import parse_page_size, parse_when, scalar_params
 from automations.sandbox.model import JSON, iso
 from automations.sandbox.mutations import _string
@@ -161,7 +161,9 @@ class OnCallApi:
         oncall, store = self.state.oncall, self.state.store
         payload = {} if payload is None else payload
         if not isinstance(payload, dict):
-            raise ApiError(400, "invalid_body", "The request body must be a JSON object")
+            raise SandboxErrorResponse(
+                400, "invalid_body", "The request body must be a JSON object"
+            )
         key = _string(payload, "idempotency_key", allow_empty=False)
         if key is None:
             raise required("idempotency_key")

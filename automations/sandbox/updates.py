@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from automations.sandbox.errors import ApiError, invalid, required
+from automations.sandbox.errors import SandboxErrorResponse, invalid, required
 from automations.sandbox.model import IncidentUpdate, api_key_actor
 from automations.sandbox.mutations import _string, edit_incident
 from automations.sandbox.store import Store
@@ -35,7 +35,7 @@ def post_incident_update(
     """Validate, apply through the edit action, record; a replayed key returns the first."""
     payload = {} if payload is None else payload
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_body", "The request body must be a JSON object")
+        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
     key = _string(payload, "idempotency_key", allow_empty=False)
     if key is None:
         raise required("idempotency_key")
@@ -58,10 +58,10 @@ def post_incident_update(
     known = {id(update) for update in store.updates}
     try:
         edit_incident(store, incident, {**edit, "notify_incident_channel": True}, now)
-    except ApiError as exc:
+    except SandboxErrorResponse as exc:
         if exc.field not in EDIT_FIELDS:
             raise
-        raise ApiError(
+        raise SandboxErrorResponse(
             exc.status,
             exc.code,
             exc.message.replace(exc.field, EDIT_FIELDS[exc.field]),

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from automations.errors import MalformedWebhookEvent
+
 INCIDENT_EVENTS = frozenset(
     {
         "public_incident.incident_created_v2",
@@ -44,10 +46,6 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LONGEST_TYPE = 100
 
 
-class MalformedEvent(ValueError):
-    """A verified body that is not an incident.io event we can read (answered 400)."""
-
-
 @dataclass(frozen=True)
 class WebhookEvent:
     """What one delivery asks for: re-check an incident (or a follow-up's incident)."""
@@ -62,12 +60,12 @@ class WebhookEvent:
 
 
 def event_type_of(body: Any) -> str:
-    """The body's ``event_type``; MalformedEvent when there is none."""
+    """The body's ``event_type``; MalformedWebhookEvent when there is none."""
     if not isinstance(body, Mapping):
-        raise MalformedEvent("the body is not a JSON object")
+        raise MalformedWebhookEvent("the body is not a JSON object")
     event_type = body.get("event_type")
     if not isinstance(event_type, str) or not 0 < len(event_type) <= LONGEST_TYPE:
-        raise MalformedEvent("the body has no event_type")
+        raise MalformedWebhookEvent("the body has no event_type")
     return event_type
 
 
@@ -78,7 +76,7 @@ def parse_event(body: Any) -> WebhookEvent | None:
         return None
     payload = body.get(event_type)
     if not isinstance(payload, Mapping):
-        raise MalformedEvent(f"{event_type}: the body has no {event_type!r} object")
+        raise MalformedWebhookEvent(f"{event_type}: the body has no {event_type!r} object")
     private = event_type.startswith("private_incident.")
     if event_type in FOLLOW_UP_EVENTS:
         follow_up_id = _id(payload, "id", event_type)
@@ -87,7 +85,7 @@ def parse_event(body: Any) -> WebhookEvent | None:
     if event_type.endswith("incident_status_updated_v2") and not private:
         incident = payload.get("incident")
         if not isinstance(incident, Mapping):
-            raise MalformedEvent(f"{event_type}: no incident in the payload")
+            raise MalformedWebhookEvent(f"{event_type}: no incident in the payload")
         return WebhookEvent(event_type, _id(incident, "id", event_type))
     return WebhookEvent(event_type, _id(payload, "id", event_type))
 
@@ -95,5 +93,5 @@ def parse_event(body: Any) -> WebhookEvent | None:
 def _id(payload: Mapping[str, Any], key: str, event_type: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not _ID.match(value):
-        raise MalformedEvent(f"{event_type}: {key} is missing or not an incident.io ID")
+        raise MalformedWebhookEvent(f"{event_type}: {key} is missing or not an incident.io ID")
     return value

@@ -23,11 +23,16 @@ import time
 from collections.abc import Callable, Mapping
 
 from automations.clock import Clock
-from automations.errors import LedgerError
+from automations.errors import (
+    LedgerError,
+    MalformedWebhookEvent,
+    WebhookNotJSON,
+    WebhookRefused,
+)
 from automations.ledger.webhooks import WebhookDeliveryStore
 from automations.text import one_line
-from automations.webhooks.events import HANDLED, MalformedEvent, event_type_of, parse_event
-from automations.webhooks.verify import NotJSON, Refused, Verifier
+from automations.webhooks.events import HANDLED, event_type_of, parse_event
+from automations.webhooks.verify import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ class WebhookReceiver:
         """Verify and record one delivery (``headers`` with lower-case names)."""
         try:
             verified = self.verifier.verify(body, headers)
-        except Refused as exc:
+        except WebhookRefused as exc:
             self.observe(UNVERIFIED, "refused")
             self.refusals.refused(
                 401,
@@ -106,12 +111,12 @@ class WebhookReceiver:
                 "AUTOMATIONS_WEBHOOK_SECRET, and this host's clock",
             )
             return 401, "text/plain", b"unauthorized: the delivery did not verify\n"
-        except NotJSON as exc:
+        except WebhookNotJSON as exc:
             return self._malformed(UNVERIFIED, str(exc))
         try:
             event_type = event_type_of(verified.body)
             event = parse_event(verified.body)
-        except MalformedEvent as exc:
+        except MalformedWebhookEvent as exc:
             return self._malformed(OTHER, str(exc))
         if event is None:
             self._ignore(event_type)

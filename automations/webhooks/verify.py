@@ -21,20 +21,9 @@ from pydantic import SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from automations.clock import Clock
+from automations.errors import WebhookNotJSON, WebhookRefused
 
 LONGEST_ID = 256  # webhook-id: Svix's are "msg_" + 27 characters
-
-
-class Refused(Exception):
-    """The delivery did not verify (answered 401); ``reason`` is ours, never header text."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class NotJSON(Exception):
-    """Verified, but the body is not JSON (answered 400)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ class Verifier:
         self._hooks = [_ClockedWebhook(s.get_secret_value(), clock, tolerance) for s in secrets]
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> Verified:
-        """The delivery's id and parsed body; Refused when no secret verifies it."""
+        """The delivery's id and parsed body; WebhookRefused when no secret verifies it."""
         reason = ""
         for hook in self._hooks:
             try:
@@ -95,14 +84,16 @@ class Verifier:
                     break  # headers and time are the same for every secret
                 continue
             except UnicodeDecodeError:
-                raise Refused("the body is not UTF-8") from None
+                raise WebhookRefused("the body is not UTF-8") from None
             except ValueError:  # binascii.Error included: a signature that is not v1,<base64>
-                raise Refused("webhook-signature is not a list of v1,<base64> signatures") from None
+                raise WebhookRefused(
+                    "webhook-signature is not a list of v1,<base64> signatures"
+                ) from None
             webhook_id = headers.get("webhook-id", "")
             if len(webhook_id) > LONGEST_ID:
-                raise Refused(f"webhook-id is longer than {LONGEST_ID} characters")
+                raise WebhookRefused(f"webhook-id is longer than {LONGEST_ID} characters")
             try:
                 return Verified(webhook_id, json.loads(body))
             except ValueError:
-                raise NotJSON("the signed body is not JSON") from None
-        raise Refused(reason)
+                raise WebhookNotJSON("the signed body is not JSON") from None
+        raise WebhookRefused(reason)

@@ -6,7 +6,7 @@ Message-ID is derived from the notification's key and channel, so a resend after
 crash is the same message to a mail client.
 
 SMTP's own split carries over: DeliveryRejected (a 5xx for the message, every
-recipient refused for good) is final, NotifyRejected; any other DeliveryError
+recipient refused for good) is final, NotifyRejected; DeliveryRetryable
 (connection, timeout, login, 4xx) is NotifyRetryable. A mail that some recipients took
 counts as delivered (the others are logged by the Mailer), since resending it would
 repeat it to those who have it.
@@ -17,9 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from automations.digest.delivery import DeliveryRejected, Mailer
+from automations.digest.delivery import Mailer
 from automations.digest.message import build_message, stable_message_id
-from automations.errors import DeliveryError, NotifyRejected, NotifyRetryable
+from automations.errors import (
+    DeliveryRejected,
+    DeliveryRetryable,
+    NotifyRejected,
+    NotifyRetryable,
+)
 from automations.notify.config import EmailChannel
 from automations.notify.notice import Notice
 from automations.notify.render import NoticeTemplates
@@ -66,5 +71,5 @@ class EmailSender:
             self.mailer.send(message, self.options.recipients)
         except DeliveryRejected as exc:
             raise NotifyRejected(f"email channel {self.options.name}: {exc}") from exc
-        except DeliveryError as exc:
+        except DeliveryRetryable as exc:
             raise NotifyRetryable(f"email channel {self.options.name}: {exc}") from exc
