@@ -195,7 +195,11 @@ def open_digests(
             in_use_since(ledger, options.name, clock.now - in_use_for)
     runtime = build_runtime(config, SecretStr(SANDBOX_KEY), lock=False, clock=clock)
     password = Environment().automations_smtp_password  # as digests_for() reads it
-    return runtime, Digests.from_runtime(runtime, password, clock=clock)
+    try:
+        return runtime, Digests.from_runtime(runtime, password, clock=clock)
+    except BaseException:  # a refused digest (e.g. an unknown schedule): nothing left open
+        runtime.close()
+        raise
 
 
 def tick_ok(digests: Digests) -> None:
