@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,14 @@ def _stamina_quiet_for_client() -> None:
     from automations.incidentio.retries import quiet_stamina_for_client
 
     quiet_stamina_for_client()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_open() -> Iterator[None]:
+    """Collect garbage after each test, so a socket or file it left open is reported (as an
+    error: filterwarnings) in its own teardown, not in whichever test the collector hits."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

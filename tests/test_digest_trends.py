@@ -344,9 +344,10 @@ def test_the_chart_end_to_end_through_the_sandbox(
                 timestamps={"Resolved at": (created + timedelta(hours=1, minutes=30)).isoformat()},
             )
     path = write_config(tmp_path, sandbox.base_url, smtp.port, cron="0 8 * * *")
-    _runtime, digests = open_digests(path, Clock(now))
-    sandbox.clear_requests()
-    rendered = digests.compose("daily", now)
+    runtime, digests = open_digests(path, Clock(now))
+    with runtime:
+        sandbox.clear_requests()
+        rendered = digests.compose("daily", now)
 
     trends = rendered.data.trends
     assert trends is not None
