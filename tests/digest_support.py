@@ -20,13 +20,15 @@ from typing import Any
 from pydantic import SecretStr
 
 from automations.config import load_config
+from automations.digest.config import SECTIONS
+from automations.digest.content import DigestData, build_digest
 from automations.digest.service import Digests
 from automations.incidentio import Incident, IncidentTimestamp, IncidentTimestampValue
 from automations.incidentio.models import TimestampValue
 from automations.ledger import Event, EventState, Ledger
 from automations.runtime import Runtime, build_runtime
 from automations.settings import Environment
-from tests.factories import NOW
+from tests.factories import CATALOG, NOW
 from tests.factories import incident as factory_incident
 from tests.secret_values import SANDBOX_KEY
 
@@ -301,4 +303,22 @@ def make_event(
         details=details,
         incident_private=incident.is_private if recorded else None,
         incident_mode=incident.mode if recorded else None,
+    )
+
+
+def digest_of(
+    incidents: list[Incident], events: list[Event], *, name: str = "daily", **options: Any
+) -> DigestData:
+    """``build_digest`` over the last day to NOW, every section, the factories' catalog."""
+    return build_digest(
+        name=name,
+        timezone="Europe/London",
+        incidents=incidents,
+        catalog=CATALOG,
+        events=events,
+        now=NOW,
+        window_start=NOW - timedelta(days=1),
+        window_end=NOW,
+        sections=SECTIONS,
+        **options,
     )

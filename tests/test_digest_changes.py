@@ -23,7 +23,7 @@ from automations.digest import changes_page
 from automations.digest.changes import phrase, sign
 from automations.digest.changes_page import ChangesPages
 from automations.digest.config import DEFAULT_SUBJECT
-from automations.digest.content import DigestData, build_digest
+from automations.digest.content import DigestData
 from automations.digest.render import Renderer
 from automations.digest.service import Digests
 from automations.errors import ConfigError
@@ -36,6 +36,7 @@ from tests.digest_support import (
     SMTP_TABLE,
     Clock,
     SMTPServer,
+    digest_of,
     free_port,
     make_event,
     make_incident,
@@ -71,18 +72,7 @@ def words(one: Event) -> str:
 
 
 def digest(incidents: list[Incident], events: list[Event], **options: Any) -> DigestData:
-    return build_digest(
-        name="daily",
-        timezone="Europe/London",
-        incidents=incidents,
-        catalog=CATALOG,
-        events=events,
-        now=NOW,
-        window_start=NOW - DAY,
-        window_end=NOW,
-        sections=SECTIONS,
-        **options,
-    )
+    return digest_of(incidents, events, **options)
 
 
 # --- phrasing ------------------------------------------------------------------------------

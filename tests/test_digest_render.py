@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from automations.digest.config import DEFAULT_SUBJECT
-from automations.digest.content import DigestData, build_digest
+from automations.digest.content import DigestData
 from automations.digest.render import HTML_LIMIT, Renderer, human_duration
 from automations.errors import ConfigError
 from automations.incidentio import Incident
-from tests.digest_support import make_event, make_incident
-from tests.factories import CATALOG, NOW
+from tests.digest_support import digest_of, make_event, make_incident
+from tests.factories import NOW
 
 GOLDEN = Path(__file__).parent / "golden"
 LONDON = ZoneInfo("Europe/London")
@@ -80,18 +80,7 @@ def sample(incidents: list[Incident] | None = None, **options: object) -> Digest
         ]
     else:
         events = []
-    return build_digest(
-        name="daily",
-        timezone="Europe/London",
-        incidents=incidents,
-        catalog=CATALOG,
-        events=events,
-        now=NOW,
-        window_start=NOW - timedelta(days=1),
-        window_end=NOW,
-        sections=SECTIONS,
-        **options,  # type: ignore[arg-type]
-    )
+    return digest_of(incidents, events, **options)  # type: ignore[arg-type]
 
 
 def check_golden(name: str, actual: str) -> None:

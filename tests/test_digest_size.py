@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from automations.digest.config import DEFAULT_SUBJECT, SECTIONS
-from automations.digest.content import DigestData, build_digest
+from automations.digest.content import DigestData
 from automations.digest.follow_ups import ROW_LIMIT, FollowUpRow, FollowUps
 from automations.digest.oncall import OnCall, OnCallPerson, ScheduleRow
 from automations.digest.render import HTML_LIMIT, Renderer
@@ -21,8 +21,8 @@ from automations.digest.trends import trend_window
 from automations.incidentio import Incident
 from automations.ledger import Event
 from automations.schedules import CronSchedule
-from tests.digest_support import make_event, make_incident
-from tests.factories import CATALOG, NOW
+from tests.digest_support import digest_of, make_event, make_incident
+from tests.factories import NOW
 
 LONDON = ZoneInfo("Europe/London")
 SHIPPED = Path(__file__).resolve().parents[1] / "templates" / "digest"
@@ -70,16 +70,10 @@ def organisation() -> tuple[list[Incident], list[Event]]:
 
 def every_section() -> DigestData:
     incidents, events = organisation()
-    data = build_digest(
+    data = digest_of(
+        incidents,
+        events,
         name="payments",
-        timezone="Europe/London",
-        incidents=incidents,
-        catalog=CATALOG,
-        events=events,
-        now=NOW,
-        window_start=NOW - timedelta(days=1),
-        window_end=NOW,
-        sections=SECTIONS,
         trend=trend_window(CronSchedule("0 8 * * mon-fri", LONDON), NOW),
     )
     people = ("Alice Chen", "Ben Okafor", "Carla Mendes", "Dev Patel", "Elena Petrova")
