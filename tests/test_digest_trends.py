@@ -18,7 +18,6 @@ from automations.digest.trends import (
     cadence,
     compare,
     period_bounds,
-    trend_span,
     trend_unit,
     trend_window,
     widths,
@@ -102,10 +101,10 @@ def test_a_window_ending_at_midnight_ends_with_the_day_before() -> None:
 
 
 def test_trend_span_and_the_comparison_window() -> None:
-    """trend_span gives (start, end, periods); the comparison is the same span just before."""
-    start, end, periods = trend_span(options("0 8 * * mon-fri"), NOW)
-    assert (start, end) == (periods[0][0], NOW)
+    """The window spans its periods up to the end; the comparison is the same span just before."""
     window = trend_window(options("0 8 * * mon-fri"), NOW)
+    start, end, periods = window.start, window.end, window.periods
+    assert (start, end) == (periods[0][0], NOW)
     assert window.previous == (local_midnight(date(2026, 11, 10)), start)
     assert window.since == window.previous[0]
 

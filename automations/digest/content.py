@@ -13,7 +13,6 @@ one mail, with "and N more" counts, so the renderer can shrink it if needed.
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from automations.digest.trends import (
     Trends,
     TrendWindow,
     build_trends,
+    median_duration,
     period_label,
     week_label,
 )
@@ -337,7 +337,7 @@ def build_digest(
         incidents_url=incidents_url,
     )
     groups = group_live(live)
-    durations = sorted(r.duration for r in resolved if r.duration is not None)
+    durations = [r.duration for r in resolved if r.duration is not None]
     figures = Figures(
         live=len(live),
         opened=len(opened),
@@ -345,7 +345,7 @@ def build_digest(
         actions=len(actions),
         live_by_severity=tuple((g.severity, g.tone, g.total) for g in groups),
         live_without_lead=sum(1 for r in live if r.lead is None),
-        median_time_to_resolve=statistics.median_low(durations) if durations else None,
+        median_time_to_resolve=median_duration(durations),
         longest_live=max((r.age for r in live), default=None),
         actions_outside=sum(1 for a in actions if a.outside),
     )

@@ -168,15 +168,16 @@ class Digests:
         """Fetch and render the digest for the window ending at ``end`` (host time)."""
         job = self.job(name)
         opts = job.options
-        start = self.window_start(job, end)
         data_now = self.data_clock()
         shift = _clock_offset(data_now - self.clock())
+        # The window in API time (the data's clock), as the incidents and the ledger keep it.
+        window_start = self.window_start(job, end) + shift
         window_end = min(end + shift, data_now)
         with self.events.report_failures(name, "build"):
             trend = trend_window(opts, window_end) if "trends" in opts.sections else None
-            since = fetch_since(start + shift, trend)
+            since = fetch_since(window_start, trend)
             incidents = fetch_incidents(self.client, opts, job.query, since)
-            events = self.ledger.events(since=start + shift - timedelta(hours=1))
+            events = self.ledger.events(since=window_start - timedelta(hours=1))
             data = build_digest(
                 name=opts.name,
                 timezone=str(opts.timezone),
@@ -184,7 +185,7 @@ class Digests:
                 catalog=self.catalog,
                 events=events,
                 now=data_now,
-                window_start=start + shift,
+                window_start=window_start,
                 window_end=window_end,
                 sections=opts.sections,
                 include_private=opts.include_private,
@@ -192,7 +193,7 @@ class Digests:
                 categories=opts.where.status_category,
                 trend=trend,
                 cadence=cadence(job.schedule, window_end),
-                changes_url=self.changes_url(name, start + shift, window_end),
+                changes_url=self.changes_url(name, window_start, window_end),
             )
             data = replace(data, **self._sections(job, incidents, since, data))
         with self.events.report_failures(name, "render"):

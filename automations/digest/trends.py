@@ -138,15 +138,6 @@ def trend_window(source: DigestOptions | CronSchedule, end: datetime) -> TrendWi
     return TrendWindow(unit, zone, periods, (before[0][0], before[-1][1]))
 
 
-def trend_span(
-    source: DigestOptions | CronSchedule, end: datetime
-) -> tuple[datetime, datetime, tuple[Bounds, ...]]:
-    """(start, end, periods) of the trends of a window ending at ``end``: for sections that
-    look at the same days or weeks (follow-ups)."""
-    window = trend_window(source, end)
-    return window.start, window.end, window.periods
-
-
 # --- the figures -------------------------------------------------------------------------
 
 
