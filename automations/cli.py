@@ -172,7 +172,7 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     with reading_engine(config, _api_key(), only=only) as (engine, rules):
         actions, report = engine.plan(rules)
         hints = never_run_hints(engine.ledger, report)
-        pause = engine.ledger.paused()
+        pause = engine.ledger.kill_switch.paused()
     _print_actions(actions, as_json, _private_ok(config))
     for hint in hints:
         click.echo(hint, err=True)
@@ -332,7 +332,7 @@ def history(
     age, wanted = parse_since(since), parse_states(states)
     with existing_ledger(config) as ledger:
         check_rule(config, ledger, rule)
-        events = ledger.events(
+        events = ledger.events.history(
             rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
         )
         sent = notifications_by_event(ledger, events)
@@ -382,8 +382,8 @@ def _notification_history(
         check_rule(config, ledger, rule)
         keys = None
         if rule is not None or incident is not None:
-            keys = [e.event_key for e in ledger.events(rule=rule, incident=incident)]
-        items = ledger.notifications(
+            keys = [e.event_key for e in ledger.events.history(rule=rule, incident=incident)]
+        items = ledger.notifications.history(
             event_keys=keys,
             channel=channel,
             states=wanted,
@@ -423,8 +423,8 @@ def retry(
     age = parse_since(since)
     with existing_ledger(config) as ledger:
         check_rule(config, ledger, rule)
-        events = ledger.rearm_failed(
-            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger)()
+        events = ledger.events.rearm_failed(
+            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger.meta)()
         )
     if as_json:
         click.echo(json.dumps([event_json(e) for e in events], indent=2))

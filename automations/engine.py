@@ -314,7 +314,7 @@ class Engine:
             catalog=self.catalog,
             follow_ups=follow_ups,
             updates=updates or {},
-            ledger=self.ledger,
+            ledger=self.ledger.events,
         )
 
     def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
@@ -385,13 +385,13 @@ class Engine:
         if outcome.error is not None:
             return outcome
         candidates = found.candidates[rule.name]
-        done = self.ledger.done_keys(a.event_key for a in candidates)
+        done = self.ledger.events.done_keys(a.event_key for a in candidates)
         fresh, refused, outcome.already_done = sort_candidates(candidates, done)
         for action, reason in refused:
             outcome.skipped.append((action, reason))
             self._log_refusal(action, reason)
         if fresh:
-            today = self.ledger.applied_since(rule.name, self.clock() - DAY)
+            today = self.ledger.events.applied_since(rule.name, self.clock() - DAY)
             outcome.planned, outcome.braked, outcome.brake = brake(
                 fresh,
                 per_cycle=rule.options.max_actions_per_cycle,
@@ -424,11 +424,11 @@ class Engine:
         """
         report = CycleReport(schedule=schedule, started_at=self.clock())
         before = self.client.counter.total()
-        run_id = self.ledger.start_run(
+        run_id = self.ledger.runs.start(
             schedule, rules=[rule.name for rule in rules], now=report.started_at
         )
         try:
-            report.paused = self.ledger.paused()
+            report.paused = self.ledger.kill_switch.paused()
             self.reconcile()
             follow_ups = self.follow_ups(rules)
             found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
@@ -443,7 +443,7 @@ class Engine:
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
-            self.ledger.finish_run(
+            self.ledger.runs.finish(
                 run_id,
                 incidents_seen=report.incidents_seen,
                 actions_planned=report.planned,
@@ -473,7 +473,7 @@ class Engine:
             outcome = self._run_rule(rule, found, follow_ups, report.paused, stop)
             report.rules.append(outcome)
             if outcome.held and report.paused is None:  # paused during this cycle
-                report.paused = self.ledger.paused()
+                report.paused = self.ledger.kill_switch.paused()
             if outcome.lost_leadership is not None:
                 report.stopped, report.lost_leadership = True, outcome.lost_leadership
                 break
@@ -520,7 +520,7 @@ class Engine:
         run = IncidentsRun(report)
         before = self.client.counter.total()
         try:
-            report.paused = self.ledger.paused()
+            report.paused = self.ledger.kill_switch.paused()
             self.reconcile()
             found = Evaluation(candidates={rule.name: [] for rule in rules}, queries=0)
             for incident_id, follow_ups_only in incidents.items():
@@ -628,7 +628,7 @@ class Engine:
                 if stop_requested(stop):  # not claimed yet: the next start plans it again
                     break
                 # `automations pause` takes effect between two edits, not only between cycles.
-                if index and self.ledger.paused() is not None:
+                if index and self.ledger.kill_switch.paused() is not None:
                     self._hold(outcome, outcome.planned[index:])
                     break
                 self._apply(rule, action, outcome)
@@ -686,7 +686,7 @@ class Engine:
 
     def _claim(self, action: PlannedAction) -> bool:
         """Take the event key in the ledger before any side effect; False if it is taken."""
-        return self.ledger.claim(
+        return self.ledger.events.claim(
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
@@ -719,12 +719,12 @@ class Engine:
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
             error = f"cannot re-read the incident: {exc}"
-            self.ledger.mark_failed(action.event_key, error=error, now=self.clock())
+            self.ledger.events.mark_failed(action.event_key, error=error, now=self.clock())
             self._failed(action, outcome, exc, "not applied, the API refused the re-read")
             return None
         except APIError as exc:
             # Nothing was sent; a later cycle may retry.
-            self.ledger.release(action.event_key, now=self.clock())
+            self.ledger.events.release(action.event_key, now=self.clock())
             self._failed(action, outcome, exc, "not applied, re-read failed", level=logging.WARNING)
             raise
         return incident, ctx
@@ -746,7 +746,7 @@ class Engine:
         if why_not is None:
             return True
         # The condition may hold again later.
-        self.ledger.release(action.event_key, now=self.clock())
+        self.ledger.events.release(action.event_key, now=self.clock())
         outcome.skipped.append((action, why_not))
         log.info(
             "%s %s: skipped, %s",
@@ -766,7 +766,7 @@ class Engine:
             self.may_act()
         except NotLeader:
             try:
-                self.ledger.release(action.event_key, now=self.clock())
+                self.ledger.events.release(action.event_key, now=self.clock())
             except LedgerError as exc:  # left unconfirmed: the new leader's reconcile settles it
                 log.warning("%s: not released after losing leadership: %s", action.event_key, exc)
             raise
@@ -778,7 +778,7 @@ class Engine:
         try:
             return self.effectors[action.effect].apply(action, incident)
         except APIRejected as exc:
-            self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
+            self.ledger.events.mark_failed(action.event_key, error=str(exc), now=self.clock())
             self._failed(action, outcome, exc, "the API refused the edit")
             return None
         except APIError as exc:
@@ -803,7 +803,7 @@ class Engine:
                 details=dict(action.details),
             )
             notices = notices_for(notify_spec(action), notice, self.channels)
-        self.ledger.mark_applied(
+        self.ledger.events.mark_applied(
             action.event_key, request_id=applied.request_id, now=now, notices=notices
         )
         outcome.applied.append(action)
@@ -864,7 +864,7 @@ class Engine:
         """
         settled: list[tuple[Event, str]] = []
         now = self.clock()
-        for event in self.ledger.unconfirmed():
+        for event in self.ledger.events.unconfirmed():
             if not may_settle(event.owner, event.claimed_at, now):
                 self._leave_to_owner(event)
                 continue
@@ -878,7 +878,7 @@ class Engine:
             except APIRejected as exc:
                 # Whether the edit landed is unknown: failed, so it shows and can be retried.
                 error = f"reconcile: cannot re-read the incident: {exc}"
-                self.ledger.mark_failed(event.event_key, error=error, now=self.clock())
+                self.ledger.events.mark_failed(event.event_key, error=error, now=self.clock())
                 settled.append((event, "failed"))
                 fields = event_fields(event, "failed", reason=event.reason)
                 fields["fields"]["error"] = error
@@ -893,7 +893,7 @@ class Engine:
             self.failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 reason = "edit found applied after an interrupted run"
-                self.ledger.mark_reconciled(
+                self.ledger.events.mark_reconciled(
                     event.event_key,
                     reason=reason,
                     now=self.clock(),
@@ -911,7 +911,7 @@ class Engine:
                     "after an interrupted run the incident does not show the edit, but it "
                     "changed since the claim: someone may have changed the field back; left as is"
                 )
-                self.ledger.mark_skipped(event.event_key, reason=reason, now=self.clock())
+                self.ledger.events.mark_skipped(event.event_key, reason=reason, now=self.clock())
                 settled.append((event, "skipped"))
                 log.warning(
                     "left %s on %s: %s",
@@ -941,7 +941,7 @@ class Engine:
 
     def _release(self, event: Event, why: str) -> tuple[Event, str]:
         """Nothing took effect: free the key so the rule re-checks it next cycle."""
-        self.ledger.release(event.event_key, now=self.clock())
+        self.ledger.events.release(event.event_key, now=self.clock())
         log.warning(
             "released %s on %s: %s; the rule will re-check it",
             event.event_key,

@@ -51,7 +51,7 @@ def reading_engine(
     with client, open_ledger(config) as ledger:
         catalog = load_catalog(client, None)
         rules = build_rules(config, catalog, only=only)
-        yield Engine(client, ledger, catalog, clock=ServerClock(client, ledger)), rules
+        yield Engine(client, ledger, catalog, clock=ServerClock(client, ledger.meta)), rules
 
 
 # -- retry ------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def adopt(engine: Engine, rules: Sequence[AnyRule]) -> list[Adopted]:
     """
     ledger = engine.ledger
     before = engine.client.counter.total()
-    run_id = ledger.start_run(ADOPT_SCHEDULE, rules=[r.name for r in rules], now=engine.clock())
+    run_id = ledger.runs.start(ADOPT_SCHEDULE, rules=[r.name for r in rules], now=engine.clock())
     results = [Adopted(rule.name) for rule in rules]
     seen = 0
     try:
@@ -129,7 +129,7 @@ def _record(
     ledger: Ledger, actions: Sequence[PlannedAction], result: Adopted, now: datetime
 ) -> None:
     for action in actions:
-        recorded = ledger.record_baseline(
+        recorded = ledger.events.record_baseline(
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
@@ -154,7 +154,7 @@ def _finish(
     error: str | None,
 ) -> None:
     recorded = sum(r.recorded for r in results)
-    engine.ledger.finish_run(
+    engine.ledger.runs.finish(
         run_id,
         incidents_seen=seen,
         actions_planned=recorded,
@@ -172,7 +172,7 @@ def _finish(
 
 def never_run_hints(ledger: Ledger, report: CycleReport) -> list[str]:
     """For each rule that has never run and has actions due now: say so, and suggest adopt."""
-    ran = ledger.rules_that_ran()
+    ran = ledger.runs.rules_that_ran()
     hints = []
     for outcome in report.rules:
         backlog = len(outcome.planned) + outcome.braked

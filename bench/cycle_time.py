@@ -95,8 +95,8 @@ PROFILE_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "JSON -> models (pydantic validate_json)": (("~", "validate_json"),),
     "rules' evaluate": (("automations/engine.py", "evaluate"),),
     "ledger (run rows, done keys)": (
-        ("automations/ledger/runs.py", "start_run"),
-        ("automations/ledger/runs.py", "finish_run"),
+        ("automations/ledger/runs.py", "start"),
+        ("automations/ledger/runs.py", "finish"),
         ("automations/ledger/events.py", "done_keys"),
     ),
 }

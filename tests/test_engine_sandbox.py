@@ -218,7 +218,7 @@ def test_events_record_the_request_and_the_api_request_id(harness: Harness) -> N
     harness.cycle()
 
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     (post,) = harness.posts()
     assert event.state is EventState.APPLIED
     assert event.incident_id == incident["id"]
