@@ -458,7 +458,7 @@ def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
     else:
         for result in results:
             click.echo(result.line())
-    if any(r.error is not None for r in results):
+    if any(r.failure is not None for r in results):
         sys.exit(1)
 
 

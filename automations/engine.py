@@ -35,6 +35,7 @@ from automations.errors import (
     UndecidableFilter,
 )
 from automations.failpoints import Failpoints
+from automations.failures import RuleFailure, described
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -68,16 +69,15 @@ class RuleOutcome:
     planned: list[PlannedAction] = field(default_factory=list)
     applied: list[PlannedAction] = field(default_factory=list)
     skipped: list[tuple[PlannedAction, str]] = field(default_factory=list)
-    failed: list[tuple[PlannedAction, str]] = field(default_factory=list)
+    failed: list[tuple[PlannedAction, APIError]] = field(default_factory=list)
     already_done: int = 0
     braked: int = 0
     brake: str = ""  # which limit held actions back, e.g. "max_actions_per_cycle=10"
     held: int = 0  # planned but not applied: the automations are paused
-    error: str | None = None
+    failure: RuleFailure | None = None  # the rule raised: it skipped this cycle
     # The API could not be reached (after the client's retries): the cycle stopped here.
-    gave_up: str | None = None
-    cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
-    lost_leadership: str | None = None  # the guard said no before an effect: the cycle ends
+    gave_up: APIUnavailable | None = None
+    lost_leadership: NotLeader | None = None  # the guard said no before an effect: the cycle ends
     # where.team_ids (judged after fetching): (incidents kept, incidents fetched); None without
     kept_locally: tuple[int, int] | None = None
 
@@ -89,7 +89,7 @@ class Evaluation:
     candidates: dict[str, list[PlannedAction]]
     queries: int
     incidents_seen: int = 0
-    errors: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, RuleFailure] = field(default_factory=dict)  # rule name -> why
     # incident ID -> its updates, fetched at most once per poll however many rules ask
     updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
     # rule name -> [kept, fetched] by its where's local part (rules that have one)
@@ -140,7 +140,9 @@ class CycleReport:
 
     @property
     def failed(self) -> int:
-        return sum(len(r.failed) for r in self.rules) + sum(1 for r in self.rules if r.error)
+        return sum(len(r.failed) for r in self.rules) + sum(
+            1 for r in self.rules if r.failure is not None
+        )
 
     @property
     def ok(self) -> bool:
@@ -257,7 +259,7 @@ class Engine:
             for page in self.client.iter_incident_pages(query):
                 seen.update(incident.id for incident in page.incidents)
                 for rule in group:
-                    if rule.name not in result.errors:
+                    if rule.name not in result.failures:
                         incidents = self._kept_locally(
                             local[rule.name], page.incidents, rule, result
                         )
@@ -295,12 +297,10 @@ class Engine:
         except APIError:
             raise  # the API failed, not the rule: the cycle stops as for a failed page
         except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
-            result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
-            log.error(
-                "rule %s failed to evaluate and skips this cycle: %s",
-                rule.name,
-                result.errors[rule.name],
-            )
+            # Kept without its traceback, whose frames hold the page: the report outlives it.
+            failure = RuleFailure(rule.name, "evaluate", exc.with_traceback(None))
+            result.failures[rule.name] = failure
+            log.error("rule %s failed to evaluate and skips this cycle: %s", rule.name, failure)
 
     def context(
         self,
@@ -379,10 +379,10 @@ class Engine:
         A refused candidate (``PlannedAction.refused``) is skipped with its reason and
         never claimed, so it is looked at again next cycle.
         """
-        outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
+        outcome = RuleOutcome(rule.name, failure=found.failures.get(rule.name))
         if (kept := found.kept_locally.get(rule.name)) is not None:
             outcome.kept_locally = (kept[0], kept[1])
-        if outcome.error is not None:
+        if outcome.failure is not None:
             return outcome
         candidates = found.candidates[rule.name]
         done = self.ledger.events.done_keys(a.event_key for a in candidates)
@@ -475,13 +475,13 @@ class Engine:
             if outcome.held and report.paused is None:  # paused during this cycle
                 report.paused = self.ledger.kill_switch.paused()
             if outcome.lost_leadership is not None:
-                report.stopped, report.lost_leadership = True, outcome.lost_leadership
+                report.stopped, report.lost_leadership = True, str(outcome.lost_leadership)
                 break
             if stop_requested(stop):  # a retry cut short by the stop is no outage
                 report.stopped = True
                 break
             if outcome.gave_up is not None:
-                report.cause = outcome.cause
+                report.cause = outcome.gave_up
                 self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                 break
 
@@ -490,7 +490,7 @@ class Engine:
         report: CycleReport, exc: APIError | LedgerError, stop: threading.Event | None
     ) -> None:
         """A page, a read or the ledger failed: the cycle ends with this error."""
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = described(exc)
         report.cause = exc
         report.unreachable = isinstance(exc, APIUnavailable)
         report.stopped = stop_requested(stop)
@@ -528,7 +528,7 @@ class Engine:
                     rule
                     for rule in rules
                     if (rule.needs_follow_ups or not follow_ups_only)
-                    and rule.name not in found.errors
+                    and rule.name not in found.failures
                 ]
                 if not judges:  # e.g. a follow-up changed and no rule looks at follow-ups
                     continue
@@ -543,7 +543,7 @@ class Engine:
                 if stop_requested(stop):
                     raise CycleStopped
             report.incidents_seen = found.incidents_seen
-            acting = [r for r in rules if found.candidates[r.name] or r.name in found.errors]
+            acting = [r for r in rules if found.candidates[r.name] or r.name in found.failures]
             self._run_rules(acting, found, None, report, stop)
         except CycleStopped:
             report.stopped = True
@@ -633,9 +633,9 @@ class Engine:
                     break
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
-            outcome.gave_up, outcome.cause = str(exc), exc
+            outcome.gave_up = exc
         except NotLeader as exc:
-            outcome.lost_leadership = str(exc)
+            outcome.lost_leadership = exc
         return outcome
 
     def _hold(self, outcome: RuleOutcome, actions: Sequence[PlannedAction]) -> None:
@@ -650,7 +650,7 @@ class Engine:
                 extra=action_fields(action, "paused"),
             )
 
-    def _give_up(self, report: CycleReport, error: str, not_run: Sequence[str]) -> None:
+    def _give_up(self, report: CycleReport, error: APIUnavailable, not_run: Sequence[str]) -> None:
         """One unreachable answer ends the cycle: every other request would wait just as long."""
         report.error = f"gave up the cycle, the API is unreachable: {error}"
         report.unreachable = True
@@ -820,14 +820,14 @@ class Engine:
     def _failed(
         action: PlannedAction,
         outcome: RuleOutcome,
-        exc: Exception,
+        exc: APIError,
         what: str,
         logged_as: str = "failed",
         *,
         level: int = logging.ERROR,
     ) -> None:
         """Count a failed action and log it as one line with its structured fields."""
-        outcome.failed.append((action, str(exc)))
+        outcome.failed.append((action, exc))
         log.log(
             level,
             "%s %s: %s: %s",

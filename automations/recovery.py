@@ -27,6 +27,7 @@ from automations.clock import ServerClock
 from automations.config import Config
 from automations.engine import CycleReport, Engine
 from automations.errors import APIError, LedgerError
+from automations.failures import RuleFailure, described
 from automations.history import iso
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
@@ -76,11 +77,11 @@ class Adopted:
     rule: str
     recorded: int = 0  # due now, recorded as a baseline
     already: int = 0  # due now, but the key was already in the ledger
-    error: str | None = None  # the rule failed to evaluate: nothing recorded for it
+    failure: RuleFailure | None = None  # the rule failed to evaluate: nothing recorded for it
 
     def line(self) -> str:
-        if self.error is not None:
-            return f"{self.rule}: not adopted, the rule failed to evaluate: {self.error}"
+        if self.failure is not None:
+            return f"{self.rule}: not adopted, the rule failed to evaluate: {self.failure}"
         text = f"{self.rule}: {self.recorded} actions due now recorded as skipped ({BASELINE})"
         if self.already:
             text += f"; {self.already} already in the ledger"
@@ -91,7 +92,7 @@ class Adopted:
             "rule": self.rule,
             "recorded": self.recorded,
             "already": self.already,
-            "error": self.error,
+            "error": self.failure.describe() if self.failure is not None else None,
         }
 
 
@@ -114,13 +115,13 @@ def adopt(engine: Engine, rules: Sequence[AnyRule]) -> list[Adopted]:
         found = engine.poll_and_evaluate(rules, engine.clock(), engine.follow_ups(rules))
         seen = found.incidents_seen
         for rule, result in zip(rules, results, strict=True):
-            result.error = found.errors.get(rule.name)
-            if result.error is None:
+            result.failure = found.failures.get(rule.name)
+            if result.failure is None:
                 _record(ledger, found.candidates[rule.name], result, engine.clock())
     except (APIError, LedgerError) as exc:
-        _finish(engine, run_id, results, seen, before, f"{type(exc).__name__}: {exc}")
+        _finish(engine, run_id, results, seen, before, described(exc))
         raise
-    errors = [f"{r.rule}: {r.error}" for r in results if r.error is not None]
+    errors = [f"{r.rule}: {r.failure}" for r in results if r.failure is not None]
     _finish(engine, run_id, results, seen, before, "; ".join(errors) or None)
     return results
 

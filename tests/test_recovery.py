@@ -301,7 +301,7 @@ def test_adopt_records_the_whole_backlog_for_one_rule_without_the_brake(
     finally:
         runtime.close()
 
-    assert (result.recorded, result.already, result.error) == (12, 0, None)
+    assert (result.recorded, result.already, result.failure) == (12, 0, None)
     assert [(r.recorded, r.already) for r in again] == [(0, 12)]
     assert by_rule == {"escalate-minor"}
     assert count == 12
