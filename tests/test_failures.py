@@ -127,7 +127,7 @@ def test_adopt_stores_the_same_text_in_the_ledger(harness: Harness) -> None:
     finally:
         runtime.close()
     with Ledger(harness.ledger_path) as ledger:
-        (run,) = ledger.runs(schedule="adopt")
+        (run,) = ledger.runs.history(schedule="adopt")
 
     assert (fine.recorded, fine.failure) == (1, None)
     assert broken.failure is not None
@@ -150,5 +150,5 @@ def test_a_refused_edit_keeps_the_apis_exception(harness: Harness) -> None:
     assert isinstance(error, APIRejected)
     assert error.status == 403
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.error == str(error)

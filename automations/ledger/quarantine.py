@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from automations.failures import described
 from automations.ledger.base import Table, current, from_text, to_text
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def describe(exc: BaseException) -> str:
-    """The decoder's error in one line, with its type (a KeyError alone is just a name)."""
-    return f"{type(exc).__name__}: {exc}"
-
 
 class Quarantine(Table):
     """The ``quarantine`` table, and the one way every table reads rows past a bad one."""
@@ -100,7 +97,7 @@ class Quarantine(Table):
         """Copy the row aside (once) and mark it quarantined where it is, so its key stays
         taken; returns the error the row keeps (the first one, if quarantined before).
         ``also`` adds assignments (starting with a comma)."""
-        error = f"quarantined, the ledger row could not be read: {describe(exc)}"
+        error = f"quarantined, the ledger row could not be read: {described(exc)}"
         with self._db.guard(f"quarantining {table} row {row.get('id')}"), self._db.transaction():
             self.move(table, row, exc, event_key=event_key)
             self._db.execute(
@@ -139,7 +136,7 @@ class Quarantine(Table):
                 int(row["id"]),
                 event_key,
                 json.dumps(dict(row), default=_jsonable, ensure_ascii=False),
-                describe(error),
+                described(error),
                 to_text(current(now)),
             ],
         )
@@ -152,7 +149,7 @@ class Quarantine(Table):
             source,
             row["id"],
             f" (event {event_key})" if event_key else "",
-            describe(error),
+            described(error),
             "; its key stays taken, so the action is not repeated" if event_key else "",
         )
         return True
