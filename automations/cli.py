@@ -173,7 +173,7 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     with _reading_runtime(config, only) as runtime:
         actions, report = runtime.engine.plan(runtime.rules)
         hints = never_run_hints(runtime.ledger, report)
-        pause = runtime.ledger.paused()
+        pause = runtime.ledger.kill_switch.paused()
     _print_actions(actions, as_json, _private_ok(config))
     for hint in hints:
         click.echo(hint, err=True)
@@ -340,7 +340,7 @@ def history(
     age, wanted = parse_since(since), parse_states(states)
     with existing_ledger(config) as ledger:
         check_rule(config, ledger, rule)
-        events = ledger.events(
+        events = ledger.events.history(
             rule=rule, incident=incident, since=cutoff(ledger, age), states=wanted, limit=limit
         )
         sent = notifications_by_event(ledger, events)
@@ -390,8 +390,8 @@ def _notification_history(
         check_rule(config, ledger, rule)
         keys = None
         if rule is not None or incident is not None:
-            keys = [e.event_key for e in ledger.events(rule=rule, incident=incident)]
-        items = ledger.notifications(
+            keys = [e.event_key for e in ledger.events.history(rule=rule, incident=incident)]
+        items = ledger.notifications.history(
             event_keys=keys,
             channel=channel,
             states=wanted,
@@ -431,8 +431,8 @@ def retry(
     age = parse_since(since)
     with existing_ledger(config) as ledger:
         check_rule(config, ledger, rule)
-        events = ledger.rearm_failed(
-            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger)()
+        events = ledger.events.rearm_failed(
+            rule=rule, incident=incident, since=cutoff(ledger, age), now=ledger_clock(ledger.meta)()
         )
     if as_json:
         click.echo(json.dumps([event_json(e) for e in events], indent=2))
@@ -465,7 +465,7 @@ def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
     else:
         for result in results:
             click.echo(result.line())
-    if any(r.error is not None for r in results):
+    if any(r.failure is not None for r in results):
         sys.exit(1)
 
 

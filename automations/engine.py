@@ -35,6 +35,7 @@ from automations.errors import (
     UndecidableFilter,
 )
 from automations.failpoints import Failpoints
+from automations.failures import RuleFailure, described
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -68,16 +69,15 @@ class RuleOutcome:
     planned: list[PlannedAction] = field(default_factory=list)
     applied: list[PlannedAction] = field(default_factory=list)
     skipped: list[tuple[PlannedAction, str]] = field(default_factory=list)
-    failed: list[tuple[PlannedAction, str]] = field(default_factory=list)
+    failed: list[tuple[PlannedAction, APIError]] = field(default_factory=list)
     already_done: int = 0
     braked: int = 0
     brake: str = ""  # which limit held actions back, e.g. "max_actions_per_cycle=10"
     held: int = 0  # planned but not applied: the automations are paused
-    error: str | None = None
+    failure: RuleFailure | None = None  # the rule raised: it skipped this cycle
     # The API could not be reached (after the client's retries): the cycle stopped here.
-    gave_up: str | None = None
-    cause: APIUnavailable | None = field(default=None, repr=False)  # behind gave_up
-    lost_leadership: str | None = None  # the guard said no before an effect: the cycle ends
+    gave_up: APIUnavailable | None = None
+    lost_leadership: NotLeader | None = None  # the guard said no before an effect: the cycle ends
     # where.team_ids (judged after fetching): (incidents kept, incidents fetched); None without
     kept_locally: tuple[int, int] | None = None
 
@@ -89,7 +89,7 @@ class Evaluation:
     candidates: dict[str, list[PlannedAction]]
     queries: int
     incidents_seen: int = 0
-    errors: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, RuleFailure] = field(default_factory=dict)  # rule name -> why
     # incident ID -> its updates, fetched at most once per poll however many rules ask
     updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
     # rule name -> [kept, fetched] by its where's local part (rules that have one)
@@ -140,7 +140,9 @@ class CycleReport:
 
     @property
     def failed(self) -> int:
-        return sum(len(r.failed) for r in self.rules) + sum(1 for r in self.rules if r.error)
+        return sum(len(r.failed) for r in self.rules) + sum(
+            1 for r in self.rules if r.failure is not None
+        )
 
     @property
     def ok(self) -> bool:
@@ -257,7 +259,7 @@ class Engine:
             for page in self.client.iter_incident_pages(query):
                 seen.update(incident.id for incident in page.incidents)
                 for rule in group:
-                    if rule.name not in result.errors:
+                    if rule.name not in result.failures:
                         incidents = self._kept_locally(
                             local[rule.name], page.incidents, rule, result
                         )
@@ -295,12 +297,10 @@ class Engine:
         except APIError:
             raise  # the API failed, not the rule: the cycle stops as for a failed page
         except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
-            result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
-            log.error(
-                "rule %s failed to evaluate and skips this cycle: %s",
-                rule.name,
-                result.errors[rule.name],
-            )
+            # Kept without its traceback, whose frames hold the page: the report outlives it.
+            failure = RuleFailure(rule.name, "evaluate", exc.with_traceback(None))
+            result.failures[rule.name] = failure
+            log.error("rule %s failed to evaluate and skips this cycle: %s", rule.name, failure)
 
     def context(
         self,
@@ -314,7 +314,7 @@ class Engine:
             catalog=self.catalog,
             follow_ups=follow_ups,
             updates=updates or {},
-            ledger=self.ledger,
+            ledger=self.ledger.events,
         )
 
     def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
@@ -379,19 +379,19 @@ class Engine:
         A refused candidate (``PlannedAction.refused``) is skipped with its reason and
         never claimed, so it is looked at again next cycle.
         """
-        outcome = RuleOutcome(rule.name, error=found.errors.get(rule.name))
+        outcome = RuleOutcome(rule.name, failure=found.failures.get(rule.name))
         if (kept := found.kept_locally.get(rule.name)) is not None:
             outcome.kept_locally = (kept[0], kept[1])
-        if outcome.error is not None:
+        if outcome.failure is not None:
             return outcome
         candidates = found.candidates[rule.name]
-        done = self.ledger.done_keys(a.event_key for a in candidates)
+        done = self.ledger.events.done_keys(a.event_key for a in candidates)
         fresh, refused, outcome.already_done = sort_candidates(candidates, done)
         for action, reason in refused:
             outcome.skipped.append((action, reason))
             self._log_refusal(action, reason)
         if fresh:
-            today = self.ledger.applied_since(rule.name, self.clock() - DAY)
+            today = self.ledger.events.applied_since(rule.name, self.clock() - DAY)
             outcome.planned, outcome.braked, outcome.brake = brake(
                 fresh,
                 per_cycle=rule.options.max_actions_per_cycle,
@@ -424,11 +424,11 @@ class Engine:
         """
         report = CycleReport(schedule=schedule, started_at=self.clock())
         before = self.client.counter.total()
-        run_id = self.ledger.start_run(
+        run_id = self.ledger.runs.start(
             schedule, rules=[rule.name for rule in rules], now=report.started_at
         )
         try:
-            report.paused = self.ledger.paused()
+            report.paused = self.ledger.kill_switch.paused()
             self.reconcile()
             follow_ups = self.follow_ups(rules)
             found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
@@ -443,7 +443,7 @@ class Engine:
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         try:
-            self.ledger.finish_run(
+            self.ledger.runs.finish(
                 run_id,
                 incidents_seen=report.incidents_seen,
                 actions_planned=report.planned,
@@ -473,15 +473,15 @@ class Engine:
             outcome = self._run_rule(rule, found, follow_ups, report.paused, stop)
             report.rules.append(outcome)
             if outcome.held and report.paused is None:  # paused during this cycle
-                report.paused = self.ledger.paused()
+                report.paused = self.ledger.kill_switch.paused()
             if outcome.lost_leadership is not None:
-                report.stopped, report.lost_leadership = True, outcome.lost_leadership
+                report.stopped, report.lost_leadership = True, str(outcome.lost_leadership)
                 break
             if stop_requested(stop):  # a retry cut short by the stop is no outage
                 report.stopped = True
                 break
             if outcome.gave_up is not None:
-                report.cause = outcome.cause
+                report.cause = outcome.gave_up
                 self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                 break
 
@@ -490,7 +490,7 @@ class Engine:
         report: CycleReport, exc: APIError | LedgerError, stop: threading.Event | None
     ) -> None:
         """A page, a read or the ledger failed: the cycle ends with this error."""
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = described(exc)
         report.cause = exc
         report.unreachable = isinstance(exc, APIUnavailable)
         report.stopped = stop_requested(stop)
@@ -520,7 +520,7 @@ class Engine:
         run = IncidentsRun(report)
         before = self.client.counter.total()
         try:
-            report.paused = self.ledger.paused()
+            report.paused = self.ledger.kill_switch.paused()
             self.reconcile()
             found = Evaluation(candidates={rule.name: [] for rule in rules}, queries=0)
             for incident_id, follow_ups_only in incidents.items():
@@ -528,7 +528,7 @@ class Engine:
                     rule
                     for rule in rules
                     if (rule.needs_follow_ups or not follow_ups_only)
-                    and rule.name not in found.errors
+                    and rule.name not in found.failures
                 ]
                 if not judges:  # e.g. a follow-up changed and no rule looks at follow-ups
                     continue
@@ -543,7 +543,7 @@ class Engine:
                 if stop_requested(stop):
                     raise CycleStopped
             report.incidents_seen = found.incidents_seen
-            acting = [r for r in rules if found.candidates[r.name] or r.name in found.errors]
+            acting = [r for r in rules if found.candidates[r.name] or r.name in found.failures]
             self._run_rules(acting, found, None, report, stop)
         except CycleStopped:
             report.stopped = True
@@ -628,14 +628,14 @@ class Engine:
                 if stop_requested(stop):  # not claimed yet: the next start plans it again
                     break
                 # `automations pause` takes effect between two edits, not only between cycles.
-                if index and self.ledger.paused() is not None:
+                if index and self.ledger.kill_switch.paused() is not None:
                     self._hold(outcome, outcome.planned[index:])
                     break
                 self._apply(rule, action, outcome)
         except APIUnavailable as exc:
-            outcome.gave_up, outcome.cause = str(exc), exc
+            outcome.gave_up = exc
         except NotLeader as exc:
-            outcome.lost_leadership = str(exc)
+            outcome.lost_leadership = exc
         return outcome
 
     def _hold(self, outcome: RuleOutcome, actions: Sequence[PlannedAction]) -> None:
@@ -650,7 +650,7 @@ class Engine:
                 extra=action_fields(action, "paused"),
             )
 
-    def _give_up(self, report: CycleReport, error: str, not_run: Sequence[str]) -> None:
+    def _give_up(self, report: CycleReport, error: APIUnavailable, not_run: Sequence[str]) -> None:
         """One unreachable answer ends the cycle: every other request would wait just as long."""
         report.error = f"gave up the cycle, the API is unreachable: {error}"
         report.unreachable = True
@@ -686,7 +686,7 @@ class Engine:
 
     def _claim(self, action: PlannedAction) -> bool:
         """Take the event key in the ledger before any side effect; False if it is taken."""
-        return self.ledger.claim(
+        return self.ledger.events.claim(
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
@@ -719,12 +719,12 @@ class Engine:
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
             error = f"cannot re-read the incident: {exc}"
-            self.ledger.mark_failed(action.event_key, error=error, now=self.clock())
+            self.ledger.events.mark_failed(action.event_key, error=error, now=self.clock())
             self._failed(action, outcome, exc, "not applied, the API refused the re-read")
             return None
         except APIError as exc:
             # Nothing was sent; a later cycle may retry.
-            self.ledger.release(action.event_key, now=self.clock())
+            self.ledger.events.release(action.event_key, now=self.clock())
             self._failed(action, outcome, exc, "not applied, re-read failed", level=logging.WARNING)
             raise
         return incident, ctx
@@ -746,7 +746,7 @@ class Engine:
         if why_not is None:
             return True
         # The condition may hold again later.
-        self.ledger.release(action.event_key, now=self.clock())
+        self.ledger.events.release(action.event_key, now=self.clock())
         outcome.skipped.append((action, why_not))
         log.info(
             "%s %s: skipped, %s",
@@ -766,7 +766,7 @@ class Engine:
             self.may_act()
         except NotLeader:
             try:
-                self.ledger.release(action.event_key, now=self.clock())
+                self.ledger.events.release(action.event_key, now=self.clock())
             except LedgerError as exc:  # left unconfirmed: the new leader's reconcile settles it
                 log.warning("%s: not released after losing leadership: %s", action.event_key, exc)
             raise
@@ -778,7 +778,7 @@ class Engine:
         try:
             return self.effectors[action.effect].apply(action, incident)
         except APIRejected as exc:
-            self.ledger.mark_failed(action.event_key, error=str(exc), now=self.clock())
+            self.ledger.events.mark_failed(action.event_key, error=str(exc), now=self.clock())
             self._failed(action, outcome, exc, "the API refused the edit")
             return None
         except APIError as exc:
@@ -803,7 +803,7 @@ class Engine:
                 details=dict(action.details),
             )
             notices = notices_for(notify_spec(action), notice, self.channels)
-        self.ledger.mark_applied(
+        self.ledger.events.mark_applied(
             action.event_key, request_id=applied.request_id, now=now, notices=notices
         )
         outcome.applied.append(action)
@@ -820,14 +820,14 @@ class Engine:
     def _failed(
         action: PlannedAction,
         outcome: RuleOutcome,
-        exc: Exception,
+        exc: APIError,
         what: str,
         logged_as: str = "failed",
         *,
         level: int = logging.ERROR,
     ) -> None:
         """Count a failed action and log it as one line with its structured fields."""
-        outcome.failed.append((action, str(exc)))
+        outcome.failed.append((action, exc))
         log.log(
             level,
             "%s %s: %s: %s",
@@ -864,7 +864,7 @@ class Engine:
         """
         settled: list[tuple[Event, str]] = []
         now = self.clock()
-        for event in self.ledger.unconfirmed():
+        for event in self.ledger.events.unconfirmed():
             if not may_settle(event.owner, event.claimed_at, now):
                 self._leave_to_owner(event)
                 continue
@@ -878,7 +878,7 @@ class Engine:
             except APIRejected as exc:
                 # Whether the edit landed is unknown: failed, so it shows and can be retried.
                 error = f"reconcile: cannot re-read the incident: {exc}"
-                self.ledger.mark_failed(event.event_key, error=error, now=self.clock())
+                self.ledger.events.mark_failed(event.event_key, error=error, now=self.clock())
                 settled.append((event, "failed"))
                 fields = event_fields(event, "failed", reason=event.reason)
                 fields["fields"]["error"] = error
@@ -893,7 +893,7 @@ class Engine:
             self.failpoints.hit("reconcile_after_read")
             if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
                 reason = "edit found applied after an interrupted run"
-                self.ledger.mark_reconciled(
+                self.ledger.events.mark_reconciled(
                     event.event_key,
                     reason=reason,
                     now=self.clock(),
@@ -911,7 +911,7 @@ class Engine:
                     "after an interrupted run the incident does not show the edit, but it "
                     "changed since the claim: someone may have changed the field back; left as is"
                 )
-                self.ledger.mark_skipped(event.event_key, reason=reason, now=self.clock())
+                self.ledger.events.mark_skipped(event.event_key, reason=reason, now=self.clock())
                 settled.append((event, "skipped"))
                 log.warning(
                     "left %s on %s: %s",
@@ -941,7 +941,7 @@ class Engine:
 
     def _release(self, event: Event, why: str) -> tuple[Event, str]:
         """Nothing took effect: free the key so the rule re-checks it next cycle."""
-        self.ledger.release(event.event_key, now=self.clock())
+        self.ledger.events.release(event.event_key, now=self.clock())
         log.warning(
             "released %s on %s: %s; the rule will re-check it",
             event.event_key,

@@ -46,7 +46,7 @@ def parse_since(since: str | None) -> timedelta | None:
 
 def cutoff(ledger: Ledger, age: timedelta | None) -> datetime | None:
     """``age`` before the daemon's "now" (API time), not the host's: ledger times are API times."""
-    return None if age is None else ledger_clock(ledger)() - age
+    return None if age is None else ledger_clock(ledger.meta)() - age
 
 
 def parse_states(values: Sequence[str]) -> list[EventState] | None:
@@ -73,7 +73,7 @@ def check_rule(config: Config, ledger: Ledger, rule: str | None) -> None:
     if rule is None:
         return
     configured = [options.name for options in config.rules]
-    recorded = ledger.event_rules()
+    recorded = ledger.events.rules()
     if rule in configured or rule in recorded:
         return
     former = sorted(recorded - set(configured))
@@ -129,7 +129,7 @@ def event_lines(event: Event) -> list[str]:
 
 def quarantine_lines(ledger: Ledger) -> list[str]:
     """Rows of runs and outbox that could not be read (events show in the list itself)."""
-    return [q.line() for q in ledger.quarantined() if q.source != "events"]
+    return [q.line() for q in ledger.quarantine.rows() if q.source != "events"]
 
 
 def notifications_by_event(
@@ -137,7 +137,7 @@ def notifications_by_event(
 ) -> dict[str, list[Notification]]:
     """Each event's deliveries (one per channel), in the order they were queued."""
     found: dict[str, list[Notification]] = {}
-    for item in ledger.notifications(event_keys=[event.event_key for event in events]):
+    for item in ledger.notifications.history(event_keys=[event.event_key for event in events]):
         found.setdefault(item.event_key, []).append(item)
     return {key: sorted(items, key=lambda item: item.id) for key, items in found.items()}
 

@@ -368,7 +368,7 @@ class Election:
         try:
             taken = self.leadership.try_acquire()
         except LedgerError as exc:
-            self._standby(str(exc))
+            self._standby(str(exc), failed=True)
             return
         if taken:
             self._gained()
@@ -390,12 +390,13 @@ class Election:
         log.warning("lost leadership: %s; acting on nothing, standing by", why)
         self.on_loss(why)
 
-    def _standby(self, state: str) -> None:
-        """One line each time what a standby sees changes (not every try)."""
+    def _standby(self, state: str, *, failed: bool = False) -> None:
+        """One line each time what a standby sees changes (not every try); a warning when
+        the lock could not be asked (``failed``), not when another replica holds it."""
         if state == self.leader_is:
             return
         self.leader_is = state
-        level = logging.WARNING if state.startswith("cannot") else logging.INFO
+        level = logging.WARNING if failed else logging.INFO
         log.log(level, "standby: %s", state)
         if self.on_standby is not None:
             self.on_standby(state)

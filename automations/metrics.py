@@ -114,7 +114,9 @@ def cycle_failure(report: CycleReport) -> str:
     """Why a cycle counts as failed, from the report's numbers and names (ours), not texts."""
     if report.cause is not None:
         return failure_reason(report.cause)
-    parts = [f"rule {rule.rule} could not evaluate" for rule in report.rules if rule.error]
+    parts = [
+        f"rule {rule.rule} could not evaluate" for rule in report.rules if rule.failure is not None
+    ]
     failed = [rule for rule in report.rules if rule.failed]
     if failed:
         count = sum(len(rule.failed) for rule in failed)
@@ -244,7 +246,7 @@ class Metrics:
             for outcome, n in (
                 ("applied", len(rule.applied)),
                 ("skipped", len(rule.skipped)),
-                ("failed", len(rule.failed) + (1 if rule.error else 0)),
+                ("failed", len(rule.failed) + (1 if rule.failure is not None else 0)),
                 ("braked", rule.braked),
             ):
                 if n:

@@ -115,7 +115,7 @@ def _offline_clock(config: Config) -> Clock:
     if not ledger_exists(config):
         return host_now
     with open_ledger(config) as ledger:
-        return ledger_clock(ledger)
+        return ledger_clock(ledger.meta)
 
 
 def _offline_catalog(config: Config, incidents: list[Incident]) -> Catalog:

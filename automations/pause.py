@@ -40,7 +40,9 @@ def pause_automations(config: Config, reason: str) -> str:
     location = config_location(config)
     existed = isinstance(location, str) or location.exists()
     with open_ledger(config) as ledger:
-        pause = ledger.pause(by=who(), reason=one_line(reason), now=ledger_clock(ledger)())
+        pause = ledger.kill_switch.pause(
+            by=who(), reason=one_line(reason), now=ledger_clock(ledger.meta)()
+        )
     text = (
         f"{pause.describe()}: the automations using ledger {store_label(location)} apply no "
         "edit and send no digest from their next cycle on (the daemon keeps polling and "
@@ -59,7 +61,7 @@ def resume_automations(config: Config) -> str:
     if not ledger_exists(config):
         return f"not paused: there is no ledger at {store_label(location)}"
     with open_ledger(config) as ledger:
-        cleared = ledger.resume()
+        cleared = ledger.kill_switch.resume()
     if cleared is None:
         return f"not paused (ledger {store_label(location)}): nothing to resume"
     return f"resumed (was {cleared.describe()}): the next cycle applies what is due"
@@ -68,7 +70,7 @@ def resume_automations(config: Config) -> str:
 def digests_paused(ledger: Ledger, what: str, *, quiet: bool = False) -> bool:
     """True when the automations are paused, so ``what`` (a digest job) must wait; says so
     in the log unless ``quiet`` (the outbox job, every 30 seconds)."""
-    pause = ledger.paused()
+    pause = ledger.kill_switch.paused()
     if pause is None:
         return False
     if not quiet:

@@ -22,6 +22,7 @@ from typing import Any
 
 from automations.engine import CycleReport, Engine
 from automations.errors import APIError, LedgerError
+from automations.failures import RuleFailure, described
 from automations.history import iso
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
@@ -53,11 +54,11 @@ class Adopted:
     rule: str
     recorded: int = 0  # due now, recorded as a baseline
     already: int = 0  # due now, but the key was already in the ledger
-    error: str | None = None  # the rule failed to evaluate: nothing recorded for it
+    failure: RuleFailure | None = None  # the rule failed to evaluate: nothing recorded for it
 
     def line(self) -> str:
-        if self.error is not None:
-            return f"{self.rule}: not adopted, the rule failed to evaluate: {self.error}"
+        if self.failure is not None:
+            return f"{self.rule}: not adopted, the rule failed to evaluate: {self.failure}"
         text = f"{self.rule}: {self.recorded} actions due now recorded as skipped ({BASELINE})"
         if self.already:
             text += f"; {self.already} already in the ledger"
@@ -68,7 +69,7 @@ class Adopted:
             "rule": self.rule,
             "recorded": self.recorded,
             "already": self.already,
-            "error": self.error,
+            "error": self.failure.describe() if self.failure is not None else None,
         }
 
 
@@ -84,20 +85,20 @@ def adopt(engine: Engine, rules: Sequence[AnyRule]) -> list[Adopted]:
     """
     ledger = engine.ledger
     before = engine.client.counter.total()
-    run_id = ledger.start_run(ADOPT_SCHEDULE, rules=[r.name for r in rules], now=engine.clock())
+    run_id = ledger.runs.start(ADOPT_SCHEDULE, rules=[r.name for r in rules], now=engine.clock())
     results = [Adopted(rule.name) for rule in rules]
     seen = 0
     try:
         found = engine.poll_and_evaluate(rules, engine.clock(), engine.follow_ups(rules))
         seen = found.incidents_seen
         for rule, result in zip(rules, results, strict=True):
-            result.error = found.errors.get(rule.name)
-            if result.error is None:
+            result.failure = found.failures.get(rule.name)
+            if result.failure is None:
                 _record(ledger, found.candidates[rule.name], result, engine.clock())
     except (APIError, LedgerError) as exc:
-        _finish(engine, run_id, results, seen, before, f"{type(exc).__name__}: {exc}")
+        _finish(engine, run_id, results, seen, before, described(exc))
         raise
-    errors = [f"{r.rule}: {r.error}" for r in results if r.error is not None]
+    errors = [f"{r.rule}: {r.failure}" for r in results if r.failure is not None]
     _finish(engine, run_id, results, seen, before, "; ".join(errors) or None)
     return results
 
@@ -106,7 +107,7 @@ def _record(
     ledger: Ledger, actions: Sequence[PlannedAction], result: Adopted, now: datetime
 ) -> None:
     for action in actions:
-        recorded = ledger.record_baseline(
+        recorded = ledger.events.record_baseline(
             rule=action.rule,
             incident_id=action.incident_id,
             incident_reference=action.incident_reference,
@@ -131,7 +132,7 @@ def _finish(
     error: str | None,
 ) -> None:
     recorded = sum(r.recorded for r in results)
-    engine.ledger.finish_run(
+    engine.ledger.runs.finish(
         run_id,
         incidents_seen=seen,
         actions_planned=recorded,
@@ -149,7 +150,7 @@ def _finish(
 
 def never_run_hints(ledger: Ledger, report: CycleReport) -> list[str]:
     """For each rule that has never run and has actions due now: say so, and suggest adopt."""
-    ran = ledger.rules_that_ran()
+    ran = ledger.runs.rules_that_ran()
     hints = []
     for outcome in report.rules:
         backlog = len(outcome.planned) + outcome.braked

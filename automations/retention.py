@@ -51,7 +51,7 @@ class Retention:
 
     def due(self, ledger: Ledger, now: datetime) -> bool:
         """An hour after the last prune (or a clock that went back past it)."""
-        last = ledger.last_pruned()
+        last = ledger.retention.last_pruned()
         return last is None or not now - PRUNE_EVERY < last <= now
 
     def prune(self, ledger: Ledger, client: IncidentIOClient, now: datetime) -> Pruned | None:
@@ -64,8 +64,8 @@ class Retention:
             return None
         cutoff = now - self.keep
         pruned = Pruned()
-        ledger.prune_history(cutoff, pruned)
-        candidates = ledger.retention_candidates(
+        ledger.retention.prune_history(cutoff, pruned)
+        candidates = ledger.retention.candidates(
             cutoff, checked_before=now - RECHECK_AFTER, limit=CHECKS_PER_PRUNE
         )
         for incident_id in candidates:
@@ -73,18 +73,18 @@ class Retention:
                 incident: Incident | None = client.get_incident(incident_id)
             except APIRejected as exc:
                 if exc.status != 404:
-                    ledger.keep_incident(incident_id, now)
+                    ledger.retention.keep_incident(incident_id, now)
                     pruned.kept_incidents += 1
                     continue
                 incident = None  # deleted: nothing can be due for it again
             if incident is not None and self.still_guards(incident, cutoff):
-                ledger.keep_incident(incident_id, now)
+                ledger.retention.keep_incident(incident_id, now)
                 pruned.kept_incidents += 1
                 continue
-            if removed := ledger.forget_incident(incident_id, cutoff, pruned):
+            if removed := ledger.retention.forget_incident(incident_id, cutoff, pruned):
                 pruned.events += removed
                 pruned.incidents += 1
-        ledger.save_pruned(now)
+        ledger.retention.save_pruned(now)
         if pruned.total or pruned.kept_incidents:
             log.info(self.line(pruned))
         return pruned

@@ -85,7 +85,7 @@ def load_catalog(client: IncidentIOClient, ledger: Ledger | None) -> Catalog:
         return cached
     if ledger is not None:
         for kind, items in catalog.to_cache().items():
-            ledger.save_catalog(kind, items)
+            ledger.catalog.save(kind, items)
     return catalog
 
 
@@ -94,7 +94,7 @@ def cached_catalog(ledger: Ledger | None) -> Catalog | None:
         return None
     data = {}
     for kind in Catalog.KINDS:
-        found = ledger.load_catalog(kind)
+        found = ledger.catalog.load(kind)
         if found is None:
             return None
         data[kind] = found[0]
@@ -231,7 +231,7 @@ def build_runtime(
     ledger = open_ledger(config, lock=lock)
     try:
         # API time, like the runs' own times (the offset the last process remembered).
-        if lock and (interrupted := ledger.close_interrupted_runs(now=ledger_clock(ledger)())):
+        if lock and (interrupted := ledger.runs.close_interrupted(now=ledger_clock(ledger.meta)())):
             log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
         client = make_client(config, api_key, interactive=interactive)
         try:
@@ -247,7 +247,7 @@ def build_runtime(
     except BaseException:
         ledger.close()
         raise
-    clock = clock or ServerClock(client, ledger)
+    clock = clock or ServerClock(client, ledger.meta)
     if failpoints is None:
         failpoints = Failpoints.from_environment()
     engine = make_engine(
@@ -307,7 +307,7 @@ def reconcile_at_startup(engine: Engine) -> list[tuple[Event, str]] | None:
     try:
         settled = engine.reconcile()
     except APIError as exc:
-        left = len(engine.ledger.unconfirmed())
+        left = len(engine.ledger.events.unconfirmed())
         log.error(
             "start-up: %d unconfirmed claims not settled, the API is unreachable (%s); nothing "
             "is edited until the next cycle (or run) settles them",

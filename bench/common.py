@@ -29,7 +29,9 @@ from pydantic import SecretStr
 from automations.config import load_config
 from automations.runtime import Runtime, build_runtime
 from automations.sandbox.model import FollowUp
-from automations.sandbox.seed import MAX_AGE_S, MIN_AGE_S, _Generator, build_catalog
+from automations.sandbox.seed.ages import MAX_AGE_S, MIN_AGE_S
+from automations.sandbox.seed.catalog import build_catalog
+from automations.sandbox.seed.incidents import _Generator
 from automations.sandbox.state import SandboxState
 from automations.sandbox.store import Store
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-import automations.incidentio.client as client_module
+import automations.incidentio.caller as caller_module
 from automations.config import load_config
 from automations.daemon import run_once
 from automations.incidentio import Incident, TokenBucket
@@ -95,8 +95,8 @@ PROFILE_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "JSON -> models (pydantic validate_json)": (("~", "validate_json"),),
     "rules' evaluate": (("automations/engine.py", "evaluate"),),
     "ledger (run rows, done keys)": (
-        ("automations/ledger/runs.py", "start_run"),
-        ("automations/ledger/runs.py", "finish_run"),
+        ("automations/ledger/runs.py", "start"),
+        ("automations/ledger/runs.py", "finish"),
         ("automations/ledger/events.py", "done_keys"),
     ),
 }
@@ -150,7 +150,7 @@ def _thaw() -> int:
 
 def frozen_cycles(runtime: Runtime, sandbox_pid: int, repeats: int) -> list[dict[str, float]]:
     """Cycles with each page frozen as parsed; unfrozen and fully collected after the cycle."""
-    namespace = vars(client_module)  # where the client looks the parser up on each page
+    namespace = vars(caller_module)  # where the client looks the parser up on each page
     original = namespace["parse_without_gc"]
     namespace["parse_without_gc"] = _parse_frozen
     runs = []

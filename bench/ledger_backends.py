@@ -59,7 +59,7 @@ class Meter:
 def metered(ledger: Ledger) -> Meter:
     """Count and time every call the ledger makes on its backend from now on."""
     meter = Meter()
-    backend = ledger._backend
+    backend = ledger.database.backend
     for kind in ("rows", "execute", "begin", "commit", "rollback"):
         original: Callable[..., Any] = getattr(backend, kind)
 

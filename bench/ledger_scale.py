@@ -110,10 +110,10 @@ def lookups(path: Path, count: int) -> dict[str, dict[str, float]]:
                 return {key for (key,) in rows}
 
             old_s, old_mb, everything = measured(every_key)
-            new_s, new_mb, done = measured(lambda: ledger.done_keys(candidates))
+            new_s, new_mb, done = measured(lambda: ledger.events.done_keys(candidates))
             now = datetime.now(UTC)
             prune_s, prune_mb, _ = measured(
-                lambda: ledger.retention_candidates(
+                lambda: ledger.retention.candidates(
                     now - timedelta(days=400), checked_before=now, limit=100
                 )
             )
@@ -127,7 +127,7 @@ def lookups(path: Path, count: int) -> dict[str, dict[str, float]]:
                     [now.isoformat(), cutoff.isoformat()],
                 )
             kept_s, kept_mb, kept = measured(
-                lambda: ledger.retention_candidates(
+                lambda: ledger.retention.candidates(
                     cutoff, checked_before=now - timedelta(days=7), limit=100
                 )
             )

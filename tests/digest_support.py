@@ -177,7 +177,7 @@ def in_use_since(ledger_path: Path | str, digest: str, moment: datetime) -> None
     """Make the ledger one that first scheduled ``digest`` at ``moment``, as a daemon started
     then would have: an occurrence after ``moment`` is a real one, not a first start's."""
     with Ledger(ledger_path) as ledger:
-        ledger.digest_first_scheduled(digest, now=moment)
+        ledger.outbox.first_scheduled(digest, now=moment)
 
 
 def open_digests(
@@ -208,8 +208,8 @@ def tick_ok(digests: Digests) -> None:
         return
     details = []
     for name in digests.jobs:
-        for period, state in digests.ledger.outbox_periods(name):
-            item = digests.ledger.outbox_find(name, period)
+        for period, state in digests.ledger.outbox.periods(name):
+            item = digests.ledger.outbox.find(name, period)
             details.append(f"{name} {period}: {state} ({item.last_error if item else '?'})")
     raise AssertionError("tick() reported a failure: " + ("; ".join(details) or "nothing queued"))
 

@@ -58,14 +58,14 @@ def store_harness(request: pytest.FixtureRequest, ledger_target: LedgerTarget) -
 
 def raw(ledger: Ledger, sql: str, params: Params = ()) -> int:
     """Run a write statement as written (``?`` placeholders) on either engine; rows changed."""
-    with ledger._guard("a test's own statement"):
-        return ledger._execute(sql, params)
+    with ledger.database.guard("a test's own statement"):
+        return ledger.database.execute(sql, params)
 
 
 def raw_rows(ledger: Ledger, sql: str, params: Params = ()) -> list[dict[str, Any]]:
     """Rows of a query as written, on either engine."""
-    with ledger._guard("a test's own query"):
-        return ledger._rows(sql, params)
+    with ledger.database.guard("a test's own query"):
+        return ledger.database.rows(sql, params)
 
 
 @contextmanager

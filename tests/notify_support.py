@@ -112,7 +112,7 @@ def apply(
     now: datetime = T0,
 ) -> list[QueuedNotice]:
     """Claim an action with its notify spec and record it applied, as the engine does."""
-    assert ledger.claim(
+    assert ledger.events.claim(
         rule=RULE,
         incident_id=f"01INCIDENT{number:04d}",
         incident_reference=f"INC-{number}",
@@ -123,10 +123,10 @@ def apply(
         notify=NotifySpec(tuple(channels), announce),
         now=now,
     )
-    event = ledger.get_event(key)
+    event = ledger.events.get(key)
     assert event is not None
     queued = notices_for(event.notify, notice(key, number=number, private=private), policies)
-    ledger.mark_applied(key, request_id="req-1", now=now, notices=queued)
+    ledger.events.mark_applied(key, request_id="req-1", now=now, notices=queued)
     return queued
 
 

@@ -25,7 +25,10 @@ class SandboxControl:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=30)
+        # A fresh connection per control call: a kept-alive one can be closed by the server's
+        # idle timeout just as a call reuses it (ECONNRESET when a slow CLI step ran between).
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        self._http = httpx.Client(base_url=base_url, timeout=30, limits=no_keepalive)
 
     def close(self) -> None:
         self._http.close()

@@ -175,4 +175,4 @@ def test_digest_send_to_several_addresses_sends_one_message_to_all(
     assert message.message["To"] == "a@example.com, b@example.org"
     assert message.message["Cc"] is None
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == []
+        assert ledger.outbox.periods("daily") == []

@@ -52,7 +52,7 @@ def test_plan_explains_without_posting_or_recording(harness: Harness) -> None:
     assert action["request"]["body"]["notify_incident_channel"] is True
     assert all(r["method"] == "GET" for r in harness.sandbox.requests())
     with Ledger(harness.ledger_path) as ledger:
-        assert ledger.events() == []
+        assert ledger.events.history() == []
     assert harness.severity(stuck["id"]) == "Minor"
 
 
@@ -64,7 +64,7 @@ def test_crash_between_edit_and_confirm_is_reconciled_not_repeated(harness: Harn
     assert crashed.returncode == 137
     assert harness.severity(stuck["id"]) == "Major"
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
         assert event.state is EventState.PLANNED  # claimed, never confirmed
 
     again = harness.cli("once")
@@ -72,7 +72,7 @@ def test_crash_between_edit_and_confirm_is_reconciled_not_repeated(harness: Harn
     assert again.returncode == 0, again.stderr
     assert len(harness.posts()) == 1
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state is EventState.RECONCILED
 
 

@@ -159,4 +159,4 @@ def test_the_daemon_runs_every_documented_schedule_form_on_time(
         assert eight <= ran[0] <= eight + JITTER + timedelta(seconds=3), (schedule, ran, eight)
     assert len(smtp.received) == 1
     with Ledger(harness.ledger_path) as ledger:
-        assert ledger.outbox_periods("daily") == [(period_key(eight, LONDON), OutboxState.SENT)]
+        assert ledger.outbox.periods("daily") == [(period_key(eight, LONDON), OutboxState.SENT)]

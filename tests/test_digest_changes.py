@@ -349,7 +349,7 @@ def test_the_daemons_page_lists_every_change_the_digest_left_out(
         forged = {"from": query["from"][0], "to": query["to"][0], "sig": "0" * 32}
         assert httpx.get(base, params=forged, timeout=30).status_code == 403
         wider = {**forged, "from": "2026-11-01T00:00:00Z"}
-        wider["sig"] = sign(runtime.ledger.link_key(), "daily", wider["from"], wider["to"])
+        wider["sig"] = sign(runtime.ledger.meta.link_key(), "daily", wider["from"], wider["to"])
         assert httpx.get(base, params=wider, timeout=30).status_code == 200  # a signed window
         bad = {**forged, "from": "yesterday"}
         assert httpx.get(base, params=bad, timeout=30).status_code == 400
@@ -383,14 +383,14 @@ def test_a_claim_keeps_kind_details_visibility_and_mode(ledger: Ledger) -> None:
         "request_body": {"incident": {"severity_id": "SEV3"}},
         "now": NOW,
     }
-    assert ledger.claim(
+    assert ledger.events.claim(
         **claim,
         kind="escalate",
         details={"from": "Major", "to": "Critical", "step": 2},
         incident_private=True,
         incident_mode="standard",
     )
-    got = ledger.get_event(claim["event_key"])
+    got = ledger.events.get(claim["event_key"])
     assert got is not None
     assert (got.kind, got.details, got.incident_private, got.incident_mode) == (
         "escalate",
@@ -399,10 +399,10 @@ def test_a_claim_keeps_kind_details_visibility_and_mode(ledger: Ledger) -> None:
         "standard",
     )
     assert event_json(got)["details"] == {"from": "Major", "to": "Critical", "step": 2}
-    ledger.mark_failed(claim["event_key"], error="boom", now=NOW)
-    ledger.rearm_failed(now=NOW)
-    assert ledger.claim(**claim, kind="status", incident_private=False, incident_mode="test")
-    again = ledger.get_event(claim["event_key"])
+    ledger.events.mark_failed(claim["event_key"], error="boom", now=NOW)
+    ledger.events.rearm_failed(now=NOW)
+    assert ledger.events.claim(**claim, kind="status", incident_private=False, incident_mode="test")
+    again = ledger.events.get(claim["event_key"])
     assert again is not None
     assert (again.kind, again.details, again.incident_private, again.incident_mode) == (
         "status",
@@ -422,7 +422,7 @@ def test_rows_from_before_0016_read_as_unknown(ledger_target: LedgerTarget) -> N
             [NOW.isoformat(timespec="microseconds")] * 2,
         )
     with Ledger(ledger_target) as opened:
-        [old] = opened.events()
+        [old] = opened.events.history()
     assert (old.kind, old.details, old.incident_private, old.incident_mode) == (None,) * 4
     assert phrase(old, CATALOG) == ("Severity set to Critical", "old")
 

@@ -87,7 +87,7 @@ def test_send_to_one_address_then_to_everyone(
     assert result.exit_code == 0, result.output
     assert "sent to me@example.com" in result.stdout
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == []
+        assert ledger.outbox.periods("daily") == []
 
     result = invoke("digest", "send", "daily", "--config", path)
     assert result.exit_code == 0, result.output
@@ -96,7 +96,7 @@ def test_send_to_one_address_then_to_everyone(
     assert first.rcpt_tos == ["me@example.com"]
     assert len(second.rcpt_tos) == 3
     with Ledger(tmp_path / "ledger.db") as ledger:
-        [(_, state)] = ledger.outbox_periods("daily")
+        [(_, state)] = ledger.outbox.periods("daily")
         assert state == OutboxState.SENT
 
     bad = invoke(

@@ -234,7 +234,7 @@ def test_smtp_down_then_up_delivers_exactly_once(org: SandboxControl, tmp_path: 
     listened = listen(digests)
     try:
         assert not digests.tick()  # queued, first attempt refused
-        item = runtime.ledger.outbox_find("daily", PERIOD)
+        item = runtime.ledger.outbox.find("daily", PERIOD)
         assert item is not None
         assert item.state == OutboxState.PENDING
         assert item.attempts == 1
@@ -244,11 +244,11 @@ def test_smtp_down_then_up_delivers_exactly_once(org: SandboxControl, tmp_path: 
 
         clock.advance(seconds=30)
         digests.tick()  # not due yet: no attempt
-        assert runtime.ledger.outbox_find("daily", PERIOD).attempts == 1  # type: ignore[union-attr]
+        assert runtime.ledger.outbox.find("daily", PERIOD).attempts == 1  # type: ignore[union-attr]
 
         clock.advance(seconds=31)
         assert not digests.tick()  # second attempt, still down: backoff doubles
-        item = runtime.ledger.outbox_find("daily", PERIOD)
+        item = runtime.ledger.outbox.find("daily", PERIOD)
         assert item is not None
         assert item.attempts == 2
         assert item.next_attempt_at == clock.now + timedelta(minutes=2)
@@ -259,7 +259,7 @@ def test_smtp_down_then_up_delivers_exactly_once(org: SandboxControl, tmp_path: 
         for _ in range(3):
             clock.advance(minutes=10)
             tick_ok(digests)
-        item = runtime.ledger.outbox_find("daily", PERIOD)
+        item = runtime.ledger.outbox.find("daily", PERIOD)
         assert item is not None
         assert item.state == OutboxState.SENT
         assert item.attempts == 3
@@ -279,7 +279,7 @@ def test_restart_mid_retry_still_delivers_once(org: SandboxControl, tmp_path: Pa
     runtime, digests = open_digests(path, clock)
     try:
         assert not digests.tick()
-        queued = runtime.ledger.outbox_find("daily", PERIOD)
+        queued = runtime.ledger.outbox.find("daily", PERIOD)
         assert queued is not None
     finally:
         runtime.close()  # "crash": nothing but the ledger file survives
@@ -299,7 +299,7 @@ def test_restart_mid_retry_still_delivers_once(org: SandboxControl, tmp_path: Pa
     [got] = server.received
     assert got.message["Message-ID"] == queued.message_id  # the stored bytes, not a re-render
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [(PERIOD, OutboxState.SENT)]
+        assert ledger.outbox.periods("daily") == [(PERIOD, OutboxState.SENT)]
 
 
 def test_crash_after_smtp_accepted_is_the_one_duplicate(
@@ -327,7 +327,7 @@ def test_crash_after_smtp_accepted_is_the_one_duplicate(
     assert crashed.returncode == 137, crashed.stderr
     assert len(smtp.received) == 1
     with Ledger(tmp_path / "ledger.db") as ledger:
-        [(period, state)] = ledger.outbox_periods("daily")
+        [(period, state)] = ledger.outbox.periods("daily")
         assert state == OutboxState.SENDING
 
     clock = Clock(datetime.fromisoformat(period) + timedelta(seconds=5))
@@ -348,7 +348,7 @@ def test_crash_after_smtp_accepted_is_the_one_duplicate(
     first, second = smtp.received
     assert first.raw == second.raw  # same bytes, same Message-ID: clients can fold them
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [(period, OutboxState.SENT)]
+        assert ledger.outbox.periods("daily") == [(period, OutboxState.SENT)]
 
 
 def test_refused_recipients_fail_permanently(
@@ -365,7 +365,7 @@ def test_refused_recipients_fail_permanently(
         for _ in range(3):
             clock.advance(hours=1)
             digests.tick()
-        item = runtime.ledger.outbox_find("daily", PERIOD)
+        item = runtime.ledger.outbox.find("daily", PERIOD)
         assert item is not None
         assert item.state == OutboxState.FAILED
         assert item.attempts == 1
@@ -389,7 +389,7 @@ def test_unsent_digest_expires(org: SandboxControl, tmp_path: Path) -> None:
         server.start()
         clock.advance(hours=2)
         digests.tick()
-        item = runtime.ledger.outbox_find("daily", PERIOD)
+        item = runtime.ledger.outbox.find("daily", PERIOD)
         assert item is not None
         assert item.state == OutboxState.EXPIRED
     finally:
@@ -407,7 +407,7 @@ def test_send_now_and_send_to_one_address(
     runtime, digests = open_digests(write_config(tmp_path, org.base_url, smtp.port), clock)
     try:
         assert digests.send_now("daily", to=["me@example.com"]) is None
-        assert runtime.ledger.outbox_periods("daily") == []
+        assert runtime.ledger.outbox.periods("daily") == []
         delivery = digests.send_now("daily")
         assert delivery is not None
         assert delivery.outcome == OutboxState.SENT

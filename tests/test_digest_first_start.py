@@ -44,7 +44,7 @@ def test_a_new_ledger_does_not_catch_up_the_occurrence_before_its_first_start(
     assert monday is None
     assert tuesday == MONDAY_0800 + timedelta(days=1)
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [("2026-11-24T08:00:00+00:00", OutboxState.SENT)]
+        assert ledger.outbox.periods("daily") == [("2026-11-24T08:00:00+00:00", OutboxState.SENT)]
     assert len(smtp.received) == 1
 
 
@@ -70,7 +70,7 @@ def test_the_first_occurrence_after_the_first_start_is_sent_and_later_misses_cau
         runtime.close()
 
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert [p for p, _ in ledger.outbox_periods("daily")] == [
+        assert [p for p, _ in ledger.outbox.periods("daily")] == [
             "2026-11-23T08:00:00+00:00",
             "2026-11-24T08:00:00+00:00",
         ]

@@ -69,7 +69,7 @@ def test_a_period_queued_while_the_clock_was_ahead_does_not_cover_real_ones(
     assert monday == MONDAY_0800
     assert tuesday == MONDAY_0800 + timedelta(days=1)
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [
+        assert ledger.outbox.periods("daily") == [
             ("2026-11-23T08:00:00+00:00", OutboxState.SENT),
             ("2026-11-24T08:00:00+00:00", OutboxState.SENT),
             ("2027-11-22T08:00:00+00:00", OutboxState.SENT),

@@ -94,7 +94,7 @@ def test_two_senders_at_once_deliver_exactly_one_message(
     try:
         a.enqueue("daily", PERIOD)
         results = both_at_once(a.outbox.deliver_due, b.outbox.deliver_due)
-        item = runtimes[0].ledger.outbox_find("daily", KEY)
+        item = runtimes[0].ledger.outbox.find("daily", KEY)
     finally:
         for runtime in runtimes:
             runtime.close()
@@ -143,8 +143,8 @@ def test_a_crashed_senders_item_waits_for_its_lease_then_goes_once(
     )
     try:
         crashed.enqueue("daily", PERIOD)
-        [item] = crashed.ledger.outbox_due(now=T0)
-        assert crashed.ledger.outbox_claim(
+        [item] = crashed.ledger.outbox.due(now=T0)
+        assert crashed.ledger.outbox.claim(
             item.id, owner=crashed.outbox.owner, now=T0, lease_until=T0 + crashed.outbox.lease
         )  # ... and the process died before SMTP
         assert crashed.outbox.lease == timedelta(seconds=30 + 60)  # timeout_seconds + margin

@@ -70,7 +70,7 @@ def test_a_recipient_limit_is_met_with_further_transactions(
     try:
         digests.enqueue("daily", PERIOD)
         [delivery] = digests.outbox.deliver_due()
-        item = runtime.ledger.outbox_find("daily", KEY)
+        item = runtime.ledger.outbox.find("daily", KEY)
     finally:
         runtime.close()
     assert delivery.outcome == OutboxState.SENT
@@ -95,13 +95,13 @@ def test_busy_now_retried_with_backoff_unknown_reported_once(
     try:
         digests.enqueue("daily", PERIOD)
         [first] = digests.outbox.deliver_due()
-        waiting = runtime.ledger.outbox_find("daily", KEY)
+        waiting = runtime.ledger.outbox.find("daily", KEY)
         after_first = copies(smtp)
         clock.advance(seconds=30)
         assert digests.outbox.deliver_due() == []  # the backoff (1m) is not over
         clock.advance(seconds=31)
         [second] = digests.outbox.deliver_due()
-        done = runtime.ledger.outbox_find("daily", KEY)
+        done = runtime.ledger.outbox.find("daily", KEY)
     finally:
         runtime.close()
 
@@ -174,7 +174,7 @@ def test_every_recipient_refused_for_good_is_failed(
     try:
         digests.enqueue("daily", PERIOD)
         [delivery] = digests.outbox.deliver_due()
-        item = runtime.ledger.outbox_find("daily", KEY)
+        item = runtime.ledger.outbox.find("daily", KEY)
     finally:
         runtime.close()
     assert delivery.outcome == OutboxState.FAILED

@@ -99,7 +99,7 @@ def test_an_hourly_digest_sends_both_one_oclocks_at_the_fall_back_once_each(
             runtime.close()
         clock.advance(minutes=step)
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [
+        assert ledger.outbox.periods("daily") == [
             ("2026-10-25T01:00:00+01:00", OutboxState.SENT),
             ("2026-10-25T01:00:00+00:00", OutboxState.SENT),
         ]
@@ -129,7 +129,7 @@ def test_missed_runs_send_one_digest_not_many(
             runtime.close()
         clock.advance(seconds=30)
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [
+        assert ledger.outbox.periods("daily") == [
             ("2026-11-23T08:00:00+00:00", OutboxState.SENT),
             ("2026-11-26T08:00:00+00:00", OutboxState.SENT),
         ]
@@ -190,4 +190,4 @@ def test_daemon_cron_job_delivers_once(
     [got] = smtp.received
     assert "Checkout latency" in parts(got.message)[0]
     with Ledger(tmp_path / "ledger.db") as ledger:
-        assert ledger.outbox_periods("daily") == [(period_key(ahead, ZoneInfo("UTC")), "sent")]
+        assert ledger.outbox.periods("daily") == [(period_key(ahead, ZoneInfo("UTC")), "sent")]

@@ -78,9 +78,9 @@ def outbox(sandbox: SandboxControl, smtp: SMTPServer, tmp_path: Path) -> Outbox:
         digests.outbox.deliver("daily", queue("sent", first + timedelta(days=2)))
         smtp.handler.reject = lambda _address: "451 4.7.1 Greylisted, try again later"
         digests.outbox.deliver("daily", queue("pending", first + timedelta(days=3)))
-        item = runtime.ledger.outbox_find("daily", queue("sending", first + timedelta(days=4)))
+        item = runtime.ledger.outbox.find("daily", queue("sending", first + timedelta(days=4)))
         assert item is not None
-        runtime.ledger.outbox_claim(
+        runtime.ledger.outbox.claim(
             item.id, owner=CRASHED, now=clock.now, lease_until=clock.now + timedelta(minutes=2)
         )
         queue("future", first + timedelta(days=400))  # the host clock a year ahead, once

@@ -106,7 +106,7 @@ def test_a_hostile_subject_in_the_config_sends_nothing(
     try:
         with pytest.raises(ConfigError, match=r"rendering digest 'daily': subject: .*unsafe"):
             digests.enqueue("daily", T0)
-        assert runtime.ledger.outbox_periods("daily") == []
+        assert runtime.ledger.outbox.periods("daily") == []
     finally:
         runtime.close()
     assert smtp.received == []

@@ -60,7 +60,7 @@ def test_a_lost_answer_to_a_landed_edit_is_reconciled_not_resent(harness: Harnes
     assert settled.ok, settled.line()
     assert settled.applied == 0
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state is EventState.RECONCILED
 
 
@@ -96,7 +96,7 @@ def test_a_human_raising_the_severity_while_the_edit_fails_is_not_overridden(
     assert later.ok, later.line()
     assert later.planned == 0
     with Ledger(harness.ledger_path) as ledger:
-        assert ledger.events() == []  # released: the edit never landed, nothing is due now
+        assert ledger.events.history() == []  # released: the edit never landed, nothing is due now
 
 
 def test_a_rate_limited_edit_is_sent_again_only_after_a_fresh_re_read(harness: Harness) -> None:
@@ -156,5 +156,5 @@ def test_a_claim_is_not_settled_while_the_incident_updates_cannot_be_read(
     assert len(harness.posts()) == 1  # never re-applied over the human
     assert harness.severity(stuck["id"]) == "Minor"
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state is EventState.RECONCILED

@@ -218,7 +218,7 @@ def test_events_record_the_request_and_the_api_request_id(harness: Harness) -> N
     harness.cycle()
 
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     (post,) = harness.posts()
     assert event.state is EventState.APPLIED
     assert event.incident_id == incident["id"]
@@ -279,5 +279,6 @@ def test_rules_see_one_page_at_a_time_and_a_broken_rule_spares_the_others(
     assert report.applied == 1
     assert harness.severity(stuck["id"]) == "Major"
     broken = next(r for r in report.rules if r.rule == "broken")
-    assert broken.error == "RuntimeError: a bug in a plugin"
+    assert broken.failure is not None
+    assert str(broken.failure) == "RuntimeError: a bug in a plugin"
     assert "rule broken failed to evaluate and skips this cycle" in caplog.text

@@ -289,7 +289,7 @@ def test_the_edit_action_restarts_a_severity_clock(harness: Harness) -> None:
     harness.cycle()
     assert harness.severity(item["id"]) == "Critical"
     with Ledger(harness.ledger_path) as ledger:
-        events = ledger.events(rule="live-ladder")
+        events = ledger.events.history(rule="live-ladder")
     end = harness.sandbox.now()
     created = datetime.fromisoformat(item["created_at"])
     assert [e.reason.split(";")[0] for e in reversed(events)] == [

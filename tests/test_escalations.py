@@ -19,7 +19,7 @@ import stamina
 
 from automations.errors import APIRejected
 from automations.incidentio import IncidentIOClient, TokenBucket
-from automations.incidentio.client import ESCALATIONS_PER_MINUTE, ESCALATIONS_ROUTE
+from automations.incidentio.caller import ESCALATIONS_PER_MINUTE, ESCALATIONS_ROUTE
 from automations.incidentio.oncall import EscalationPath, EscalationStatus
 from automations.sandbox.ratelimit import RateLimiter
 from tests.openapi_conformance import Conformance

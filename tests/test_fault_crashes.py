@@ -124,7 +124,7 @@ def test_a_run_left_running_by_a_crash_is_closed_at_the_next_start(harness: Harn
     assert harness.cli("once").returncode == 0
 
     with Ledger(harness.ledger_path) as ledger:
-        first, second = reversed(ledger.runs())
+        first, second = reversed(ledger.runs.history())
     assert first.status is RunStatus.FAILED
     assert "interrupted" in (first.error or "")
     assert second.status is RunStatus.OK

@@ -125,14 +125,14 @@ def test_a_refused_login_is_reported_and_retried_without_the_password(
     try:
         with caplog.at_level(logging.DEBUG):
             assert not digests.tick()
-        item = runtime.ledger.outbox_find("daily", PERIOD)
+        item = runtime.ledger.outbox.find("daily", PERIOD)
         # The password is rotated: the queued digest goes out on the next attempt, once.
         monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", SMTP_PASSWORD)
         runtime.close()
         runtime, digests = open_digests(_config(tmp_path, org, auth_smtp.port), clock)
         clock.advance(minutes=2)
         tick_ok(digests)
-        sent = runtime.ledger.outbox_find("daily", PERIOD)
+        sent = runtime.ledger.outbox.find("daily", PERIOD)
     finally:
         runtime.close()
 
@@ -162,7 +162,7 @@ def _one_failed_attempt(
     try:
         with caplog.at_level(logging.WARNING):
             assert not digests.tick()
-        return runtime.ledger.outbox_find("daily", PERIOD)
+        return runtime.ledger.outbox.find("daily", PERIOD)
     finally:
         runtime.close()
         server.stop()

@@ -117,7 +117,7 @@ def test_a_trickling_server_is_given_up_on_after_timeout_seconds(
         started = time.monotonic()
         [delivery] = digests.outbox.deliver_due()
         took = time.monotonic() - started
-        item = runtime.ledger.outbox_find("daily", KEY)
+        item = runtime.ledger.outbox.find("daily", KEY)
     finally:
         runtime.close()
         server.close()

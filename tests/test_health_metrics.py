@@ -27,6 +27,7 @@ from automations.daemon import Daemon
 from automations.digest.service import Digests
 from automations.engine import CycleReport, RuleOutcome
 from automations.errors import APIRejected, APIUnavailable, LedgerError
+from automations.failures import RuleFailure
 from automations.incidentio import IncidentEdit
 from automations.metrics import (
     DIGEST_FAILING_AFTER,
@@ -138,9 +139,11 @@ def test_failure_reasons_are_in_our_own_words() -> None:
     assert failure_reason(LedgerError(echo)) == "the ledger failed (LedgerError)"
 
     report = _report(ok=True)
-    report.rules = [RuleOutcome("broken", error=f"KeyError: {echo}"), RuleOutcome("edits")]
+    broken = RuleFailure("broken", "evaluate", KeyError(echo))
+    report.rules = [RuleOutcome("broken", failure=broken), RuleOutcome("edits")]
     action = PlannedAction("edits", "01X", "INC-1", echo, "edits/01X/1", echo, IncidentEdit(), True)
-    report.rules[1].failed = [(action, echo), (action, echo)]
+    refused = APIRejected(echo, status=422)
+    report.rules[1].failed = [(action, refused), (action, refused)]
     assert cycle_failure(report) == (
         "rule broken could not evaluate; 2 actions failed (rule edits)"
     )

@@ -116,7 +116,7 @@ def test_rows_from_before_names_show_the_reference_only(harness: Harness) -> Non
     with Database(harness.ledger_path) as db:
         db.execute("UPDATE events SET incident_name = NULL")
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
 
     text = history(harness).output
     (row,) = json.loads(history(harness, "--json").output)

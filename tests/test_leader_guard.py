@@ -67,7 +67,7 @@ def test_a_leader_whose_session_ended_edits_nothing_and_frees_the_claim(
         assert terminate_lock_session(postgres_url, OLD) == 1
         report = runtime.engine.run_cycle(runtime.rules, "every 1m")
         key = report.rules[0].planned[0].event_key
-        freed = runtime.ledger.done_keys([key])
+        freed = runtime.ledger.events.done_keys([key])
         assert new.try_acquire()
         runtime.engine.may_act = new.may_act
         after = runtime.engine.run_cycle(runtime.rules, "every 1m")
@@ -102,7 +102,7 @@ def test_a_standby_leaves_queued_notifications_to_the_leader(
         box = outbox(ledger, {"hook": sender}, {"hook": PUBLIC}, Clock())
         box.may_act = standby.may_act
         nothing = box.deliver_due()
-        [row] = ledger.notifications()
+        [row] = ledger.notifications.history()
         box.may_act = old.may_act
         [sent] = box.deliver_due()
     finally:
@@ -130,7 +130,7 @@ def test_a_standby_sends_no_digest(
         assert digests.enqueue("daily", PERIOD)
         digests.outbox.may_act = standby.may_act
         nothing = digests.outbox.deliver_due()
-        waiting = runtime.ledger.outbox_find("daily", KEY)
+        waiting = runtime.ledger.outbox.find("daily", KEY)
         digests.outbox.may_act = old.may_act
         [sent] = digests.outbox.deliver_due()
     finally:

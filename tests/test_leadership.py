@@ -193,6 +193,31 @@ def test_an_election_logs_each_change_once_and_calls_back(
     assert len(lines) == 3
 
 
+def test_a_standby_that_cannot_ask_for_the_lock_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """The lock could not be asked (LedgerError): a warning, from the error's kind, not its
+    words; the next failure with the same words is not said again."""
+    dead = "postgresql://automations:pw@127.0.0.1:1/ledger"
+    seen: list[str] = []
+    clock = Steps()
+    election = Election(
+        Leadership(dead, owner=A),
+        on_gain=lambda: seen.append("gain"),
+        on_loss=lambda why: seen.append(f"loss: {why}"),
+        on_standby=seen.append,
+        clock=clock,
+    )
+    caplog.set_level(logging.INFO, "automations.leadership")
+    election.step()
+    clock.now = 10.0
+    election.step()
+
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("standby: cannot open ledger postgresql://")
+    assert len(seen) == 1
+    assert not election.leader
+
+
 def test_a_failed_guard_in_a_job_makes_the_election_stand_by(
     postgres_url: str, replicas: tuple[Leadership, Leadership]
 ) -> None:

@@ -88,7 +88,7 @@ def claim(
     now: datetime = T0,
     dry_run: bool = False,
 ) -> bool:
-    return ledger.claim(
+    return ledger.events.claim(
         rule=rule,
         incident_id=incident_id,
         incident_reference=reference,
@@ -106,7 +106,7 @@ def claim(
 def test_claim_records_the_planned_event(ledger: Ledger) -> None:
     """A claim stores every field as given, PLANNED, with one attempt."""
     assert claim(ledger, dry_run=True)
-    event = ledger.get_event("escalate/01INC/step-0")
+    event = ledger.events.get("escalate/01INC/step-0")
     assert event is not None
     assert (event.rule, event.incident_id, event.incident_reference) == (
         "escalate",
@@ -121,7 +121,7 @@ def test_claim_records_the_planned_event(ledger: Ledger) -> None:
     assert event.claimed_at == T0
     assert event.claimed_at.tzinfo is not None
     assert event.attempts == 1
-    assert ledger.get_event("nope") is None
+    assert ledger.events.get("nope") is None
 
 
 def test_claim_is_unique(ledger: Ledger) -> None:
@@ -134,7 +134,7 @@ def test_claim_is_unique(ledger: Ledger) -> None:
 def test_claim_is_unique_in_any_state(ledger: Ledger) -> None:
     """A finished key stays taken: never applied twice, even if a human undoes it."""
     claim(ledger)
-    ledger.mark_failed("escalate/01INC/step-0", error="boom")
+    ledger.events.mark_failed("escalate/01INC/step-0", error="boom")
     assert not claim(ledger)
 
 
@@ -192,22 +192,24 @@ LATER = T0 + timedelta(seconds=3)
     ("mark", "state", "expected"),
     [
         (
-            lambda ledger: ledger.mark_applied(KEY, request_id="req-1", now=LATER),
+            lambda ledger: ledger.events.mark_applied(KEY, request_id="req-1", now=LATER),
             EventState.APPLIED,
             {"request_id": "req-1", "error": None, "reason": "live for 2h5m >= 2h"},
         ),
         (
-            lambda ledger: ledger.mark_skipped(KEY, reason="already Major", now=LATER),
+            lambda ledger: ledger.events.mark_skipped(KEY, reason="already Major", now=LATER),
             EventState.SKIPPED,
             {"request_id": None, "error": None, "reason": "already Major"},
         ),
         (
-            lambda ledger: ledger.mark_failed(KEY, error="422 invalid severity", now=LATER),
+            lambda ledger: ledger.events.mark_failed(KEY, error="422 invalid severity", now=LATER),
             EventState.FAILED,
             {"request_id": None, "error": "422 invalid severity", "reason": "live for 2h5m >= 2h"},
         ),
         (
-            lambda ledger: ledger.mark_reconciled(KEY, reason="incident is Major", now=LATER),
+            lambda ledger: ledger.events.mark_reconciled(
+                KEY, reason="incident is Major", now=LATER
+            ),
             EventState.RECONCILED,
             {"request_id": None, "error": None, "reason": "incident is Major"},
         ),
@@ -219,7 +221,7 @@ def test_each_transition_from_planned(
     """Each mark_* moves PLANNED to its state, stamps finished_at and keeps its detail."""
     claim(ledger)
     mark(ledger)
-    event = ledger.get_event(KEY)
+    event = ledger.events.get(KEY)
     assert event is not None
     assert event.state is state
     assert event.finished_at == LATER
@@ -230,12 +232,12 @@ def test_each_transition_from_planned(
 def test_marking_a_finished_or_unknown_event_is_refused(ledger: Ledger) -> None:
     """Only PLANNED changes: marking twice or marking a stranger is a LedgerError."""
     claim(ledger)
-    ledger.mark_applied(KEY, request_id="req-1")
+    ledger.events.mark_applied(KEY, request_id="req-1")
     with pytest.raises(LedgerError, match="already applied"):
-        ledger.mark_failed(KEY, error="late")
+        ledger.events.mark_failed(KEY, error="late")
     with pytest.raises(LedgerError, match="not in ledger"):
-        ledger.mark_applied("escalate/unknown/step-0", request_id=None)
-    event = ledger.get_event(KEY)
+        ledger.events.mark_applied("escalate/unknown/step-0", request_id=None)
+    event = ledger.events.get(KEY)
     assert event is not None
     assert event.state is EventState.APPLIED
 
@@ -243,16 +245,16 @@ def test_marking_a_finished_or_unknown_event_is_refused(ledger: Ledger) -> None:
 def test_release_deletes_a_planned_claim_and_counts_attempts(ledger: Ledger) -> None:
     """A released key can be claimed again, and the new claim counts the earlier try."""
     claim(ledger)
-    ledger.release(KEY)
-    assert ledger.get_event(KEY) is None
+    ledger.events.release(KEY)
+    assert ledger.events.get(KEY) is None
     assert claim(ledger)
-    event = ledger.get_event(KEY)
+    event = ledger.events.get(KEY)
     assert event is not None
     assert event.attempts == 2
-    ledger.release(KEY)
+    ledger.events.release(KEY)
     claim(ledger)
-    assert ledger.done_keys([KEY, "escalate/other"]) == {KEY}
-    event = ledger.get_event(KEY)
+    assert ledger.events.done_keys([KEY, "escalate/other"]) == {KEY}
+    event = ledger.events.get(KEY)
     assert event is not None
     assert event.attempts == 3
 
@@ -260,10 +262,10 @@ def test_release_deletes_a_planned_claim_and_counts_attempts(ledger: Ledger) -> 
 @pytest.mark.parametrize(
     "finish",
     [
-        lambda ledger: ledger.mark_applied(KEY, request_id="r"),
-        lambda ledger: ledger.mark_skipped(KEY, reason="r"),
-        lambda ledger: ledger.mark_failed(KEY, error="e"),
-        lambda ledger: ledger.mark_reconciled(KEY, reason="r"),
+        lambda ledger: ledger.events.mark_applied(KEY, request_id="r"),
+        lambda ledger: ledger.events.mark_skipped(KEY, reason="r"),
+        lambda ledger: ledger.events.mark_failed(KEY, error="e"),
+        lambda ledger: ledger.events.mark_reconciled(KEY, reason="r"),
     ],
 )
 def test_release_refuses_anything_not_planned(
@@ -273,14 +275,14 @@ def test_release_refuses_anything_not_planned(
     claim(ledger)
     finish(ledger)
     with pytest.raises(LedgerError, match="only a planned event"):
-        ledger.release(KEY)
-    assert ledger.get_event(KEY) is not None
+        ledger.events.release(KEY)
+    assert ledger.events.get(KEY) is not None
 
 
 def test_release_of_an_unknown_key_is_refused(ledger: Ledger) -> None:
     """Releasing a key that was never claimed is a LedgerError naming it."""
     with pytest.raises(LedgerError, match="escalate/x/step-0"):
-        ledger.release("escalate/x/step-0")
+        ledger.events.release("escalate/x/step-0")
 
 
 def test_unconfirmed_lists_planned_oldest_first(ledger: Ledger) -> None:
@@ -289,8 +291,8 @@ def test_unconfirmed_lists_planned_oldest_first(ledger: Ledger) -> None:
     claim(ledger, "r/a/0", now=T0)
     claim(ledger, "r/c/0", now=T0 + timedelta(minutes=1))
     claim(ledger, "r/d/0", now=T0 - timedelta(minutes=1))
-    ledger.mark_applied("r/d/0", request_id=None)
-    assert [e.event_key for e in ledger.unconfirmed()] == ["r/a/0", "r/c/0", "r/b/0"]
+    ledger.events.mark_applied("r/d/0", request_id=None)
+    assert [e.event_key for e in ledger.events.unconfirmed()] == ["r/a/0", "r/c/0", "r/b/0"]
 
 
 # -- history -------------------------------------------------------------------
@@ -301,11 +303,11 @@ def test_events_filters(ledger: Ledger) -> None:
     claim(ledger, "esc/01A/0", rule="esc", incident_id="01A", reference="INC-1", now=T0)
     claim(ledger, "esc/01B/0", rule="esc", incident_id="01B", reference="INC-2", now=T0 + 1 * H)
     claim(ledger, "sync/01A/0", rule="sync", incident_id="01A", reference="INC-1", now=T0 + 2 * H)
-    ledger.mark_applied("esc/01A/0", request_id="r")
-    ledger.mark_skipped("sync/01A/0", reason="human did it")
+    ledger.events.mark_applied("esc/01A/0", request_id="r")
+    ledger.events.mark_skipped("sync/01A/0", reason="human did it")
 
     def keys(**filters: Any) -> list[str]:
-        return [e.event_key for e in ledger.events(**filters)]
+        return [e.event_key for e in ledger.events.history(**filters)]
 
     assert keys() == ["sync/01A/0", "esc/01B/0", "esc/01A/0"]
     assert keys(rule="esc") == ["esc/01B/0", "esc/01A/0"]
@@ -323,10 +325,10 @@ def test_done_keys_are_exact_matches_in_batches(ledger: Ledger) -> None:
     """done_keys() matches keys exactly (case-sensitive, no wildcards), past one batch."""
     for key in ["my_rule/1/0", "my_rule/2/0", "myXrule/1/0", "My_rule/1/0", "my_rule2/1/0"]:
         claim(ledger, key)
-    assert ledger.done_keys(["my_rule/1/0", "my_%/1/0", "MY_RULE/2/0"]) == {"my_rule/1/0"}
-    assert ledger.done_keys([]) == set()
+    assert ledger.events.done_keys(["my_rule/1/0", "my_%/1/0", "MY_RULE/2/0"]) == {"my_rule/1/0"}
+    assert ledger.events.done_keys([]) == set()
     many = [f"absent/{n}" for n in range(1200)] + ["my_rule/2/0", "My_rule/1/0"]
-    assert ledger.done_keys(many) == {"my_rule/2/0", "My_rule/1/0"}
+    assert ledger.events.done_keys(many) == {"my_rule/2/0", "My_rule/1/0"}
 
 
 def test_naive_datetimes_are_refused(ledger: Ledger) -> None:
@@ -340,7 +342,7 @@ def test_other_timezones_are_stored_as_utc(ledger: Ledger) -> None:
     from zoneinfo import ZoneInfo
 
     claim(ledger, now=datetime(2026, 7, 1, 9, 0, tzinfo=ZoneInfo("Europe/London")))
-    event = ledger.get_event(KEY)
+    event = ledger.events.get(KEY)
     assert event is not None
     assert event.claimed_at == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
     assert event.claimed_at.utcoffset() == timedelta(0)
@@ -351,7 +353,7 @@ def test_other_timezones_are_stored_as_utc(ledger: Ledger) -> None:
 
 def test_runs_start_finish_and_last_successful(ledger: Ledger) -> None:
     """Runs record counts and status; last_successful_run skips failures and running ones."""
-    assert ledger.last_successful_run() is None
+    assert ledger.runs.last_successful() is None
     counts = Counts(
         incidents_seen=12,
         actions_planned=3,
@@ -360,13 +362,13 @@ def test_runs_start_finish_and_last_successful(ledger: Ledger) -> None:
         actions_skipped=1,
         api_requests=5,
     )
-    first = ledger.start_run("escalate", now=T0)
-    ledger.finish_run(first, **counts, now=T0 + timedelta(seconds=2))
-    second = ledger.start_run("escalate", now=T0 + H)
-    ledger.finish_run(second, **counts, error="ledger full", now=T0 + H)
-    third = ledger.start_run("sync", now=T0 + 2 * H)
+    first = ledger.runs.start("escalate", now=T0)
+    ledger.runs.finish(first, **counts, now=T0 + timedelta(seconds=2))
+    second = ledger.runs.start("escalate", now=T0 + H)
+    ledger.runs.finish(second, **counts, error="ledger full", now=T0 + H)
+    third = ledger.runs.start("sync", now=T0 + 2 * H)
 
-    runs = ledger.runs()
+    runs = ledger.runs.history()
     assert [r.id for r in runs] == [third, second, first]
     assert runs[0].status is RunStatus.RUNNING
     assert runs[0].finished_at is None
@@ -381,26 +383,26 @@ def test_runs_start_finish_and_last_successful(ledger: Ledger) -> None:
         T0 + timedelta(seconds=2),
     )
     assert {name: getattr(done, name) for name in counts} == counts
-    assert [r.id for r in ledger.runs(schedule="sync")] == [third]
-    assert [r.id for r in ledger.runs(limit=1)] == [third]
+    assert [r.id for r in ledger.runs.history(schedule="sync")] == [third]
+    assert [r.id for r in ledger.runs.history(limit=1)] == [third]
 
-    last = ledger.last_successful_run()
+    last = ledger.runs.last_successful()
     assert last is not None
     assert last.id == first
-    last_escalate = ledger.last_successful_run("escalate")
+    last_escalate = ledger.runs.last_successful("escalate")
     assert last_escalate is not None
     assert last_escalate.id == first
-    assert ledger.last_successful_run("sync") is None
+    assert ledger.runs.last_successful("sync") is None
 
 
 def test_finish_run_twice_or_unknown_is_refused(ledger: Ledger) -> None:
     """A run finishes once; an unknown id is a LedgerError."""
-    run_id = ledger.start_run("escalate")
-    ledger.finish_run(run_id, **ZERO)
+    run_id = ledger.runs.start("escalate")
+    ledger.runs.finish(run_id, **ZERO)
     with pytest.raises(LedgerError, match=f"run {run_id}"):
-        ledger.finish_run(run_id, **ZERO)
+        ledger.runs.finish(run_id, **ZERO)
     with pytest.raises(LedgerError, match="run 999"):
-        ledger.finish_run(999, **ZERO)
+        ledger.runs.finish(999, **ZERO)
 
 
 # -- catalog -------------------------------------------------------------------
@@ -408,13 +410,13 @@ def test_finish_run_twice_or_unknown_is_refused(ledger: Ledger) -> None:
 
 def test_catalog_round_trip(ledger: Ledger) -> None:
     """Saved items come back as saved, with fetched_at; saving again replaces them."""
-    assert ledger.load_catalog("severities") is None
+    assert ledger.catalog.load("severities") is None
     items = [{"id": "01SEV", "name": "Minor", "rank": 1, "description": "Ünïcode ok"}]
-    ledger.save_catalog("severities", items, now=T0)
-    assert ledger.load_catalog("severities") == (items, T0)
-    ledger.save_catalog("severities", [], now=T0 + H)
-    assert ledger.load_catalog("severities") == ([], T0 + H)
-    assert ledger.load_catalog("statuses") is None
+    ledger.catalog.save("severities", items, now=T0)
+    assert ledger.catalog.load("severities") == (items, T0)
+    ledger.catalog.save("severities", [], now=T0 + H)
+    assert ledger.catalog.load("severities") == ([], T0 + H)
+    assert ledger.catalog.load("statuses") is None
 
 
 # -- outbox --------------------------------------------------------------------
@@ -423,7 +425,7 @@ def test_catalog_round_trip(ledger: Ledger) -> None:
 def enqueue(
     ledger: Ledger, period: str = "2026-11-23T08:00+00:00", *, digest: str = "daily"
 ) -> bool:
-    return ledger.outbox_enqueue(
+    return ledger.outbox.enqueue(
         digest=digest,
         period=period,
         subject="Incidents: 3 open",
@@ -441,7 +443,7 @@ def test_outbox_enqueue_is_unique_per_digest_and_period(ledger: Ledger) -> None:
     assert not enqueue(ledger)
     assert enqueue(ledger, "2026-11-24T08:00+00:00")
     assert enqueue(ledger, digest="weekly")
-    [item, *_] = ledger.outbox_due(now=T0)
+    [item, *_] = ledger.outbox.due(now=T0)
     assert item.state is OutboxState.PENDING
     assert item.recipients == ["oncall@example.com", "sre@example.com"]
     assert item.message == b"Message-ID: <d1@example.com>\r\n\r\nhello\r\n"
@@ -450,70 +452,70 @@ def test_outbox_enqueue_is_unique_per_digest_and_period(ledger: Ledger) -> None:
 
 
 def claim_item(ledger: Ledger, item_id: int, at: datetime, owner: str = "a") -> OutboxItem | None:
-    return ledger.outbox_claim(item_id, owner=owner, now=at, lease_until=at + 2 * M)
+    return ledger.outbox.claim(item_id, owner=owner, now=at, lease_until=at + 2 * M)
 
 
 def test_outbox_due_claim_retry_sent(ledger: Ledger) -> None:
     """An item is due until sent: a claim holds it for one lease, retry waits, sent is final."""
     enqueue(ledger)
-    [item] = ledger.outbox_due(now=T0)
-    assert ledger.outbox_due(now=T0 - timedelta(seconds=1)) == []
+    [item] = ledger.outbox.due(now=T0)
+    assert ledger.outbox.due(now=T0 - timedelta(seconds=1)) == []
 
     sending = claim_item(ledger, item.id, T0)
     assert sending is not None
     assert (sending.state, sending.attempts, sending.owner) == (OutboxState.SENDING, 1, "a")
     assert sending.lease_until == T0 + 2 * M
-    assert ledger.outbox_due(now=T0 + M) == []  # held by a live sender
+    assert ledger.outbox.due(now=T0 + M) == []  # held by a live sender
     assert claim_item(ledger, item.id, T0 + M, owner="b") is None
 
-    ledger.outbox_mark_retry(item.id, owner="a", error="421 later", next_attempt_at=T0 + 5 * M)
-    assert ledger.outbox_due(now=T0 + 4 * M) == []
-    [retry] = ledger.outbox_due(now=T0 + 5 * M)
+    ledger.outbox.mark_retry(item.id, owner="a", error="421 later", next_attempt_at=T0 + 5 * M)
+    assert ledger.outbox.due(now=T0 + 4 * M) == []
+    [retry] = ledger.outbox.due(now=T0 + 5 * M)
     assert (retry.state, retry.last_error, retry.owner) == (OutboxState.PENDING, "421 later", None)
 
     assert claim_item(ledger, item.id, T0 + 5 * M, owner="b") is not None
-    ledger.outbox_mark_sent(item.id, owner="b", now=T0 + 6 * M)
-    assert ledger.outbox_due(now=T0 + 7 * M) == []
-    sent = ledger.outbox_get(item.id)
+    ledger.outbox.mark_sent(item.id, owner="b", now=T0 + 6 * M)
+    assert ledger.outbox.due(now=T0 + 7 * M) == []
+    sent = ledger.outbox.get(item.id)
     assert sent is not None
     assert (sent.state, sent.attempts, sent.sent_at) == (OutboxState.SENT, 2, T0 + 6 * M)
     assert sent.last_error == "421 later"  # the history stays readable
     assert claim_item(ledger, item.id, T0 + 7 * M) is None
     with pytest.raises(LedgerError, match="already sent"):
-        ledger.outbox_mark_sent(item.id, owner="b")
+        ledger.outbox.mark_sent(item.id, owner="b")
     with pytest.raises(LedgerError, match="no outbox item 999"):
-        ledger.outbox_mark_sent(999, owner="b")
+        ledger.outbox.mark_sent(999, owner="b")
 
 
 def test_outbox_lease_of_a_crashed_sender_runs_out(ledger: Ledger) -> None:
     """A sending row is due again only after its lease; the old owner can no longer finish it."""
     enqueue(ledger)
-    [item] = ledger.outbox_due(now=T0)
+    [item] = ledger.outbox.due(now=T0)
     assert claim_item(ledger, item.id, T0, owner="crashed") is not None
-    assert ledger.outbox_due(now=T0 + 2 * M - timedelta(microseconds=1)) == []
-    [again] = ledger.outbox_due(now=T0 + 2 * M)
+    assert ledger.outbox.due(now=T0 + 2 * M - timedelta(microseconds=1)) == []
+    [again] = ledger.outbox.due(now=T0 + 2 * M)
     assert (again.state, again.owner) == (OutboxState.SENDING, "crashed")
     taken = claim_item(ledger, item.id, T0 + 2 * M, owner="b")
     assert taken is not None
     assert (taken.owner, taken.attempts) == ("b", 2)
     with pytest.raises(LedgerError, match="no longer ours: its lease ran out and b is sending"):
-        ledger.outbox_mark_sent(item.id, owner="crashed")
-    ledger.outbox_mark_sent(item.id, owner="b", now=T0 + 3 * M)
+        ledger.outbox.mark_sent(item.id, owner="crashed")
+    ledger.outbox.mark_sent(item.id, owner="b", now=T0 + 3 * M)
 
 
 def test_outbox_records_recipients_per_transaction(ledger: Ledger) -> None:
     """Accepted and refused-for-good recipients are kept; only the rest remain to send."""
     enqueue(ledger)
-    [item] = ledger.outbox_due(now=T0)
+    [item] = ledger.outbox.due(now=T0)
     assert item.remaining == ["oncall@example.com", "sre@example.com"]
     assert claim_item(ledger, item.id, T0) is not None
-    ledger.outbox_record_recipients(item.id, owner="a", accepted=["oncall@example.com"], refused={})
-    ledger.outbox_record_recipients(
+    ledger.outbox.record_recipients(item.id, owner="a", accepted=["oncall@example.com"], refused={})
+    ledger.outbox.record_recipients(
         item.id, owner="a", accepted=[], refused={"sre@example.com": "550 5.1.1 no such user"}
     )
     with pytest.raises(LedgerError, match="no longer ours"):
-        ledger.outbox_record_recipients(item.id, owner="b", accepted=["x@example.com"], refused={})
-    done = ledger.outbox_get(item.id)
+        ledger.outbox.record_recipients(item.id, owner="b", accepted=["x@example.com"], refused={})
+    done = ledger.outbox.get(item.id)
     assert done is not None
     assert done.accepted == ["oncall@example.com"]
     assert done.refused == {"sre@example.com": "550 5.1.1 no such user"}
@@ -523,11 +525,11 @@ def test_outbox_records_recipients_per_transaction(ledger: Ledger) -> None:
 def test_outbox_failed_is_final(ledger: Ledger) -> None:
     """A permanent failure stops the retries and keeps the error."""
     enqueue(ledger)
-    [item] = ledger.outbox_due(now=T0)
+    [item] = ledger.outbox.due(now=T0)
     claim_item(ledger, item.id, T0)
-    ledger.outbox_mark_failed(item.id, owner="a", error="550 no such user")
-    assert ledger.outbox_due(now=T0 + H) == []
-    failed = ledger.outbox_get(item.id)
+    ledger.outbox.mark_failed(item.id, owner="a", error="550 no such user")
+    assert ledger.outbox.due(now=T0 + H) == []
+    failed = ledger.outbox.get(item.id)
     assert failed is not None
     assert (failed.state, failed.last_error) == (OutboxState.FAILED, "550 no such user")
 
@@ -538,33 +540,33 @@ def test_outbox_expire(ledger: Ledger) -> None:
     enqueue(ledger, "p2")
     enqueue(ledger, "p3")
     enqueue(ledger, "p4")
-    p1, p2, p3, p4 = ledger.outbox_due(now=T0)
+    p1, p2, p3, p4 = ledger.outbox.due(now=T0)
     claim_item(ledger, p2.id, T0)  # then crashed: its lease ran out long ago
     claim_item(ledger, p3.id, T0)
-    ledger.outbox_mark_sent(p3.id, owner="a")
-    assert ledger.outbox_claim(p4.id, owner="live", now=T0 + 12 * H - M, lease_until=T0 + 14 * H)
-    assert ledger.outbox_expire(now=T0 + 11 * H) == []
-    assert ledger.outbox_due(now=T0 + 12 * H) == []  # past expiry: never sent late
-    expired = ledger.outbox_expire(now=T0 + 12 * H)
+    ledger.outbox.mark_sent(p3.id, owner="a")
+    assert ledger.outbox.claim(p4.id, owner="live", now=T0 + 12 * H - M, lease_until=T0 + 14 * H)
+    assert ledger.outbox.expire(now=T0 + 11 * H) == []
+    assert ledger.outbox.due(now=T0 + 12 * H) == []  # past expiry: never sent late
+    expired = ledger.outbox.expire(now=T0 + 12 * H)
     assert [(i.id, i.state) for i in expired] == [
         (p1.id, OutboxState.EXPIRED),
         (p2.id, OutboxState.EXPIRED),
     ]
-    assert ledger.outbox_expire(now=T0 + 13 * H) == [], "the live sender finishes p4 itself"
-    sent = ledger.outbox_get(p3.id)
+    assert ledger.outbox.expire(now=T0 + 13 * H) == [], "the live sender finishes p4 itself"
+    sent = ledger.outbox.get(p3.id)
     assert sent is not None
     assert sent.state is OutboxState.SENT
 
 
 def test_outbox_last_period(ledger: Ledger) -> None:
     """The latest period by instant, across DST offsets, per digest."""
-    assert ledger.outbox_last_period("daily") is None
+    assert ledger.outbox.last_period("daily") is None
     enqueue(ledger, "2026-10-26T08:00+00:00")
     enqueue(ledger, "2026-10-23T08:00+01:00")
     enqueue(ledger, "2026-10-26T07:30+01:00")  # earlier instant, larger text than 2026-10-26T07:...
     enqueue(ledger, "2027-01-01T00:00+00:00", digest="weekly")
-    assert ledger.outbox_last_period("daily") == "2026-10-26T08:00+00:00"
-    assert ledger.outbox_last_period("weekly") == "2027-01-01T00:00+00:00"
+    assert ledger.outbox.last_period("daily") == "2026-10-26T08:00+00:00"
+    assert ledger.outbox.last_period("weekly") == "2027-01-01T00:00+00:00"
 
 
 # -- the one-daemon lock --------------------------------------------------------
@@ -645,10 +647,10 @@ def test_wal_and_busy_timeout_are_set(db_path: Path) -> None:
     with Ledger(db_path, busy_timeout=2.5):
         pass
     with Ledger.open(db_path) as ledger:
-        assert ledger._rows("PRAGMA journal_mode")[0] == {"journal_mode": "wal"}
-        assert ledger._rows("PRAGMA busy_timeout")[0] == {"timeout": 5000}
+        assert ledger.database.rows("PRAGMA journal_mode")[0] == {"journal_mode": "wal"}
+        assert ledger.database.rows("PRAGMA busy_timeout")[0] == {"timeout": 5000}
     with Ledger(db_path, busy_timeout=2.5) as ledger:
-        assert ledger._rows("PRAGMA busy_timeout")[0] == {"timeout": 2500}
+        assert ledger.database.rows("PRAGMA busy_timeout")[0] == {"timeout": 2500}
 
 
 def test_busy_database_gives_ledger_error(db_path: Path) -> None:
@@ -688,7 +690,7 @@ def test_reopening_applies_no_migration_twice(ledger_target: LedgerTarget) -> No
         claim(ledger)
     with Ledger(ledger_target) as ledger:
         assert ledger.applied_migrations() == ALL_MIGRATIONS
-        assert ledger.get_event(KEY) is not None
+        assert ledger.events.get(KEY) is not None
         table = "_migrations" if ledger.engine == "postgresql" else "_sqlite_migrations"
         rows = raw_rows(ledger, f"SELECT migration_set, name FROM {table} ORDER BY id")
     assert rows == [{"migration_set": MIGRATION_SET, "name": name} for name in ALL_MIGRATIONS]
@@ -705,7 +707,7 @@ def test_an_older_ledger_gets_newer_migrations_on_open(ledger_target: LedgerTarg
     with Ledger(ledger_target) as ledger:
         assert ledger.applied_migrations() == ALL_MIGRATIONS
         assert enqueue(ledger)
-        old = ledger.get_event("r/i/0")
+        old = ledger.events.get("r/i/0")
         assert old is not None
         assert old.state is EventState.APPLIED
 

@@ -122,9 +122,9 @@ def test_a_target_that_is_not_empty_is_refused_and_left_alone(
     """Exit 73 naming the tables with rows; the target keeps exactly what it had."""
     harness.write("")
     with Ledger(harness.ledger_path) as lite:
-        lite.save_catalog("severities", [], now=None)
+        lite.catalog.save("severities", [], now=None)
     with Ledger(postgres_url) as target:
-        target.pause(by="someone", reason="another ledger", now=harness.sandbox.now())
+        target.kill_switch.pause(by="someone", reason="another ledger", now=harness.sandbox.now())
 
     result = harness.cli("ledger", "copy", "--to", postgres_url)
 
@@ -132,14 +132,14 @@ def test_a_target_that_is_not_empty_is_refused_and_left_alone(
     assert "is not empty (meta 1)" in result.stderr
     assert row_counts(postgres_url)["catalog"] == 0
     with Ledger(postgres_url) as target:
-        assert target.paused() is not None
+        assert target.kill_switch.paused() is not None
 
 
 def test_a_running_daemon_s_ledger_is_not_copied(harness: Harness, postgres_url: str) -> None:
     """While a daemon holds the SQLite ledger: exit 75, nothing copied."""
     harness.write("")
     with Ledger(harness.ledger_path, lock=True) as held:
-        held.save_catalog("severities", [], now=None)
+        held.catalog.save("severities", [], now=None)
         result = harness.cli("ledger", "copy", "--to", postgres_url)
     assert result.returncode == 75, result.stderr
     assert "is locked by PID" in result.stderr
@@ -153,8 +153,8 @@ def test_a_row_the_target_refuses_rolls_the_whole_copy_back(
     copied before it are empty again."""
     harness.write("")
     with Ledger(harness.ledger_path) as lite:
-        lite.save_catalog("severities", [{"name": "Minor"}], now=None)
-        lite.start_run("cycle", rules=["esc"], now=None)
+        lite.catalog.save("severities", [{"name": "Minor"}], now=None)
+        lite.runs.start("cycle", rules=["esc"], now=None)
         raw(lite, "INSERT INTO retention_checks VALUES (?, ?)", ["01INC\x00", "2026-01-01"])
 
     result = harness.cli("ledger", "copy", "--to", postgres_url)
@@ -189,8 +189,8 @@ def test_the_target_may_come_from_the_environment(harness: Harness, postgres_url
     step), copy reads the file's ledger and writes the variable's."""
     harness.write("")
     with Ledger(harness.ledger_path) as lite:
-        lite.save_clock_offset(timedelta(seconds=3))
+        lite.meta.save_clock_offset(timedelta(seconds=3))
     result = harness.cli("ledger", "copy", AUTOMATIONS_STORE_URL=postgres_url)
     assert result.returncode == 0, result.stderr
     with Ledger(postgres_url) as target:
-        assert target.clock_offset() == timedelta(seconds=3)
+        assert target.meta.clock_offset() == timedelta(seconds=3)

@@ -107,14 +107,14 @@ from automations.ledger import Ledger
 path, key, incident_id, now = sys.argv[1:5]
 moment = datetime.fromisoformat(now)
 with Ledger(path) as ledger:
-    ledger.claim(rule="escalate-minor", incident_id=incident_id, incident_reference="INC-1",
+    ledger.events.claim(rule="escalate-minor", incident_id=incident_id, incident_reference="INC-1",
                  event_key=key, reason="in flight", now=moment,
                  request_body={"incident": {"severity_id": "x"}, "notify_incident_channel": True})
-    run = ledger.start_run("every 1m", rules=["escalate-minor"], now=moment)
+    run = ledger.runs.start("every 1m", rules=["escalate-minor"], now=moment)
     print("claimed", flush=True)
     if not sys.stdin.readline():
         os._exit(0)  # stdin closed: stop here, like a crash (the run stays running)
-    ledger.finish_run(run, incidents_seen=1, actions_planned=1, actions_applied=0,
+    ledger.runs.finish(run, incidents_seen=1, actions_planned=1, actions_applied=0,
                       actions_failed=0, actions_skipped=0, api_requests=0, now=moment)
     print("finished", flush=True)
 """
@@ -149,9 +149,9 @@ def test_a_live_process_keeps_its_claim_and_its_run(harness: Harness) -> None:
     with _live_process(*args, harness.sandbox.now().isoformat()) as child:
         meanwhile = harness.cli("once")
         with Ledger(harness.ledger_path) as ledger:
-            (event,) = ledger.events()
+            (event,) = ledger.events.history()
             assert event.state is EventState.PLANNED  # still the live process's claim
-            assert any(run.status is RunStatus.RUNNING for run in ledger.runs())
+            assert any(run.status is RunStatus.RUNNING for run in ledger.runs.history())
         assert child.stdin is not None
         child.stdin.write("\n")
         child.stdin.flush()
@@ -165,7 +165,7 @@ def test_a_live_process_keeps_its_claim_and_its_run(harness: Harness) -> None:
     assert after.returncode == 0, after.stderr
     assert [post["status"] for post in harness.posts()] == [200]  # only once it had gone
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state is EventState.APPLIED
 
 
@@ -182,8 +182,8 @@ def test_runs_of_a_gone_process_are_closed_and_of_a_live_one_kept(tmp_path: Path
     )
     assert gone.stdout.startswith("claimed"), gone.stderr
     with _live_process(str(path), "r/live/0", "live", T0.isoformat()), Ledger(path) as ledger:
-        assert ledger.close_interrupted_runs(now=T0 + timedelta(minutes=1)) == 1
-        statuses = sorted(run.status.value for run in ledger.runs())
+        assert ledger.runs.close_interrupted(now=T0 + timedelta(minutes=1)) == 1
+        statuses = sorted(run.status.value for run in ledger.runs.history())
     assert statuses == ["failed", "running"]
 
 

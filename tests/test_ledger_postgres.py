@@ -25,7 +25,7 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def claim(ledger: Ledger, key: str) -> bool:
-    return ledger.claim(
+    return ledger.events.claim(
         rule="escalate",
         incident_id=key.split("/")[1],
         incident_reference="INC-1",
@@ -104,10 +104,10 @@ def test_a_transaction_waits_for_the_write_lock_then_fails_naming_the_task(
     ):
         other.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         with pytest.raises(LedgerError, match=r"starting a run of 'cycle' failed in ledger .*lock"):
-            ledger.start_run("cycle", now=T0)
+            ledger.runs.start("cycle", now=T0)
         assert claim(ledger, "escalate/1/step-0"), "a single statement does not wait for it"
         other.execute("ROLLBACK")
-        assert ledger.start_run("cycle", now=T0) == 1
+        assert ledger.runs.start("cycle", now=T0) == 1
 
 
 def test_a_dropped_connection_fails_one_call_and_the_next_reconnects(
@@ -120,14 +120,16 @@ def test_a_dropped_connection_fails_one_call_and_the_next_reconnects(
         assert postgres.terminate(postgres_url) == 1
         with pytest.raises(LedgerError, match=r"claiming event 'escalate/2/step-0' failed in"):
             claim(ledger, "escalate/2/step-0")
-        assert ledger.done_keys(["escalate/1/step-0", "escalate/2/step-0"]) == {"escalate/1/step-0"}
+        assert ledger.events.done_keys(["escalate/1/step-0", "escalate/2/step-0"]) == {
+            "escalate/1/step-0"
+        }
         assert claim(ledger, "escalate/2/step-0")
         # In a transaction too: the lost connection takes its transaction, nothing half-done.
         assert postgres.terminate(postgres_url) == 1
         with pytest.raises(LedgerError, match="releasing event"):
-            ledger.release("escalate/2/step-0", now=T0)
-        ledger.release("escalate/2/step-0", now=T0)
-        assert ledger.get_event("escalate/2/step-0") is None
+            ledger.events.release("escalate/2/step-0", now=T0)
+        ledger.events.release("escalate/2/step-0", now=T0)
+        assert ledger.events.get("escalate/2/step-0") is None
 
 
 def test_a_connection_interrupted_while_it_is_set_up_is_closed(

@@ -18,7 +18,7 @@ BODY = {"incident": {"severity_id": "01SEV-MAJOR"}, "notify_incident_channel": T
 
 def claim(ledger: Ledger, key: str, *, rule: str = "escalate", now: datetime = T0) -> bool:
     incident = key.split("/")[1]
-    return ledger.claim(
+    return ledger.events.claim(
         rule=rule,
         incident_id=incident,
         incident_reference=f"INC-{incident}",
@@ -32,13 +32,13 @@ def claim(ledger: Ledger, key: str, *, rule: str = "escalate", now: datetime = T
 
 def failed(ledger: Ledger, key: str, *, rule: str = "escalate", now: datetime = T0) -> None:
     assert claim(ledger, key, rule=rule, now=now)
-    ledger.mark_failed(key, error="HTTP 422", now=now)
+    ledger.events.mark_failed(key, error="HTTP 422", now=now)
 
 
 def test_claim_keeps_the_incident_name(ledger: Ledger) -> None:
     """The name given at claim time is stored and read back."""
     claim(ledger, "escalate/1/step-0")
-    event = ledger.get_event("escalate/1/step-0")
+    event = ledger.events.get("escalate/1/step-0")
     assert event is not None
     assert event.incident_name == "Incident 1"
 
@@ -46,14 +46,14 @@ def test_claim_keeps_the_incident_name(ledger: Ledger) -> None:
 def test_rearmed_keys_are_not_done_and_the_next_claim_takes_them_over(ledger: Ledger) -> None:
     """A re-armed FAILED key is not done; claiming it again keeps the row and the key."""
     failed(ledger, "escalate/1/step-0")
-    (before,) = ledger.events()
+    (before,) = ledger.events.history()
 
-    (rearmed,) = ledger.rearm_failed(now=T0 + M)
-    keys_while_armed = ledger.done_keys(["escalate/1/step-0"])
+    (rearmed,) = ledger.events.rearm_failed(now=T0 + M)
+    keys_while_armed = ledger.events.done_keys(["escalate/1/step-0"])
     assert claim(ledger, "escalate/1/step-0", now=T0 + 2 * M)
     assert not claim(ledger, "escalate/1/step-0", now=T0 + 3 * M)  # planned again: taken
-    ledger.mark_applied("escalate/1/step-0", request_id="req-2", now=T0 + 2 * M)
-    (after,) = ledger.events()
+    ledger.events.mark_applied("escalate/1/step-0", request_id="req-2", now=T0 + 2 * M)
+    (after,) = ledger.events.history()
 
     assert (rearmed.state, rearmed.rearmed, rearmed.rearmed_at) == (EventState.REARMED, 1, T0 + M)
     assert rearmed.error == "HTTP 422"  # kept until the next attempt
@@ -61,19 +61,19 @@ def test_rearmed_keys_are_not_done_and_the_next_claim_takes_them_over(ledger: Le
     assert (after.id, after.event_key) == (before.id, before.event_key)
     assert (after.state, after.attempts, after.rearmed) == (EventState.APPLIED, 2, 1)
     assert (after.error, after.request_id, after.claimed_at) == (None, "req-2", T0 + 2 * M)
-    assert ledger.rearm_failed() == []  # nothing failed any more
+    assert ledger.events.rearm_failed() == []  # nothing failed any more
 
 
 def test_only_failed_events_are_rearmed(ledger: Ledger) -> None:
     """Applied, skipped and planned events are never re-armed: done means done."""
     claim(ledger, "escalate/1/step-0")
-    ledger.mark_applied("escalate/1/step-0", request_id=None)
+    ledger.events.mark_applied("escalate/1/step-0", request_id=None)
     claim(ledger, "escalate/2/step-0")
-    ledger.mark_skipped("escalate/2/step-0", reason="baseline")
+    ledger.events.mark_skipped("escalate/2/step-0", reason="baseline")
     claim(ledger, "escalate/3/step-0")
 
-    assert ledger.rearm_failed() == []
-    assert {e.state for e in ledger.events()} == {
+    assert ledger.events.rearm_failed() == []
+    assert {e.state for e in ledger.events.history()} == {
         EventState.APPLIED,
         EventState.SKIPPED,
         EventState.PLANNED,
@@ -83,11 +83,11 @@ def test_only_failed_events_are_rearmed(ledger: Ledger) -> None:
 def test_a_release_after_a_rearm_keeps_the_count(ledger: Ledger) -> None:
     """A re-armed key the re-check released still counts its re-arm on the next claim."""
     failed(ledger, "escalate/1/step-0")
-    ledger.rearm_failed()
+    ledger.events.rearm_failed()
     claim(ledger, "escalate/1/step-0")
-    ledger.release("escalate/1/step-0")
+    ledger.events.release("escalate/1/step-0")
     claim(ledger, "escalate/1/step-0")
-    event = ledger.get_event("escalate/1/step-0")
+    event = ledger.events.get("escalate/1/step-0")
     assert event is not None
     assert (event.state, event.attempts, event.rearmed) == (EventState.PLANNED, 3, 1)
 
@@ -95,13 +95,13 @@ def test_a_release_after_a_rearm_keeps_the_count(ledger: Ledger) -> None:
 def test_a_rearmed_event_cannot_be_marked(ledger: Ledger) -> None:
     """Only a PLANNED event records an outcome; a re-armed one must be claimed first."""
     failed(ledger, "escalate/1/step-0")
-    ledger.rearm_failed()
+    ledger.events.rearm_failed()
     with pytest.raises(LedgerError, match="already rearmed"):
-        ledger.mark_applied("escalate/1/step-0", request_id=None)
+        ledger.events.mark_applied("escalate/1/step-0", request_id=None)
 
 
 def baseline(ledger: Ledger, incident: str) -> bool:
-    return ledger.record_baseline(
+    return ledger.events.record_baseline(
         rule="escalate",
         incident_id=incident,
         incident_reference=f"INC-{incident}",
@@ -119,7 +119,7 @@ def test_baseline_takes_the_key_as_skipped_once(ledger: Ledger) -> None:
     assert baseline(ledger, "1")
     assert not baseline(ledger, "1")
     assert not baseline(ledger, "2")
-    states = {e.event_key: (e.state, e.reason) for e in ledger.events()}
+    states = {e.event_key: (e.state, e.reason) for e in ledger.events.history()}
     assert states["escalate/1/step-0"] == (EventState.SKIPPED, "baseline: due when adopted")
     assert states["escalate/2/step-0"][0] is EventState.PLANNED
 
@@ -128,7 +128,7 @@ def test_rules_that_ran_have_an_event_or_an_ok_cycle(ledger: Ledger) -> None:
     """A rule ran if it has an event, or was in a cycle that finished OK (not failed/running)."""
 
     def finish(run_id: int, error: str | None = None) -> None:
-        ledger.finish_run(
+        ledger.runs.finish(
             run_id,
             incidents_seen=0,
             actions_planned=0,
@@ -140,22 +140,22 @@ def test_rules_that_ran_have_an_event_or_an_ok_cycle(ledger: Ledger) -> None:
             now=T0,
         )
 
-    ok = ledger.start_run("every 1m", rules=["quiet", "quiet"], now=T0)
+    ok = ledger.runs.start("every 1m", rules=["quiet", "quiet"], now=T0)
     finish(ok)
-    broken = ledger.start_run("every 1m", rules=["broken"], now=T0)
+    broken = ledger.runs.start("every 1m", rules=["broken"], now=T0)
     finish(broken, "API down")
-    ledger.start_run("every 5m", rules=["running"], now=T0)
+    ledger.runs.start("every 5m", rules=["running"], now=T0)
     claim(ledger, "acted/1/step-0", rule="acted")
 
-    assert ledger.rules_that_ran() == {"quiet", "acted"}
-    assert ledger.event_rules() == {"acted"}
+    assert ledger.runs.rules_that_ran() == {"quiet", "acted"}
+    assert ledger.events.rules() == {"acted"}
 
 
 def test_digest_first_scheduled_is_recorded_once(ledger: Ledger) -> None:
     """The first ask records now; later asks return it unchanged."""
-    assert ledger.digest_first_scheduled("daily", now=T0) == T0
-    assert ledger.digest_first_scheduled("daily", now=T0 + M) == T0
-    assert ledger.digest_first_scheduled("weekly", now=T0 + M) == T0 + M
+    assert ledger.outbox.first_scheduled("daily", now=T0) == T0
+    assert ledger.outbox.first_scheduled("daily", now=T0 + M) == T0
+    assert ledger.outbox.first_scheduled("weekly", now=T0 + M) == T0 + M
 
 
 def test_an_older_ledger_keeps_its_rows_and_dates_digests_from_the_outbox(
@@ -177,9 +177,9 @@ def test_an_older_ledger_keeps_its_rows_and_dates_digests_from_the_outbox(
         )
 
     with Ledger(ledger_target) as ledger:
-        (old,) = ledger.events()
-        first = ledger.digest_first_scheduled("daily", now=T0 + 5 * M)
-        (rearmed,) = ledger.rearm_failed()
+        (old,) = ledger.events.history()
+        first = ledger.outbox.first_scheduled("daily", now=T0 + 5 * M)
+        (rearmed,) = ledger.events.rearm_failed()
 
     assert (old.incident_name, old.rearmed, old.rearmed_at) == (None, 0, None)
     assert first == T0

@@ -151,7 +151,7 @@ def test_reconcile_leaves_a_field_a_human_changed_after_a_crash(harness: Harness
     assert phase(harness, item["id"]) == "Post-incident"
     assert len(harness.posts()) == 1
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state == EventState.SKIPPED
     assert "changed since" in event.reason
 
@@ -174,5 +174,5 @@ def test_reconcile_releases_a_mirror_edit_that_did_not_land(harness: Harness) ->
 
     assert phase(harness, item["id"]) == "Active"
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state == EventState.APPLIED

@@ -59,7 +59,7 @@ def test_kill_9_after_the_receiver_got_it_resends_that_one_with_the_same_key(
         process.communicate(timeout=30)
     assert process.returncode == -9
     with Ledger(path) as ledger:
-        in_flight = {n.event_key: n.state for n in ledger.notifications()}
+        in_flight = {n.event_key: n.state for n in ledger.notifications.history()}
         assert in_flight == {
             key(1): NotificationState.SENT,
             key(2): NotificationState.SENDING,  # the receiver has it; the ledger does not know
@@ -70,7 +70,7 @@ def test_kill_9_after_the_receiver_got_it_resends_that_one_with_the_same_key(
         box = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, Clock(T0 + timedelta(minutes=1)))
         deliveries = box.deliver_due()
         again = box.deliver_due()
-        final = {n.event_key: (n.state, n.attempts) for n in ledger.notifications()}
+        final = {n.event_key: (n.state, n.attempts) for n in ledger.notifications.history()}
 
     first_process = received.read_text().splitlines()
     assert first_process == [key(1), key(2)]

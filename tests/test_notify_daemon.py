@@ -118,10 +118,12 @@ def test_nothing_is_sent_while_paused(harness: Harness) -> None:
         queue(runtime)
         sender = RecordingSender()
         outbox = make_notification_outbox(runtime, {HOOK: sender}, {HOOK: PUBLIC})
-        runtime.ledger.pause(by="oncall@host", reason="noisy", now=runtime.engine.clock())
+        runtime.ledger.kill_switch.pause(
+            by="oncall@host", reason="noisy", now=runtime.engine.clock()
+        )
 
         paused = deliver_notifications(runtime.ledger, outbox)
-        runtime.ledger.resume()
+        runtime.ledger.kill_switch.resume()
         resumed = deliver_notifications(runtime.ledger, outbox)
     finally:
         runtime.close()

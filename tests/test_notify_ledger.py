@@ -47,7 +47,7 @@ def refuse_inserts(ledger: Ledger, error: str) -> None:
 
 
 def claim(ledger: Ledger, key: str = KEY, notify: NotifySpec | None = None) -> None:
-    assert ledger.claim(
+    assert ledger.events.claim(
         rule=RULE,
         incident_id="01INCIDENT0001",
         incident_reference="INC-1",
@@ -70,7 +70,7 @@ def test_the_claim_keeps_the_notify_spec(ledger: Ledger) -> None:
     claim(ledger, KEY, spec)
     claim(ledger, "other/01INCIDENT0001/step-0")
 
-    with_spec, without = ledger.get_event(KEY), ledger.get_event("other/01INCIDENT0001/step-0")
+    with_spec, without = ledger.events.get(KEY), ledger.events.get("other/01INCIDENT0001/step-0")
 
     assert with_spec is not None
     assert without is not None
@@ -85,12 +85,12 @@ def test_repeated_notices_make_one_row_per_event_and_channel(ledger: Ledger) -> 
     is applied again, is one row."""
     queued = notices_for(NotifySpec(("ops-hook",)), notice(KEY), POLICIES)
     claim(ledger, KEY, NotifySpec(("ops-hook",)))
-    ledger.mark_applied(KEY, request_id="r", now=T0, notices=[*queued, *queued])
+    ledger.events.mark_applied(KEY, request_id="r", now=T0, notices=[*queued, *queued])
     rearm(ledger, KEY)  # the same key again, as after `automations retry`
     claim(ledger, KEY, NotifySpec(("ops-hook",)))
-    ledger.mark_applied(KEY, request_id="r2", now=T0 + timedelta(hours=1), notices=queued)
+    ledger.events.mark_applied(KEY, request_id="r2", now=T0 + timedelta(hours=1), notices=queued)
 
-    rows = ledger.notifications()
+    rows = ledger.notifications.history()
 
     assert [(n.event_key, n.channel, n.state) for n in rows] == [
         (KEY, "ops-hook", NotificationState.QUEUED)
@@ -105,25 +105,25 @@ def test_the_event_update_and_the_inserts_are_one_transaction(ledger: Ledger) ->
     refuse_inserts(ledger, "disk full")
 
     with pytest.raises(LedgerError, match="disk full"):
-        ledger.mark_applied(KEY, request_id="r", now=T0, notices=queued)
-    event = ledger.get_event(KEY)
+        ledger.events.mark_applied(KEY, request_id="r", now=T0, notices=queued)
+    event = ledger.events.get(KEY)
 
     assert event is not None
     assert event.state is EventState.PLANNED
-    assert ledger.notifications() == []
+    assert ledger.notifications.history() == []
     raw(ledger, "DROP TRIGGER refuse" + (" ON notifications" if postgres(ledger) else ""))
-    ledger.mark_reconciled(KEY, reason="edit found applied", now=T0, notices=queued)
-    assert [n.channel for n in ledger.notifications(event_keys=[KEY])] == ["ops-hook"]
-    assert ledger.get_event(KEY).state is EventState.RECONCILED  # type: ignore[union-attr]
+    ledger.events.mark_reconciled(KEY, reason="edit found applied", now=T0, notices=queued)
+    assert [n.channel for n in ledger.notifications.history(event_keys=[KEY])] == ["ops-hook"]
+    assert ledger.events.get(KEY).state is EventState.RECONCILED  # type: ignore[union-attr]
 
 
 def test_the_existing_signatures_still_work(ledger: Ledger) -> None:
     """mark_applied without notices (every caller before notifications) queues nothing."""
     claim(ledger)
-    ledger.mark_applied(KEY, request_id="r")
+    ledger.events.mark_applied(KEY, request_id="r")
 
-    assert ledger.get_event(KEY).state is EventState.APPLIED  # type: ignore[union-attr]
-    assert ledger.notifications() == []
+    assert ledger.events.get(KEY).state is EventState.APPLIED  # type: ignore[union-attr]
+    assert ledger.notifications.history() == []
 
 
 def test_a_notice_of_another_event_is_refused(ledger: Ledger) -> None:
@@ -132,8 +132,8 @@ def test_a_notice_of_another_event_is_refused(ledger: Ledger) -> None:
     wrong = [QueuedNotice("ops-hook", notice("some/other/key"))]
 
     with pytest.raises(ValueError, match="cannot be queued with event"):
-        ledger.mark_applied(KEY, request_id="r", notices=wrong)
-    assert ledger.get_event(KEY).state is EventState.PLANNED  # type: ignore[union-attr]
+        ledger.events.mark_applied(KEY, request_id="r", notices=wrong)
+    assert ledger.events.get(KEY).state is EventState.PLANNED  # type: ignore[union-attr]
 
 
 def test_a_private_incident_is_never_queued_for_a_channel_without_include_private(
@@ -150,14 +150,14 @@ def test_a_private_incident_is_never_queued_for_a_channel_without_include_privat
     )
     apply(ledger, "escalate-minor/01INCIDENT0002/step-0", ["ops-hook"], POLICIES, number=2)
 
-    rows = {(n.event_key, n.channel) for n in ledger.notifications()}
+    rows = {(n.event_key, n.channel) for n in ledger.notifications.history()}
 
     assert rows == {
         (KEY, "leadership"),
         (KEY, INCIDENT_UPDATE_CHANNEL),
         ("escalate-minor/01INCIDENT0002/step-0", "ops-hook"),
     }
-    [update] = ledger.notifications(channel=INCIDENT_UPDATE_CHANNEL)
+    [update] = ledger.notifications.history(channel=INCIDENT_UPDATE_CHANNEL)
     assert update.notice is not None
     assert update.notice.details == {"message": "Escalated automatically: live for 2h 5m"}
 
@@ -184,18 +184,18 @@ def test_an_undecodable_row_is_quarantined_and_never_sent(ledger: Ledger) -> Non
     apply(ledger, KEY, ["ops-hook"], POLICIES)
     raw(ledger, "UPDATE notifications SET notice = '{\"event_key\": '")
 
-    due = ledger.notifications_due(now=T0)
-    [row] = ledger.notifications()
+    due = ledger.notifications.due(now=T0)
+    [row] = ledger.notifications.history()
 
     assert due == []
     assert row.state is NotificationState.QUARANTINED
     assert row.last_error is not None
     assert row.last_error.startswith("quarantined, the ledger row could not be read")
-    [copy] = ledger.quarantined("notifications")
+    [copy] = ledger.quarantine.rows("notifications")
     assert copy.source_id == row.id
     rearm(ledger, KEY)
     apply(ledger, KEY, ["ops-hook"], POLICIES)  # the (event, channel) stays taken
-    assert [n.state for n in ledger.notifications()] == [NotificationState.QUARANTINED]
+    assert [n.state for n in ledger.notifications.history()] == [NotificationState.QUARANTINED]
 
 
 def test_an_undecodable_notify_spec_quarantines_its_event(ledger: Ledger) -> None:
@@ -203,11 +203,11 @@ def test_an_undecodable_notify_spec_quarantines_its_event(ledger: Ledger) -> Non
     claim(ledger, KEY, NotifySpec(("ops-hook",)))
     raw(ledger, "UPDATE events SET notify = '[1, 2]'")
 
-    event = ledger.get_event(KEY)
+    event = ledger.events.get(KEY)
 
     assert event is not None
     assert event.state is EventState.QUARANTINED
-    assert ledger.done_keys([KEY]) == {KEY}
+    assert ledger.events.done_keys([KEY]) == {KEY}
 
 
 def test_history_lists_by_event_channel_and_state_newest_first(ledger: Ledger) -> None:
@@ -223,10 +223,10 @@ def test_history_lists_by_event_channel_and_state_newest_first(ledger: Ledger) -
         )
     second = "escalate-minor/01INCIDENT0002/step-0"
 
-    newest = ledger.notifications(channel="ops-hook", limit=2)
-    of_one = ledger.notifications(event_keys=[second])
-    queued = ledger.notifications(states=[NotificationState.QUEUED])
-    recent = ledger.notifications(since=T0 + timedelta(minutes=3))
+    newest = ledger.notifications.history(channel="ops-hook", limit=2)
+    of_one = ledger.notifications.history(event_keys=[second])
+    queued = ledger.notifications.history(states=[NotificationState.QUEUED])
+    recent = ledger.notifications.history(since=T0 + timedelta(minutes=3))
 
     assert [n.event_key for n in newest] == [
         "escalate-minor/01INCIDENT0003/step-0",
@@ -234,7 +234,7 @@ def test_history_lists_by_event_channel_and_state_newest_first(ledger: Ledger) -
     ]
     assert {n.channel for n in of_one} == {"ops-hook", "leadership"}
     assert len(queued) == 6
-    assert ledger.notifications(states=[NotificationState.SENT]) == []
+    assert ledger.notifications.history(states=[NotificationState.SENT]) == []
     assert {n.event_key for n in recent} == {"escalate-minor/01INCIDENT0003/step-0"}
 
 
@@ -245,9 +245,9 @@ def test_retention_forgets_the_notifications_of_forgotten_events(ledger: Ledger)
     apply(ledger, "escalate-minor/01INCIDENT0002/step-0", ["ops-hook"], POLICIES, number=2)
     apply(ledger, "escalate-minor/01INCIDENT0003/step-0", ["ops-hook"], POLICIES, number=3)
     raw(ledger, "UPDATE notifications SET state = 'held' WHERE id = 4")  # incident 3's
-    [batch] = ledger.notifications_held()
+    [batch] = ledger.notifications.held()
     summary = Notice("summary/ops-hook/4", SUMMARY, "", "summary", "1 held back", T0)
-    assert ledger.notification_summarise(batch, summary, now=T0)
+    assert ledger.notifications.summarise(batch, summary, now=T0)
     # Sent: all but the leadership row of KEY, which is still queued.
     raw(
         ledger,
@@ -256,9 +256,9 @@ def test_retention_forgets_the_notifications_of_forgotten_events(ledger: Ledger)
     later = T0 + timedelta(days=400)
 
     pruned = Pruned()
-    forgotten = ledger.forget_incident("01INCIDENT0001", later, pruned)
-    ledger.prune_history(later, pruned)
-    left = {(n.event_key, n.channel, n.state) for n in ledger.notifications()}
+    forgotten = ledger.retention.forget_incident("01INCIDENT0001", later, pruned)
+    ledger.retention.prune_history(later, pruned)
+    left = {(n.event_key, n.channel, n.state) for n in ledger.notifications.history()}
 
     assert forgotten == 1
     assert pruned.notifications == 2  # KEY's ops-hook row, and the summary (no event)

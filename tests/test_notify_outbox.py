@@ -38,7 +38,7 @@ def key(number: int) -> str:
 
 
 def states(ledger: Ledger) -> dict[str, NotificationState]:
-    return {f"{n.event_key} {n.channel}": n.state for n in ledger.notifications()}
+    return {f"{n.event_key} {n.channel}": n.state for n in ledger.notifications.history()}
 
 
 def test_a_queued_notification_is_sent_once_with_the_event_key(ledger: Ledger) -> None:
@@ -56,7 +56,7 @@ def test_a_queued_notification_is_sent_once_with_the_event_key(ledger: Ledger) -
     assert sent_key == key(1)
     assert sent_notice.incident is not None
     assert sent_notice.incident.reference == "INC-1"
-    [row] = ledger.notifications()
+    [row] = ledger.notifications.history()
     assert (row.state, row.sent_at, row.owner, row.lease_until) == (
         NotificationState.SENT,
         T0,
@@ -97,7 +97,7 @@ def test_retries_with_backoff_then_sent_once_logged_once(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "retrying with backoff" in warnings[0].getMessage()
-    [row] = ledger.notifications()
+    [row] = ledger.notifications.history()
     assert (row.state, row.attempts) == (NotificationState.SENT, 3)
     assert row.last_error == "receiver unavailable: HTTP 503 (call 2)"
 
@@ -119,7 +119,7 @@ def test_a_rejected_notification_fails_and_is_not_retried(
     assert delivery.outcome == "failed"
     assert later == []
     assert sender.calls == 1
-    [row] = ledger.notifications()
+    [row] = ledger.notifications.history()
     assert row.state is NotificationState.FAILED
     assert row.last_error == "refused: receiver refused: HTTP 410 Gone"
     [record] = caplog.records
@@ -145,7 +145,7 @@ def test_a_notification_not_sent_within_expire_after_expires(ledger: Ledger) -> 
 
     assert outcomes == ["retry", "retry", "retry", "expired"]
     assert sender.calls == 4
-    [row] = ledger.notifications()
+    [row] = ledger.notifications.history()
     assert row.state is NotificationState.EXPIRED
     assert row.last_error == (
         "not delivered within expire_after (5m) of being queued, after 4 attempts; last "
@@ -163,7 +163,7 @@ def test_a_row_found_past_its_expiry_is_expired_unsent(ledger: Ledger) -> None:
 
     assert delivery.outcome == "expired"
     assert sender.calls == 0
-    assert ledger.notifications()[0].last_error == (
+    assert ledger.notifications.history()[0].last_error == (
         "not delivered within expire_after (6h) of being queued, after 0 attempts; last error: none"
     )
 
@@ -176,7 +176,7 @@ def test_a_channel_gone_from_the_config_fails_its_rows(ledger: Ledger) -> None:
     [delivery] = box.deliver_due()
 
     assert delivery.outcome == "failed"
-    assert ledger.notifications()[0].last_error == (
+    assert ledger.notifications.history()[0].last_error == (
         "channel 'ops-hook' is no longer configured (not in [[channels]]): not sent"
     )
 
@@ -195,7 +195,7 @@ def test_a_sender_bug_is_retried_without_its_text(ledger: Ledger) -> None:
     [delivery] = box.deliver_due()
 
     assert delivery.outcome == "retry"
-    row = ledger.notifications()[0]
+    row = ledger.notifications.history()[0]
     assert row.last_error == "the ops-hook sender failed unexpectedly (ValueError)"
 
 
@@ -242,8 +242,8 @@ def test_two_outboxes_in_two_threads_send_each_row_once(ledger_target: LedgerTar
     assert sorted(sender.keys) == sorted(key(n) for n in range(1, 21))
     assert sum(counts) == 20
     with Ledger(path) as check:
-        assert {n.state for n in check.notifications()} == {NotificationState.SENT}
-        assert {n.attempts for n in check.notifications()} == {1}
+        assert {n.state for n in check.notifications.history()} == {NotificationState.SENT}
+        assert {n.attempts for n in check.notifications.history()} == {1}
 
 
 def test_a_live_senders_lease_is_respected_and_a_dead_ones_is_not(ledger: Ledger) -> None:
@@ -256,10 +256,10 @@ def test_a_live_senders_lease_is_respected_and_a_dead_ones_is_not(ledger: Ledger
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)  # fmt: skip
     dead = f"{me.host}:{int(finished.stdout)}:gone.abc123"
-    first, second = ledger.notifications_due(now=T0)
+    first, second = ledger.notifications.due(now=T0)
     lease_until = T0 + LEASE
-    assert ledger.notification_claim(first, owner=live, now=T0, lease_until=lease_until)
-    assert ledger.notification_claim(second, owner=dead, now=T0, lease_until=lease_until)
+    assert ledger.notifications.claim(first, owner=live, now=T0, lease_until=lease_until)
+    assert ledger.notifications.claim(second, owner=dead, now=T0, lease_until=lease_until)
     clock = Clock(T0 + timedelta(minutes=1))
     sender = RecordingSender()
     box = outbox(ledger, {HOOK: sender}, {HOOK: PUBLIC}, clock)
@@ -310,7 +310,7 @@ def test_max_per_hour_holds_back_then_one_summary_says_how_many(
     )
     assert len(sender.accepted) == 31
     counts: dict[NotificationState, int] = {}
-    for row in ledger.notifications():
+    for row in ledger.notifications.history():
         counts[row.state] = counts.get(row.state, 0) + 1
     assert counts == {NotificationState.SENT: 31, NotificationState.SUMMARISED: 5}
     assert [r.getMessage() for r in caplog.records] == [

@@ -81,7 +81,7 @@ def test_pause_and_resume_need_no_api_key_and_say_when_not_paused(harness: Harne
     assert "did not exist" not in results[2].stdout
     assert ": again" in results[3].stdout
     with Ledger(harness.ledger_path) as ledger:
-        assert ledger.paused() is None
+        assert ledger.kill_switch.paused() is None
 
 
 def test_pausing_a_running_daemon_holds_its_edits_within_a_cycle(store_harness: Harness) -> None:
@@ -127,7 +127,7 @@ def test_a_pause_during_a_cycle_holds_its_remaining_edits(store_harness: Harness
     def pause_after_the_first_edit() -> None:
         wait_for(lambda: len(harness.posts()) >= 1, "the first edit")
         with harness.open_ledger() as ledger:
-            ledger.pause(by="test", reason="mid-cycle", now=harness.sandbox.now())
+            ledger.kill_switch.pause(by="test", reason="mid-cycle", now=harness.sandbox.now())
 
     pauser = threading.Thread(target=pause_after_the_first_edit)
     pauser.start()
@@ -163,12 +163,12 @@ def test_pause_holds_digest_mail_until_resume(
     runtime, digests = open_digests(path, Clock(MONDAY_0800 + timedelta(minutes=1)))
     try:
         daemon = Daemon(runtime, digests=digests)
-        runtime.ledger.pause(by="test", reason="holiday", now=MONDAY_0800)
+        runtime.ledger.kill_switch.pause(by="test", reason="holiday", now=MONDAY_0800)
         with caplog.at_level(logging.WARNING):
             daemon._digest_job("daily")  # the cron job fires
             daemon._outbox_job()  # the 30-second outbox job
-        held = (len(smtp.received), runtime.ledger.outbox_periods("daily"))
-        runtime.ledger.resume()
+        held = (len(smtp.received), runtime.ledger.outbox.periods("daily"))
+        runtime.ledger.kill_switch.resume()
         daemon._outbox_job()
     finally:
         runtime.close()

@@ -81,8 +81,8 @@ def test_an_unreadable_claim_is_quarantined_once_and_its_key_stays_taken(
     assert len(logged) == 1, logged
     assert key in logged[0]
     with harness.open_ledger() as ledger:
-        (event,) = ledger.events()
-        (kept,) = ledger.quarantined()
+        (event,) = ledger.events.history()
+        (kept,) = ledger.quarantine.rows()
     assert event.state is EventState.QUARANTINED
     assert event.event_key == key
     assert event.error is not None
@@ -121,9 +121,9 @@ def test_an_unreadable_run_is_moved_out_and_listed_by_history(store_harness: Har
         harness.ledger_target, "runs", schedule="every 1m", started_at=T0.isoformat(), status="?"
     )
     with harness.open_ledger() as ledger:
-        assert ledger.runs() == []
-        assert ledger.runs() == []
-        (kept,) = ledger.quarantined()
+        assert ledger.runs.history() == []
+        assert ledger.runs.history() == []
+        (kept,) = ledger.quarantine.rows()
     text = harness.cli("history")
 
     assert kept.source == "runs"
@@ -152,10 +152,10 @@ def test_an_unreadable_digest_is_never_sent_nor_queued_again(ledger_target: Ledg
         expires_at=(T0 + 24 * H).isoformat(),
     )
     with Ledger(path) as ledger:
-        due = ledger.outbox_due(now=T0 + H)
-        found = ledger.outbox_find("daily", period)
-        periods = ledger.outbox_periods("daily")
-        queued_again = ledger.outbox_enqueue(
+        due = ledger.outbox.due(now=T0 + H)
+        found = ledger.outbox.find("daily", period)
+        periods = ledger.outbox.periods("daily")
+        queued_again = ledger.outbox.enqueue(
             digest="daily",
             period=period,
             subject="Incidents",
@@ -165,7 +165,7 @@ def test_an_unreadable_digest_is_never_sent_nor_queued_again(ledger_target: Ledg
             expires_at=T0 + 24 * H,
             now=T0 + H,
         )
-        (kept,) = ledger.quarantined()
+        (kept,) = ledger.quarantine.rows()
 
     assert due == []
     assert found is not None
@@ -184,6 +184,6 @@ def test_an_unreadable_clock_offset_is_forgotten_not_fatal(
     path = ledger_target
     _insert(path, "meta", key="clock_offset_seconds", value=value)
     with Ledger(path) as ledger:
-        assert ledger.clock_offset() is None
-        ledger.save_clock_offset(timedelta(seconds=5))
-        assert ledger.clock_offset() == timedelta(seconds=5)
+        assert ledger.meta.clock_offset() is None
+        ledger.meta.save_clock_offset(timedelta(seconds=5))
+        assert ledger.meta.clock_offset() == timedelta(seconds=5)

@@ -23,7 +23,7 @@ def _refuse(harness: Harness, path: str, status: int) -> None:
 
 def _event(harness: Harness) -> Any:
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     return event
 
 
@@ -136,7 +136,7 @@ def test_retry_does_not_send_blindly_when_the_rule_no_longer_wants_it(harness: H
     harness.sandbox.update_incident(stuck["id"], severity="Critical")  # a human got there
 
     with Ledger(harness.ledger_path) as ledger:
-        (rearmed,) = ledger.rearm_failed(incident=stuck["reference"])
+        (rearmed,) = ledger.events.rearm_failed(incident=stuck["reference"])
     (report,) = harness.cycle()
 
     assert rearmed.state is EventState.REARMED
@@ -155,11 +155,11 @@ def test_retry_filters_by_rule_incident_and_age(harness: Harness) -> None:
     harness.cycle()
     harness.sandbox.clear_faults()
     with Ledger(harness.ledger_path) as ledger:
-        assert {e.state for e in ledger.events()} == {EventState.FAILED}
-        now = max(e.claimed_at for e in ledger.events())
-        by_age = ledger.rearm_failed(since=now + timedelta(seconds=1), now=now)
-        by_rule_and_incident = ledger.rearm_failed(rule="other", incident=first["reference"])
-        states = {(e.rule, e.incident_reference): e.state for e in ledger.events()}
+        assert {e.state for e in ledger.events.history()} == {EventState.FAILED}
+        now = max(e.claimed_at for e in ledger.events.history())
+        by_age = ledger.events.rearm_failed(since=now + timedelta(seconds=1), now=now)
+        by_rule_and_incident = ledger.events.rearm_failed(rule="other", incident=first["reference"])
+        states = {(e.rule, e.incident_reference): e.state for e in ledger.events.history()}
 
     assert by_age == []
     assert [(e.rule, e.incident_reference) for e in by_rule_and_incident] == [
@@ -219,7 +219,7 @@ def test_once_gives_up_at_the_first_unreachable_answer(harness: Harness) -> None
     # Eight re-reads at >= 1.5 s of backoff each would take 12 s; one takes at most 3.5 s.
     assert elapsed < 9, f"once took {elapsed:.1f}s"
     with Ledger(harness.ledger_path) as ledger:
-        assert ledger.events() == [], "the claim that was not sent was released"
+        assert ledger.events.history() == [], "the claim that was not sent was released"
     assert {harness.severity(i) for i in ids} == {"Minor"}
 
 
@@ -296,12 +296,12 @@ def test_adopt_records_the_whole_backlog_for_one_rule_without_the_brake(
         (result,) = adopt(runtime.engine, rules)
         again = adopt(runtime.engine, rules)
         with Ledger(harness.ledger_path) as ledger:
-            by_rule = {e.rule for e in ledger.events()}
-            count = len(ledger.events(states=[EventState.SKIPPED]))
+            by_rule = {e.rule for e in ledger.events.history()}
+            count = len(ledger.events.history(states=[EventState.SKIPPED]))
     finally:
         runtime.close()
 
-    assert (result.recorded, result.already, result.error) == (12, 0, None)
+    assert (result.recorded, result.already, result.failure) == (12, 0, None)
     assert [(r.recorded, r.already) for r in again] == [(0, 12)]
     assert by_rule == {"escalate-minor"}
     assert count == 12

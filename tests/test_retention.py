@@ -26,7 +26,7 @@ H = timedelta(hours=1)
 def applied(ledger: Ledger, incident_id: str, at: datetime, step: str = "severity-X") -> str:
     """An applied event of the escalate rule for this incident, claimed and finished ``at``."""
     key = f"escalate-minor/{incident_id}/{step}"
-    ledger.claim(
+    ledger.events.claim(
         rule="escalate-minor",
         incident_id=incident_id,
         incident_reference="INC-0",
@@ -35,13 +35,13 @@ def applied(ledger: Ledger, incident_id: str, at: datetime, step: str = "severit
         request_body=None,
         now=at,
     )
-    ledger.mark_applied(key, request_id="r", now=at)
+    ledger.events.mark_applied(key, request_id="r", now=at)
     return key
 
 
 def incidents_with_events(path: LedgerTarget) -> set[str]:
     with Ledger(path) as ledger:
-        return {event.incident_id for event in ledger.events()}
+        return {event.incident_id for event in ledger.events.history()}
 
 
 def test_events_go_only_for_incidents_closed_or_deleted_for_the_whole_period(
@@ -82,7 +82,7 @@ def test_an_unconfirmed_event_keeps_the_incident_s_events(ledger_target: LedgerT
     with Ledger(ledger_target) as ledger:
         applied(ledger, "01FLIGHT", old)
         applied(ledger, "01DONE", old)
-        ledger.claim(
+        ledger.events.claim(
             rule="escalate-minor",
             incident_id="01FLIGHT",
             incident_reference="INC-0",
@@ -91,9 +91,9 @@ def test_an_unconfirmed_event_keeps_the_incident_s_events(ledger_target: LedgerT
             request_body=None,
             now=old,
         )
-        candidates = ledger.retention_candidates(cutoff, checked_before=now, limit=10)
-        removed = ledger.forget_incident("01FLIGHT", cutoff)
-        left = {event.incident_id for event in ledger.events()}
+        candidates = ledger.retention.candidates(cutoff, checked_before=now, limit=10)
+        removed = ledger.retention.forget_incident("01FLIGHT", cutoff)
+        left = {event.incident_id for event in ledger.events.history()}
     assert candidates == ["01DONE"]
     assert removed == 0
     assert left == {"01FLIGHT", "01DONE"}
@@ -165,12 +165,12 @@ def test_old_runs_outbox_items_and_releases_go_but_what_is_read_stays(
                 ("cron x", ["c"], None),  # c's and the cron schedule's newest OK run
             ]
         ):
-            run = ledger.start_run(schedule, rules=rules, now=old + n * H)
-            ledger.finish_run(run, **counts, error=error, now=old + n * H)
+            run = ledger.runs.start(schedule, rules=rules, now=old + n * H)
+            ledger.runs.finish(run, **counts, error=error, now=old + n * H)
             runs.append(run)
-        running = ledger.start_run("every 1m", rules=["a"], now=old)
+        running = ledger.runs.start("every 1m", rules=["a"], now=old)
         for n in range(3):  # p0 and p1 (daily-0) sent below, p2 (daily-1) pending
-            ledger.outbox_enqueue(
+            ledger.outbox.enqueue(
                 digest=f"daily-{n // 2}",
                 period=f"p{n}",
                 subject="s",
@@ -180,15 +180,15 @@ def test_old_runs_outbox_items_and_releases_go_but_what_is_read_stays(
                 expires_at=old + D,
                 now=old + n * H,
             )
-        for item in ledger.outbox_due(now=old + 3 * H)[:2]:
-            ledger.outbox_claim(item.id, owner="test", now=old + 3 * H, lease_until=old + 4 * H)
-            ledger.outbox_mark_sent(item.id, owner="test", now=old)
+        for item in ledger.outbox.due(now=old + 3 * H)[:2]:
+            ledger.outbox.claim(item.id, owner="test", now=old + 3 * H, lease_until=old + 4 * H)
+            ledger.outbox.mark_sent(item.id, owner="test", now=old)
         pruned = Pruned()
-        ledger.prune_history(cutoff, pruned)
+        ledger.retention.prune_history(cutoff, pruned)
 
-        kept_runs = {run.id for run in ledger.runs(limit=100)}
-        periods = {p for d in ("daily-0", "daily-1") for p, _ in ledger.outbox_periods(d)}
-        states = dict(ledger.outbox_periods("daily-1"))
+        kept_runs = {run.id for run in ledger.runs.history(limit=100)}
+        periods = {p for d in ("daily-0", "daily-1") for p, _ in ledger.outbox.periods(d)}
+        states = dict(ledger.outbox.periods("daily-1"))
 
     # Run 0 was b's newest OK run (run 2 failed): kept too.
     assert kept_runs == {runs[0], runs[1], runs[3], running}
@@ -227,17 +227,17 @@ def test_the_walk_over_old_events_resumes_where_it_stopped(
     with Ledger(ledger_target) as ledger:
         for n, incident_id in enumerate(["01KEPT1", "01KEPT2", "01OLD3", "01OLD4", "01OLD5"]):
             applied(ledger, incident_id, now - 450 * D + n * H)
-        ledger.keep_incident("01KEPT1", now)
-        ledger.keep_incident("01KEPT2", now)
+        ledger.retention.keep_incident("01KEPT1", now)
+        ledger.retention.keep_incident("01KEPT2", now)
         windows = [
-            ledger.retention_candidates(cutoff, checked_before=now - 7 * D, limit=10)
+            ledger.retention.candidates(cutoff, checked_before=now - 7 * D, limit=10)
             for _ in range(4)
         ]
         for incident_id in ("01OLD3", "01OLD4", "01OLD5"):
-            ledger.forget_incident(incident_id, cutoff)
+            ledger.retention.forget_incident(incident_id, cutoff)
         # A week later the kept ones are asked about again (the walk first ends, then restarts).
         again = [
-            ledger.retention_candidates(cutoff, checked_before=later - 7 * D, limit=10)
+            ledger.retention.candidates(cutoff, checked_before=later - 7 * D, limit=10)
             for _ in range(2)
         ]
     assert windows == [[], ["01OLD3", "01OLD4"], ["01OLD5"], []]

@@ -73,8 +73,8 @@ def test_a_reading_runtime_resolves_the_rules_alone_and_caches_nothing(harness: 
     with Runtime.start(config, lock=False, interactive=True, api_key=key) as everything:
         assert everything.rules == []  # the one rule is disabled
     with harness.open_ledger() as ledger:
-        assert ledger.load_catalog("severities") is not None  # a plain start caches it
-        ledger.save_catalog("severities", [], now=None)
+        assert ledger.catalog.load("severities") is not None  # a plain start caches it
+        ledger.catalog.save("severities", [], now=None)
     with Runtime.start(
         config, lock=False, interactive=True, api_key=key, reading=True, only="escalate-minor"
     ) as reading:
@@ -82,7 +82,7 @@ def test_a_reading_runtime_resolves_the_rules_alone_and_caches_nothing(harness: 
         assert reading.catalog.severities  # from the API, not the emptied cache
         assert reading.engine.retention is None
     with harness.open_ledger() as ledger:
-        cached = ledger.load_catalog("severities")
+        cached = ledger.catalog.load("severities")
         assert cached is not None
         assert cached[0] == []  # the emptied cache was not overwritten
     with pytest.raises(ValueError, match="lock"):

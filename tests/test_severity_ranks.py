@@ -175,7 +175,7 @@ def test_the_engine_refuses_a_severity_missing_from_the_catalog(
     (refusal,) = [r for r in caplog.records if "not in the organisation's catalog" in r.message]
     assert refusal.levelno == logging.WARNING
     with Ledger(harness.ledger_path) as ledger:
-        assert ledger.events() == []
+        assert ledger.events.history() == []
     plan = harness.cli("plan")
     assert plan.returncode == 0, plan.stderr
     assert "nothing to do" in plan.stdout

@@ -43,7 +43,7 @@ def _crash_after_edit(harness: Harness) -> str:
 
 def _state(harness: Harness) -> EventState:
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     return event.state
 
 

@@ -140,8 +140,8 @@ def test_a_stop_between_actions_claims_nothing_more_and_the_next_cycle_does_the_
     runtime = harness.runtime()
     try:
         report = runtime.engine.run_cycle(runtime.rules, "every 1m", stop)
-        unconfirmed = runtime.ledger.unconfirmed()
-        recorded = runtime.ledger.events()
+        unconfirmed = runtime.ledger.events.unconfirmed()
+        recorded = runtime.ledger.events.history()
     finally:
         engine_log.removeHandler(handler)
         engine_log.setLevel(level)
@@ -243,7 +243,7 @@ def test_a_stop_between_sends_keeps_the_rest_of_the_outbox_queued(
     digests.events.delivery_listeners.append(stop_on_send)
     try:
         digests.tick()
-        states = {name: dict(digests.ledger.outbox_periods(name)) for name in ("daily", "weekly")}
+        states = {name: dict(digests.ledger.outbox.periods(name)) for name in ("daily", "weekly")}
     finally:
         runtime.close()
 
@@ -307,8 +307,8 @@ def test_sigterm_mid_cycle_stops_between_actions_and_a_restart_does_each_once(
     assert "stopped early: the daemon is stopping" in cycles_after[0]
     posted = {p["path"].split("/")[3] for p in harness.posts()}
     with Ledger(harness.ledger_path) as ledger:
-        applied = ledger.events(states=[EventState.APPLIED])
-        unsent = [e.event_key for e in ledger.unconfirmed() if e.incident_id not in posted]
+        applied = ledger.events.history(states=[EventState.APPLIED])
+        unsent = [e.event_key for e in ledger.events.unconfirmed() if e.incident_id not in posted]
     assert 1 <= len(applied) < 30
     assert unsent == []
 

@@ -151,7 +151,7 @@ def test_once_acts_on_the_postgres_ledger_the_variable_names(
     assert harness.severity(stuck["id"]) == "Major"
     assert not (config.parent / "automations.db").exists()
     with Ledger(postgres_url) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.state is EventState.APPLIED
 
 

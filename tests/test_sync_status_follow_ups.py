@@ -28,7 +28,7 @@ def follow_up_requests(harness: Harness) -> list[dict[str, Any]]:
 
 def reasons(harness: Harness) -> dict[str, str]:
     with Ledger(harness.ledger_path) as ledger:
-        return {event.incident_id: event.reason for event in ledger.events()}
+        return {event.incident_id: event.reason for event in ledger.events.history()}
 
 
 def test_a_follow_up_list_longer_than_a_page_is_read_to_the_end(harness: Harness) -> None:

@@ -55,14 +55,14 @@ def test_plan_logs_and_ledger_clip_a_megabyte_incident_name(
     assert max(len(record.getMessage()) for record in caplog.records) < 1000
     assert all("\n" not in record.getMessage() for record in caplog.records)
     with Ledger(harness.ledger_path) as ledger:
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     assert event.incident_name == one_line(HUGE)
 
 
 def test_history_clips_names_of_rows_written_before_clipping(tmp_path: Path) -> None:
     """`history` shows a huge name stored by an older version as one clipped line."""
     with Ledger(tmp_path / "ledger.db") as ledger:
-        ledger.claim(
+        ledger.events.claim(
             rule="r",
             incident_id="01INC",
             incident_reference="INC-1",
@@ -71,7 +71,7 @@ def test_history_clips_names_of_rows_written_before_clipping(tmp_path: Path) -> 
             reason="old row",
             request_body=None,
         )
-        (event,) = ledger.events()
+        (event,) = ledger.events.history()
     (line,) = event_lines(event)
     assert len(line) < 300
     assert one_line(HUGE) in line

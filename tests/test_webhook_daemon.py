@@ -62,7 +62,7 @@ def test_the_daemon_acts_on_a_signed_delivery_with_the_secret_from_a_file(
 def states(harness: Harness) -> list[str]:
     """The deliveries' states, read beside the running daemon (the ledger is in WAL mode)."""
     with Ledger(harness.ledger_path) as ledger:
-        return [d.state.value for d in ledger.webhook_deliveries()]
+        return [d.state.value for d in ledger.webhooks.history()]
 
 
 def test_a_crash_between_recording_and_processing_loses_no_delivery(harness: Harness) -> None:
@@ -88,7 +88,7 @@ def test_a_crash_between_recording_and_processing_loses_no_delivery(harness: Har
     finally:
         crashing.kill()
     with Ledger(harness.ledger_path) as ledger:
-        (queued,) = ledger.webhook_deliveries()
+        (queued,) = ledger.webhooks.history()
     assert harness.severity(incident["id"]) == "Minor"
     restarted = DaemonProcess(harness, env={"AUTOMATIONS_WEBHOOK_SECRET": INCOMING_SECRET})
     try:
@@ -99,7 +99,7 @@ def test_a_crash_between_recording_and_processing_loses_no_delivery(harness: Har
     finally:
         restarted.kill()
     with Ledger(harness.ledger_path) as ledger:
-        (processed,) = ledger.webhook_deliveries()
+        (processed,) = ledger.webhooks.history()
     assert answer in (200, "RemoteProtocolError", "ReadError", "ConnectError")
     assert queued.state is WebhookDeliveryState.QUEUED
     assert processed.state is WebhookDeliveryState.PROCESSED

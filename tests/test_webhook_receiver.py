@@ -76,11 +76,11 @@ def test_a_replayed_delivery_is_acknowledged_and_processed_once(
         assert daemon.webhooks is not None
         daemon.webhooks.start()
         wait_until(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         reads = incident_reads(harness, incident["id"])
         replay = sender.updated(incident["id"], webhook_id="msg_retried")
         sender.updated(other["id"])  # processed after anything queued before it
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "the other one")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "the other one")
         wait_until(lambda: incident_reads(harness, other["id"]) >= 2, "the other's re-read")
         recorded = deliveries(daemon.runtime)
         # Counted just after the row is finished: wait for the count itself.
@@ -108,7 +108,7 @@ def test_a_private_event_is_handled_by_re_reading_the_incident(
     with webhook_daemon(harness, monkeypatch) as (daemon, sender):
         response = sender.send(PRIVATE_UPDATED, {"id": incident["id"]})
         wait_until(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         (delivery,) = deliveries(daemon.runtime)
     assert response.status_code == 200
     assert delivery.event_type == PRIVATE_UPDATED
@@ -133,7 +133,7 @@ def test_events_out_of_order_lead_to_the_right_single_action(
         for incident in (moved, raised):  # the older events, late: Triage / Minor and live
             assert sender.send(CREATED, created[incident["id"]]).status_code == 200
         wait_until(lambda: len(deliveries(daemon.runtime)) == 4, "all four recorded")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         states = {d.state for d in deliveries(daemon.runtime)}
     assert states == {WebhookDeliveryState.PROCESSED}
     assert [p["path"] for p in harness.posts()] == [f"/v2/incidents/{moved['id']}/actions/edit"]
@@ -164,7 +164,7 @@ steps = [ { after = "2h", to = "Critical" } ]
         for incident in (test_mode, major, due):
             assert sender.updated(incident["id"]).status_code == 200
         wait_until(lambda: len(deliveries(daemon.runtime)) == 3, "all recorded")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
     assert [p["path"] for p in harness.posts()] == [f"/v2/incidents/{due['id']}/actions/edit"]
     assert harness.severity(test_mode["id"]) == "Minor"
     assert harness.severity(major["id"]) == "Major"
@@ -217,7 +217,7 @@ def test_follow_up_events_recheck_rules_that_need_follow_ups(
         sender.send(PRIVATE_FOLLOW_UP_UPDATED, {"id": private_item["id"]})
         wait_until(lambda: harness.status(public["id"]) == "Closed", "the public one closed")
         wait_until(lambda: harness.status(private["id"]) == "Closed", "the private one closed")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         recorded = {d.follow_up_id: d for d in deliveries(daemon.runtime)}
     assert recorded[private_item["id"]].incident_id == private["id"]  # learned from the API
     asked = [r["path"] for r in harness.sandbox.requests() if r["method"] == "GET"]
@@ -256,12 +256,12 @@ def test_paused_automations_hold_what_a_webhook_would_apply(
     incident = harness.add("Due", age=3 * H, status="Investigating")
     with webhook_daemon(harness, monkeypatch) as (daemon, sender):
         ledger = daemon.runtime.ledger
-        ledger.pause(by="test", reason="maintenance", now=daemon.runtime.engine.clock())
+        ledger.kill_switch.pause(by="test", reason="maintenance", now=daemon.runtime.engine.clock())
         sender.updated(incident["id"])
-        wait_until(lambda: ledger.webhook_backlog() == 0 and deliveries(ledger), "processing")
+        wait_until(lambda: ledger.webhooks.backlog() == 0 and deliveries(ledger), "processing")
         held = harness.severity(incident["id"])
-        claimed = ledger.get_event(f"escalate-minor/{incident['id']}/severity-major")
-        ledger.resume()
+        claimed = ledger.events.get(f"escalate-minor/{incident['id']}/severity-major")
+        ledger.kill_switch.resume()
         daemon._job("every 1h")
     assert held == "Minor"
     assert claimed is None
@@ -299,7 +299,7 @@ def test_deliveries_recorded_before_a_stop_are_processed_at_the_next_start(
     assert harness.severity(incident["id"]) == "Minor"
     with webhook_daemon(harness, monkeypatch) as (daemon, _sender):
         wait_until(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         (delivery,) = deliveries(daemon.runtime)
     assert delivery.state is WebhookDeliveryState.PROCESSED
 
@@ -322,7 +322,7 @@ def test_changes_made_while_the_receiver_was_down_are_caught_by_polling(
         polled = harness.severity(incident["id"])
         retry = sender.post(body, webhook_id="msg_while_down")
         wait_until(lambda: deliveries(daemon.runtime), "recorded")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         (delivery,) = deliveries(daemon.runtime)
     assert polled == "Major"
     assert retry.status_code == 200
@@ -377,7 +377,7 @@ def test_metrics_count_deliveries_by_event_type_and_outcome(
     with webhook_daemon(harness, monkeypatch) as (daemon, sender):
         sender.send(STATUS_UPDATED, {"incident": sender.api_incident(incident["id"])})
         wait_until(lambda: harness.severity(incident["id"]) == "Major", "the escalation")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         sender.post(b"{}", {})
         # Counted just after the row is finished: wait for the count itself.
         wait_until(
@@ -406,7 +406,7 @@ def test_a_rule_that_counts_from_live_reads_the_updates_and_waits(
         for incident in (just_live, long_live):
             assert sender.updated(incident["id"]).status_code == 200
         wait_until(lambda: len(deliveries(daemon.runtime)) == 2, "both recorded")
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
     updates_asked = [
         r["query"] for r in harness.sandbox.requests() if r["path"] == "/v2/incident_updates"
     ]
@@ -434,7 +434,7 @@ def test_a_reload_changes_the_rules_webhooks_run_but_not_the_endpoint(
         answer = sender.updated(incident["id"])
         moved = httpx.post(sender.url.replace("/webhooks/incident-io", "/hooks/new"), content=b"{}")
         wait_until(
-            lambda: daemon.runtime.ledger.webhook_backlog() == 0 and deliveries(daemon.runtime),
+            lambda: daemon.runtime.ledger.webhooks.backlog() == 0 and deliveries(daemon.runtime),
             "processing",
         )
     assert answer.status_code == 200

@@ -153,7 +153,7 @@ def test_a_webhook_for_another_teams_incident_changes_nothing(
     with webhook_daemon(harness, monkeypatch) as (daemon, sender):
         assert sender.updated(platform["id"]).status_code == 200
         assert sender.updated(payments["id"]).status_code == 200
-        wait_until(lambda: daemon.runtime.ledger.webhook_backlog() == 0, "processing")
+        wait_until(lambda: daemon.runtime.ledger.webhooks.backlog() == 0, "processing")
         states = {d.incident_id: d.state.value for d in deliveries(daemon.runtime)}
     assert states == {payments["id"]: "processed", platform["id"]: "processed"}
     assert harness.severity(payments["id"]) == "Major"

@@ -134,7 +134,7 @@ def wait_until(done: Callable[[], object], what: str, timeout: float = 30) -> fl
 def deliveries(runtime: Runtime | Ledger) -> list[WebhookDelivery]:
     """Every recorded delivery, oldest first."""
     ledger = runtime.ledger if isinstance(runtime, Runtime) else runtime
-    return ledger.webhook_deliveries()
+    return ledger.webhooks.history()
 
 
 def incident_reads(harness: Harness, incident_id: str) -> int:

@@ -8,7 +8,7 @@ only: no API call, so opening the page costs no quota and works while the API is
   incidents only if the digest includes them, test and tutorial ones likewise, judged by
   what each claim recorded (a row from before ledger migration 0016 counts as private).
 - Only links the daemon made open it: ``sig`` is an HMAC of the digest, ``from`` and ``to``
-  with the ledger's link key (``Ledger.link_key``), so the page is no open index of
+  with the ledger's link key (``ledger.meta.link_key``), so the page is no open index of
   incident names for whoever reaches the port.
 - Bounded: the newest ``PAGE_ROWS`` changes, with a note when there are more, and a window
   of at most ``MAX_WINDOW``.
@@ -69,7 +69,7 @@ class ChangesPages:
         if not (start < end <= start + MAX_WINDOW):
             return 400, TEXT, b"bad request: `to` must be after `from`, by at most 31 days\n"
         try:
-            expected = sign(digests.ledger.link_key(), name, start_text, end_text)
+            expected = sign(digests.ledger.meta.link_key(), name, start_text, end_text)
             if not hmac.compare_digest(expected, signature):
                 return 403, TEXT, b"forbidden: open this page from the link in a digest\n"
             return 200, HTML, self.render(digests, name, start, end).encode()
@@ -83,7 +83,7 @@ class ChangesPages:
         job = digests.job(name)
         opts = job.options
         # Claimed up to an hour before it finished (a slow re-read, reconcile after a restart).
-        events = digests.ledger.events(
+        events = digests.ledger.events.history(
             since=start - timedelta(hours=1),
             states=[EventState.APPLIED, EventState.RECONCILED],
         )

@@ -105,7 +105,7 @@ class DigestOutbox:
     ) -> bool:
         """Store the message for (digest, period); False if one is already there."""
         now = self.clock()
-        return self.ledger.outbox_enqueue(
+        return self.ledger.outbox.enqueue(
             digest=digest,
             period=period,
             subject=subject,
@@ -123,7 +123,7 @@ class DigestOutbox:
         """
         with self._sending:
             now = self.clock()
-            for item in self.ledger.outbox_expire(now=now):
+            for item in self.ledger.outbox.expire(now=now):
                 log.error(
                     "digest %s for %s expired unsent after %d attempts; last error: %s",
                     item.digest,
@@ -132,7 +132,7 @@ class DigestOutbox:
                     item.last_error,
                 )
             deliveries = []
-            for due in self.ledger.outbox_due(now=now):
+            for due in self.ledger.outbox.due(now=now):
                 if self.stopping is not None and self.stopping.is_set():
                     log.info("digest outbox: stopping; the rest stays queued for the next start")
                     break
@@ -149,7 +149,7 @@ class DigestOutbox:
         If another process is sending it, wait for that attempt and report its outcome.
         """
         with self._sending:
-            item = self.ledger.outbox_find(digest, period)
+            item = self.ledger.outbox.find(digest, period)
             if item is None or item.state not in (OutboxState.PENDING, OutboxState.SENDING):
                 return None
             claimed = self._claim(item.id)
@@ -159,7 +159,7 @@ class DigestOutbox:
 
     def _claim(self, item_id: int) -> OutboxItem | None:
         now = self.clock()
-        return self.ledger.outbox_claim(
+        return self.ledger.outbox.claim(
             item_id, owner=self.owner, now=now, lease_until=now + self.lease
         )
 
@@ -168,7 +168,7 @@ class DigestOutbox:
         give_up = time.monotonic() + self.lease.total_seconds()
         current = item
         while time.monotonic() < give_up:
-            current = self.ledger.outbox_get(item.id) or current
+            current = self.ledger.outbox.get(item.id) or current
             if current.state != OutboxState.SENDING:
                 return Delivery(
                     current.digest,
@@ -200,7 +200,7 @@ class DigestOutbox:
             return self._failed(item, str(exc))
         except DeliveryRetryable as exc:
             return self._retry(item, str(exc))
-        done = self.ledger.outbox_get(item.id)
+        done = self.ledger.outbox.get(item.id)
         assert done is not None  # we hold its lease
         where = f"SMTP {self.mailer.where}"
         if outcome.never:  # reported once, when refused; kept on the item
@@ -218,7 +218,7 @@ class DigestOutbox:
         if not done.accepted:
             return self._failed(item, f"{where}: every recipient refused: {refused}")
         note = f"{where} refused for good: {refused}" if done.refused else None
-        self.ledger.outbox_mark_sent(item.id, owner=self.owner, now=self.clock(), note=note)
+        self.ledger.outbox.mark_sent(item.id, owner=self.owner, now=self.clock(), note=note)
         self.events.on_delivery(item.digest, "sent")
         log.info(
             "digest %s for %s sent to %d recipient(s) (attempt %d)",
@@ -234,13 +234,13 @@ class DigestOutbox:
         if step.accepted:
             # The one window where a crash duplicates: accepted by SMTP, not yet recorded.
             self.failpoints.hit("after_smtp")
-        self.ledger.outbox_record_recipients(
+        self.ledger.outbox.record_recipients(
             item.id, owner=self.owner, accepted=list(step.accepted), refused=step.never
         )
 
     def _retry(self, item: OutboxItem, error: str) -> Delivery:
         retry_at = self.clock() + self.backoff.after(item.attempts)
-        self.ledger.outbox_mark_retry(
+        self.ledger.outbox.mark_retry(
             item.id, owner=self.owner, error=error, next_attempt_at=retry_at
         )
         self.events.on_delivery(item.digest, "failed")
@@ -257,7 +257,7 @@ class DigestOutbox:
         )
 
     def _failed(self, item: OutboxItem, error: str) -> Delivery:
-        self.ledger.outbox_mark_failed(item.id, owner=self.owner, error=error)
+        self.ledger.outbox.mark_failed(item.id, owner=self.owner, error=error)
         self.events.on_delivery(item.digest, "failed")
         log.error("digest %s for %s refused, not retried: %s", item.digest, item.period, error)
         return Delivery(item.digest, item.period, OutboxState.FAILED, item.attempts, error)

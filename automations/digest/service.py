@@ -155,7 +155,7 @@ class Digests:
         """Since the previous digest of this name (not expired or failed), else default_window."""
         earlier = [
             moment
-            for period, state in self.ledger.outbox_periods(job.name)
+            for period, state in self.ledger.outbox.periods(job.name)
             if state not in _SUPERSEDED
             and (moment := datetime.fromisoformat(period)).tzinfo is not None
             and moment < end
@@ -176,7 +176,7 @@ class Digests:
             trend = trend_window(opts, window_end) if "trends" in opts.sections else None
             since = fetch_since(window_start, trend)
             incidents = fetch_incidents(self.client, opts, job.query, since)
-            events = self.ledger.events(since=window_start - timedelta(hours=1))
+            events = self.ledger.events.history(since=window_start - timedelta(hours=1))
             data = build_digest(
                 name=opts.name,
                 timezone=str(opts.timezone),
@@ -205,7 +205,7 @@ class Digests:
             return None
         from automations.digest.changes import page_url
 
-        return page_url(public_url, self.ledger.link_key(), name, start, end)
+        return page_url(public_url, self.ledger.meta.link_key(), name, start, end)
 
     def _sections(
         self, job: DigestJob, incidents: list[Incident], read_since: datetime, data: DigestData
@@ -272,14 +272,14 @@ class Digests:
         """
         job = self.job(name)
         now = self.clock()
-        first = self.ledger.digest_first_scheduled(name, now=now)
+        first = self.ledger.outbox.first_scheduled(name, now=now)
         floor = None if in_future(first, now) else first
         if floor is None:
             self._report_future(name, "says it was first scheduled at", first, now)
         latest = job.schedule.latest(now, job.options.catch_up_grace)
         if latest is None or (floor is not None and latest < floor):
             return None
-        if self.ledger.outbox_find(name, period_key(latest, job.options.zone)) is not None:
+        if self.ledger.outbox.find(name, period_key(latest, job.options.zone)) is not None:
             return None
         last = self._last_period(job, now)
         if last is not None and last >= latest:
@@ -289,7 +289,7 @@ class Digests:
     def _last_period(self, job: DigestJob, now: datetime) -> datetime | None:
         """The latest period queued, leaving out (and reporting) those in the future."""
         last = None
-        for period, _state in self.ledger.outbox_periods(job.name):
+        for period, _state in self.ledger.outbox.periods(job.name):
             moment = period_instant(period)
             if moment is None:
                 continue
@@ -320,7 +320,7 @@ class Digests:
         """Render the digest for ``period`` once and queue it; False if it was already queued."""
         job = self.job(name)
         key = period_key(period, job.options.zone)
-        if self.ledger.outbox_find(name, key) is not None:
+        if self.ledger.outbox.find(name, key) is not None:
             return False
         rendered = self.compose(name, period)
         with self.events.report_failures(name, "build"):

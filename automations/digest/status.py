@@ -147,7 +147,7 @@ def digest_statuses(
 
 
 def _status(opts: DigestOptions, ledger: Ledger | None, now: datetime, limit: int) -> DigestStatus:
-    periods = ledger.outbox_periods(opts.name) if ledger is not None else []
+    periods = ledger.outbox.periods(opts.name) if ledger is not None else []
     sent = [
         period
         for period, state in periods
@@ -155,7 +155,7 @@ def _status(opts: DigestOptions, ledger: Ledger | None, now: datetime, limit: in
     ]
     entries = []
     for period, _state in periods[-limit:]:
-        item = ledger.outbox_find(opts.name, period) if ledger is not None else None
+        item = ledger.outbox.find(opts.name, period) if ledger is not None else None
         if item is not None:  # None: removed between the two reads
             entries.append(Entry(item, _future(period, now)))
     schedule = Schedule(opts.cron, opts.zone)

@@ -40,8 +40,8 @@ LOG = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 300.0
 
-# stamina names a retried callable by module and qualname; see client.py.
-RETRIED_CALLABLE = "automations.incidentio.client.IncidentIOClient._attempt"
+# stamina names a retried callable by module and qualname; see caller.py.
+RETRIED_CALLABLE = "automations.incidentio.caller.APICaller._attempt"
 
 
 @dataclass

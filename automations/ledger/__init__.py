@@ -3,9 +3,11 @@
 It is what makes the daemon safe to restart: an action is claimed here before
 its side effect and confirmed after, so it happens at most once, ever. It lives
 in a SQLite file (the default) or a PostgreSQL database shared by replicas; one
-class, one set of table modules, the same SQL on both.
+``Ledger`` holding one object per table (``ledger.events``, ``ledger.runs``, ...),
+the same SQL on both.
 
-    base.py         open and migrate, thread lock, driver errors -> LedgerError
+    base.py         the shared connection (Database): open and migrate, thread lock, driver
+                    errors -> LedgerError; Table, what each table object builds on
     backend.py      the connection behind a small object per engine
     sqlite.py       SQLite via sqlite-utils: WAL, busy timeout, the one-daemon file lock
     postgres.py     PostgreSQL via psycopg 3: placeholders, the write lock, reconnecting
@@ -29,6 +31,11 @@ class, one set of table modules, the same SQL on both.
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from automations.ledger.base import Database
 from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
 from automations.ledger.meta import MetaStore
@@ -39,8 +46,8 @@ from automations.ledger.notifications import (
     NotificationStore,
 )
 from automations.ledger.outbox import OutboxItem, OutboxState, OutboxStore
-from automations.ledger.pause import Pause, PauseStore
-from automations.ledger.quarantine import Quarantined
+from automations.ledger.pause import KillSwitch, Pause
+from automations.ledger.quarantine import Quarantine, Quarantined
 from automations.ledger.retention import Pruned, RetentionStore
 from automations.ledger.runs import Run, RunStatus, RunStore
 from automations.ledger.webhooks import (
@@ -68,21 +75,110 @@ __all__ = [
 ]
 
 
-class Ledger(
-    EventStore,
-    NotificationStore,
-    RunStore,
-    CatalogStore,
-    OutboxStore,
-    MetaStore,
-    RetentionStore,
-    PauseStore,
-    WebhookDeliveryStore,
-):
+class Ledger:
     """One ledger (a file, ``":memory:"``, or a ``postgresql://`` URL), safe to share between
-    scheduler threads.
+    scheduler threads: one connection, and one object per table (or group of tables) on it.
+
+        ledger.events         claims and their outcomes (events.py)
+        ledger.notifications  one row per (event, channel), queued with the outcome
+        ledger.runs           one row per cycle
+        ledger.outbox         rendered digests waiting for SMTP
+        ledger.catalog        last good severities, statuses, ...
+        ledger.webhooks       verified incident.io deliveries for the webhook worker
+        ledger.meta           small facts: the API clock's offset, the link key
+        ledger.kill_switch    ``automations pause`` / ``resume``
+        ledger.retention      forgetting old rows
+        ledger.quarantine     rows that could not be decoded
 
     Opening creates the file or the tables if needed and applies pending migrations. Call
     ``Ledger(path, lock=True)`` in a daemon so a second one on the same file refuses to start
     (on PostgreSQL the leader lock does that job; ``lock`` is ignored there).
     """
+
+    def __init__(self, where: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> None:
+        #: The shared connection the tables run their SQL through (``ledger copy`` and tests
+        #: use it directly).
+        self.database = db = Database(where, busy_timeout=busy_timeout, lock=lock)
+        self.quarantine = Quarantine(db)
+        self.notifications = NotificationStore(db, self.quarantine)
+        self.events = EventStore(db, self.quarantine, self.notifications)
+        self.runs = RunStore(db, self.quarantine)
+        self.outbox = OutboxStore(db, self.quarantine)
+        self.catalog = CatalogStore(db)
+        self.webhooks = WebhookDeliveryStore(db)
+        self.meta = MetaStore(db)
+        self.kill_switch = KillSwitch(db)
+        self.retention = RetentionStore(db)
+
+    @classmethod
+    def open(cls, where: str | Path, *, busy_timeout: float = 5.0, lock: bool = False) -> Self:
+        """Open (creating and migrating if needed) the ledger at ``where``: a SQLite file
+        path, ``":memory:"``, or a ``postgresql://`` URL.
+
+        ``lock`` takes SQLite's one-daemon lock first, or raises LedgerLocked without
+        opening the database. On PostgreSQL it does nothing: several replicas share the
+        database, and the leader lock (not the ledger) decides which one acts.
+        """
+        return cls(where, busy_timeout=busy_timeout, lock=lock)
+
+    @property
+    def name(self) -> str:
+        """The ledger as messages name it: the file, or the URL without its password."""
+        return self.database.name
+
+    @property
+    def owner(self) -> str:
+        """This process, as recorded on the claims and runs it writes (see owners.py)."""
+        return self.database.owner
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file; None in memory and on PostgreSQL."""
+        return self.database.backend.file
+
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.database.backend.engine
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations this ledger has had, in the order applied."""
+        with self.database.guard("listing migrations"):
+            return self.database.backend.applied_migrations()
+
+    def tables(self) -> list[str]:
+        """The ledger's tables, each after those it references (``ledger copy``'s order)."""
+        with self.database.guard("listing tables"):
+            return self.database.backend.tables()
+
+    def acquire_lock(self) -> None:
+        """Hold the one-daemon lock on the database file until ``close()``, else LedgerLocked.
+
+        ``Ledger(path, lock=True)`` takes it before the database is opened, which is
+        better (see filelock.py); this takes it on a ledger already open. A no-op on
+        PostgreSQL (see ``open``).
+        """
+        self.database.acquire_lock()
+
+    @property
+    def locked(self) -> bool:
+        """Whether this ledger holds SQLite's one-daemon lock (never on PostgreSQL)."""
+        return self.database.backend.locked
+
+    def close(self) -> None:
+        """Close the connection and release the daemon lock; safe to call twice."""
+        self.database.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

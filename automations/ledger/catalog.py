@@ -6,18 +6,16 @@ import json
 from datetime import datetime
 from typing import Any
 
-from automations.ledger.base import LedgerBase, current, from_text, to_text
+from automations.ledger.base import Table, current, from_text, to_text
 
 
-class CatalogStore(LedgerBase):
+class CatalogStore(Table):
     """The ``catalog`` table: one JSON list per kind, replaced whole."""
 
-    def save_catalog(
-        self, kind: str, items: list[dict[str, Any]], *, now: datetime | None = None
-    ) -> None:
+    def save(self, kind: str, items: list[dict[str, Any]], *, now: datetime | None = None) -> None:
         """Replace the cached ``kind`` (e.g. ``"severities"``) with freshly fetched items."""
-        with self._guard(f"saving catalog {kind!r}"):
-            self._execute(
+        with self._db.guard(f"saving catalog {kind!r}"):
+            self._db.execute(
                 """
                 INSERT INTO catalog (kind, items, fetched_at) VALUES (?, ?, ?)
                 ON CONFLICT (kind) DO UPDATE
@@ -26,10 +24,10 @@ class CatalogStore(LedgerBase):
                 [kind, json.dumps(items, ensure_ascii=False), to_text(current(now))],
             )
 
-    def load_catalog(self, kind: str) -> tuple[list[dict[str, Any]], datetime] | None:
+    def load(self, kind: str) -> tuple[list[dict[str, Any]], datetime] | None:
         """The cached items and when they were fetched, or None if never saved."""
-        with self._guard(f"loading catalog {kind!r}"):
-            row = self._one("SELECT items, fetched_at FROM catalog WHERE kind = ?", [kind])
+        with self._db.guard(f"loading catalog {kind!r}"):
+            row = self._db.one("SELECT items, fetched_at FROM catalog WHERE kind = ?", [kind])
         if row is None:
             return None
         items: list[dict[str, Any]] = json.loads(row["items"])

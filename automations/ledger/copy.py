@@ -23,19 +23,19 @@ def copy_ledger(source: Ledger, target: Ledger) -> dict[str, int]:
     ledgers' schemas differ, a row is refused, or a count does not match.
     """
     with (
-        source._guard(f"reading ledger {source.name}"),
-        target._guard(f"copying into ledger {target.name}"),
+        source.database.guard(f"reading ledger {source.name}"),
+        target.database.guard(f"copying into ledger {target.name}"),
     ):
         tables = _same_schema(source, target)
         counts: dict[str, int] = {}
-        with source._transaction(), target._transaction():
+        with source.database.transaction(), target.database.transaction():
             _check_empty(target, tables)
             for table in tables:
-                columns = source._backend.columns(table)
-                expected = source._backend.count(table)
-                rows = source._backend.stream(table, columns)
-                loaded = target._backend.load(table, columns, rows)
-                found = target._backend.count(table)
+                columns = source.database.backend.columns(table)
+                expected = source.database.backend.count(table)
+                rows = source.database.backend.stream(table, columns)
+                loaded = target.database.backend.load(table, columns, rows)
+                found = target.database.backend.count(table)
                 if not loaded == found == expected:
                     raise LedgerError(
                         f"copying {table} into ledger {target.name}: {expected} rows in the "
@@ -55,17 +55,17 @@ def _same_schema(source: Ledger, target: Ledger) -> list[str]:
             f"({versions[0][-1:]} and {versions[1][-1:]}); ledger {newer.name} was opened by "
             "a newer version: copy with the newest on both"
         )
-    tables = source._backend.tables()
-    if set(tables) != set(target._backend.tables()):
+    tables = source.database.backend.tables()
+    if set(tables) != set(target.database.backend.tables()):
         raise LedgerError(f"ledgers {source.name} and {target.name} have different tables")
     for table in tables:
-        if source._backend.columns(table) != target._backend.columns(table):
+        if source.database.backend.columns(table) != target.database.backend.columns(table):
             raise LedgerError(f"table {table} has different columns in {target.name}")
     return tables
 
 
 def _check_empty(target: Ledger, tables: list[str]) -> None:
-    held = {table: n for table in tables if (n := target._backend.count(table))}
+    held = {table: n for table in tables if (n := target.database.backend.count(table))}
     if held:
         rows = ", ".join(f"{table} {n}" for table, n in held.items())
         raise LedgerNotEmpty(

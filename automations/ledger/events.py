@@ -22,9 +22,9 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.base import Database, Table, current, from_text, maybe_time, to_text
 from automations.ledger.notifications import NotificationStore
-from automations.ledger.quarantine import UNDECODABLE, describe
+from automations.ledger.quarantine import Quarantine
 from automations.notify.spec import NotifySpec, QueuedNotice
 
 # Keys per lookup: well under SQLite's limit on bound parameters (999 before 3.32).
@@ -154,12 +154,19 @@ class Event:
         )
 
 
-class EventStore(NotificationStore):
+class EventStore(Table):
     """The ``events`` table (and ``releases``, which carries attempts across a release).
 
     Recording an action as applied or reconciled also queues its notifications, in the
     same transaction (ledger/notifications.py).
     """
+
+    def __init__(
+        self, db: Database, quarantine: Quarantine, notifications: NotificationStore
+    ) -> None:
+        super().__init__(db)
+        self._quarantine = quarantine
+        self._notifications = notifications
 
     def claim(
         self,
@@ -200,7 +207,7 @@ class EventStore(NotificationStore):
             else json.dumps(request_body, ensure_ascii=False),
             "dry_run": int(dry_run),
             "claimed_at": to_text(current(now)),
-            "owner": self.owner,
+            "owner": self._db.owner,
             "notify": notify.to_json() if notify else None,
             "kind": kind,
             "details": None
@@ -209,8 +216,8 @@ class EventStore(NotificationStore):
             "incident_private": None if incident_private is None else int(incident_private),
             "incident_mode": incident_mode,
         }
-        with self._guard(f"claiming event {event_key!r}"):
-            changed = self._execute(
+        with self._db.guard(f"claiming event {event_key!r}"):
+            changed = self._db.execute(
                 """
                 INSERT INTO events (rule, incident_id, incident_reference, incident_name,
                                     event_key, state, reason, request_body, dry_run,
@@ -298,9 +305,9 @@ class EventStore(NotificationStore):
         }
         # Without notices the UPDATE alone is atomic: no transaction (two round trips fewer
         # per action on PostgreSQL).
-        together = self._atomic() if notices else nullcontext()
-        with self._guard(f"marking event {event_key!r} {state}"), together:
-            changed = self._execute(
+        together = self._db.atomic() if notices else nullcontext()
+        with self._db.guard(f"marking event {event_key!r} {state}"), together:
+            changed = self._db.execute(
                 f"""
                 UPDATE events SET state = :state, finished_at = :finished_at{assignments}
                 WHERE event_key = :event_key AND state = 'planned'
@@ -309,24 +316,24 @@ class EventStore(NotificationStore):
             )
             if changed != 1:
                 raise self._not_planned(event_key, f"mark it {state}")
-            self._queue_notices(event_key, notices, moment)
+            self._notifications.queue(event_key, notices, moment)
 
     def release(self, event_key: str, *, now: datetime | None = None) -> None:
         """Delete a PLANNED claim that provably did not take effect, so a later cycle may retry."""
-        with self._guard(f"releasing event {event_key!r}"), self._transaction():
-            row = self._one(
+        with self._db.guard(f"releasing event {event_key!r}"), self._db.transaction():
+            row = self._db.one(
                 "SELECT state, attempts, rearmed FROM events WHERE event_key = ?", [event_key]
             )
             if row is None or row["state"] != EventState.PLANNED:
                 raise self._not_planned(event_key, "release it")
             # Still planned when deleted (a writer outside this transaction may have recorded
             # an outcome since the read: see postgres.py).
-            deleted = self._execute(
+            deleted = self._db.execute(
                 "DELETE FROM events WHERE event_key = ? AND state = 'planned'", [event_key]
             )
             if deleted != 1:
                 raise self._not_planned(event_key, "release it")
-            self._execute(
+            self._db.execute(
                 """
                 INSERT INTO releases (event_key, attempts, rearmed, released_at)
                 VALUES (?, ?, ?, ?)
@@ -338,29 +345,31 @@ class EventStore(NotificationStore):
             )
 
     def _not_planned(self, event_key: str, action: str) -> LedgerError:
-        row = self._one("SELECT state FROM events WHERE event_key = ?", [event_key])
+        row = self._db.one("SELECT state FROM events WHERE event_key = ?", [event_key])
         if row is None:
-            return LedgerError(f"cannot {action}: event {event_key!r} is not in ledger {self.name}")
+            return LedgerError(
+                f"cannot {action}: event {event_key!r} is not in ledger {self._db.name}"
+            )
         return LedgerError(
             f"cannot {action}: event {event_key!r} is already {row['state']} "
-            f"in ledger {self.name}; only a planned event can change"
+            f"in ledger {self._db.name}; only a planned event can change"
         )
 
     def unconfirmed(self) -> list[Event]:
         """Claims with no outcome (a crash between claim and record), oldest first."""
-        with self._guard("listing unconfirmed events"):
-            rows = self._rows(
+        with self._db.guard("listing unconfirmed events"):
+            rows = self._db.rows(
                 "SELECT * FROM events WHERE state = 'planned' ORDER BY claimed_at, id"
             )
         return [e for e in self._decode(rows) if e.state is EventState.PLANNED]
 
-    def get_event(self, event_key: str) -> Event | None:
+    def get(self, event_key: str) -> Event | None:
         """The event with this key, if it was ever claimed (and not released)."""
-        with self._guard(f"reading event {event_key!r}"):
-            row = self._one("SELECT * FROM events WHERE event_key = ?", [event_key])
+        with self._db.guard(f"reading event {event_key!r}"):
+            row = self._db.one("SELECT * FROM events WHERE event_key = ?", [event_key])
         return None if row is None else self._decode([row])[0]
 
-    def events(
+    def history(
         self,
         *,
         rule: str | None = None,
@@ -375,8 +384,8 @@ class EventStore(NotificationStore):
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = limit
-        with self._guard("listing events"):
-            rows = self._rows(sql, params)
+        with self._db.guard("listing events"):
+            rows = self._db.rows(sql, params)
         return self._decode(rows)
 
     def rearm_failed(
@@ -393,19 +402,19 @@ class EventStore(NotificationStore):
         wants it; returns the re-armed events, oldest first.
         """
         where, params = _filters(rule, incident, since, [EventState.FAILED])
-        with self._guard("re-arming failed events"), self._transaction():
-            ids = [r["id"] for r in self._rows(f"SELECT id FROM events{where}", params)]
+        with self._db.guard("re-arming failed events"), self._db.transaction():
+            ids = [r["id"] for r in self._db.rows(f"SELECT id FROM events{where}", params)]
             if not ids:
                 return []
             marks = ", ".join("?" for _ in ids)
-            self._execute(
+            self._db.execute(
                 f"""
                 UPDATE events SET state = ?, rearmed = rearmed + 1, rearmed_at = ?
                 WHERE id IN ({marks}) AND state = ?
                 """,
                 [EventState.REARMED.value, to_text(current(now)), *ids, EventState.FAILED.value],
             )
-            rows = self._rows(
+            rows = self._db.rows(
                 f"SELECT * FROM events WHERE id IN ({marks}) ORDER BY claimed_at, id", ids
             )
         return [e for e in self._decode(rows) if e.state is EventState.REARMED]
@@ -426,7 +435,7 @@ class EventStore(NotificationStore):
 
         False if the key is already taken, whatever its state.
         """
-        with self._guard(f"recording baseline {event_key!r}"), self._transaction():
+        with self._db.guard(f"recording baseline {event_key!r}"), self._db.transaction():
             claimed = self.claim(
                 rule=rule,
                 incident_id=incident_id,
@@ -442,33 +451,21 @@ class EventStore(NotificationStore):
         return claimed
 
     def _decode(self, rows: Iterable[Mapping[str, Any]]) -> list[Event]:
-        """Each row as an Event; one that does not decode is quarantined and salvaged."""
-        events = []
-        for row in rows:
-            try:
-                events.append(Event.from_row(row))
-            except UNDECODABLE as exc:
-                events.append(self._quarantine_event(row, exc))
-        return events
+        """Each row as an Event; one that does not decode is quarantined in place (its key
+        stays taken, so the action is never repeated) and salvaged."""
+        return self._quarantine.decode(rows, Event.from_row, self._set_aside)
 
-    def _quarantine_event(self, row: Mapping[str, Any], exc: BaseException) -> Event:
-        """Copy the row aside (once) and mark it quarantined in place: its key stays taken."""
-        error = f"quarantined, the ledger row could not be read: {describe(exc)}"
-        with self._guard(f"quarantining event row {row.get('id')}"), self._transaction():
-            self._quarantine("events", row, exc, event_key=str(row.get("event_key")))
-            self._execute(
-                "UPDATE events SET state = ?, error = ? WHERE id = ? AND state != ?",
-                [EventState.QUARANTINED.value, error, row["id"], EventState.QUARANTINED.value],
-            )
-            stored = self._one("SELECT error FROM events WHERE id = ?", [row["id"]])
-        if stored is not None and isinstance(stored["error"], str):
-            error = stored["error"]  # quarantined earlier: its first error is the one kept
+    def _set_aside(self, row: Mapping[str, Any], exc: BaseException) -> Event:
+        event_key = str(row.get("event_key"))
+        error = self._quarantine.in_place(
+            "events", row, exc, error_column="error", event_key=event_key
+        )
         return Event.salvage(row, error, current(None))
 
-    def event_rules(self) -> set[str]:
+    def rules(self) -> set[str]:
         """Every rule name the ledger holds events for (a rule may since have left the config)."""
-        with self._guard("listing the rules of events"):
-            return {row["rule"] for row in self._rows("SELECT DISTINCT rule FROM events")}
+        with self._db.guard("listing the rules of events"):
+            return {row["rule"] for row in self._db.rows("SELECT DISTINCT rule FROM events")}
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
         """Those of ``keys`` already in the ledger (done or in flight), so evaluation skips them.
@@ -480,11 +477,11 @@ class EventStore(NotificationStore):
         """
         wanted = list(dict.fromkeys(keys))
         done: set[str] = set()
-        with self._guard("looking up done event keys"):
+        with self._db.guard("looking up done event keys"):
             for start in range(0, len(wanted), KEY_BATCH):
                 batch = wanted[start : start + KEY_BATCH]
                 marks = ", ".join("?" for _ in batch)
-                rows = self._rows(
+                rows = self._db.rows(
                     f"SELECT event_key FROM events WHERE event_key IN ({marks}) AND state != ?",
                     [*batch, EventState.REARMED.value],
                 )
@@ -494,8 +491,8 @@ class EventStore(NotificationStore):
     def applied_since(self, rule: str, since: datetime) -> int:
         """How many of ``rule``'s edits landed (applied, or found applied by reconcile) at or
         after ``since``: what ``max_actions_per_day`` counts. A range on an index."""
-        with self._guard(f"counting the recent edits of rule {rule!r}"):
-            row = self._one(
+        with self._db.guard(f"counting the recent edits of rule {rule!r}"):
+            row = self._db.one(
                 "SELECT count(*) AS n FROM events WHERE rule = ? AND finished_at >= ? "
                 "AND state IN (?, ?)",
                 [rule, to_text(since), EventState.APPLIED.value, EventState.RECONCILED.value],

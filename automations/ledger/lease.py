@@ -15,8 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import to_text
-from automations.ledger.quarantine import QuarantineStore
+from automations.ledger.base import Database, to_text
 
 SENDING = "sending"
 
@@ -30,12 +29,16 @@ def claimable(waiting: str) -> str:
                                      OR owner = :gone)))"""
 
 
-class LeaseStore(QuarantineStore):
-    """Claim a row for one sender, and let only that sender finish it."""
+class Leases:
+    """Claim a row of one table for one sender, and let only that sender finish it."""
 
-    def _claim_leased(
+    def __init__(self, db: Database, table: str, label: str) -> None:
+        self._db = db
+        self._table = table
+        self._label = label  # a row as messages name it, e.g. "outbox item"
+
+    def claim(
         self,
-        table: str,
         row_id: int,
         *,
         waiting: str,
@@ -48,9 +51,9 @@ class LeaseStore(QuarantineStore):
     ) -> bool:
         """Make the row *sending* for ``owner``, counting the attempt; False if another sender
         has it, or it is not due. ``also`` adds SQL conditions (ending in AND)."""
-        changed = self._execute(
+        changed = self._db.execute(
             f"""
-            UPDATE {table}
+            UPDATE {self._table}
             SET state = '{SENDING}', owner = :owner, lease_until = :lease_until,
                 attempts = attempts + 1
             WHERE id = :id AND {also} {claimable(waiting)}
@@ -66,67 +69,46 @@ class LeaseStore(QuarantineStore):
         )
         return changed == 1
 
-    def _finish_leased(
-        self,
-        table: str,
-        label: str,
-        row_id: int,
-        owner: str,
-        action: str,
-        assignments: str,
-        **params: Any,
+    def finish(
+        self, row_id: int, owner: str, action: str, assignments: str, **params: Any
     ) -> dict[str, Any]:
         """End an attempt: only the owner of the sending row may, and it ends the lease.
         Returns the row as it was before."""
-        with self._guard(f"{label} {row_id}: {action}"), self._transaction():
-            row = self._leased(table, label, row_id, owner, action)
-            self._update_leased(
-                table,
-                label,
-                row_id,
-                owner,
-                action,
-                f"{assignments}, owner = NULL, lease_until = NULL",
-                **params,
+        with self._db.guard(f"{self._label} {row_id}: {action}"), self._db.transaction():
+            row = self.held(row_id, owner, action)
+            self.update(
+                row_id, owner, action, f"{assignments}, owner = NULL, lease_until = NULL", **params
             )
         return row
 
-    def _update_leased(
-        self,
-        table: str,
-        label: str,
-        row_id: int,
-        owner: str,
-        action: str,
-        assignments: str,
-        **params: Any,
-    ) -> None:
+    def update(self, row_id: int, owner: str, action: str, assignments: str, **params: Any) -> None:
         """UPDATE the row only while ``owner`` still holds its lease: read just before in the
         same transaction, but a writer outside it (another sender's claim) may have come
-        between (see postgres.py); then LedgerError as from ``_leased``."""
-        changed = self._execute(
-            f"UPDATE {table} SET {assignments} "
+        between (see postgres.py); then LedgerError as from ``held``."""
+        changed = self._db.execute(
+            f"UPDATE {self._table} SET {assignments} "
             f"WHERE id = :id AND state = '{SENDING}' AND owner = :lease_owner",
             {**params, "id": row_id, "lease_owner": owner},
         )
         if changed != 1:
-            self._leased(table, label, row_id, owner, action)  # raises, saying who has it
-            raise LedgerError(f"cannot {action}: {label} {row_id} changed in ledger {self.name}")
+            self.held(row_id, owner, action)  # raises, saying who has it
+            raise LedgerError(
+                f"cannot {action}: {self._label} {row_id} changed in ledger {self._db.name}"
+            )
 
-    def _leased(
-        self, table: str, label: str, row_id: int, owner: str, action: str
-    ) -> dict[str, Any]:
+    def held(self, row_id: int, owner: str, action: str) -> dict[str, Any]:
         """The row, if ``owner`` is sending it; else LedgerError saying who has it."""
-        row = self._one(f"SELECT * FROM {table} WHERE id = ?", [row_id])
+        label, name = self._label, self._db.name
+        row = self._db.one(f"SELECT * FROM {self._table} WHERE id = ?", [row_id])
         if row is None:
-            raise LedgerError(f"cannot {action}: no {label} {row_id} in ledger {self.name}")
+            raise LedgerError(f"cannot {action}: no {label} {row_id} in ledger {name}")
         if row["state"] != SENDING:
             raise LedgerError(
-                f"cannot {action}: {label} {row_id} is already {row['state']} in ledger {self.name}"
+                f"cannot {action}: {label} {row_id} is already {row['state']} in ledger {name}"
             )
         if row["owner"] != owner:
             raise LedgerError(
                 f"cannot {action}: {label} {row_id} is no longer ours: its lease ran out "
-                f"and {row['owner']} is sending it (ledger {self.name})"
+                f"and {row['owner']} is sending it (ledger {name})"
             )
         return row

@@ -1,6 +1,6 @@
 """Notifications: one row per (event, channel), queued with the action, delivered under a lease.
 
-Rows are inserted only by ``EventStore.mark_applied`` / ``mark_reconciled``, in
+Rows are inserted only by ``ledger.events.mark_applied`` / ``mark_reconciled``, in
 the transaction that records the action, so an action is never recorded
 without its notifications nor the reverse. ``(event_key, channel)`` is unique:
 recording the same notices twice queues nothing more. A sender claims a due
@@ -20,10 +20,10 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import HeldBatchChanged
-from automations.ledger.base import current, from_text, maybe_time, to_text
-from automations.ledger.lease import SENDING, LeaseStore
+from automations.ledger.base import Database, Table, current, from_text, maybe_time, to_text
+from automations.ledger.lease import SENDING, Leases
 from automations.ledger.owners import holder_gone
-from automations.ledger.quarantine import UNDECODABLE, describe, salvaged_time
+from automations.ledger.quarantine import Quarantine, salvaged_time
 from automations.notify.notice import Notice
 from automations.notify.spec import QueuedNotice
 
@@ -119,19 +119,22 @@ class HeldBatch:
     since: datetime  # when the first of them was queued
 
 
-class NotificationStore(LeaseStore):
+class NotificationStore(Table):
     """The ``notifications`` table."""
 
-    def _queue_notices(
-        self, event_key: str, notices: Sequence[QueuedNotice], now: datetime
-    ) -> None:
+    def __init__(self, db: Database, quarantine: Quarantine) -> None:
+        super().__init__(db)
+        self._quarantine = quarantine
+        self._leases = Leases(db, "notifications", LABEL)
+
+    def queue(self, event_key: str, notices: Sequence[QueuedNotice], now: datetime) -> None:
         """Insert one queued row per notice; an (event, channel) already there stays as it is.
 
-        The caller holds ``_guard`` and a transaction (the event's own UPDATE is in it).
+        The caller holds ``guard`` and a transaction (the event's own UPDATE is in it).
         """
         moment = to_text(now)
         for queued in notices:
-            self._execute(
+            self._db.execute(
                 """
                 INSERT INTO notifications (event_key, channel, notice, state, attempts,
                                            next_attempt_at, created_at)
@@ -148,11 +151,11 @@ class NotificationStore(LeaseStore):
                 ],
             )
 
-    def notifications_due(self, *, now: datetime) -> list[Notification]:
+    def due(self, *, now: datetime) -> list[Notification]:
         """Rows a sender may claim now, oldest first: queued and due, or sending under a lease
         that ran out or by a sender that is provably gone (see ``owners.holder_gone``)."""
-        with self._guard("listing due notifications"):
-            rows = self._rows(
+        with self._db.guard("listing due notifications"):
+            rows = self._db.rows(
                 """
                 SELECT * FROM notifications
                 WHERE (state = :queued AND next_attempt_at <= :now) OR state = :sending
@@ -171,13 +174,13 @@ class NotificationStore(LeaseStore):
             or (item.state is NotificationState.SENDING and _reclaimable(item, now))
         ]
 
-    def notification_get(self, notification_id: int) -> Notification | None:
+    def get(self, notification_id: int) -> Notification | None:
         """One row by id, whatever its state."""
-        with self._guard(f"reading {LABEL} {notification_id}"):
-            row = self._one("SELECT * FROM notifications WHERE id = ?", [notification_id])
+        with self._db.guard(f"reading {LABEL} {notification_id}"):
+            row = self._db.one("SELECT * FROM notifications WHERE id = ?", [notification_id])
         return None if row is None else self._decode_notifications([row])[0]
 
-    def notification_claim(
+    def claim(
         self, item: Notification, *, owner: str, now: datetime, lease_until: datetime
     ) -> Notification | None:
         """Make ``item`` *sending* for ``owner`` until ``lease_until``, counting the attempt.
@@ -188,9 +191,8 @@ class NotificationStore(LeaseStore):
         gone = item.owner if item.state is NotificationState.SENDING else None
         if gone is not None and not holder_gone(gone):
             gone = None  # only its lease running out frees it
-        with self._guard(f"claiming {LABEL} {item.id}"):
-            claimed = self._claim_leased(
-                "notifications",
+        with self._db.guard(f"claiming {LABEL} {item.id}"):
+            claimed = self._leases.claim(
                 item.id,
                 waiting=NotificationState.QUEUED.value,
                 owner=owner,
@@ -200,14 +202,12 @@ class NotificationStore(LeaseStore):
             )
             if not claimed:
                 return None
-            fresh = self.notification_get(item.id)
+            fresh = self.get(item.id)
         return None if fresh is None or fresh.state is not NotificationState.SENDING else fresh
 
-    def notification_mark_sent(self, notification_id: int, *, owner: str, now: datetime) -> None:
+    def mark_sent(self, notification_id: int, *, owner: str, now: datetime) -> None:
         """The receiver accepted it: never sent again."""
-        self._finish_leased(
-            "notifications",
-            LABEL,
+        self._leases.finish(
             notification_id,
             owner,
             "mark it sent",
@@ -216,13 +216,11 @@ class NotificationStore(LeaseStore):
             at=to_text(now),
         )
 
-    def notification_mark_retry(
+    def mark_retry(
         self, notification_id: int, *, owner: str, error: str, next_attempt_at: datetime
     ) -> None:
         """A transient failure: queued again until ``next_attempt_at``."""
-        self._finish_leased(
-            "notifications",
-            LABEL,
+        self._leases.finish(
             notification_id,
             owner,
             "schedule a retry",
@@ -232,7 +230,7 @@ class NotificationStore(LeaseStore):
             at=to_text(next_attempt_at),
         )
 
-    def notification_mark(
+    def mark(
         self, notification_id: int, state: NotificationState, *, owner: str, error: str
     ) -> None:
         """A final outcome without a send: FAILED, EXPIRED or HELD, with the reason."""
@@ -242,9 +240,7 @@ class NotificationStore(LeaseStore):
             NotificationState.HELD,
         ):
             raise ValueError(f"a claimed notification cannot be marked {state}")
-        self._finish_leased(
-            "notifications",
-            LABEL,
+        self._leases.finish(
             notification_id,
             owner,
             f"mark it {state}",
@@ -253,14 +249,12 @@ class NotificationStore(LeaseStore):
             error=error,
         )
 
-    def notifications_sent_since(
-        self, channel: str, since: datetime, *, up_to: int | None = None
-    ) -> int:
+    def sent_since(self, channel: str, since: datetime, *, up_to: int | None = None) -> int:
         """How many of ``channel``'s notifications were sent after ``since`` (max_per_hour);
         counting stops at ``up_to``, so the cost follows the limit, not the traffic."""
         limit = "" if up_to is None else f" LIMIT {int(up_to)}"
-        with self._guard(f"counting the recent notifications of channel {channel!r}"):
-            row = self._one(
+        with self._db.guard(f"counting the recent notifications of channel {channel!r}"):
+            row = self._db.one(
                 f"""
                 SELECT count(*) AS n FROM (
                     SELECT 1 FROM notifications
@@ -271,10 +265,10 @@ class NotificationStore(LeaseStore):
             )
         return 0 if row is None else int(row["n"])
 
-    def notifications_held(self) -> list[HeldBatch]:
+    def held(self) -> list[HeldBatch]:
         """Each channel's held rows, waiting for a summary, by channel name."""
-        with self._guard("listing held notifications"):
-            rows = self._rows(
+        with self._db.guard("listing held notifications"):
+            rows = self._db.rows(
                 """
                 SELECT channel, count(*) AS n, min(id) AS first_id, max(id) AS last_id,
                        min(created_at) AS since
@@ -287,13 +281,13 @@ class NotificationStore(LeaseStore):
             for row in rows
         ]
 
-    def notification_summarise(self, batch: HeldBatch, summary: Notice, *, now: datetime) -> bool:
+    def summarise(self, batch: HeldBatch, summary: Notice, *, now: datetime) -> bool:
         """Queue ``summary`` for the batch's channel and mark the batch *summarised*, in one
         transaction; False (nothing changed) if the batch is no longer what was read."""
-        with self._guard(f"summarising the held notifications of {batch.channel!r}"):
+        with self._db.guard(f"summarising the held notifications of {batch.channel!r}"):
             try:
-                with self._transaction():
-                    marked = self._execute(
+                with self._db.transaction():
+                    marked = self._db.execute(
                         """
                         UPDATE notifications SET state = ?, last_error = ?
                         WHERE channel = ? AND state = ? AND id BETWEEN ? AND ?
@@ -309,14 +303,12 @@ class NotificationStore(LeaseStore):
                     )
                     if marked != batch.count:
                         raise HeldBatchChanged
-                    self._queue_notices(
-                        summary.event_key, [QueuedNotice(batch.channel, summary)], now
-                    )
+                    self.queue(summary.event_key, [QueuedNotice(batch.channel, summary)], now)
             except HeldBatchChanged:
                 return False
         return True
 
-    def notifications(
+    def history(
         self,
         *,
         event_keys: Iterable[str] | None = None,
@@ -341,13 +333,13 @@ class NotificationStore(LeaseStore):
             params.update(names)
         order = " ORDER BY created_at DESC, id DESC"
         rows: list[dict[str, Any]] = []
-        with self._guard("listing notifications"):
+        with self._db.guard("listing notifications"):
             if event_keys is None:
                 sql = "SELECT * FROM notifications" + _where(where) + order
                 if limit is not None:
                     sql += " LIMIT :limit"
                     params["limit"] = limit
-                rows = self._rows(sql, params)
+                rows = self._db.rows(sql, params)
             else:
                 wanted = list(dict.fromkeys(event_keys))
                 for start in range(0, len(wanted), KEY_BATCH):
@@ -355,7 +347,7 @@ class NotificationStore(LeaseStore):
                         f"key{i}": key for i, key in enumerate(wanted[start : start + KEY_BATCH])
                     }
                     keys = f"event_key IN ({', '.join(':' + name for name in batch)})"
-                    rows += self._rows(
+                    rows += self._db.rows(
                         "SELECT * FROM notifications" + _where([keys, *where]),
                         {**params, **batch},
                     )
@@ -366,26 +358,17 @@ class NotificationStore(LeaseStore):
     def _decode_notifications(self, rows: Iterable[Mapping[str, Any]]) -> list[Notification]:
         """Each row as a Notification; one that does not decode is quarantined in place (its
         (event, channel) stays taken, so it is never queued again) and salvaged."""
-        items = []
-        for row in rows:
-            try:
-                items.append(Notification.from_row(row))
-            except UNDECODABLE as exc:
-                error = f"quarantined, the ledger row could not be read: {describe(exc)}"
-                with self._guard(f"quarantining {LABEL} {row.get('id')}"), self._transaction():
-                    self._quarantine("notifications", row, exc)
-                    self._execute(
-                        "UPDATE notifications SET state = ?, last_error = ?, owner = NULL, "
-                        "lease_until = NULL WHERE id = ? AND state != ?",
-                        [
-                            NotificationState.QUARANTINED.value,
-                            error,
-                            row["id"],
-                            NotificationState.QUARANTINED.value,
-                        ],
-                    )
-                items.append(Notification.salvage(row, error, current(None)))
-        return items
+        return self._quarantine.decode(rows, Notification.from_row, self._set_aside)
+
+    def _set_aside(self, row: Mapping[str, Any], exc: BaseException) -> Notification:
+        error = self._quarantine.in_place(
+            "notifications",
+            row,
+            exc,
+            error_column="last_error",
+            also=", owner = NULL, lease_until = NULL",
+        )
+        return Notification.salvage(row, error, current(None))
 
 
 def _reclaimable(item: Notification, now: datetime) -> bool:

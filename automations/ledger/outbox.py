@@ -20,9 +20,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from automations.ledger.base import current, from_text, maybe_time, to_text
-from automations.ledger.lease import LeaseStore, claimable
-from automations.ledger.quarantine import UNDECODABLE, describe, salvaged_time
+from automations.ledger.base import Database, Table, current, from_text, maybe_time, to_text
+from automations.ledger.lease import Leases, claimable
+from automations.ledger.quarantine import Quarantine, salvaged_time
 
 # Claimable at :now: pending and due, or sending under a lease that ran out (a crashed
 # sender); never past expires_at.
@@ -116,10 +116,15 @@ class OutboxItem:
         )
 
 
-class OutboxStore(LeaseStore):
+class OutboxStore(Table):
     """The ``outbox`` table."""
 
-    def outbox_enqueue(
+    def __init__(self, db: Database, quarantine: Quarantine) -> None:
+        super().__init__(db)
+        self._quarantine = quarantine
+        self._leases = Leases(db, "outbox", "outbox item")
+
+    def enqueue(
         self,
         *,
         digest: str,
@@ -133,8 +138,8 @@ class OutboxStore(LeaseStore):
     ) -> bool:
         """Queue a rendered digest, due at once; False if this (digest, period) already exists."""
         moment = to_text(current(now))
-        with self._guard(f"queueing digest {digest!r} for {period!r}"):
-            changed = self._execute(
+        with self._db.guard(f"queueing digest {digest!r} for {period!r}"):
+            changed = self._db.execute(
                 """
                 INSERT INTO outbox (digest, period, state, subject, recipients, message,
                                     message_id, attempts, next_attempt_at, created_at, expires_at)
@@ -155,22 +160,22 @@ class OutboxStore(LeaseStore):
             )
             return changed == 1
 
-    def outbox_due(self, *, now: datetime) -> list[OutboxItem]:
-        """Items a sender may claim now (see ``outbox_claim``), oldest first."""
-        with self._guard("listing due outbox items"):
-            rows = self._rows(
+    def due(self, *, now: datetime) -> list[OutboxItem]:
+        """Items a sender may claim now (see ``claim``), oldest first."""
+        with self._db.guard("listing due outbox items"):
+            rows = self._db.rows(
                 f"SELECT * FROM outbox WHERE {_CLAIMABLE} ORDER BY next_attempt_at, id",
                 {"now": to_text(now), "gone": None},
             )
         return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
 
-    def outbox_get(self, item_id: int) -> OutboxItem | None:
+    def get(self, item_id: int) -> OutboxItem | None:
         """One item by id, whatever its state."""
-        with self._guard(f"reading outbox item {item_id}"):
-            row = self._one("SELECT * FROM outbox WHERE id = ?", [item_id])
+        with self._db.guard(f"reading outbox item {item_id}"):
+            row = self._db.one("SELECT * FROM outbox WHERE id = ?", [item_id])
         return None if row is None else self._decode_outbox([row])[0]
 
-    def outbox_claim(
+    def claim(
         self, item_id: int, *, owner: str, now: datetime, lease_until: datetime
     ) -> OutboxItem | None:
         """Make the item *sending* for ``owner`` until ``lease_until``, counting the attempt.
@@ -178,9 +183,8 @@ class OutboxStore(LeaseStore):
         One UPDATE, so of two senders (threads or processes) only one wins; None for
         the other, or when the item is not due, already final, or leased by a live sender.
         """
-        with self._guard(f"claiming outbox item {item_id}"):
-            claimed = self._claim_leased(
-                "outbox",
+        with self._db.guard(f"claiming outbox item {item_id}"):
+            claimed = self._leases.claim(
                 item_id,
                 waiting=OutboxState.PENDING.value,
                 owner=owner,
@@ -190,22 +194,20 @@ class OutboxStore(LeaseStore):
             )
             if not claimed:
                 return None
-            item = self.outbox_get(item_id)
+            item = self.get(item_id)
         return None if item is None or item.state is OutboxState.QUARANTINED else item
 
-    def outbox_record_recipients(
+    def record_recipients(
         self, item_id: int, *, owner: str, accepted: list[str], refused: Mapping[str, str]
     ) -> None:
         """One SMTP transaction ended: these recipients are done (accepted, or refused for good)."""
         action = "record its recipients"
-        with self._guard(f"outbox item {item_id}: {action}"), self._transaction():
-            row = self._leased("outbox", "outbox item", item_id, owner, action)
+        with self._db.guard(f"outbox item {item_id}: {action}"), self._db.transaction():
+            row = self._leases.held(item_id, owner, action)
             done = json.loads(row["accepted"] or "[]")
             done += [address for address in accepted if address not in done]
             refusals = {**json.loads(row["refused"] or "{}"), **refused}
-            self._update_leased(
-                "outbox",
-                "outbox item",
+            self._leases.update(
                 item_id,
                 owner,
                 action,
@@ -214,11 +216,11 @@ class OutboxStore(LeaseStore):
                 refused=json.dumps(refusals, ensure_ascii=False),
             )
 
-    def outbox_mark_sent(
+    def mark_sent(
         self, item_id: int, *, owner: str, now: datetime | None = None, note: str | None = None
     ) -> None:
         """Every recipient accepted it (or refused it for good, ``note``): never sent again."""
-        self._update_owned(
+        self._leases.finish(
             item_id,
             owner,
             "mark it sent",
@@ -227,11 +229,11 @@ class OutboxStore(LeaseStore):
             note=note,
         )
 
-    def outbox_mark_retry(
+    def mark_retry(
         self, item_id: int, *, owner: str, error: str, next_attempt_at: datetime
     ) -> None:
         """A transient SMTP failure: back to pending until ``next_attempt_at``."""
-        self._update_owned(
+        self._leases.finish(
             item_id,
             owner,
             "schedule a retry",
@@ -240,27 +242,22 @@ class OutboxStore(LeaseStore):
             at=to_text(next_attempt_at),
         )
 
-    def outbox_mark_failed(self, item_id: int, *, owner: str, error: str) -> None:
+    def mark_failed(self, item_id: int, *, owner: str, error: str) -> None:
         """A permanent SMTP failure (e.g. every recipient rejected): stop trying."""
-        self._update_owned(
+        self._leases.finish(
             item_id, owner, "mark it failed", "state = 'failed', last_error = :error", error=error
         )
 
-    def _update_owned(
-        self, item_id: int, owner: str, action: str, assignments: str, **params: Any
-    ) -> None:
-        self._finish_leased("outbox", "outbox item", item_id, owner, action, assignments, **params)
-
-    def outbox_expire(self, *, now: datetime) -> list[OutboxItem]:
+    def expire(self, *, now: datetime) -> list[OutboxItem]:
         """Give up on unsent items past ``expires_at`` (a stale digest is noise); return them.
 
         An item a live sender holds is left to it: its attempt ends within the lease.
         """
         moment = to_text(now)
-        with self._guard("expiring outbox items"), self._transaction():
+        with self._db.guard("expiring outbox items"), self._db.transaction():
             ids = [
                 row["id"]
-                for row in self._rows(
+                for row in self._db.rows(
                     """
                     SELECT id FROM outbox WHERE expires_at <= :now AND (state = 'pending'
                         OR (state = 'sending' AND (lease_until IS NULL OR lease_until <= :now)))
@@ -273,7 +270,7 @@ class OutboxStore(LeaseStore):
             marks = ", ".join("?" for _ in ids)
             # The same conditions again: a sender outside this transaction may have claimed
             # one since the read (see postgres.py).
-            expired = self._rows(
+            expired = self._db.rows(
                 f"""
                 UPDATE outbox SET state = 'expired', owner = NULL, lease_until = NULL
                 WHERE id IN ({marks}) AND expires_at <= ? AND (state = 'pending'
@@ -286,57 +283,49 @@ class OutboxStore(LeaseStore):
                 return []
             ids = [row["id"] for row in expired]
             marks = ", ".join("?" for _ in ids)
-            rows = self._rows(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
+            rows = self._db.rows(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
         return [i for i in self._decode_outbox(rows) if i.state is not OutboxState.QUARANTINED]
 
     def _outbox_state(self, row: Mapping[str, Any]) -> OutboxState:
         """The state column alone (no message bytes read); an unknown one quarantines the row."""
         if row["state"] in {state.value for state in OutboxState}:
             return OutboxState(row["state"])
-        with self._guard(f"reading outbox item {row['id']}"):
-            full = self._one("SELECT * FROM outbox WHERE id = ?", [row["id"]])
+        with self._db.guard(f"reading outbox item {row['id']}"):
+            full = self._db.one("SELECT * FROM outbox WHERE id = ?", [row["id"]])
         return OutboxState.QUARANTINED if full is None else self._decode_outbox([full])[0].state
 
     def _decode_outbox(self, rows: list[dict[str, Any]]) -> list[OutboxItem]:
-        """Each row as an item; one that does not decode is quarantined in place and salvaged."""
-        items = []
-        for row in rows:
-            try:
-                items.append(OutboxItem.from_row(row))
-            except UNDECODABLE as exc:
-                error = f"quarantined, the ledger row could not be read: {describe(exc)}"
-                with self._guard(f"quarantining outbox item {row.get('id')}"), self._transaction():
-                    self._quarantine("outbox", row, exc)
-                    self._execute(
-                        "UPDATE outbox SET state = ?, last_error = ? WHERE id = ? AND state != ?",
-                        [OutboxState.QUARANTINED.value, error, row["id"], "quarantined"],
-                    )
-                items.append(OutboxItem.salvage(row, error, current(None)))
-        return items
+        """Each row as an item; one that does not decode is quarantined in place (its digest
+        and period stay taken, so it is never queued again) and salvaged."""
+        return self._quarantine.decode(rows, OutboxItem.from_row, self._set_aside)
 
-    def outbox_last_period(self, digest: str) -> str | None:
+    def _set_aside(self, row: Mapping[str, Any], exc: BaseException) -> OutboxItem:
+        error = self._quarantine.in_place("outbox", row, exc, error_column="last_error")
+        return OutboxItem.salvage(row, error, current(None))
+
+    def last_period(self, digest: str) -> str | None:
         """The latest period ever enqueued for ``digest``, to know which periods were missed."""
-        with self._guard(f"reading the last period of digest {digest!r}"):
-            rows = self._rows("SELECT period FROM outbox WHERE digest = ?", [digest])
+        with self._db.guard(f"reading the last period of digest {digest!r}"):
+            rows = self._db.rows("SELECT period FROM outbox WHERE digest = ?", [digest])
         periods: list[str] = [row["period"] for row in rows]
         return max(periods, key=_period_order, default=None)
 
-    def outbox_find(self, digest: str, period: str) -> OutboxItem | None:
+    def find(self, digest: str, period: str) -> OutboxItem | None:
         """The item for this (digest, period), whatever its state: rendered once means done."""
-        with self._guard(f"reading digest {digest!r} for {period!r}"):
-            row = self._one(
+        with self._db.guard(f"reading digest {digest!r} for {period!r}"):
+            row = self._db.one(
                 "SELECT * FROM outbox WHERE digest = ? AND period = ?", [digest, period]
             )
         return None if row is None else self._decode_outbox([row])[0]
 
-    def outbox_periods(self, digest: str) -> list[tuple[str, OutboxState]]:
+    def periods(self, digest: str) -> list[tuple[str, OutboxState]]:
         """Every period enqueued for ``digest`` with its state, oldest first (no message bytes)."""
-        with self._guard(f"listing periods of digest {digest!r}"):
-            rows = self._rows("SELECT id, period, state FROM outbox WHERE digest = ?", [digest])
+        with self._db.guard(f"listing periods of digest {digest!r}"):
+            rows = self._db.rows("SELECT id, period, state FROM outbox WHERE digest = ?", [digest])
         pairs = [(row["period"], self._outbox_state(row)) for row in rows]
         return sorted(pairs, key=lambda pair: _period_order(pair[0]))
 
-    def digest_first_scheduled(self, digest: str, *, now: datetime) -> datetime:
+    def first_scheduled(self, digest: str, *, now: datetime) -> datetime:
         """When this ledger first scheduled ``digest``; ``now`` is recorded on the first ask.
 
         Occurrences before it were never missed, so they are not caught up: a new
@@ -344,8 +333,8 @@ class OutboxStore(LeaseStore):
         (queued before this was recorded) dates from its first item.
         """
         key = f"digest_first_scheduled:{digest}"
-        with self._guard(f"reading when digest {digest!r} was first scheduled"):
-            self._execute(
+        with self._db.guard(f"reading when digest {digest!r} was first scheduled"):
+            self._db.execute(
                 """
                 INSERT INTO meta (key, value)
                 VALUES (?, coalesce((SELECT min(created_at) FROM outbox WHERE digest = ?), ?))
@@ -353,9 +342,9 @@ class OutboxStore(LeaseStore):
                 """,
                 [key, digest, to_text(now)],
             )
-            row = self._one("SELECT value FROM meta WHERE key = ?", [key])
-        assert row is not None  # inserted just above, or before
-        return from_text(row["value"])
+            value = self._db.meta(key)
+        assert value is not None  # inserted just above, or before
+        return from_text(value)
 
 
 def _period_order(period: str) -> tuple[int, datetime | str]:

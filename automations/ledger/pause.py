@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from automations.ledger.base import LedgerBase, from_text, to_text
+from automations.ledger.base import Table, from_text, to_text
 
 PAUSED = "paused"
 
@@ -24,39 +24,35 @@ class Pause:
         return f"paused since {to_text(self.since)[:19]}Z by {self.by}{why}"
 
 
-class PauseStore(LedgerBase):
+class KillSwitch(Table):
     """Set, clear and read the pause; written by the CLI while a daemon runs on the file."""
 
     def pause(self, *, by: str, reason: str, now: datetime) -> Pause:
         """Pause (again: the reason and who are replaced, the time kept); returns the pause."""
-        with self._guard("pausing the automations"), self._transaction():
+        with self._db.guard("pausing the automations"), self._db.transaction():
             current = self._read_pause()
             pause = Pause(current.since if current else now, by, reason)
             value = json.dumps({"since": to_text(pause.since), "by": by, "reason": reason})
-            self._execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [PAUSED, value],
-            )
+            self._db.set_meta(PAUSED, value)
         return pause
 
     def resume(self) -> Pause | None:
         """Clear the pause; returns the one cleared, None when there was none."""
-        with self._guard("resuming the automations"), self._transaction():
+        with self._db.guard("resuming the automations"), self._db.transaction():
             current = self._read_pause()
-            self._execute("DELETE FROM meta WHERE key = ?", [PAUSED])
+            self._db.execute("DELETE FROM meta WHERE key = ?", [PAUSED])
         return current
 
     def paused(self) -> Pause | None:
-        with self._guard("reading whether the automations are paused"):
+        with self._db.guard("reading whether the automations are paused"):
             return self._read_pause()
 
     def _read_pause(self) -> Pause | None:
-        row = self._one("SELECT value FROM meta WHERE key = ?", [PAUSED])
-        if row is None:
+        value = self._db.meta(PAUSED)
+        if value is None:
             return None
         try:
-            data = json.loads(row["value"])
+            data = json.loads(value)
             return Pause(from_text(data["since"]), str(data["by"]), str(data["reason"]))
         except (ValueError, KeyError, TypeError):
             # Unreadable, but someone meant to pause: stay paused, and say so.

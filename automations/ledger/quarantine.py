@@ -16,18 +16,24 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from automations.ledger.base import LedgerBase, current, from_text, to_text
+from automations.ledger.base import Table, current, from_text, to_text
 
 log = logging.getLogger(__name__)
 
 # What a reader catches from a row's decoder: a bad enum, JSON or time is a ValueError
 # (json.JSONDecodeError included), a wrong type a TypeError, a missing column a KeyError.
 UNDECODABLE = (ValueError, TypeError, KeyError)
+
+# The state every table marks a row quarantined in place with.
+QUARANTINED = "quarantined"
+
+Decoded = TypeVar("Decoded")
+Row = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,56 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class QuarantineStore(LedgerBase):
-    """The ``quarantine`` table."""
+class Quarantine(Table):
+    """The ``quarantine`` table, and the one way every table reads rows past a bad one."""
 
-    def _quarantine(
+    def decode(
+        self,
+        rows: Iterable[Row],
+        from_row: Callable[[Row], Decoded],
+        set_aside: Callable[[Row, BaseException], Decoded | None],
+    ) -> list[Decoded]:
+        """Each row through ``from_row``; one that does not decode goes to the table's
+        ``set_aside``, which quarantines it and returns what stands in for it (or None)."""
+        decoded: list[Decoded] = []
+        for row in rows:
+            try:
+                decoded.append(from_row(row))
+            except UNDECODABLE as exc:
+                salvaged = set_aside(row, exc)
+                if salvaged is not None:
+                    decoded.append(salvaged)
+        return decoded
+
+    def in_place(
+        self,
+        table: str,
+        row: Row,
+        exc: BaseException,
+        *,
+        error_column: str,
+        also: str = "",
+        event_key: str | None = None,
+    ) -> str:
+        """Copy the row aside (once) and mark it quarantined where it is, so its key stays
+        taken; returns the error the row keeps (the first one, if quarantined before).
+        ``also`` adds assignments (starting with a comma)."""
+        error = f"quarantined, the ledger row could not be read: {describe(exc)}"
+        with self._db.guard(f"quarantining {table} row {row.get('id')}"), self._db.transaction():
+            self.move(table, row, exc, event_key=event_key)
+            self._db.execute(
+                f"UPDATE {table} SET state = ?, {error_column} = ?{also} "
+                "WHERE id = ? AND state != ?",
+                [QUARANTINED, error, row["id"], QUARANTINED],
+            )
+            stored = self._db.one(
+                f"SELECT {error_column} AS error FROM {table} WHERE id = ?", [row["id"]]
+            )
+        if stored is not None and isinstance(stored["error"], str):
+            error = stored["error"]
+        return error
+
+    def move(
         self,
         source: str,
         row: Mapping[str, Any],
@@ -74,9 +126,9 @@ class QuarantineStore(LedgerBase):
     ) -> bool:
         """Copy ``row`` aside and log it, once per row; True when this call did.
 
-        The caller holds ``_guard`` and changes the original row in the same breath.
+        The caller holds ``guard`` and changes the original row in the same breath.
         """
-        changed = self._execute(
+        changed = self._db.execute(
             """
             INSERT INTO quarantine (source, source_id, event_key, row, error, quarantined_at)
             VALUES (?, ?, ?, ?, ?, ?)
@@ -96,7 +148,7 @@ class QuarantineStore(LedgerBase):
         log.error(
             "ledger %s: %s row %s%s cannot be read (%s); quarantined: copied to the quarantine "
             "table and skipped from now on%s",
-            self.name,
+            self._db.name,
             source,
             row["id"],
             f" (event {event_key})" if event_key else "",
@@ -105,11 +157,11 @@ class QuarantineStore(LedgerBase):
         )
         return True
 
-    def quarantined(self, source: str | None = None) -> list[Quarantined]:
+    def rows(self, source: str | None = None) -> list[Quarantined]:
         """Every quarantined row (of one table), oldest first."""
         where = "" if source is None else " WHERE source = :source"
-        with self._guard("listing quarantined rows"):
-            rows = self._rows(f"SELECT * FROM quarantine{where} ORDER BY id", {"source": source})
+        with self._db.guard("listing quarantined rows"):
+            rows = self._db.rows(f"SELECT * FROM quarantine{where} ORDER BY id", {"source": source})
         return [
             Quarantined(
                 source=row["source"],

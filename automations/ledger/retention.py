@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from automations.ledger.base import LedgerBase, from_text, to_text
+from automations.ledger.base import Table, from_text, to_text
 from automations.ledger.notifications import FINISHED as FINISHED_NOTIFICATIONS
 
 PRUNED_AT = "retention_pruned_at"
@@ -66,30 +66,26 @@ class Pruned:
         return self.runs + self.releases + self.outbox + self.events + self.notifications
 
 
-class RetentionStore(LedgerBase):
+class RetentionStore(Table):
     """Old rows out of ``runs``, ``releases``, ``outbox``, ``events`` and ``notifications``."""
 
     def last_pruned(self) -> datetime | None:
-        with self._guard("reading when the ledger was last pruned"):
-            row = self._one("SELECT value FROM meta WHERE key = ?", [PRUNED_AT])
-        return None if row is None else from_text(row["value"])
+        with self._db.guard("reading when the ledger was last pruned"):
+            value = self._db.meta(PRUNED_AT)
+        return None if value is None else from_text(value)
 
     def save_pruned(self, now: datetime) -> None:
-        with self._guard("saving when the ledger was pruned"):
-            self._execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [PRUNED_AT, to_text(now)],
-            )
+        with self._db.guard("saving when the ledger was pruned"):
+            self._db.set_meta(PRUNED_AT, to_text(now))
 
     def prune_history(self, cutoff: datetime, pruned: Pruned) -> None:
         """Runs, releases, re-armed events, finished outbox items, and finished notifications
         without an event (summaries, or their event is gone), from before ``cutoff``."""
         at = to_text(cutoff)
-        with self._guard("pruning old runs, releases and outbox items"), self._transaction():
+        with self._db.guard("pruning old runs, releases and outbox items"), self._db.transaction():
             runs = [
                 row["id"]
-                for row in self._rows(
+                for row in self._db.rows(
                     """
                     SELECT id FROM runs INDEXED BY runs_started_at
                     WHERE started_at < :at AND status != 'running' AND id NOT IN (
@@ -107,9 +103,9 @@ class RetentionStore(LedgerBase):
             ]
             if runs:
                 marks = ", ".join("?" for _ in runs)
-                self._execute(f"DELETE FROM run_rules WHERE run_id IN ({marks})", runs)
-                pruned.runs += self._execute(f"DELETE FROM runs WHERE id IN ({marks})", runs)
-            pruned.releases += self._execute(
+                self._db.execute(f"DELETE FROM run_rules WHERE run_id IN ({marks})", runs)
+                pruned.runs += self._db.execute(f"DELETE FROM runs WHERE id IN ({marks})", runs)
+            pruned.releases += self._db.execute(
                 "DELETE FROM releases WHERE event_key IN "
                 "(SELECT event_key FROM releases WHERE released_at < ? LIMIT ?)",
                 [at, BATCH],
@@ -117,7 +113,7 @@ class RetentionStore(LedgerBase):
             # A re-armed event guards nothing: its key already counts as not done. Still
             # re-armed when deleted: a claim outside this transaction may take it over (see
             # postgres.py).
-            pruned.events += self._execute(
+            pruned.events += self._db.execute(
                 f"""
                 DELETE FROM events WHERE state = 'rearmed' AND id IN (
                     SELECT id FROM events INDEXED BY events_rearmed
@@ -128,7 +124,7 @@ class RetentionStore(LedgerBase):
                 {"at": at, "batch": BATCH},
             )
             finished = ", ".join(f"'{state}'" for state in FINISHED_OUTBOX)
-            pruned.outbox += self._execute(
+            pruned.outbox += self._db.execute(
                 f"""
                 DELETE FROM outbox WHERE id IN (
                     SELECT id FROM outbox
@@ -140,7 +136,7 @@ class RetentionStore(LedgerBase):
                 """,
                 [at, BATCH],
             )
-            pruned.notifications += self._execute(
+            pruned.notifications += self._db.execute(
                 f"""
                 DELETE FROM notifications WHERE id IN (
                     SELECT id FROM notifications INDEXED BY notifications_created_at
@@ -154,9 +150,7 @@ class RetentionStore(LedgerBase):
                 [at, BATCH],
             )
 
-    def retention_candidates(
-        self, cutoff: datetime, *, checked_before: datetime, limit: int
-    ) -> list[str]:
+    def candidates(self, cutoff: datetime, *, checked_before: datetime, limit: int) -> list[str]:
         """Up to ``limit`` incidents whose every event is older than ``cutoff``, none
         unconfirmed, and that were not asked about since ``checked_before``.
 
@@ -165,10 +159,10 @@ class RetentionStore(LedgerBase):
         at the end): each call costs the same however many old rows the incidents it
         must keep (still open, in a rule's query) leave in the ledger.
         """
-        with self._guard("listing incidents whose events are old"):
-            cursor = self._one("SELECT value FROM meta WHERE key = ?", [CURSOR])
-            at, row_id = ("", 0) if cursor is None else _cursor(str(cursor["value"]))
-            rows = self._rows(
+        with self._db.guard("listing incidents whose events are old"):
+            cursor = self._db.meta(CURSOR)
+            at, row_id = ("", 0) if cursor is None else _cursor(cursor)
+            rows = self._db.rows(
                 """
                 SELECT id, claimed_at, incident_id FROM events INDEXED BY events_claimed_at
                 WHERE claimed_at < :cutoff AND (claimed_at, id) > (:at, :id)
@@ -189,21 +183,17 @@ class RetentionStore(LedgerBase):
                     if len(found) == limit:
                         stop = row
                         break
-            self._execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [CURSOR, "" if stop is None else f"{stop['claimed_at']}|{stop['id']}"],
-            )
+            self._db.set_meta(CURSOR, "" if stop is None else f"{stop['claimed_at']}|{stop['id']}")
         return found
 
     def _forgettable(self, incident_id: str, cutoff: datetime, checked_before: datetime) -> bool:
-        checked = self._one(
+        checked = self._db.one(
             "SELECT checked_at FROM retention_checks WHERE incident_id = ?", [incident_id]
         )
         if checked is not None and checked["checked_at"] >= to_text(checked_before):
             return False
         return _forgettable_events(
-            self._one(INCIDENT_EVENTS, {"incident": incident_id, "cutoff": to_text(cutoff)})
+            self._db.one(INCIDENT_EVENTS, {"incident": incident_id, "cutoff": to_text(cutoff)})
         )
 
     def forget_incident(
@@ -213,13 +203,16 @@ class RetentionStore(LedgerBase):
         unconfirmed (checked again here, in the same transaction as the delete), and their
         finished notifications (one still to send goes by age once finished); returns how
         many events went, and counts the notifications in ``pruned``."""
-        with self._guard(f"pruning the events of incident {incident_id}"), self._transaction():
+        with (
+            self._db.guard(f"pruning the events of incident {incident_id}"),
+            self._db.transaction(),
+        ):
             bounds = {"incident": incident_id, "cutoff": to_text(cutoff)}
-            row = self._one(INCIDENT_EVENTS, bounds)
-            self._execute("DELETE FROM retention_checks WHERE incident_id = ?", [incident_id])
+            row = self._db.one(INCIDENT_EVENTS, bounds)
+            self._db.execute("DELETE FROM retention_checks WHERE incident_id = ?", [incident_id])
             if not _forgettable_events(row):
                 return 0
-            notifications = self._execute(
+            notifications = self._db.execute(
                 f"""
                 DELETE FROM notifications
                 WHERE state IN ({_finished_notifications()}) AND event_key IN (
@@ -232,7 +225,7 @@ class RetentionStore(LedgerBase):
                 pruned.notifications += notifications
             # The same conditions again, row by row: a claim outside this transaction may have
             # added an event since the read (see postgres.py); then none goes.
-            return self._execute(
+            return self._db.execute(
                 f"""
                 DELETE FROM events WHERE incident_id = :incident AND NOT EXISTS (
                     SELECT 1 FROM events AS other WHERE other.incident_id = :incident
@@ -244,8 +237,8 @@ class RetentionStore(LedgerBase):
 
     def keep_incident(self, incident_id: str, now: datetime) -> None:
         """The API says the incident's events still guard something: ask again later."""
-        with self._guard(f"recording that incident {incident_id} is kept"):
-            self._execute(
+        with self._db.guard(f"recording that incident {incident_id} is kept"):
+            self._db.execute(
                 "INSERT INTO retention_checks (incident_id, checked_at) VALUES (?, ?) "
                 "ON CONFLICT (incident_id) DO UPDATE SET checked_at = excluded.checked_at",
                 [incident_id, to_text(now)],

@@ -9,9 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 from automations.errors import LedgerError
-from automations.ledger.base import current, from_text, maybe_time, to_text
+from automations.ledger.base import Database, Table, current, from_text, maybe_time, to_text
 from automations.ledger.owners import may_settle
-from automations.ledger.quarantine import UNDECODABLE, QuarantineStore
+from automations.ledger.quarantine import Quarantine
 
 
 class RunStatus(StrEnum):
@@ -60,26 +60,32 @@ class Run:
         )
 
 
-class RunStore(QuarantineStore):
+class RunStore(Table):
     """The ``runs`` table."""
 
-    def start_run(
+    def __init__(self, db: Database, quarantine: Quarantine) -> None:
+        super().__init__(db)
+        self._quarantine = quarantine
+
+    def start(
         self, schedule: str, *, rules: Sequence[str] = (), now: datetime | None = None
     ) -> int:
         """Record that a cycle of ``schedule`` (evaluating ``rules``) began; returns its id."""
-        with self._guard(f"starting a run of {schedule!r}"), self._transaction():
-            row = self._one(
+        with self._db.guard(f"starting a run of {schedule!r}"), self._db.transaction():
+            row = self._db.one(
                 "INSERT INTO runs (schedule, started_at, status, owner) VALUES (?, ?, ?, ?) "
                 "RETURNING id",
-                [schedule, to_text(current(now)), RunStatus.RUNNING.value, self.owner],
+                [schedule, to_text(current(now)), RunStatus.RUNNING.value, self._db.owner],
             )
             assert row is not None  # an INSERT ... RETURNING returns its row
             run_id = int(row["id"])
             for rule in dict.fromkeys(rules):
-                self._execute("INSERT INTO run_rules (run_id, rule) VALUES (?, ?)", [run_id, rule])
+                self._db.execute(
+                    "INSERT INTO run_rules (run_id, rule) VALUES (?, ?)", [run_id, rule]
+                )
         return run_id
 
-    def finish_run(
+    def finish(
         self,
         run_id: int,
         *,
@@ -105,8 +111,8 @@ class RunStore(QuarantineStore):
             "error": error,
             "status": (RunStatus.OK if error is None else RunStatus.FAILED).value,
         }
-        with self._guard(f"finishing run {run_id}"):
-            changed = self._execute(
+        with self._db.guard(f"finishing run {run_id}"):
+            changed = self._db.execute(
                 """
                 UPDATE runs SET finished_at = :finished_at, incidents_seen = :incidents_seen,
                     actions_planned = :actions_planned, actions_applied = :actions_applied,
@@ -118,10 +124,11 @@ class RunStore(QuarantineStore):
             )
             if changed != 1:
                 raise LedgerError(
-                    f"cannot finish run {run_id}: no running run with that id in ledger {self.name}"
+                    f"cannot finish run {run_id}: no running run with that id in ledger "
+                    f"{self._db.name}"
                 )
 
-    def close_interrupted_runs(self, *, now: datetime | None = None) -> int:
+    def close_interrupted(self, *, now: datetime | None = None) -> int:
         """Mark RUNNING runs whose process is gone (a crash, a kill) as FAILED.
 
         A run of a process that may still be at work (alive on this host, or on
@@ -129,11 +136,11 @@ class RunStore(QuarantineStore):
         process finishes it.
         """
         moment = current(now)
-        with self._guard("closing interrupted runs"), self._transaction():
-            rows = self._rows("SELECT id, owner, started_at FROM runs WHERE status = 'running'")
+        with self._db.guard("closing interrupted runs"), self._db.transaction():
+            rows = self._db.rows("SELECT id, owner, started_at FROM runs WHERE status = 'running'")
             ids = [row["id"] for row in rows if _may_close(row, moment)]
             for run_id in ids:
-                self._execute(
+                self._db.execute(
                     "UPDATE runs SET finished_at = ?, status = ?, error = ? "
                     "WHERE id = ? AND status = 'running'",
                     [
@@ -146,34 +153,32 @@ class RunStore(QuarantineStore):
         return len(ids)
 
     def _decode_runs(self, rows: list[dict[str, Any]]) -> list[Run]:
-        """Each row as a Run; one that does not decode is moved to ``quarantine``."""
-        runs = []
-        for row in rows:
-            try:
-                runs.append(Run.from_row(row))
-            except UNDECODABLE as exc:
-                with self._guard(f"quarantining run {row.get('id')}"), self._transaction():
-                    self._quarantine("runs", row, exc)
-                    self._execute("DELETE FROM run_rules WHERE run_id = ?", [row["id"]])
-                    self._execute("DELETE FROM runs WHERE id = ?", [row["id"]])
-        return runs
+        """Each row as a Run; one that does not decode is moved to ``quarantine`` (a run is
+        history only: nothing stands in for it)."""
+        return self._quarantine.decode(rows, Run.from_row, self._set_aside)
 
-    def runs(self, *, schedule: str | None = None, limit: int = 50) -> list[Run]:
+    def _set_aside(self, row: Mapping[str, Any], exc: BaseException) -> None:
+        with self._db.guard(f"quarantining run {row.get('id')}"), self._db.transaction():
+            self._quarantine.move("runs", row, exc)
+            self._db.execute("DELETE FROM run_rules WHERE run_id = ?", [row["id"]])
+            self._db.execute("DELETE FROM runs WHERE id = ?", [row["id"]])
+
+    def history(self, *, schedule: str | None = None, limit: int = 50) -> list[Run]:
         """Recent runs, newest first, optionally of one schedule."""
         where = "" if schedule is None else "WHERE schedule = :schedule"
-        with self._guard("listing runs"):
-            rows = self._rows(
+        with self._db.guard("listing runs"):
+            rows = self._db.rows(
                 f"SELECT * FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT :limit",
                 {"schedule": schedule, "limit": limit},
             )
         return self._decode_runs(rows)
 
-    def last_successful_run(self, schedule: str | None = None) -> Run | None:
+    def last_successful(self, schedule: str | None = None) -> Run | None:
         """The newest OK run (of ``schedule``, or of any) that can be read."""
         where = "" if schedule is None else "AND schedule = :schedule"
         while True:
-            with self._guard("reading the last successful run"):
-                row = self._one(
+            with self._db.guard("reading the last successful run"):
+                row = self._db.one(
                     f"SELECT * FROM runs WHERE status = 'ok' {where} "
                     "ORDER BY started_at DESC, id DESC LIMIT 1",
                     {"schedule": schedule},
@@ -190,8 +195,8 @@ class RunStore(QuarantineStore):
         A rule missing from this set has never run on this ledger (``plan`` says so when
         it has a backlog). Cycles recorded before rule names were kept count for no rule.
         """
-        with self._guard("listing the rules that ran"):
-            rows = self._rows(
+        with self._db.guard("listing the rules that ran"):
+            rows = self._db.rows(
                 """
                 SELECT rule FROM events
                 UNION

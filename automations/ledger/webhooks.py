@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from automations.ledger.base import LedgerBase, from_text, maybe_time, to_text
+from automations.ledger.base import Table, from_text, maybe_time, to_text
 
 
 class WebhookDeliveryState(StrEnum):
@@ -60,10 +60,10 @@ class WebhookDelivery:
         )
 
 
-class WebhookDeliveryStore(LedgerBase):
+class WebhookDeliveryStore(Table):
     """Record, queue and finish webhook deliveries."""
 
-    def record_webhook_delivery(
+    def record(
         self,
         *,
         webhook_id: str,
@@ -74,8 +74,8 @@ class WebhookDeliveryStore(LedgerBase):
     ) -> bool:
         """Queue a verified delivery; False when its ``webhook_id`` is already recorded."""
         moment = to_text(now)
-        with self._guard("recording a webhook delivery"):
-            changed = self._execute(
+        with self._db.guard("recording a webhook delivery"):
+            changed = self._db.execute(
                 """
                 INSERT INTO webhook_deliveries (webhook_id, event_type, incident_id,
                     follow_up_id, state, attempts, received_at, next_attempt_at)
@@ -94,14 +94,14 @@ class WebhookDeliveryStore(LedgerBase):
             )
         return changed == 1
 
-    def webhook_deliveries_due(self, *, now: datetime, limit: int) -> list[WebhookDelivery]:
+    def due(self, *, now: datetime, limit: int) -> list[WebhookDelivery]:
         """Queued deliveries due at ``now``, in the order they arrived (at most ``limit``).
 
         One never attempted is due whatever ``now`` says: a restarted process's clock may
         be a second behind the one that recorded it.
         """
-        with self._guard("listing queued webhook deliveries"):
-            rows = self._rows(
+        with self._db.guard("listing queued webhook deliveries"):
+            rows = self._db.rows(
                 """
                 SELECT * FROM webhook_deliveries
                 WHERE state = ? AND (attempts = 0 OR next_attempt_at <= ?)
@@ -111,37 +111,39 @@ class WebhookDeliveryStore(LedgerBase):
             )
         return [WebhookDelivery.from_row(row) for row in rows]
 
-    def webhook_backlog(self) -> int:
+    def backlog(self) -> int:
         """How many deliveries wait to be processed (due or not)."""
-        with self._guard("counting queued webhook deliveries"):
-            row = self._one(
+        with self._db.guard("counting queued webhook deliveries"):
+            row = self._db.one(
                 "SELECT count(*) AS n FROM webhook_deliveries WHERE state = ?",
                 [WebhookDeliveryState.QUEUED.value],
             )
         return int(row["n"]) if row else 0
 
-    def webhook_deliveries(self, *, limit: int = 1000) -> list[WebhookDelivery]:
+    def history(self, *, limit: int = 1000) -> list[WebhookDelivery]:
         """The most recent deliveries, oldest first (for people and tests)."""
-        with self._guard("listing webhook deliveries"):
-            rows = self._rows(
+        with self._db.guard("listing webhook deliveries"):
+            rows = self._db.rows(
                 "SELECT * FROM (SELECT * FROM webhook_deliveries ORDER BY id DESC LIMIT ?) "
                 "ORDER BY id",
                 [limit],
             )
         return [WebhookDelivery.from_row(row) for row in rows]
 
-    def webhook_delivery(self, webhook_id: str) -> WebhookDelivery | None:
-        with self._guard("reading a webhook delivery"):
-            row = self._one("SELECT * FROM webhook_deliveries WHERE webhook_id = ?", [webhook_id])
+    def get(self, webhook_id: str) -> WebhookDelivery | None:
+        with self._db.guard("reading a webhook delivery"):
+            row = self._db.one(
+                "SELECT * FROM webhook_deliveries WHERE webhook_id = ?", [webhook_id]
+            )
         return None if row is None else WebhookDelivery.from_row(row)
 
-    def resolve_webhook_incident(self, ids: Sequence[int], incident_id: str) -> None:
+    def resolve_incident(self, ids: Sequence[int], incident_id: str) -> None:
         """The incident a follow-up belongs to, learned from the API: not asked again."""
         self._update_deliveries(
             ids, "resolving a webhook delivery", "incident_id = ?", [incident_id]
         )
 
-    def finish_webhook_deliveries(
+    def finish(
         self,
         ids: Sequence[int],
         *,
@@ -157,9 +159,7 @@ class WebhookDeliveryStore(LedgerBase):
             [state.value, to_text(now), error],
         )
 
-    def retry_webhook_deliveries(
-        self, ids: Sequence[int], *, next_attempt_at: datetime, error: str
-    ) -> None:
+    def retry(self, ids: Sequence[int], *, next_attempt_at: datetime, error: str) -> None:
         """Processing could not finish: count the attempt and try again at ``next_attempt_at``."""
         self._update_deliveries(
             ids,
@@ -168,10 +168,10 @@ class WebhookDeliveryStore(LedgerBase):
             [to_text(next_attempt_at), error],
         )
 
-    def forget_webhook_deliveries(self, *, before: datetime) -> int:
+    def forget(self, *, before: datetime) -> int:
         """Delete finished deliveries received before ``before``; how many went."""
-        with self._guard("forgetting old webhook deliveries"):
-            changed = self._execute(
+        with self._db.guard("forgetting old webhook deliveries"):
+            changed = self._db.execute(
                 "DELETE FROM webhook_deliveries WHERE state != ? AND received_at < ?",
                 [WebhookDeliveryState.QUEUED.value, to_text(before)],
             )
@@ -183,8 +183,8 @@ class WebhookDeliveryStore(LedgerBase):
         if not ids:
             return
         marks = ", ".join("?" for _ in ids)
-        with self._guard(doing), self._transaction():
-            self._execute(
+        with self._db.guard(doing), self._db.transaction():
+            self._db.execute(
                 f"UPDATE webhook_deliveries SET {assignments} WHERE id IN ({marks})",
                 [*params, *ids],
             )

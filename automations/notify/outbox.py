@@ -108,7 +108,7 @@ class NotificationOutbox:
         """
         with self._sending:
             self._holding = self._summarise_held()
-            due = self.ledger.notifications_due(now=self.clock())
+            due = self.ledger.notifications.due(now=self.clock())
             due.sort(key=lambda item: not _is_summary(item))  # stable: oldest first otherwise
             deliveries = []
             for item in due:
@@ -118,7 +118,7 @@ class NotificationOutbox:
                 if not still_leading(self.may_act, "notifications"):
                     break
                 now = self.clock()
-                claimed = self.ledger.notification_claim(
+                claimed = self.ledger.notifications.claim(
                     item, owner=self.owner, now=now, lease_until=now + self.lease
                 )
                 if claimed is not None:
@@ -165,7 +165,7 @@ class NotificationOutbox:
             return self._retry(item, policy, error)
         # The one window where a crash duplicates: the receiver has it, the ledger does not.
         self.failpoints.hit("after_notify_send")
-        self.ledger.notification_mark_sent(item.id, owner=self.owner, now=self.clock())
+        self.ledger.notifications.mark_sent(item.id, owner=self.owner, now=self.clock())
         self._tell(item.channel, "sent")
         log.info(
             "notification %s sent to %s (attempt %d)",
@@ -181,7 +181,7 @@ class NotificationOutbox:
         limit = policy.max_per_hour
         return (
             limit is not None
-            and self.ledger.notifications_sent_since(channel, now - WINDOW, up_to=limit) >= limit
+            and self.ledger.notifications.sent_since(channel, now - WINDOW, up_to=limit) >= limit
         )
 
     def _retry(self, item: Notification, policy: ChannelPolicy, error: str) -> NoticeDelivery:
@@ -192,7 +192,7 @@ class NotificationOutbox:
         retry_at = self.clock() + self.backoff.after(item.attempts)
         if retry_at >= item.created_at + policy.expire_after:
             return self._expire(item, policy, item.attempts, error)
-        self.ledger.notification_mark_retry(
+        self.ledger.notifications.mark_retry(
             item.id, owner=self.owner, error=error, next_attempt_at=retry_at
         )
         self._tell(item.channel, "retry")
@@ -243,7 +243,7 @@ class NotificationOutbox:
         note: str = "",
     ) -> NoticeDelivery:
         """FAILED, EXPIRED or HELD: recorded with the reason, logged, counted."""
-        self.ledger.notification_mark(item.id, state, owner=self.owner, error=error)
+        self.ledger.notifications.mark(item.id, state, owner=self.owner, error=error)
         outcome = state.value
         self._tell(item.channel, outcome)
         log.log(
@@ -264,7 +264,7 @@ class NotificationOutbox:
         """For each channel with held rows and room again: queue ONE summary saying how many.
         Returns the channels whose rows stay held."""
         holding = set()
-        for batch in self.ledger.notifications_held():
+        for batch in self.ledger.notifications.held():
             holding.add(batch.channel)
             policy = self.policy(batch.channel)
             if batch.channel not in self.senders or policy is None:
@@ -273,7 +273,7 @@ class NotificationOutbox:
             if self._full(batch.channel, policy, now):
                 continue
             summary = summary_notice(batch, policy, now)
-            if self.ledger.notification_summarise(batch, summary, now=now):
+            if self.ledger.notifications.summarise(batch, summary, now=now):
                 holding.discard(batch.channel)
                 log.warning(
                     "channel %s: %d notifications were held back by max_per_hour since %s; "

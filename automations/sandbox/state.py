@@ -18,7 +18,9 @@ from automations.sandbox.faults import FaultPlan
 from automations.sandbox.model import JSON, IncidentUpdate
 from automations.sandbox.oncall import ROUTE_LIMITS
 from automations.sandbox.ratelimit import RateLimiter
-from automations.sandbox.seed import build_catalog, build_history, build_oncall
+from automations.sandbox.seed.catalog import build_catalog
+from automations.sandbox.seed.history import build_history
+from automations.sandbox.seed.oncall import build_oncall
 from automations.sandbox.store import Clock, Store
 from automations.sandbox.webhook_events import events
 from automations.sandbox.webhook_sender import WebhookSender, WebhookTarget

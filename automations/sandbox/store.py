@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from automations.sandbox.catalog import Catalog
 from automations.sandbox.model import JSON, FollowUp, IdFactory, Incident, IncidentUpdate
 from automations.sandbox.render import render_incident
-from automations.sandbox.seed import ID_BASE_MS, History
+from automations.sandbox.seed.catalog import ID_BASE_MS
+from automations.sandbox.seed.incidents import History
 
 _MATCH_CACHE_SIZE = 128
 

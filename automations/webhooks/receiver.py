@@ -72,7 +72,7 @@ class WebhookReceiver:
         path: str,
         max_body_bytes: int,
         verifier: Verifier,
-        ledger: WebhookDeliveryStore,
+        deliveries: WebhookDeliveryStore,
         clock: Clock,
         on_queued: Callable[[], None] = lambda: None,
         observe: Observe | None = None,
@@ -80,7 +80,7 @@ class WebhookReceiver:
         self.path = path.encode()
         self.max_body_bytes = max_body_bytes
         self.verifier = verifier
-        self.ledger = ledger
+        self.deliveries = deliveries
         self.clock = clock
         self.on_queued = on_queued  # wakes the worker
         self.observe: Observe = observe or (lambda _type, _outcome: None)
@@ -122,7 +122,7 @@ class WebhookReceiver:
             self._ignore(event_type)
             return 200, "text/plain", b"ignored: this event type is not handled\n"
         try:
-            fresh = self.ledger.record_webhook_delivery(
+            fresh = self.deliveries.record(
                 webhook_id=verified.webhook_id,
                 event_type=event.event_type,
                 incident_id=event.incident_id,

@@ -45,7 +45,7 @@ def webhook_service(daemon: Daemon) -> WebhookService | None:
         return client.get_follow_up(follow_up_id).incident_id
 
     worker = WebhookWorker(
-        runtime.ledger,
+        runtime.ledger.webhooks,
         daemon.evaluate_incidents,
         resolve_follow_up,
         clock,
@@ -57,7 +57,7 @@ def webhook_service(daemon: Daemon) -> WebhookService | None:
         path=settings.path,
         max_body_bytes=settings.max_body_bytes,
         verifier=Verifier(webhook_secrets(), clock, settings.tolerance),
-        ledger=runtime.ledger,
+        deliveries=runtime.ledger.webhooks,
         clock=clock,
         on_queued=worker.wake,
         observe=observe,

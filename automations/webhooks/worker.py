@@ -57,7 +57,7 @@ class WebhookWorker:
 
     def __init__(
         self,
-        ledger: WebhookDeliveryStore,
+        deliveries: WebhookDeliveryStore,
         evaluate: Evaluate,
         resolve_follow_up: ResolveFollowUp,
         clock: Clock,
@@ -67,7 +67,7 @@ class WebhookWorker:
         batch: int = BATCH,
         failpoints: Failpoints | None = None,
     ) -> None:
-        self.ledger = ledger
+        self.deliveries = deliveries
         self.evaluate = evaluate
         self.resolve_follow_up = resolve_follow_up
         self.clock = clock
@@ -108,7 +108,7 @@ class WebhookWorker:
         """Process every delivery due now, batch by batch; how many were taken."""
         taken = 0
         while not self.stopping.is_set():
-            due = self.ledger.webhook_deliveries_due(now=self.clock(), limit=self.batch)
+            due = self.deliveries.due(now=self.clock(), limit=self.batch)
             if not due or not self.process(due):
                 break
             taken += len(due)
@@ -177,7 +177,7 @@ class WebhookWorker:
                 self._finish(rows, state, f"cannot read the follow-up: {exc}")
                 continue
             ids = [d.id for d in rows]
-            self.ledger.resolve_webhook_incident(ids, incident_id)
+            self.deliveries.resolve_incident(ids, incident_id)
             ready += [replace(d, incident_id=incident_id) for d in rows]
         return sorted(ready, key=lambda d: d.id)
 
@@ -187,9 +187,7 @@ class WebhookWorker:
         state: WebhookDeliveryState,
         note: str | None = None,
     ) -> None:
-        self.ledger.finish_webhook_deliveries(
-            [d.id for d in rows], state=state, now=self.clock(), error=note
-        )
+        self.deliveries.finish([d.id for d in rows], state=state, now=self.clock(), error=note)
         for delivery in rows:
             self.observe(delivery.event_type, state.value)
 
@@ -210,7 +208,7 @@ class WebhookWorker:
             return
         attempts = min(d.attempts for d in again) + 1
         delay = RETRY.after(attempts)
-        self.ledger.retry_webhook_deliveries(
+        self.deliveries.retry(
             [d.id for d in again], next_attempt_at=self.clock() + delay, error=error
         )
         for delivery in again:
@@ -245,7 +243,7 @@ class WebhookWorker:
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         self._pruned_at = now
-        forgotten = self.ledger.forget_webhook_deliveries(before=self.clock() - KEEP)
+        forgotten = self.deliveries.forget(before=self.clock() - KEEP)
         if forgotten:
             log.info("webhooks: forgot %d deliveries older than %d days", forgotten, KEEP.days)
 
