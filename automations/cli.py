@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +88,8 @@ def validate(config_path: Path, offline: bool) -> None:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the config file, for editors."""
+    import json
+
     from automations.config import config_json_schema
 
     click.echo(json.dumps(config_json_schema(), indent=2))
@@ -116,6 +117,8 @@ def _print_actions(
 ) -> None:
     """``private_ok``: the channels with include_private, the only ones a private incident's
     actions are announced to."""
+    import json
+
     if as_json:
         click.echo(json.dumps([_action_json(a, private_ok) for a in actions], indent=2))
         return
@@ -297,6 +300,8 @@ def run(config_path: Path) -> None:
 def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
     """Start on an existing organisation: record every action due now as skipped
     ("baseline"), so only incidents that become due later are acted on. Edits nothing."""
+    import json
+
     from automations.recovery import adopt as adopt_rules
 
     config = _load(config_path)
