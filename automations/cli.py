@@ -20,7 +20,6 @@ from automations.notify.cli import notify
 if TYPE_CHECKING:
     from automations.config import Config
     from automations.engine import CycleReport
-    from automations.rules.base import PlannedAction
     from automations.runtime import Runtime
 
 
@@ -112,71 +111,13 @@ def list_rules() -> None:
     click.echo("every rule also takes: " + ", ".join(sorted(common - {"type"})))
 
 
-def _print_actions(
-    actions: list[PlannedAction], as_json: bool, private_ok: frozenset[str] = frozenset()
-) -> None:
-    """``private_ok``: the channels with include_private, the only ones a private incident's
-    actions are announced to."""
-    import json
-
-    if as_json:
-        click.echo(json.dumps([_action_json(a, private_ok) for a in actions], indent=2))
-        return
-    if not actions:
-        click.echo("nothing to do")
-        return
-    for action in actions:
-        click.echo(f"{action.incident_reference} {action.incident_name!r}  [{action.rule}]")
-        click.echo(f"  why:  {action.reason}")
-        if action.edit is not None:
-            body = json.dumps(action.request_body())
-            click.echo(f"  edit: POST /v2/incidents/{action.incident_id}/actions/edit {body}")
-        channels = _notified(action, private_ok)
-        if channels:
-            click.echo(f"  notify: {', '.join(channels)}")
-        if len(channels) < len(action.notify):
-            left = ", ".join(c for c in action.notify if c not in channels)
-            click.echo(f"  not notified (private incident, no include_private): {left}")
-        if action.announce:
-            click.echo(f"  announce (incident update): {action.announce}")
-
-
-def _private_ok(config: Config) -> frozenset[str]:
-    return frozenset(channel.name for channel in config.channels if channel.include_private)
-
-
-def _notified(action: PlannedAction, private_ok: frozenset[str]) -> list[str]:
-    """The channels an applied action would reach: a private incident only include_private."""
-    return [c for c in action.notify if not action.incident_private or c in private_ok]
-
-
-def _action_json(action: PlannedAction, private_ok: frozenset[str]) -> dict[str, Any]:
-    return {
-        "rule": action.rule,
-        "incident_id": action.incident_id,
-        "incident_reference": action.incident_reference,
-        "incident_name": action.incident_name,
-        "event_key": action.event_key,
-        "reason": action.reason,
-        "effect": action.effect,
-        "request": None
-        if action.edit is None
-        else {
-            "method": "POST",
-            "path": f"/v2/incidents/{action.incident_id}/actions/edit",
-            "body": action.request_body(),
-        },
-        "notify": _notified(action, private_ok),
-        "announce": action.announce,
-    }
-
-
 @cli.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--rule", "only", default=None, help="Only this rule.")
 def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     """The dry run: print each edit that would be made now, and why. Changes nothing."""
+    from automations.plan_output import include_private_channels, kept_locally, print_actions
     from automations.recovery import never_run_hints
 
     config = _load(config_path)
@@ -184,12 +125,12 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
         actions, report = runtime.engine.plan(runtime.rules)
         hints = never_run_hints(runtime.ledger, report)
         pause = runtime.ledger.kill_switch.paused()
-    _print_actions(actions, as_json, _private_ok(config))
+    print_actions(actions, as_json, include_private_channels(config))
     for hint in hints:
         click.echo(hint, err=True)
     for outcome in report.rules:
         if outcome.kept_locally is not None:
-            click.echo(_kept_locally(outcome.rule, *outcome.kept_locally), err=True)
+            click.echo(kept_locally(outcome.rule, *outcome.kept_locally), err=True)
         for action, reason in outcome.skipped:
             click.echo(f"{action.incident_reference} [{action.rule}] {reason}", err=True)
         if outcome.braked:
@@ -212,14 +153,6 @@ def _reading_runtime(config: Config, only: str | None) -> Runtime:
     from automations.runtime import Runtime
 
     return Runtime.start(config, lock=False, interactive=True, reading=True, only=only)
-
-
-def _kept_locally(rule: str, kept: int, fetched: int) -> str:
-    """What where.team_ids cost: the API cannot filter by team, so it is done here."""
-    return (
-        f"rule {rule}: where.team_ids kept {kept} of {fetched} incidents fetched (teams are "
-        "filtered locally, after fetching: GET /v2/incidents has no team filter)"
-    )
 
 
 def _report_failed(reports: list[CycleReport]) -> bool:
@@ -356,12 +289,11 @@ def test_rule(
 ) -> None:
     """Evaluate one rule offline against saved incidents and print what it would do."""
     from automations.offline import evaluate_offline
+    from automations.plan_output import print_actions
 
     config = _load(config_path)
     actions = evaluate_offline(config, rule, incidents_file, now_text)
-    _print_actions(
-        actions, as_json, frozenset(c.name for c in config.channels if c.include_private)
-    )
+    print_actions(actions, as_json, frozenset(c.name for c in config.channels if c.include_private))
 
 
 @cli.command()
