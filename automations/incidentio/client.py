@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from automations import __version__
 from automations.clock import skew_problem
+from automations.closing import Closing
 from automations.errors import APIError, ClockSkew, ConfigError, PaginationLoop, TooManyPages
 from automations.incidentio.filters import IncidentFilter
 from automations.incidentio.follow_ups import (
@@ -108,7 +108,7 @@ _REFERENCE = re.compile(r"^(?:INC-)?(\d+)$", re.IGNORECASE)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-class IncidentIOClient:
+class IncidentIOClient(Closing):
     """Talks to incident.io (or the sandbox) with retries, a shared rate limit and counters.
 
     Give every client in the process the same ``TokenBucket`` (and
@@ -424,17 +424,6 @@ class IncidentIOClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> IncidentIOClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"IncidentIOClient(base_url={self.base_url!r}, rate_limiter={self.rate_limiter!r})"
