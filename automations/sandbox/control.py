@@ -11,13 +11,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from email.utils import format_datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found
+from automations.sandbox.errors import SandboxErrorResponse, body_object, invalid, not_found
 from automations.sandbox.faults import FaultConfigError, FaultPlan
 from automations.sandbox.filters import parse_when
 from automations.sandbox.manual import apply_manual, change_follow_up
@@ -46,14 +45,6 @@ ENDPOINTS = (
 )
 
 
-def _object(body: Any) -> JSON:
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
-    return body
-
-
 class Control:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
@@ -65,7 +56,7 @@ class Control:
             request_id = str(uuid.uuid4())
             raw = await request.body()
             try:
-                body = _object(json.loads(raw) if raw else None)
+                body = body_object(json.loads(raw) if raw else None)
                 status, payload = handler(request, body)
             except ValueError as exc:
                 # json errors and config validation both land here

@@ -94,5 +94,14 @@ def required(field: str, message: str | None = None) -> SandboxErrorResponse:
     return SandboxErrorResponse(422, "is_required", message or f"{field} is required", field=field)
 
 
+def body_object(payload: Any) -> JSON:
+    """The request body as an object: none is ``{}`` (so the missing fields are named), else 400."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
+    return payload
+
+
 def not_found(what: str, ref: str) -> SandboxErrorResponse:
     return SandboxErrorResponse(404, "not_found", f"No {what} found with ID {ref!r}")

@@ -22,7 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from automations.sandbox.catalog import Catalog
-from automations.sandbox.errors import SandboxErrorResponse, invalid, required, within
+from automations.sandbox.errors import (
+    SandboxErrorResponse,
+    body_object,
+    invalid,
+    required,
+    within,
+)
 from automations.sandbox.filters import parse_when
 from automations.sandbox.model import (
     JSON,
@@ -64,6 +70,14 @@ def _string(payload: JSON, key: str, *, allow_empty: bool = True) -> str | None:
             f"{key} must be a non-empty string" if not allow_empty else f"{key} must be a string",
         )
     return value
+
+
+def idempotency_key(payload: JSON, message: str | None = None) -> str:
+    """The body's required, non-empty ``idempotency_key``: what makes a create safe to replay."""
+    key = _string(payload, "idempotency_key", allow_empty=False)
+    if key is None:
+        raise required("idempotency_key", message)
+    return key
 
 
 def _list(payload: JSON, key: str) -> list[Any] | None:
@@ -240,12 +254,8 @@ def record_change(
 def create_incident(store: Store, payload: Any, now: datetime) -> Incident:
     """POST /v2/incidents; a replayed idempotency_key returns the original incident."""
     catalog = store.catalog
-    payload = {} if payload is None else payload  # no body: report the missing fields
-    if not isinstance(payload, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
-    key = _string(payload, "idempotency_key", allow_empty=False)
-    if key is None:
-        raise required("idempotency_key", "idempotency_key is required")
+    payload = body_object(payload)
+    key = idempotency_key(payload)
     existing_id = store.idempotency.get(key)
     if existing_id is not None:
         existing = store.get(existing_id)
@@ -330,9 +340,7 @@ def create_incident(store: Store, payload: Any, now: datetime) -> Incident:
 def edit_incident(store: Store, incident: Incident, payload: Any, now: datetime) -> Incident:
     """POST /v2/incidents/{id}/actions/edit: partial update, lifecycle rules enforced."""
     catalog = store.catalog
-    payload = {} if payload is None else payload  # no body: report the missing fields
-    if not isinstance(payload, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
+    payload = body_object(payload)
     if "incident" not in payload:
         raise required("incident", "incident is required")
     if "notify_incident_channel" not in payload:

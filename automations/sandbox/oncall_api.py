@@ -31,10 +31,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found, required
+from automations.sandbox.errors import (
+    body_object,
+    invalid,
+    not_found,
+    required,
+)
 from automations.sandbox.filters import parse_page_size, parse_when, scalar_params
 from automations.sandbox.model import JSON, iso
-from automations.sandbox.mutations import _string
+from automations.sandbox.mutations import _string, idempotency_key
 from automations.sandbox.oncall import (
     ESCALATIONS_LIMIT,
     Escalation,
@@ -159,14 +164,8 @@ class OnCallApi:
     def _escalation(self, payload: Any, now: datetime) -> Escalation:
         """Validate the whole body, then create; a replayed key returns the first escalation."""
         oncall, store = self.state.oncall, self.state.store
-        payload = {} if payload is None else payload
-        if not isinstance(payload, dict):
-            raise SandboxErrorResponse(
-                400, "invalid_body", "The request body must be a JSON object"
-            )
-        key = _string(payload, "idempotency_key", allow_empty=False)
-        if key is None:
-            raise required("idempotency_key")
+        payload = body_object(payload)
+        key = idempotency_key(payload)
         if key in oncall.escalation_keys:
             return oncall.escalation_keys[key]
         title = _string(payload, "title", allow_empty=False)
