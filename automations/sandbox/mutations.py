@@ -19,7 +19,7 @@ leaves a half-edited incident behind. Choices on open questions (section 13):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from automations.sandbox.catalog import Catalog
 from automations.sandbox.errors import (
@@ -43,6 +43,8 @@ from automations.sandbox.store import Store
 
 CLOSED_FOR_GOOD = ("closed", "declined", "merged", "canceled")
 NOT_ENTERABLE = ("triage", "declined", "merged", "canceled", "paused")
+V = TypeVar("V")
+
 NOT_CREATABLE = ("declined", "merged", "canceled", "paused")
 LIFECYCLE_TIMESTAMPS = {
     "live": ("Accepted at",),
@@ -193,28 +195,27 @@ def parse_timestamps(catalog: Catalog, entries: list[Any]) -> dict[str, datetime
     return out
 
 
+def set_or_drop(values: dict[str, V], key: str, value: V | None) -> None:
+    """Set ``key``, or drop it for None: how a role, a custom field or a timestamp is unset."""
+    if value is None:
+        values.pop(key, None)
+    else:
+        values[key] = value
+
+
 def apply_role_changes(incident: Incident, changes: dict[str, str | None]) -> None:
     for role_id, user_id in changes.items():
-        if user_id is None:
-            incident.roles.pop(role_id, None)
-        else:
-            incident.roles[role_id] = user_id
+        set_or_drop(incident.roles, role_id, user_id)
 
 
 def apply_field_changes(incident: Incident, changes: dict[str, tuple[str, ...]]) -> None:
     for field_id, values in changes.items():
-        if values:
-            incident.custom_fields[field_id] = values
-        else:
-            incident.custom_fields.pop(field_id, None)
+        set_or_drop(incident.custom_fields, field_id, values or None)
 
 
 def apply_timestamp_changes(incident: Incident, changes: dict[str, datetime | None]) -> None:
     for timestamp_id, value in changes.items():
-        if value is None:
-            incident.timestamps.pop(timestamp_id, None)
-        else:
-            incident.timestamps[timestamp_id] = value
+        set_or_drop(incident.timestamps, timestamp_id, value)
 
 
 def stamp_lifecycle(catalog: Catalog, incident: Incident, status: Status, now: datetime) -> None:
