@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from automations.sandbox.errors import SandboxErrorResponse, body_object, invalid, not_found
+from automations.sandbox.errors import SandboxErrorResponse, body_object, found, invalid
 from automations.sandbox.faults import FaultConfigError, FaultPlan
 from automations.sandbox.filters import parse_when
 from automations.sandbox.manual import apply_manual, change_follow_up
@@ -132,9 +132,8 @@ class Control:
 
     def incident(self, request: Request, body: JSON) -> tuple[int, JSON]:
         store = self.state.store
-        incident = store.get(request.path_params["id"])
-        if incident is None:
-            raise not_found("incident", request.path_params["id"])
+        ref = request.path_params["id"]
+        incident = found(store.get(ref), "incident", ref)
         if request.method == "PATCH":
             created = incident.created_at
             apply_manual(store, incident, body, self.state.clock.now(), creating=False)
@@ -144,11 +143,10 @@ class Control:
     def follow_up(self, request: Request, body: JSON) -> tuple[int, JSON]:
         """Change one follow-up as a human would in the app; answers its FollowUpV3."""
         store = self.state.store
-        found = store.follow_up(request.path_params["id"])
-        if found is None:
-            raise not_found("follow-up", request.path_params["id"])
-        change_follow_up(store, found, body, self.state.clock.now())
-        return 200, {"follow_up": render_follow_up_v3(found, store.catalog)}
+        ref = request.path_params["id"]
+        follow_up = found(store.follow_up(ref), "follow-up", ref)
+        change_follow_up(store, follow_up, body, self.state.clock.now())
+        return 200, {"follow_up": render_follow_up_v3(follow_up, store.catalog)}
 
     def requests(self, request: Request, body: JSON) -> tuple[int, JSON]:
         if request.method == "DELETE":

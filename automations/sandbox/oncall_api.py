@@ -33,8 +33,8 @@ from starlette.routing import Route
 
 from automations.sandbox.errors import (
     body_object,
+    found,
     invalid,
-    not_found,
     required,
 )
 from automations.sandbox.filters import parse_page_size, parse_when, scalar_params
@@ -101,10 +101,9 @@ class OnCallApi:
 
     async def schedule(self, request: Request, body: Any) -> tuple[int, JSON]:
         state = self.state
-        found = state.oncall.schedule(request.path_params["id"])
-        if found is None:
-            raise not_found("schedule", request.path_params["id"])
-        rendered = render_schedule(found, state.store.catalog, state.clock.now(), with_next=True)
+        ref = request.path_params["id"]
+        schedule = found(state.oncall.schedule(ref), "schedule", ref)
+        rendered = render_schedule(schedule, state.store.catalog, state.clock.now(), with_next=True)
         return 200, {"schedule": rendered}
 
     async def schedule_entries(self, request: Request, body: Any) -> tuple[int, JSON]:
@@ -113,11 +112,10 @@ class OnCallApi:
             request.query_params.multi_items(),
             ("schedule_id", "entry_window_start", "entry_window_end"),
         )
-        if not params.get("schedule_id"):
+        schedule_id = params.get("schedule_id")
+        if not schedule_id:
             raise required("schedule_id")
-        schedule = state.oncall.schedule(params["schedule_id"])
-        if schedule is None:
-            raise not_found("schedule", params["schedule_id"])
+        schedule = found(state.oncall.schedule(schedule_id), "schedule", schedule_id)
         start = _when(params, "entry_window_start") or state.clock.now()
         end = _when(params, "entry_window_end") or start + DEFAULT_WINDOW
         if end <= start:
