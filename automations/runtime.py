@@ -20,6 +20,7 @@ from automations.backoff import Backoff
 from automations.catalog import Catalog
 from automations.checks import check_config
 from automations.clock import ServerClock, ledger_clock
+from automations.closing import Closing
 from automations.config import Config
 from automations.digest.events import DigestEvents
 from automations.engine import Engine
@@ -130,7 +131,7 @@ def collect_rules(
 
 
 @dataclass
-class Runtime:
+class Runtime(Closing):
     """Everything a command needs, built once."""
 
     config: Config
@@ -170,12 +171,6 @@ class Runtime:
     def close(self) -> None:
         self.client.close()
         self.ledger.close()
-
-    def __enter__(self) -> Runtime:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     @classmethod
     def start(
