@@ -50,6 +50,9 @@ def test_final_stage_runs_automations_as_a_non_root_user_with_a_volume_and_healt
     assert '"automations", "healthcheck"' in final["HEALTHCHECK"]
 
 
+# Installing every dependency into a fresh virtualenv takes about a minute alone, and over
+# two on a machine busy with the rest of the suite: a bound for a hang, not a timing.
+@pytest.mark.timeout(360)
 def test_the_wheel_installs_and_starts_in_a_clean_virtualenv(tmp_path: Path) -> None:
     wheels, venv = tmp_path / "wheels", tmp_path / "venv"
     pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
