@@ -17,7 +17,7 @@ from automations.notify.cli import notify
 
 if TYPE_CHECKING:
     from automations.config import Config
-    from automations.engine import CycleReport
+    from automations.cycle_report import CycleReport
     from automations.rules.base import PlannedAction
     from automations.sandbox.webhook_sender import WebhookTarget
 

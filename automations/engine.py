@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
+from automations.cycle_report import CycleReport, Evaluation, IncidentsRun, RuleOutcome
 from automations.effects import Applied, effectors
 from automations.errors import (
     APIError,
     APIRejected,
     APIUnavailable,
-    AutomationsError,
     CycleStopped,
     LedgerError,
     NotLeader,
@@ -46,153 +43,18 @@ from automations.incidentio import (
 from automations.incidentio.follow_ups import listing_mode, listing_modes
 from automations.leadership import Guard
 from automations.ledger import Event, Ledger, Pause
-from automations.ledger.owners import Owner, may_settle
-from automations.logs import action_fields, event_fields
+from automations.logs import action_fields
 from automations.matching import IncidentMatcher
 from automations.notify.notice import ACTION_APPLIED, NOTICE, IncidentSummary, Notice
 from automations.notify.sender import ChannelPolicy
-from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
+from automations.notify.spec import QueuedNotice, notices_for
+from automations.reconcile import Reconciler
 from automations.retention import Retention
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
+from automations.selection import DAY, brake, notify_spec, sort_candidates
 from automations.where import LocalFilter
 
 log = logging.getLogger(__name__)
-
-DAY = timedelta(days=1)  # the window max_actions_per_day counts over
-
-
-@dataclass
-class RuleOutcome:
-    """What one rule did in one cycle."""
-
-    rule: str
-    planned: list[PlannedAction] = field(default_factory=list)
-    applied: list[PlannedAction] = field(default_factory=list)
-    skipped: list[tuple[PlannedAction, str]] = field(default_factory=list)
-    failed: list[tuple[PlannedAction, APIError]] = field(default_factory=list)
-    already_done: int = 0
-    braked: int = 0
-    brake: str = ""  # which limit held actions back, e.g. "max_actions_per_cycle=10"
-    held: int = 0  # planned but not applied: the automations are paused
-    failure: RuleFailure | None = None  # the rule raised: it skipped this cycle
-    # The API could not be reached (after the client's retries): the cycle stopped here.
-    gave_up: APIUnavailable | None = None
-    lost_leadership: NotLeader | None = None  # the guard said no before an effect: the cycle ends
-    # where.team_ids (judged after fetching): (incidents kept, incidents fetched); None without
-    kept_locally: tuple[int, int] | None = None
-
-
-@dataclass
-class Evaluation:
-    """What one poll found: each rule's candidate actions, and rules that raised."""
-
-    candidates: dict[str, list[PlannedAction]]
-    queries: int
-    incidents_seen: int = 0
-    failures: dict[str, RuleFailure] = field(default_factory=dict)  # rule name -> why
-    # incident ID -> its updates, fetched at most once per poll however many rules ask
-    updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
-    # rule name -> [kept, fetched] by its where's local part (rules that have one)
-    kept_locally: dict[str, list[int]] = field(default_factory=dict)
-
-
-@dataclass
-class CycleReport:
-    """The numbers behind the one log line per cycle."""
-
-    schedule: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    # Wall-clock duration from a monotonic clock: the server clock can jump mid-cycle.
-    seconds: float | None = None
-    _started: float = field(default_factory=time.monotonic, repr=False)
-    incidents_seen: int = 0
-    queries: int = 0
-    api_requests: int = 0
-    rules: list[RuleOutcome] = field(default_factory=list)
-    error: str | None = None
-    # The cycle stopped at the first unreachable answer; `once` stops there too.
-    unreachable: bool = False
-    stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
-    # This replica lost the leader lock (PostgreSQL): the cycle ended before an effect.
-    lost_leadership: str | None = None
-    # The exception behind ``error``: /healthz describes it in its own words, since the
-    # text of an API error is the API's (or a proxy's) and may echo anything.
-    cause: AutomationsError | None = field(default=None, repr=False)
-    # `automations pause`: the cycle polled and planned but held its edits.
-    paused: Pause | None = None
-
-    def finish(self, now: datetime) -> None:
-        self.finished_at = now
-        self.seconds = time.monotonic() - self._started
-
-    @property
-    def planned(self) -> int:
-        return sum(len(r.planned) for r in self.rules)
-
-    @property
-    def applied(self) -> int:
-        return sum(len(r.applied) for r in self.rules)
-
-    @property
-    def skipped(self) -> int:
-        return sum(len(r.skipped) for r in self.rules)
-
-    @property
-    def failed(self) -> int:
-        return sum(len(r.failed) for r in self.rules) + sum(
-            1 for r in self.rules if r.failure is not None
-        )
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.failed == 0
-
-    def summary(self) -> dict[str, Any]:
-        seconds = self.seconds
-        return {
-            "schedule": self.schedule,
-            "incidents": self.incidents_seen,
-            "queries": self.queries,
-            "planned": self.planned,
-            "applied": self.applied,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "braked": sum(r.braked for r in self.rules),
-            "api_requests": self.api_requests,
-            "seconds": round(seconds, 3) if seconds is not None else None,
-            "error": self.error,
-            "paused": self.paused.describe() if self.paused else None,
-        }
-
-    def line(self) -> str:
-        s = self.summary()
-        text = (
-            f"cycle {s['schedule']}: {s['incidents']} incidents from {s['queries']} queries, "
-            f"{s['planned']} planned, {s['applied']} applied, {s['skipped']} skipped, "
-            f"{s['failed']} failed, {s['api_requests']} API requests in {s['seconds']}s"
-        )
-        if s["braked"]:
-            text += f", {s['braked']} held back by the safety brake"
-        if s["paused"]:
-            held = sum(r.held for r in self.rules)
-            text += f"; PAUSED ({s['paused']}): {held} held back until `automations resume`"
-        if s["error"]:
-            text += f"; error: {s['error']}"
-        if self.lost_leadership is not None:
-            text += f"; stopped early: no longer the leader ({self.lost_leadership})"
-        elif self.stopped:
-            text += "; stopped early: the daemon is stopping"
-        return text
-
-
-@dataclass
-class IncidentsRun:
-    """What ``Engine.run_incidents`` did: the report, and the incidents it could not read."""
-
-    report: CycleReport
-    # incident ID -> the API's refusal to show it (404: deleted; 403)
-    unreadable: dict[str, APIRejected] = field(default_factory=dict)
 
 
 def stop_requested(stop: threading.Event | None) -> bool:
@@ -228,7 +90,9 @@ class Engine:
         # Crash points for the tests of at-most-once (automations/failpoints.py): none armed.
         self.failpoints = failpoints or Failpoints()
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
-        self._left_to_owner: set[str] = set()  # claims of a live process, logged once
+        self.reconciler = Reconciler(
+            client, ledger, clock=clock, channels=self.channels, failpoints=self.failpoints
+        )
         # Each query compiled once for webhooks (None: undecidable, polling only).
         self._matchers: dict[str, IncidentMatcher | None] = {}
 
@@ -855,228 +719,5 @@ class Engine:
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[Event, str]]:
-        """Settle claims left unconfirmed (a crash, a lost answer), before anything else acts.
-
-        Runs before every cycle, so an edit whose outcome was unknown is settled at the
-        next one, and at start-up. Only claims whose process is gone (or this one, whose
-        cycles never overlap) are settled: another live process's claim may be in flight
-        (see ledger/owners.py). APIUnavailable stops it: the rest stay unconfirmed.
-        """
-        settled: list[tuple[Event, str]] = []
-        now = self.clock()
-        for event in self.ledger.events.unconfirmed():
-            if not may_settle(event.owner, event.claimed_at, now):
-                self._leave_to_owner(event)
-                continue
-            if not (event.request_body or {}).get("incident"):
-                # A notify-only action: its notifications are queued in the same transaction
-                # that confirms it, so an unconfirmed one queued nothing.
-                settled.append(self._release(event, "its notifications were never queued"))
-                continue
-            try:
-                incident = self.client.get_incident(event.incident_id)
-            except APIRejected as exc:
-                # Whether the edit landed is unknown: failed, so it shows and can be retried.
-                error = f"reconcile: cannot re-read the incident: {exc}"
-                self.ledger.events.mark_failed(event.event_key, error=error, now=self.clock())
-                settled.append((event, "failed"))
-                fields = event_fields(event, "failed", reason=event.reason)
-                fields["fields"]["error"] = error
-                log.error(
-                    "could not settle %s on %s: the API refused the re-read: %s",
-                    event.event_key,
-                    event.incident_reference,
-                    exc,
-                    extra=fields,
-                )
-                continue
-            self.failpoints.hit("reconcile_after_read")
-            if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
-                reason = "edit found applied after an interrupted run"
-                self.ledger.events.mark_reconciled(
-                    event.event_key,
-                    reason=reason,
-                    now=self.clock(),
-                    notices=self._reconciled_notices(event, incident),
-                )
-                settled.append((event, "reconciled"))
-                log.warning(
-                    "reconciled %s on %s: the edit had landed before the interruption",
-                    event.event_key,
-                    event.incident_reference,
-                    extra=event_fields(event, "reconciled", reason=reason),
-                )
-            elif unrecorded_edit_overwritten(event.request_body or {}, incident, event.claimed_at):
-                reason = (
-                    "after an interrupted run the incident does not show the edit, but it "
-                    "changed since the claim: someone may have changed the field back; left as is"
-                )
-                self.ledger.events.mark_skipped(event.event_key, reason=reason, now=self.clock())
-                settled.append((event, "skipped"))
-                log.warning(
-                    "left %s on %s: %s",
-                    event.event_key,
-                    event.incident_reference,
-                    reason,
-                    extra=event_fields(event, "skipped", reason=reason),
-                )
-            else:
-                settled.append(self._release(event, "the edit had not landed"))
-        return settled
-
-    def _reconciled_notices(self, event: Event, incident: Incident) -> list[QueuedNotice]:
-        """An interrupted edit that landed is announced as if it had been recorded then."""
-        if not event.notify:
-            return []
-        notice = Notice(
-            event_key=event.event_key,
-            type=ACTION_APPLIED,
-            rule=event.rule,
-            action="edit",
-            reason=event.reason,
-            occurred_at=self.clock(),
-            incident=IncidentSummary.of(incident),
-        )
-        return notices_for(event.notify, notice, self.channels)
-
-    def _release(self, event: Event, why: str) -> tuple[Event, str]:
-        """Nothing took effect: free the key so the rule re-checks it next cycle."""
-        self.ledger.events.release(event.event_key, now=self.clock())
-        log.warning(
-            "released %s on %s: %s; the rule will re-check it",
-            event.event_key,
-            event.incident_reference,
-            why,
-            extra=event_fields(event, "released", reason=why),
-        )
-        return event, "released"
-
-    def _leave_to_owner(self, event: Event) -> None:
-        """Another live process claimed it (two processes on one ledger): say so once."""
-        if event.event_key in self._left_to_owner:
-            return
-        self._left_to_owner.add(event.event_key)
-        log.warning(
-            "not settling %s on %s: it was claimed by %s, which may still be at work; "
-            "another automations process is using this ledger",
-            event.event_key,
-            event.incident_reference,
-            Owner.parse(event.owner) or "another process",
-            extra=event_fields(event, "left", reason="claimed by a live process"),
-        )
-
-    def _updates_since(self, event: Event) -> list[dict[str, Any]]:
-        """Severity/status changes made after the claim, to spot an edit a human undid since.
-
-        Unreachable: raised, so the claim stays unconfirmed; judging on the incident alone
-        could miss an edit that landed and was undone, and send it again. Refused (e.g. no
-        permission to read updates): judged on the incident alone.
-        """
-        try:
-            updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
-        except APIRejected:
-            return []
-        return [
-            {
-                "severity_id": u.new_severity.id if u.new_severity else None,
-                "incident_status_id": u.new_incident_status.id,
-            }
-            for u in updates
-            if u.created_at >= event.claimed_at
-        ]
-
-
-def sort_candidates(
-    candidates: Sequence[PlannedAction], done: Set[str]
-) -> tuple[list[PlannedAction], list[tuple[PlannedAction, str]], int]:
-    """A rule's candidates as (fresh, refused with the reason, how many were done before).
-
-    Done once means done: a key in ``done`` (the ledger's) is counted, not planned, even if
-    the rule refuses it now. A refused candidate is never claimed, so it comes back next
-    cycle. Order is kept: the brake holds back the last ones.
-    """
-    fresh: list[PlannedAction] = []
-    refused: list[tuple[PlannedAction, str]] = []
-    already_done = 0
-    for action in candidates:
-        if action.event_key in done:
-            already_done += 1
-        elif action.refused is not None:
-            refused.append((action, action.refused))
-        else:
-            fresh.append(action)
-    return fresh, refused, already_done
-
-
-def brake(
-    fresh: Sequence[PlannedAction], *, per_cycle: int, per_day: int, applied_today: int
-) -> tuple[list[PlannedAction], int, str]:
-    """The first actions the rule's limits allow, how many are held back, and which limit.
-
-    At most ``per_cycle`` now, and at most ``per_day`` over the last 24 hours counting the
-    ``applied_today`` edits that already landed. The limit is named only when one held
-    actions back, e.g. "max_actions_per_cycle=10".
-    """
-    room = max(per_day - applied_today, 0)
-    planned = list(fresh[: min(per_cycle, room)])
-    braked = len(fresh) - len(planned)
-    if not braked:
-        return planned, 0, ""
-    limit = (
-        f"max_actions_per_day={per_day} ({applied_today} edits in the last 24 hours)"
-        if room < per_cycle
-        else f"max_actions_per_cycle={per_cycle}"
-    )
-    return planned, braked, limit
-
-
-def notify_spec(action: PlannedAction) -> NotifySpec:
-    """Whom an action tells: kept on its claim, turned into outbox rows when it is recorded."""
-    return NotifySpec(action.notify, action.announce)
-
-
-# What incident updates record: an edit of these shows in the updates even after a human
-# undid it. Anything else (custom fields) leaves no trace once overwritten.
-RECORDED_IN_UPDATES = frozenset({"severity_id", "incident_status_id"})
-
-
-def unrecorded_edit_overwritten(
-    body: Mapping[str, Any], incident: Incident, claimed_at: datetime
-) -> bool:
-    """Could an edit the incident does not show have landed and been changed back since?
-
-    For a field the updates do not record, the only trace is that the incident changed
-    after the claim. Then releasing the claim could re-apply an edit a human undid, so
-    reconcile leaves it instead (at worst one edit that never landed is not retried).
-    """
-    edited = set(body.get("incident", {}))
-    return bool(edited - RECORDED_IN_UPDATES) and incident.updated_at >= claimed_at
-
-
-def edit_visible(
-    body: Mapping[str, Any], incident: Incident, updates: Sequence[Mapping[str, Any]]
-) -> bool:
-    """Did this edit body land? Checked on the incident now, or in the updates since the claim."""
-    wanted = body.get("incident", {})
-    if not wanted:
-        return False
-    for key, value in wanted.items():
-        if key == "severity_id":
-            ok = (incident.severity is not None and incident.severity.id == value) or any(
-                u.get("severity_id") == value for u in updates
-            )
-        elif key == "incident_status_id":
-            ok = incident.incident_status.id == value or any(
-                u.get("incident_status_id") == value for u in updates
-            )
-        elif key == "custom_field_entries":
-            ok = all(
-                sorted(v.get("value_option_id", "") for v in entry["values"])
-                == sorted(incident.custom_field_option_ids(entry["custom_field_id"]))
-                for entry in value
-            )
-        else:
-            ok = getattr(incident, key, None) == value
-        if not ok:
-            return False
-    return True
+        """Settle claims left unconfirmed before anything else acts (automations/reconcile.py)."""
+        return self.reconciler.settle()

@@ -25,7 +25,8 @@ from pydantic import SecretStr
 
 from automations.clock import ServerClock
 from automations.config import Config
-from automations.engine import CycleReport, Engine
+from automations.cycle_report import CycleReport
+from automations.engine import Engine
 from automations.errors import APIError, LedgerError
 from automations.failures import RuleFailure, described
 from automations.history import iso
