@@ -113,7 +113,9 @@ def adopt(engine: Engine, rules: Sequence[AnyRule]) -> list[Adopted]:
     results = [Adopted(rule.name) for rule in rules]
     seen = 0
     try:
-        found = engine.poll_and_evaluate(rules, engine.clock(), engine.follow_ups(rules))
+        found = engine.poller.poll_and_evaluate(
+            rules, engine.clock(), engine.poller.follow_ups(rules)
+        )
         seen = found.incidents_seen
         for rule, result in zip(rules, results, strict=True):
             result.failure = found.failures.get(rule.name)
