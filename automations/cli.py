@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from automations.config import Config
     from automations.cycle_report import CycleReport
     from automations.rules.base import PlannedAction
+    from automations.runtime import Runtime
     from automations.sandbox.webhook_sender import WebhookTarget
 
 
@@ -166,13 +167,13 @@ def _action_json(action: PlannedAction, private_ok: frozenset[str]) -> dict[str,
 @click.option("--rule", "only", default=None, help="Only this rule.")
 def plan(config_path: Path, as_json: bool, only: str | None) -> None:
     """The dry run: print each edit that would be made now, and why. Changes nothing."""
-    from automations.recovery import never_run_hints, reading_engine
+    from automations.recovery import never_run_hints
 
     config = _load(config_path)
-    with reading_engine(config, _api_key(), only=only) as (engine, rules):
-        actions, report = engine.plan(rules)
-        hints = never_run_hints(engine.ledger, report)
-        pause = engine.ledger.kill_switch.paused()
+    with _reading_runtime(config, only) as runtime:
+        actions, report = runtime.engine.plan(runtime.rules)
+        hints = never_run_hints(runtime.ledger, report)
+        pause = runtime.ledger.kill_switch.paused()
     _print_actions(actions, as_json, _private_ok(config))
     for hint in hints:
         click.echo(hint, err=True)
@@ -193,6 +194,14 @@ def plan(config_path: Path, as_json: bool, only: str | None) -> None:
             "`automations resume`",
             err=True,
         )
+
+
+def _reading_runtime(config: Config, only: str | None) -> Runtime:
+    """plan's and adopt's runtime: a person waits (an unreachable API fails within seconds),
+    and no lock is taken, so they work while the daemon runs on the same ledger."""
+    from automations.runtime import Runtime
+
+    return Runtime.start(config, lock=False, interactive=True, reading=True, only=only)
 
 
 def _kept_locally(rule: str, kept: int, fetched: int) -> str:
@@ -247,7 +256,6 @@ def _send_due_digests(runtime: Any, guard: Any = None) -> bool:
     whatever the outbox holds; False if a digest could not be built or sent."""
     if not runtime.config.digests:
         return True
-    from automations.digest.service import digests_for
     from automations.pause import digests_paused
 
     if digests_paused(runtime.ledger, "digests"):
@@ -255,7 +263,7 @@ def _send_due_digests(runtime: Any, guard: Any = None) -> bool:
 
     from automations.leadership import lend_guard
 
-    digests = digests_for(runtime)
+    digests = runtime.digests
     lend_guard(guard, digests.outbox if digests is not None else None)
     return digests is None or digests.tick()
 
@@ -448,11 +456,10 @@ def adopt(config_path: Path, only: str | None, as_json: bool) -> None:
     """Start on an existing organisation: record every action due now as skipped
     ("baseline"), so only incidents that become due later are acted on. Edits nothing."""
     from automations.recovery import adopt as adopt_rules
-    from automations.recovery import reading_engine
 
     config = _load(config_path)
-    with reading_engine(config, _api_key(), only=only) as (engine, rules):
-        results = adopt_rules(engine, rules)
+    with _reading_runtime(config, only) as runtime:
+        results = adopt_rules(runtime.engine, runtime.rules)
     if as_json:
         click.echo(json.dumps([r.json() for r in results], indent=2))
     else:
@@ -718,12 +725,11 @@ def digest_preview(config_path: Path, name: str, out: Path | None) -> None:
 )
 def digest_send(config_path: Path, name: str, to: tuple[str, ...]) -> None:
     """Send digest NAME now; it goes through the outbox like a scheduled one (unless --to)."""
-    from automations.digest.service import digests_for
     from automations.errors import DeliveryError
     from automations.ledger import OutboxState
 
     with _digest_runtime(config_path, need_ledger=True) as runtime:
-        digests = digests_for(runtime)
+        digests = runtime.digests
         assert digests is not None  # _digest_runtime refused a config without digests
         delivery = digests.send_now(name, to=list(to) or None)
     if to:

@@ -31,6 +31,11 @@ REMEMBER_CHANGE = timedelta(seconds=2)
 DEFAULT_MAX_SKEW = timedelta(hours=24)
 
 
+def rfc3339(moment: datetime) -> str:
+    """'2026-11-23T08:00:00Z': whole seconds, UTC, nothing a query string must escape."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def host_now() -> datetime:
     """The wall clock: read here only."""
     return datetime.now(UTC)

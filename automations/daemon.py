@@ -20,6 +20,7 @@ from automations.clock import host_now
 from automations.cycle_report import CycleReport, IncidentsRun
 from automations.durations import format_duration
 from automations.errors import AutomationsError, LedgerError, LedgerReplaced
+from automations.leadership import RETRY_EVERY
 from automations.ledger.watch import LedgerFile
 from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime, reconcile_at_startup
@@ -103,16 +104,14 @@ class Daemon:
         digests: Digests | None = None,
         notifications: NotificationOutbox | None = None,
         leadership: Leadership | None = None,
+        retry_every: float = RETRY_EVERY,
     ) -> None:
+        """``retry_every``: seconds between a standby's tries for the leader lock (tests: 0)."""
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runtime = runtime
         self.notifications = notifications or runtime.notifications
-        if digests is None and runtime.config.digests:
-            from automations.digest.service import digests_for
-
-            digests = digests_for(runtime)
-        self.digests = digests
+        self.digests = digests if digests is not None else runtime.digests
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
         # PostgreSQL: one replica of several acts (automations/leadership.py); None on SQLite.
@@ -121,7 +120,11 @@ class Daemon:
             from automations.leadership import Election
 
             self.election = Election(
-                leadership, on_gain=self._lead, on_loss=self._stand_by, on_standby=self._standby
+                leadership,
+                on_gain=self._lead,
+                on_loss=self._stand_by,
+                on_standby=self._standby,
+                retry_every=retry_every,
             )
         self._lend_stop()
         self.ledger_file = LedgerFile(runtime.ledger.path)

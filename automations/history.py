@@ -7,10 +7,10 @@ both forms, so a person and a script read the same value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from automations.clock import ledger_clock
+from automations.clock import ledger_clock, rfc3339
 from automations.config import Config
 from automations.durations import parse_duration
 from automations.errors import ConfigError
@@ -26,7 +26,7 @@ def iso(moment: datetime | None) -> str | None:
     """``2026-11-24T12:00:00Z``: UTC, to the second."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(moment)
 
 
 def existing_ledger(config: Config) -> Ledger:

@@ -40,10 +40,9 @@ from automations.catalog import Catalog
 from automations.errors import UndecidableFilter
 from automations.incidentio import Incident, IncidentFilter, Severity
 from automations.incidentio.filters import Condition
-from automations.where import LocalFilter
+from automations.where import DEFAULT_MODES, LocalFilter
 
 Predicate = Callable[[Incident], bool]
-DEFAULT_MODES = frozenset({"standard", "retrospective"})
 
 
 class IncidentMatcher:

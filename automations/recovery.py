@@ -15,16 +15,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import SecretStr
-
-from automations.clock import ServerClock
-from automations.config import Config
 from automations.cycle_report import CycleReport
 from automations.engine import Engine
 from automations.errors import APIError, LedgerError
@@ -32,28 +27,10 @@ from automations.failures import RuleFailure, described
 from automations.history import iso
 from automations.ledger import Event, Ledger
 from automations.rules.base import AnyRule, PlannedAction
-from automations.store import open_ledger
 from automations.text import one_line
 
 BASELINE = "baseline"
 ADOPT_SCHEDULE = "adopt"
-
-
-@contextmanager
-def reading_engine(
-    config: Config, api_key: SecretStr, *, only: str | None = None
-) -> Iterator[tuple[Engine, list[AnyRule]]]:
-    """An engine and the rules (one with ``only``) for commands that read the API, not edit.
-
-    A person waits for these (plan, adopt): an unreachable API fails within seconds.
-    """
-    from automations.runtime import build_rules, load_catalog, make_client
-
-    client = make_client(config, api_key, interactive=True)
-    with client, open_ledger(config) as ledger:
-        catalog = load_catalog(client, None)
-        rules = build_rules(config, catalog, only=only)
-        yield Engine(client, ledger, catalog, clock=ServerClock(client, ledger.meta)), rules
 
 
 # -- retry ------------------------------------------------------------------------------

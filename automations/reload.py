@@ -65,9 +65,6 @@ def prepare_reload(running: Runtime) -> Reloaded:
         failpoints=running.failpoints,
         digest_events=running.digest_events,
     )
-    digests = None
-    if config.digests:
-        from automations.digest.service import digests_for
-
-        digests = digests_for(runtime)
-    return Reloaded(runtime, digests, [f"[{name}]" for name in changed])
+    # Built now (the SMTP password read again, like every secret of the file just checked), so
+    # a refused digest leaves the old config running.
+    return Reloaded(runtime, runtime.digests, [f"[{name}]" for name in changed])

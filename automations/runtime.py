@@ -1,7 +1,8 @@
 """Build the running parts from a config: client, ledger, catalog, rules, engine.
 
-Shared by ``run``, ``once``, ``plan`` and ``validate`` so they can never
-disagree about how a config turns into rules.
+The one composition root: ``run``, ``once``, ``plan``, ``adopt``, ``digest`` and
+``demo`` start through ``Runtime.start`` (``validate`` shares its client and
+catalog), so they can never disagree about how a config turns into rules.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -18,6 +20,7 @@ from automations.backoff import Backoff
 from automations.catalog import Catalog
 from automations.checks import check_config
 from automations.clock import ServerClock, ledger_clock
+from automations.closing import Closing
 from automations.config import Config
 from automations.digest.events import DigestEvents
 from automations.engine import Engine
@@ -32,6 +35,7 @@ from automations.settings import Environment
 from automations.store import open_ledger
 
 if TYPE_CHECKING:
+    from automations.digest.service import Digests
     from automations.notify.outbox import NotificationOutbox, OnOutcome
     from automations.notify.sender import ChannelPolicy, Sender
 
@@ -127,7 +131,7 @@ def collect_rules(
 
 
 @dataclass
-class Runtime:
+class Runtime(Closing):
     """Everything a command needs, built once."""
 
     config: Config
@@ -143,15 +147,30 @@ class Runtime:
     # Digest deliveries and failures, for the daemon's metrics; kept by a reload's digests.
     digest_events: DigestEvents = field(default_factory=DigestEvents)
 
+    @cached_property
+    def smtp_password(self) -> SecretStr | None:
+        """From the environment (automations/settings.py), read once, when first needed: the
+        digests' mailer and the email channels share it; a command that sends no mail never
+        reads it."""
+        return Environment().smtp_password()
+
+    @cached_property
+    def digests(self) -> Digests | None:
+        """The configured digests and their mailer, built once, on first use; None when there
+        are none. A ConfigError when ``smtp.username`` is set and the password is not."""
+        if not self.config.digests:
+            return None
+        from automations.digest.config import smtp_password_problem
+        from automations.digest.service import Digests
+
+        problem = smtp_password_problem(self.config.smtp, self.smtp_password)
+        if problem is not None:
+            raise ConfigError.listing([problem], self.config.path)
+        return Digests.from_runtime(self, self.smtp_password)
+
     def close(self) -> None:
         self.client.close()
         self.ledger.close()
-
-    def __enter__(self) -> Runtime:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     @classmethod
     def start(
@@ -161,15 +180,20 @@ class Runtime:
         lock: bool,
         api_key: SecretStr | None = None,
         interactive: bool = False,
+        reading: bool = False,
+        only: str | None = None,
     ) -> Runtime:
         """The one way commands start: ``with Runtime.start(config, lock=True) as runtime:``.
 
         The API key comes from the environment (automations/settings.py) unless given (the
-        demo's sandbox key); everything opened is closed when the block ends.
+        demo's sandbox key); everything opened is closed when the block ends. ``reading``
+        (plan, adopt; see build_runtime) needs ``lock=False``: they work beside a daemon.
         """
         if api_key is None:
             api_key = Environment().api_key()
-        return build_runtime(config, api_key, lock=lock, interactive=interactive)
+        return build_runtime(
+            config, api_key, lock=lock, interactive=interactive, reading=reading, only=only
+        )
 
 
 def build_runtime(
@@ -180,6 +204,8 @@ def build_runtime(
     clock: Callable[[], datetime] | None = None,
     interactive: bool = False,
     failpoints: Failpoints | None = None,
+    reading: bool = False,
+    only: str | None = None,
 ) -> Runtime:
     """Open the ledger (locked for daemons), reconcile-ready engine, rules resolved.
 
@@ -187,7 +213,15 @@ def build_runtime(
     or ``run`` before any rule acts; a locked runtime acts and sends, so it also
     needs the SMTP password when ``smtp.username`` is set. ``failpoints`` (tests) defaults
     to the ones ``AUTOMATIONS_FAILPOINTS`` names, read here once for the whole process.
+
+    ``reading`` is for commands that read the API and edit nothing (plan, adopt): only the
+    rules are checked (``only``: that one, even if disabled), and the catalog is neither
+    cached in the ledger nor read from it.
     """
+    if reading and lock:
+        raise ValueError("a reading runtime never takes the one-daemon lock")
+    if only is not None and not reading:
+        raise ValueError("only a reading runtime (plan, adopt) runs a single rule")
     # Locked before SQLite opens the file: a refused process never touches the database.
     ledger = open_ledger(config, lock=lock)
     try:
@@ -196,8 +230,12 @@ def build_runtime(
             log.warning("start-up: %d runs were interrupted by a crash or kill", interrupted)
         client = make_client(config, api_key, interactive=interactive)
         try:
-            catalog = load_catalog(client, ledger)
-            rules = check_config(config, catalog, Environment() if lock else None)
+            if reading:
+                catalog = load_catalog(client, None)
+                rules = build_rules(config, catalog, only=only)
+            else:
+                catalog = load_catalog(client, ledger)
+                rules = check_config(config, catalog, Environment() if lock else None)
         except BaseException:
             client.close()
             raise
@@ -207,7 +245,9 @@ def build_runtime(
     clock = clock or ServerClock(client, ledger.meta)
     if failpoints is None:
         failpoints = Failpoints.from_environment()
-    engine = make_engine(config, client, ledger, catalog, rules, clock, failpoints)
+    engine = make_engine(
+        config, client, ledger, catalog, rules, clock, failpoints, prune=not reading
+    )
     runtime = Runtime(config, client, ledger, catalog, rules, engine, failpoints=failpoints)
     if lock and (config.channels or any(rule.options.announce for rule in rules)):
         try:
@@ -223,7 +263,7 @@ def notification_outbox(runtime: Runtime) -> NotificationOutbox:
     from automations.notify.channels.build import build_senders
 
     config = runtime.config
-    senders = build_senders(config, runtime.client, smtp_password=Environment().smtp_password())
+    senders = build_senders(config, runtime.client, smtp_password=runtime.smtp_password)
     return make_notification_outbox(runtime, senders, {c.name: c for c in config.channels})
 
 
@@ -235,9 +275,12 @@ def make_engine(
     rules: list[AnyRule],
     clock: Callable[[], datetime],
     failpoints: Failpoints,
+    *,
+    prune: bool = True,
 ) -> Engine:
-    """The engine of a daemon or `once` (and of a reload): it prunes the ledger too."""
-    retention = Retention(config.store.retention, rules, catalog)
+    """The engine of a daemon or `once` (and of a reload): it prunes the ledger too, unless
+    ``prune`` is False (plan, adopt: they run no cycle and leave the ledger's age alone)."""
+    retention = Retention(config.store.retention, rules, catalog) if prune else None
     channels = {channel.name: channel for channel in config.channels}
     return Engine(
         client,

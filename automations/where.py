@@ -33,6 +33,8 @@ StatusCategoryName = Literal[
     "triage", "declined", "merged", "canceled", "live", "learning", "closed", "paused"
 ]
 ModeName = Literal["standard", "retrospective", "test", "tutorial"]
+# What the API lists when no mode is asked for: test and tutorial incidents stay out.
+DEFAULT_MODES = frozenset({"standard", "retrospective"})
 
 
 _TEAM_ID = re.compile(r"^[0-9A-Za-z]+$")
@@ -134,6 +136,10 @@ class Where(BaseModel):
         if repeated:
             raise ValueError(f"{', '.join(repeated)} listed twice; list each team once")
         return team_ids
+
+    def admits_mode(self, mode: str) -> bool:
+        """The incident's mode is one ``mode`` lists, or standard/retrospective if none is."""
+        return mode in (self.mode or DEFAULT_MODES)
 
     def local_filter(self) -> LocalFilter:
         """What ``to_filter`` cannot send: apply it to every incident fetched with it."""

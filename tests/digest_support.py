@@ -27,7 +27,6 @@ from automations.incidentio import Incident, IncidentTimestamp, IncidentTimestam
 from automations.incidentio.models import TimestampValue
 from automations.ledger import Event, EventState, Ledger
 from automations.runtime import Runtime, build_runtime
-from automations.settings import Environment
 from tests.factories import CATALOG, NOW
 from tests.factories import incident as factory_incident
 from tests.secret_values import SANDBOX_KEY
@@ -196,9 +195,8 @@ def open_digests(
             ledger = config.store.url or config.store.path
             in_use_since(ledger, options.name, clock.now - in_use_for)
     runtime = build_runtime(config, SecretStr(SANDBOX_KEY), lock=False, clock=clock)
-    password = Environment().automations_smtp_password  # as digests_for() reads it
     try:
-        return runtime, Digests.from_runtime(runtime, password, clock=clock)
+        return runtime, Digests.from_runtime(runtime, runtime.smtp_password, clock=clock)
     except BaseException:  # a refused digest (e.g. an unknown schedule): nothing left open
         runtime.close()
         raise

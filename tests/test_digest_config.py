@@ -9,7 +9,6 @@ from pydantic import SecretStr
 
 from automations.config import load_config
 from automations.digest.config import SECTIONS
-from automations.digest.service import digests_for
 from automations.errors import ConfigError
 from automations.runtime import build_runtime
 from tests.sandbox_server import SandboxControl
@@ -139,7 +138,8 @@ def test_names_and_templates_resolved_at_start_up(
 def test_login_without_a_password_is_refused(
     sandbox: SandboxControl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """smtp.username without AUTOMATIONS_SMTP_PASSWORD fails at start-up, not at 08:00."""
+    """smtp.username without AUTOMATIONS_SMTP_PASSWORD fails when the digests are built (at
+    start-up), not at 08:00; a restart with it set builds them."""
     monkeypatch.delenv("AUTOMATIONS_SMTP_PASSWORD", raising=False)
     path = tmp_path / "automations.toml"
     path.write_text(
@@ -149,13 +149,11 @@ def test_login_without_a_password_is_refused(
         + DIGEST
     )
     runtime = build_runtime(load_config(path), SecretStr(SANDBOX_KEY), lock=False)
-    try:
-        with pytest.raises(ConfigError, match="AUTOMATIONS_SMTP_PASSWORD"):
-            digests_for(runtime)
-        monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", "s3cret")
-        digests = digests_for(runtime)
+    with runtime, pytest.raises(ConfigError, match="AUTOMATIONS_SMTP_PASSWORD"):
+        _ = runtime.digests
+    monkeypatch.setenv("AUTOMATIONS_SMTP_PASSWORD", "s3cret")
+    with build_runtime(load_config(path), SecretStr(SANDBOX_KEY), lock=False) as runtime:
+        digests = runtime.digests
         assert digests is not None
         assert digests.mailer is not None
         assert "s3cret" not in repr(digests.mailer)
-    finally:
-        runtime.close()

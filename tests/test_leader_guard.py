@@ -219,9 +219,10 @@ def test_a_standby_leaves_webhook_runs_to_the_leader(
     stuck = harness.add("Stuck", age=3 * H)["id"]
     runtime = harness.runtime()
     try:
-        daemon = Daemon(runtime, leadership=Leadership(postgres_url, owner=Owner("host-c", 3, "c")))
+        standby = Leadership(postgres_url, owner=Owner("host-c", 3, "c"))
+        daemon = Daemon(runtime, leadership=standby, retry_every=0)
         assert daemon.election is not None
-        daemon.election.retry_every = 0
+        assert daemon.election.retry_every == 0
         daemon.election.step()
         as_standby = daemon.evaluate_incidents({stuck: False}, "webhook")
         old.release()

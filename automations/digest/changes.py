@@ -24,11 +24,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from automations.catalog import Catalog
+from automations.clock import rfc3339
 from automations.digest.content import HIDDEN_MODES, one_line, safe_link
 from automations.incidentio import Incident
 
@@ -303,11 +304,6 @@ def incident_link(incidents_url: str, reference: str) -> str | None:
 
 
 # --- and N more --------------------------------------------------------------------------
-
-
-def rfc3339(moment: datetime) -> str:
-    """'2026-11-23T08:00:00Z': whole seconds, UTC, nothing a query string must escape."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def window_bounds(start: datetime, end: datetime) -> tuple[str, str]:

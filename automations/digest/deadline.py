@@ -22,11 +22,12 @@ import socket
 import ssl
 import threading
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from automations.closing import Closing
 
 
-class Deadline:
+class Deadline(Closing):
     """``seconds`` from now, for one send: shuts its connection down then, from a timer."""
 
     def __init__(self, seconds: float) -> None:
@@ -65,24 +66,13 @@ class Deadline:
                 with contextlib.suppress(OSError):  # already closed by the peer
                     self._socket.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv or send
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """The send is over: no timer, no duplicate socket."""
         self._timer.cancel()
         with self._lock:
             if self._socket is not None:
                 self._socket.close()
                 self._socket = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class BoundedSMTP(smtplib.SMTP):

@@ -32,7 +32,6 @@ from automations.digest.config import (
     address_part,
     check_address,
     no_such_digest,
-    smtp_password_problem,
 )
 from automations.digest.content import DigestData, build_digest
 from automations.digest.delivery import Mailer
@@ -455,16 +454,3 @@ def _clock_offset(raw: timedelta) -> timedelta:
     """Host time -> API time, in whole minutes: the API's Date header has 1s resolution, so
     smaller offsets are noise that would print a window 'since 07:59' for an 08:00 digest."""
     return timedelta(minutes=round(raw / timedelta(minutes=1)))
-
-
-def digests_for(runtime: Runtime) -> Digests | None:
-    """The digests that will send, password from the environment; None if none configured."""
-    if not runtime.config.digests:
-        return None
-    from automations.settings import Environment
-
-    password = Environment().smtp_password()
-    problem = smtp_password_problem(runtime.config.smtp, password)
-    if problem is not None:
-        raise ConfigError.listing([problem], runtime.config.path)
-    return Digests.from_runtime(runtime, password)

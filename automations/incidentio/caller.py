@@ -30,6 +30,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from automations import __version__
 from automations.clock import skew_problem
+from automations.closing import Closing
 from automations.errors import APIError, ClockSkew, ConfigError, PaginationLoop, TooManyPages
 from automations.incidentio.metrics import RequestCounter
 from automations.incidentio.models import (
@@ -68,7 +69,7 @@ ESCALATIONS_PER_MINUTE = 50
 MAX_NAMED_MALFORMED = 5  # warnings naming one malformed incident each, per page
 
 
-class APICaller:
+class APICaller(Closing):
     """The plumbing under ``IncidentIOClient``; its constructor is documented there."""
 
     def __init__(
@@ -348,6 +349,10 @@ class APICaller:
         except ValidationError as exc:
             call.statuses[-1] += "-unreadable"
             raise unreadable_body(response, method, route, exc, self._redactor) from exc
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
 
 
 class _BearerAuth(httpx.Auth):

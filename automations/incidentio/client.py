@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from automations.incidentio.caller import ESCALATIONS_ROUTE, APICaller
@@ -312,20 +311,6 @@ class IncidentIOClient(APICaller):
     def last_request_id(self) -> str | None:
         """This thread's last ``X-Request-Id``: what incident.io support asks for."""
         return getattr(self._last, "request_id", None)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> IncidentIOClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"IncidentIOClient(base_url={self.base_url!r}, rate_limiter={self.rate_limiter!r})"

@@ -32,9 +32,9 @@ the same SQL on both.
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from automations.closing import Closing
 from automations.ledger.base import Database
 from automations.ledger.catalog import CatalogStore
 from automations.ledger.events import Event, EventState, EventStore
@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 
-class Ledger:
+class Ledger(Closing):
     """One ledger (a file, ``":memory:"``, or a ``postgresql://`` URL), safe to share between
     scheduler threads: one connection, and one object per table (or group of tables) on it.
 
@@ -168,17 +168,6 @@ class Ledger:
     def close(self) -> None:
         """Close the connection and release the daemon lock; safe to call twice."""
         self.database.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

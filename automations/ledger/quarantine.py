@@ -62,7 +62,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-
 class Quarantine(Table):
     """The ``quarantine`` table, and the one way every table reads rows past a bad one."""
 

@@ -30,9 +30,10 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from automations.backoff import Backoff
+from automations.clock import rfc3339
 from automations.durations import format_duration
 from automations.errors import NotifyRejected, NotifyRetryable
 from automations.failpoints import Failpoints
@@ -204,7 +205,7 @@ class NotificationOutbox:
             item.event_key,
             item.channel,
             item.attempts,
-            _iso(retry_at),
+            rfc3339(retry_at),
             error,
             extra=notification_fields(item, "retry", error),
         )
@@ -280,7 +281,7 @@ class NotificationOutbox:
                     "one summary queued (%s)",
                     batch.channel,
                     batch.count,
-                    _iso(batch.since),
+                    rfc3339(batch.since),
                     summary.event_key,
                 )
         return holding
@@ -305,16 +306,12 @@ def summary_notice(batch: HeldBatch, policy: ChannelPolicy, now: datetime) -> No
         action="summary",
         reason=(
             f"{batch.count} notification{'s' if batch.count != 1 else ''} held back by "
-            f"max_per_hour{limit} since {_iso(batch.since)}"
+            f"max_per_hour{limit} since {rfc3339(batch.since)}"
         ),
         occurred_at=now,
-        details={"held_back": batch.count, "since": _iso(batch.since)},
+        details={"held_back": batch.count, "since": rfc3339(batch.since)},
     )
 
 
 def _is_summary(item: Notification) -> bool:
     return item.notice is not None and item.notice.type == SUMMARY
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -38,7 +38,6 @@ from automations.rules.since import SINCE_DESCRIPTION, Since
 from automations.text import NAME_LIMIT, one_line
 from automations.where import Where
 
-DEFAULT_MODES = ("standard", "retrospective")
 SEVERITY_KEYS = ("severity", "severity_at_least", "severity_at_most")
 
 
@@ -185,7 +184,7 @@ class EscalateSeverity(Rule[EscalateSeverityOptions]):
         return actions
 
     def _in_scope(self, incident: Incident) -> bool:
-        if incident.mode not in (self.options.where.mode or DEFAULT_MODES):
+        if not self.options.where.admits_mode(incident.mode):
             return False
         return self.since.admits(incident)
 

@@ -43,8 +43,6 @@ from automations.rules.base import (
 from automations.rules.since import SINCE_DESCRIPTION, Since
 from automations.text import REASON_LIMIT, one_line
 
-DEFAULT_MODES = ("standard", "retrospective")
-
 
 class NoticeOptions(RuleOptions):
     """Options of notice."""
@@ -111,9 +109,7 @@ class NoticeRule(Rule[NoticeOptions]):
         )
 
     def _in_scope(self, incident: Incident) -> bool:
-        return incident.mode in (self.options.where.mode or DEFAULT_MODES) and self.since.admits(
-            incident
-        )
+        return self.options.where.admits_mode(incident.mode) and self.since.admits(incident)
 
     def evaluate(
         self, incidents: Sequence[Incident], ctx: EvaluationContext

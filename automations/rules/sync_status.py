@@ -38,7 +38,6 @@ from automations.rules.base import EvaluationContext, PlannedAction, Rule, RuleO
 from automations.text import one_line
 from automations.where import StatusCategoryName
 
-DEFAULT_MODES = ("standard", "retrospective")
 # The app's labels for categories, tried when no option is named like the category.
 APP_LABELS = {"live": "Active", "learning": "Post-incident"}
 
@@ -214,7 +213,7 @@ class SyncStatus(Rule[SyncStatusOptions]):
         return self._in_scope(incident) and self._mirror_option(incident) is not None
 
     def _in_scope(self, incident: Incident) -> bool:
-        return incident.mode in (self.options.where.mode or DEFAULT_MODES)
+        return self.options.where.admits_mode(incident.mode)
 
     def evaluate(
         self, incidents: Sequence[Incident], ctx: EvaluationContext

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from automations.sandbox import follow_ups
 from automations.sandbox.control import control_routes
-from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found, required
+from automations.sandbox.errors import SandboxErrorResponse, found, invalid, required
 from automations.sandbox.faults import DroppedResponse, Fault, malform
 from automations.sandbox.filters import parse_incident_query, parse_page_size, scalar_params
 from automations.sandbox.model import JSON, iso
@@ -258,10 +258,7 @@ class Api:
 
     def _incident(self, request: Request) -> Any:
         ref = request.path_params["id"]
-        incident = self.state.store.get(ref)
-        if incident is None:
-            raise not_found("incident", ref)
-        return incident
+        return found(self.state.store.get(ref), "incident", ref)
 
     # -- catalog --
 
@@ -269,20 +266,18 @@ class Api:
         return 200, {"severities": [s.to_json() for s in self.state.store.catalog.severities]}
 
     async def severity(self, request: Request, body: Any) -> tuple[int, JSON]:
-        found = self.state.store.catalog.severity_by_id.get(request.path_params["id"])
-        if found is None:
-            raise not_found("severity", request.path_params["id"])
-        return 200, {"severity": found.to_json()}
+        ref = request.path_params["id"]
+        severity = found(self.state.store.catalog.severity_by_id.get(ref), "severity", ref)
+        return 200, {"severity": severity.to_json()}
 
     async def statuses(self, request: Request, body: Any) -> tuple[int, JSON]:
         statuses = self.state.store.catalog.statuses
         return 200, {"incident_statuses": [s.to_json() for s in statuses]}
 
     async def status(self, request: Request, body: Any) -> tuple[int, JSON]:
-        found = self.state.store.catalog.status_by_id.get(request.path_params["id"])
-        if found is None:
-            raise not_found("incident status", request.path_params["id"])
-        return 200, {"incident_status": found.to_json()}
+        ref = request.path_params["id"]
+        status = found(self.state.store.catalog.status_by_id.get(ref), "incident status", ref)
+        return 200, {"incident_status": status.to_json()}
 
     async def types(self, request: Request, body: Any) -> tuple[int, JSON]:
         return 200, {"incident_types": [t.to_v1_json() for t in self.state.store.catalog.types]}
@@ -311,9 +306,7 @@ class Api:
         field_id = params.get("custom_field_id")
         if not field_id:
             raise required("custom_field_id")
-        custom_field = catalog.field_by_id.get(field_id)
-        if custom_field is None:
-            raise not_found("custom field", field_id)
+        custom_field = found(catalog.field_by_id.get(field_id), "custom field", field_id)
         size = parse_page_size(params.get("page_size"), 250)
         options = custom_field.options
         start = _after_index([o.id for o in options], params.get("after"))

@@ -11,13 +11,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from email.utils import format_datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found
+from automations.sandbox.errors import SandboxErrorResponse, body_object, found, invalid
 from automations.sandbox.faults import FaultConfigError, FaultPlan
 from automations.sandbox.filters import parse_when
 from automations.sandbox.manual import apply_manual, change_follow_up
@@ -46,14 +45,6 @@ ENDPOINTS = (
 )
 
 
-def _object(body: Any) -> JSON:
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
-    return body
-
-
 class Control:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
@@ -65,7 +56,7 @@ class Control:
             request_id = str(uuid.uuid4())
             raw = await request.body()
             try:
-                body = _object(json.loads(raw) if raw else None)
+                body = body_object(json.loads(raw) if raw else None)
                 status, payload = handler(request, body)
             except ValueError as exc:
                 # json errors and config validation both land here
@@ -141,9 +132,8 @@ class Control:
 
     def incident(self, request: Request, body: JSON) -> tuple[int, JSON]:
         store = self.state.store
-        incident = store.get(request.path_params["id"])
-        if incident is None:
-            raise not_found("incident", request.path_params["id"])
+        ref = request.path_params["id"]
+        incident = found(store.get(ref), "incident", ref)
         if request.method == "PATCH":
             created = incident.created_at
             apply_manual(store, incident, body, self.state.clock.now(), creating=False)
@@ -153,11 +143,10 @@ class Control:
     def follow_up(self, request: Request, body: JSON) -> tuple[int, JSON]:
         """Change one follow-up as a human would in the app; answers its FollowUpV3."""
         store = self.state.store
-        found = store.follow_up(request.path_params["id"])
-        if found is None:
-            raise not_found("follow-up", request.path_params["id"])
-        change_follow_up(store, found, body, self.state.clock.now())
-        return 200, {"follow_up": render_follow_up_v3(found, store.catalog)}
+        ref = request.path_params["id"]
+        follow_up = found(store.follow_up(ref), "follow-up", ref)
+        change_follow_up(store, follow_up, body, self.state.clock.now())
+        return 200, {"follow_up": render_follow_up_v3(follow_up, store.catalog)}
 
     def requests(self, request: Request, body: JSON) -> tuple[int, JSON]:
         if request.method == "DELETE":

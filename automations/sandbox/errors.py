@@ -14,9 +14,11 @@ what the real API points at for a query string).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from automations.sandbox.model import JSON
+
+T = TypeVar("T")
 
 # The envelope ``type`` for each status we emit (our mapping; section 6 lists the names).
 TYPE_OF_STATUS = {
@@ -94,5 +96,21 @@ def required(field: str, message: str | None = None) -> SandboxErrorResponse:
     return SandboxErrorResponse(422, "is_required", message or f"{field} is required", field=field)
 
 
+def body_object(payload: Any) -> JSON:
+    """The request body as an object: none is ``{}`` (so the missing fields are named), else 400."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
+    return payload
+
+
 def not_found(what: str, ref: str) -> SandboxErrorResponse:
     return SandboxErrorResponse(404, "not_found", f"No {what} found with ID {ref!r}")
+
+
+def found(value: T | None, what: str, ref: str) -> T:
+    """``value``, looked up by ``ref``; the API's 404 naming ``what`` when there is none."""
+    if value is None:
+        raise not_found(what, ref)
+    return value

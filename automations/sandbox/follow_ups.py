@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found
+from automations.sandbox.errors import SandboxErrorResponse, found, invalid
 from automations.sandbox.filters import (
     DEFAULT_MODES,
     MAX_PAGE_SIZE,
@@ -120,7 +120,4 @@ def _still_served(now: datetime) -> None:
 
 
 def _one(store: Store, follow_up_id: str) -> FollowUp:
-    found = store.follow_up(follow_up_id)
-    if found is None:
-        raise not_found("follow-up", follow_up_id)
-    return found
+    return found(store.follow_up(follow_up_id), "follow-up", follow_up_id)

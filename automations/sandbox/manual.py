@@ -47,7 +47,7 @@ from automations.sandbox.model import (
     User,
     user_actor,
 )
-from automations.sandbox.mutations import record_change, stamp_lifecycle
+from automations.sandbox.mutations import record_change, set_or_drop, stamp_lifecycle
 from automations.sandbox.store import Store
 
 FIELDS = (
@@ -91,10 +91,7 @@ def _apply_custom_fields(catalog: Catalog, incident: Incident, spec: Any) -> Non
             parsed = tuple(catalog.resolve_option(custom_field, str(v)).id for v in values)
         else:
             parsed = tuple(str(v) for v in values)
-        if parsed:
-            incident.custom_fields[custom_field.id] = parsed
-        else:
-            incident.custom_fields.pop(custom_field.id, None)
+        set_or_drop(incident.custom_fields, custom_field.id, parsed or None)
 
 
 def _apply_roles(catalog: Catalog, incident: Incident, spec: Any) -> None:
@@ -102,10 +99,8 @@ def _apply_roles(catalog: Catalog, incident: Incident, spec: Any) -> None:
         raise invalid("roles", "roles must be an object of role -> user")
     for ref, user_ref in spec.items():
         role = catalog.resolve(catalog.roles, ref, "incident role")
-        if user_ref is None:
-            incident.roles.pop(role.id, None)
-        else:
-            incident.roles[role.id] = _user(catalog, "roles", user_ref).id
+        user_id = None if user_ref is None else _user(catalog, "roles", user_ref).id
+        set_or_drop(incident.roles, role.id, user_id)
 
 
 def _apply_timestamps(catalog: Catalog, incident: Incident, spec: Any) -> None:
@@ -113,10 +108,8 @@ def _apply_timestamps(catalog: Catalog, incident: Incident, spec: Any) -> None:
         raise invalid("timestamps", "timestamps must be an object of name -> RFC3339")
     for ref, raw in spec.items():
         timestamp = catalog.resolve(catalog.timestamps, ref, "incident timestamp")
-        if raw is None:
-            incident.timestamps.pop(timestamp.id, None)
-        else:
-            incident.timestamps[timestamp.id] = _time("timestamps", raw)
+        value = None if raw is None else _time("timestamps", raw)
+        set_or_drop(incident.timestamps, timestamp.id, value)
 
 
 def _team(catalog: Catalog, key: str, ref: Any) -> Team:

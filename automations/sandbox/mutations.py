@@ -19,10 +19,16 @@ leaves a half-edited incident behind. Choices on open questions (section 13):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from automations.sandbox.catalog import Catalog
-from automations.sandbox.errors import SandboxErrorResponse, invalid, required, within
+from automations.sandbox.errors import (
+    SandboxErrorResponse,
+    body_object,
+    invalid,
+    required,
+    within,
+)
 from automations.sandbox.filters import parse_when
 from automations.sandbox.model import (
     JSON,
@@ -37,6 +43,8 @@ from automations.sandbox.store import Store
 
 CLOSED_FOR_GOOD = ("closed", "declined", "merged", "canceled")
 NOT_ENTERABLE = ("triage", "declined", "merged", "canceled", "paused")
+V = TypeVar("V")
+
 NOT_CREATABLE = ("declined", "merged", "canceled", "paused")
 LIFECYCLE_TIMESTAMPS = {
     "live": ("Accepted at",),
@@ -64,6 +72,14 @@ def _string(payload: JSON, key: str, *, allow_empty: bool = True) -> str | None:
             f"{key} must be a non-empty string" if not allow_empty else f"{key} must be a string",
         )
     return value
+
+
+def idempotency_key(payload: JSON, message: str | None = None) -> str:
+    """The body's required, non-empty ``idempotency_key``: what makes a create safe to replay."""
+    key = _string(payload, "idempotency_key", allow_empty=False)
+    if key is None:
+        raise required("idempotency_key", message)
+    return key
 
 
 def _list(payload: JSON, key: str) -> list[Any] | None:
@@ -179,28 +195,27 @@ def parse_timestamps(catalog: Catalog, entries: list[Any]) -> dict[str, datetime
     return out
 
 
+def set_or_drop(values: dict[str, V], key: str, value: V | None) -> None:
+    """Set ``key``, or drop it for None: how a role, a custom field or a timestamp is unset."""
+    if value is None:
+        values.pop(key, None)
+    else:
+        values[key] = value
+
+
 def apply_role_changes(incident: Incident, changes: dict[str, str | None]) -> None:
     for role_id, user_id in changes.items():
-        if user_id is None:
-            incident.roles.pop(role_id, None)
-        else:
-            incident.roles[role_id] = user_id
+        set_or_drop(incident.roles, role_id, user_id)
 
 
 def apply_field_changes(incident: Incident, changes: dict[str, tuple[str, ...]]) -> None:
     for field_id, values in changes.items():
-        if values:
-            incident.custom_fields[field_id] = values
-        else:
-            incident.custom_fields.pop(field_id, None)
+        set_or_drop(incident.custom_fields, field_id, values or None)
 
 
 def apply_timestamp_changes(incident: Incident, changes: dict[str, datetime | None]) -> None:
     for timestamp_id, value in changes.items():
-        if value is None:
-            incident.timestamps.pop(timestamp_id, None)
-        else:
-            incident.timestamps[timestamp_id] = value
+        set_or_drop(incident.timestamps, timestamp_id, value)
 
 
 def stamp_lifecycle(catalog: Catalog, incident: Incident, status: Status, now: datetime) -> None:
@@ -240,12 +255,8 @@ def record_change(
 def create_incident(store: Store, payload: Any, now: datetime) -> Incident:
     """POST /v2/incidents; a replayed idempotency_key returns the original incident."""
     catalog = store.catalog
-    payload = {} if payload is None else payload  # no body: report the missing fields
-    if not isinstance(payload, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
-    key = _string(payload, "idempotency_key", allow_empty=False)
-    if key is None:
-        raise required("idempotency_key", "idempotency_key is required")
+    payload = body_object(payload)
+    key = idempotency_key(payload)
     existing_id = store.idempotency.get(key)
     if existing_id is not None:
         existing = store.get(existing_id)
@@ -330,9 +341,7 @@ def create_incident(store: Store, payload: Any, now: datetime) -> Incident:
 def edit_incident(store: Store, incident: Incident, payload: Any, now: datetime) -> Incident:
     """POST /v2/incidents/{id}/actions/edit: partial update, lifecycle rules enforced."""
     catalog = store.catalog
-    payload = {} if payload is None else payload  # no body: report the missing fields
-    if not isinstance(payload, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
+    payload = body_object(payload)
     if "incident" not in payload:
         raise required("incident", "incident is required")
     if "notify_incident_channel" not in payload:

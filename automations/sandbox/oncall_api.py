@@ -31,10 +31,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from automations.sandbox.errors import SandboxErrorResponse, invalid, not_found, required
+from automations.sandbox.errors import (
+    body_object,
+    found,
+    invalid,
+    required,
+)
 from automations.sandbox.filters import parse_page_size, parse_when, scalar_params
 from automations.sandbox.model import JSON, iso
-from automations.sandbox.mutations import _string
+from automations.sandbox.mutations import _string, idempotency_key
 from automations.sandbox.oncall import (
     ESCALATIONS_LIMIT,
     Escalation,
@@ -96,10 +101,9 @@ class OnCallApi:
 
     async def schedule(self, request: Request, body: Any) -> tuple[int, JSON]:
         state = self.state
-        found = state.oncall.schedule(request.path_params["id"])
-        if found is None:
-            raise not_found("schedule", request.path_params["id"])
-        rendered = render_schedule(found, state.store.catalog, state.clock.now(), with_next=True)
+        ref = request.path_params["id"]
+        schedule = found(state.oncall.schedule(ref), "schedule", ref)
+        rendered = render_schedule(schedule, state.store.catalog, state.clock.now(), with_next=True)
         return 200, {"schedule": rendered}
 
     async def schedule_entries(self, request: Request, body: Any) -> tuple[int, JSON]:
@@ -108,11 +112,10 @@ class OnCallApi:
             request.query_params.multi_items(),
             ("schedule_id", "entry_window_start", "entry_window_end"),
         )
-        if not params.get("schedule_id"):
+        schedule_id = params.get("schedule_id")
+        if not schedule_id:
             raise required("schedule_id")
-        schedule = state.oncall.schedule(params["schedule_id"])
-        if schedule is None:
-            raise not_found("schedule", params["schedule_id"])
+        schedule = found(state.oncall.schedule(schedule_id), "schedule", schedule_id)
         start = _when(params, "entry_window_start") or state.clock.now()
         end = _when(params, "entry_window_end") or start + DEFAULT_WINDOW
         if end <= start:
@@ -159,14 +162,8 @@ class OnCallApi:
     def _escalation(self, payload: Any, now: datetime) -> Escalation:
         """Validate the whole body, then create; a replayed key returns the first escalation."""
         oncall, store = self.state.oncall, self.state.store
-        payload = {} if payload is None else payload
-        if not isinstance(payload, dict):
-            raise SandboxErrorResponse(
-                400, "invalid_body", "The request body must be a JSON object"
-            )
-        key = _string(payload, "idempotency_key", allow_empty=False)
-        if key is None:
-            raise required("idempotency_key")
+        payload = body_object(payload)
+        key = idempotency_key(payload)
         if key in oncall.escalation_keys:
             return oncall.escalation_keys[key]
         title = _string(payload, "title", allow_empty=False)

@@ -11,11 +11,11 @@ import logging
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
+from automations.closing import Closing
 from automations.sandbox.app import create_app
 from automations.sandbox.state import SandboxConfig, SandboxState
 from automations.sandbox.webhook_sender import WebhookTarget
@@ -75,7 +75,7 @@ def serve(
         app.state.sandbox.webhooks.close()
 
 
-class SandboxThread:
+class SandboxThread(Closing):
     """A sandbox on 127.0.0.1 in a background thread; port 0 picks a free port."""
 
     def __init__(
@@ -138,13 +138,8 @@ class SandboxThread:
         state: SandboxState = self.app.state.sandbox
         return state
 
+    def close(self) -> None:
+        self.stop()
+
     def __enter__(self) -> SandboxThread:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -19,9 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from automations.sandbox.errors import SandboxErrorResponse, invalid, required
+from automations.sandbox.errors import SandboxErrorResponse, body_object, invalid, required
 from automations.sandbox.model import IncidentUpdate, api_key_actor
-from automations.sandbox.mutations import _string, edit_incident
+from automations.sandbox.mutations import _string, edit_incident, idempotency_key
 from automations.sandbox.store import Store
 
 # the edit payload's keys -> this body's keys, for error messages and source.field
@@ -33,12 +33,8 @@ def post_incident_update(
     store: Store, keys: dict[str, IncidentUpdate], payload: Any, now: datetime
 ) -> IncidentUpdate:
     """Validate, apply through the edit action, record; a replayed key returns the first."""
-    payload = {} if payload is None else payload
-    if not isinstance(payload, dict):
-        raise SandboxErrorResponse(400, "invalid_body", "The request body must be a JSON object")
-    key = _string(payload, "idempotency_key", allow_empty=False)
-    if key is None:
-        raise required("idempotency_key")
+    payload = body_object(payload)
+    key = idempotency_key(payload)
     if key in keys:
         return keys[key]
     incident_ref = _string(payload, "incident_id", allow_empty=False)
