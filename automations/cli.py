@@ -19,7 +19,7 @@ from automations.notify.cli import notify
 
 if TYPE_CHECKING:
     from automations.config import Config
-    from automations.engine import CycleReport
+    from automations.cycle_report import CycleReport
     from automations.runtime import Runtime
 
 

@@ -17,8 +17,8 @@ from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from automations.clock import host_now
+from automations.cycle_report import CycleReport, IncidentsRun
 from automations.durations import format_duration
-from automations.engine import CycleReport, IncidentsRun
 from automations.errors import AutomationsError, LedgerError, LedgerReplaced
 from automations.leadership import RETRY_EVERY
 from automations.ledger.watch import LedgerFile

@@ -8,195 +8,51 @@ against the incident's real state before anything else runs.
 A stop (the daemon's SIGTERM) is checked between pages and between actions:
 the action in progress finishes, nothing new is claimed, and the report says
 the cycle stopped early.
+
+The steps it strings together live in their own modules: the poll and the rules'
+evaluate in automations/poll.py, selection and the brake in automations/selection.py,
+reconcile in automations/reconcile.py, the report in automations/cycle_report.py; the
+claim -> re-read -> effect -> record chain is here (``Engine._apply``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import defaultdict
-from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from automations.catalog import Catalog
 from automations.clock import Clock, host_now
+from automations.cycle_report import CycleReport, Evaluation, IncidentsRun, RuleOutcome
 from automations.effects import Applied, effectors
 from automations.errors import (
     APIError,
     APIRejected,
     APIUnavailable,
-    AutomationsError,
     CycleStopped,
     LedgerError,
     NotLeader,
-    UndecidableFilter,
 )
 from automations.failpoints import Failpoints
-from automations.failures import RuleFailure, described
+from automations.failures import described
 from automations.incidentio import (
     FollowUp,
     Incident,
-    IncidentFilter,
     IncidentIOClient,
-    IncidentUpdate,
 )
-from automations.incidentio.follow_ups import listing_mode, listing_modes
 from automations.leadership import Guard
 from automations.ledger import Event, Ledger, Pause
-from automations.ledger.owners import Owner, may_settle
-from automations.logs import action_fields, event_fields
-from automations.matching import IncidentMatcher
+from automations.logs import action_fields
 from automations.notify.notice import ACTION_APPLIED, NOTICE, IncidentSummary, Notice
 from automations.notify.sender import ChannelPolicy
-from automations.notify.spec import NotifySpec, QueuedNotice, notices_for
+from automations.notify.spec import QueuedNotice, notices_for
+from automations.poll import Poller, stop_requested
+from automations.reconcile import Reconciler
 from automations.retention import Retention
 from automations.rules.base import AnyRule, EvaluationContext, PlannedAction
-from automations.where import LocalFilter
+from automations.selection import DAY, brake, notify_spec, sort_candidates
 
 log = logging.getLogger(__name__)
-
-DAY = timedelta(days=1)  # the window max_actions_per_day counts over
-
-
-@dataclass
-class RuleOutcome:
-    """What one rule did in one cycle."""
-
-    rule: str
-    planned: list[PlannedAction] = field(default_factory=list)
-    applied: list[PlannedAction] = field(default_factory=list)
-    skipped: list[tuple[PlannedAction, str]] = field(default_factory=list)
-    failed: list[tuple[PlannedAction, APIError]] = field(default_factory=list)
-    already_done: int = 0
-    braked: int = 0
-    brake: str = ""  # which limit held actions back, e.g. "max_actions_per_cycle=10"
-    held: int = 0  # planned but not applied: the automations are paused
-    failure: RuleFailure | None = None  # the rule raised: it skipped this cycle
-    # The API could not be reached (after the client's retries): the cycle stopped here.
-    gave_up: APIUnavailable | None = None
-    lost_leadership: NotLeader | None = None  # the guard said no before an effect: the cycle ends
-    # where.team_ids (judged after fetching): (incidents kept, incidents fetched); None without
-    kept_locally: tuple[int, int] | None = None
-
-
-@dataclass
-class Evaluation:
-    """What one poll found: each rule's candidate actions, and rules that raised."""
-
-    candidates: dict[str, list[PlannedAction]]
-    queries: int
-    incidents_seen: int = 0
-    failures: dict[str, RuleFailure] = field(default_factory=dict)  # rule name -> why
-    # incident ID -> its updates, fetched at most once per poll however many rules ask
-    updates: dict[str, list[IncidentUpdate]] = field(default_factory=dict)
-    # rule name -> [kept, fetched] by its where's local part (rules that have one)
-    kept_locally: dict[str, list[int]] = field(default_factory=dict)
-
-
-@dataclass
-class CycleReport:
-    """The numbers behind the one log line per cycle."""
-
-    schedule: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    # Wall-clock duration from a monotonic clock: the server clock can jump mid-cycle.
-    seconds: float | None = None
-    _started: float = field(default_factory=time.monotonic, repr=False)
-    incidents_seen: int = 0
-    queries: int = 0
-    api_requests: int = 0
-    rules: list[RuleOutcome] = field(default_factory=list)
-    error: str | None = None
-    # The cycle stopped at the first unreachable answer; `once` stops there too.
-    unreachable: bool = False
-    stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
-    # This replica lost the leader lock (PostgreSQL): the cycle ended before an effect.
-    lost_leadership: str | None = None
-    # The exception behind ``error``: /healthz describes it in its own words, since the
-    # text of an API error is the API's (or a proxy's) and may echo anything.
-    cause: AutomationsError | None = field(default=None, repr=False)
-    # `automations pause`: the cycle polled and planned but held its edits.
-    paused: Pause | None = None
-
-    def finish(self, now: datetime) -> None:
-        self.finished_at = now
-        self.seconds = time.monotonic() - self._started
-
-    @property
-    def planned(self) -> int:
-        return sum(len(r.planned) for r in self.rules)
-
-    @property
-    def applied(self) -> int:
-        return sum(len(r.applied) for r in self.rules)
-
-    @property
-    def skipped(self) -> int:
-        return sum(len(r.skipped) for r in self.rules)
-
-    @property
-    def failed(self) -> int:
-        return sum(len(r.failed) for r in self.rules) + sum(
-            1 for r in self.rules if r.failure is not None
-        )
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.failed == 0
-
-    def summary(self) -> dict[str, Any]:
-        seconds = self.seconds
-        return {
-            "schedule": self.schedule,
-            "incidents": self.incidents_seen,
-            "queries": self.queries,
-            "planned": self.planned,
-            "applied": self.applied,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "braked": sum(r.braked for r in self.rules),
-            "api_requests": self.api_requests,
-            "seconds": round(seconds, 3) if seconds is not None else None,
-            "error": self.error,
-            "paused": self.paused.describe() if self.paused else None,
-        }
-
-    def line(self) -> str:
-        s = self.summary()
-        text = (
-            f"cycle {s['schedule']}: {s['incidents']} incidents from {s['queries']} queries, "
-            f"{s['planned']} planned, {s['applied']} applied, {s['skipped']} skipped, "
-            f"{s['failed']} failed, {s['api_requests']} API requests in {s['seconds']}s"
-        )
-        if s["braked"]:
-            text += f", {s['braked']} held back by the safety brake"
-        if s["paused"]:
-            held = sum(r.held for r in self.rules)
-            text += f"; PAUSED ({s['paused']}): {held} held back until `automations resume`"
-        if s["error"]:
-            text += f"; error: {s['error']}"
-        if self.lost_leadership is not None:
-            text += f"; stopped early: no longer the leader ({self.lost_leadership})"
-        elif self.stopped:
-            text += "; stopped early: the daemon is stopping"
-        return text
-
-
-@dataclass
-class IncidentsRun:
-    """What ``Engine.run_incidents`` did: the report, and the incidents it could not read."""
-
-    report: CycleReport
-    # incident ID -> the API's refusal to show it (404: deleted; 403)
-    unreadable: dict[str, APIRejected] = field(default_factory=dict)
-
-
-def stop_requested(stop: threading.Event | None) -> bool:
-    return stop is not None and stop.is_set()
 
 
 class Engine:
@@ -228,141 +84,19 @@ class Engine:
         # Crash points for the tests of at-most-once (automations/failpoints.py): none armed.
         self.failpoints = failpoints or Failpoints()
         self._refusals_logged: set[tuple[str, str]] = set()  # (event key, reason): log once
-        self._left_to_owner: set[str] = set()  # claims of a live process, logged once
-        # Each query compiled once for webhooks (None: undecidable, polling only).
-        self._matchers: dict[str, IncidentMatcher | None] = {}
-
-    # -- poll ---------------------------------------------------------------------------------
-
-    def poll_and_evaluate(
-        self,
-        rules: Sequence[AnyRule],
-        now: datetime,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
-        stop: threading.Event | None = None,
-    ) -> Evaluation:
-        """Fetch each distinct server-side query once, and evaluate it page by page.
-
-        Rules sharing a query see the same pages; only one page is held at a time, so
-        memory stays flat however many incidents match (docs/benchmarks.md). A rule
-        that raises stops evaluating for this cycle; the others go on. ``stop`` set
-        raises CycleStopped before the next page is fetched.
-        """
-        groups: dict[str, tuple[IncidentFilter, list[AnyRule]]] = {}
-        for rule in rules:
-            query = rule.query()
-            groups.setdefault(query.key(), (query, []))[1].append(rule)
-        result = Evaluation(candidates={rule.name: [] for rule in rules}, queries=len(groups))
-        local = {rule.name: rule.local_filter() for rule in rules}
-        seen: set[str] = set()
-        for query, group in groups.values():
-            for page in self.client.iter_incident_pages(query):
-                seen.update(incident.id for incident in page.incidents)
-                for rule in group:
-                    if rule.name not in result.failures:
-                        incidents = self._kept_locally(
-                            local[rule.name], page.incidents, rule, result
-                        )
-                        self._evaluate_page(rule, incidents, now, follow_ups, result)
-                if stop_requested(stop):
-                    raise CycleStopped
-        result.incidents_seen = len(seen)
-        return result
-
-    @staticmethod
-    def _kept_locally(
-        local: LocalFilter, incidents: Sequence[Incident], rule: AnyRule, result: Evaluation
-    ) -> Sequence[Incident]:
-        """The page as the rule's where sees it: its local part (team_ids) applied, counted."""
-        if not local:
-            return incidents
-        kept = local.select(incidents)
-        counts = result.kept_locally.setdefault(rule.name, [0, 0])
-        counts[0] += len(kept)
-        counts[1] += len(incidents)
-        return kept
-
-    def _evaluate_page(
-        self,
-        rule: AnyRule,
-        incidents: Sequence[Incident],
-        now: datetime,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
-        result: Evaluation,
-    ) -> None:
-        try:
-            updates = self._updates_for(rule, incidents, now, result.updates)
-            ctx = self.context(now, follow_ups, updates)
-            result.candidates[rule.name] += rule.evaluate(incidents, ctx)
-        except APIError:
-            raise  # the API failed, not the rule: the cycle stops as for a failed page
-        except Exception as exc:  # a buggy (plugin) rule skips its cycle, not the daemon
-            # Kept without its traceback, whose frames hold the page: the report outlives it.
-            failure = RuleFailure(rule.name, "evaluate", exc.with_traceback(None))
-            result.failures[rule.name] = failure
-            log.error("rule %s failed to evaluate and skips this cycle: %s", rule.name, failure)
-
-    def context(
-        self,
-        now: datetime,
-        follow_ups: Mapping[str, Sequence[FollowUp]] | None,
-        updates: Mapping[str, Sequence[IncidentUpdate]] | None,
-    ) -> EvaluationContext:
-        """What a rule judges by (plugin API v1): the ledger only through its read-only view."""
-        return EvaluationContext(
-            now=now,
-            catalog=self.catalog,
-            follow_ups=follow_ups,
-            updates=updates or {},
-            ledger=self.ledger.events,
+        self.reconciler = Reconciler(
+            client, ledger, clock=clock, channels=self.channels, failpoints=self.failpoints
         )
+        self.poller = Poller(client, ledger, catalog, clock=clock)
 
-    def follow_ups(self, rules: Sequence[AnyRule]) -> dict[str, list[FollowUp]] | None:
-        """Every follow-up the rules' incidents can have, only when a rule asks about them.
-
-        ``GET /v3/follow_ups`` at 250 a page: one listing for standard and
-        retrospective incidents (the API's default), one more per other mode a
-        rule's query selects, so a test incident's follow-ups are never missing
-        (missing would read as "none left to do").
-        """
-        wanted = [rule for rule in rules if rule.needs_follow_ups]
-        if not wanted:
-            return None
-        grouped: dict[str, list[FollowUp]] = defaultdict(list)
-        for mode in listing_modes(rule.query() for rule in wanted):
-            for item in self.client.iter_follow_ups(incident_mode=mode):
-                grouped[item.incident_id].append(item)
-        return grouped
-
-    def _updates_for(
-        self,
-        rule: AnyRule,
-        incidents: Sequence[Incident],
-        now: datetime,
-        fetched: dict[str, list[IncidentUpdate]],
-    ) -> dict[str, list[IncidentUpdate]] | None:
-        """Updates of the incidents the rule needs them for (``needs_updates``), each
-        incident fetched once per poll; None when the rule needs none on this page."""
-        wanted = [incident.id for incident in incidents if rule.needs_updates(incident, now)]
-        if not wanted:
-            return None
-        for incident_id in wanted:
-            if incident_id not in fetched:
-                fetched[incident_id] = self.incident_updates(incident_id)
-        return {incident_id: fetched[incident_id] for incident_id in wanted}
-
-    def incident_updates(self, incident_id: str) -> list[IncidentUpdate]:
-        """One incident's status and severity changes, oldest first (the API lists newest first)."""
-        return list(reversed(list(self.client.iter_incident_updates(incident_id))))
-
-    # -- evaluate -----------------------------------------------------------------------------
+    # -- select (plan, and each cycle) ---------------------------------------------------------
 
     def plan(self, rules: Sequence[AnyRule]) -> tuple[list[PlannedAction], CycleReport]:
         """The dry run: what would be done now. Reads only; writes neither API nor ledger."""
         report = CycleReport(schedule="plan", started_at=self.clock())
         before = self.client.counter.total()
-        follow_ups = self.follow_ups(rules)
-        found = self.poll_and_evaluate(rules, self.clock(), follow_ups)
+        follow_ups = self.poller.follow_ups(rules)
+        found = self.poller.poll_and_evaluate(rules, self.clock(), follow_ups)
         report.queries, report.incidents_seen = found.queries, found.incidents_seen
         actions: list[PlannedAction] = []
         for rule in rules:
@@ -430,8 +164,8 @@ class Engine:
         try:
             report.paused = self.ledger.kill_switch.paused()
             self.reconcile()
-            follow_ups = self.follow_ups(rules)
-            found = self.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
+            follow_ups = self.poller.follow_ups(rules)
+            found = self.poller.poll_and_evaluate(rules, self.clock(), follow_ups, stop)
             report.queries, report.incidents_seen = found.queries, found.incidents_seen
             self._run_rules(rules, found, follow_ups, report, stop)
         except CycleStopped:
@@ -538,8 +272,8 @@ class Engine:
                     run.unreadable[incident_id] = exc
                     continue
                 found.incidents_seen += 1
-                judges = [rule for rule in judges if self._matches(rule, incident)]
-                self._evaluate_incident(judges, incident, found)
+                judges = [rule for rule in judges if self.poller.matches(rule, incident)]
+                self.poller.evaluate_incident(judges, incident, found)
                 if stop_requested(stop):
                     raise CycleStopped
             report.incidents_seen = found.incidents_seen
@@ -552,43 +286,6 @@ class Engine:
         report.api_requests = self.client.counter.total() - before
         report.finish(self.clock())
         return run
-
-    def _evaluate_incident(
-        self, rules: Sequence[AnyRule], incident: Incident, found: Evaluation
-    ) -> None:
-        """One fresh incident through ``rules``, with its follow-ups if one of them needs them."""
-        if not rules:
-            return
-        now = self.clock()
-        follow_ups = (
-            self._incident_follow_ups(incident)
-            if any(rule.needs_follow_ups for rule in rules)
-            else None
-        )
-        for rule in rules:
-            self._evaluate_page(rule, [incident], now, follow_ups, found)
-
-    def _matches(self, rule: AnyRule, incident: Incident) -> bool:
-        """Would the rule's query return the incident? Decided locally, like the API does.
-
-        A query the matcher cannot decide (automations/matching.py) leaves the rule to
-        polling: said once per rule.
-        """
-        query, local = rule.query(), rule.local_filter()
-        key = f"{query.key()}|{local.key()}"
-        if key not in self._matchers:
-            try:
-                self._matchers[key] = IncidentMatcher(query, self.catalog, local)
-            except UndecidableFilter as exc:
-                self._matchers[key] = None
-                log.warning(
-                    "rule %s: its where cannot be decided without the API (%s); webhooks "
-                    "leave it to its polling cycles",
-                    rule.name,
-                    exc,
-                )
-        matcher = self._matchers[key]
-        return matcher is not None and matcher(incident)
 
     def _prune(self) -> None:
         """Retention, at most hourly (automations/retention.py); a failure waits for the next
@@ -711,11 +408,11 @@ class Engine:
             now = self.clock()
             # The re-check judges the fresh incident by fresh updates, like the poll did.
             updates = (
-                {incident.id: self.incident_updates(incident.id)}
+                {incident.id: self.poller.incident_updates(incident.id)}
                 if rule.needs_updates(incident, now)
                 else None
             )
-            ctx = self.context(now, self._follow_ups_for(rule, incident), updates)
+            ctx = self.poller.context(now, self.poller.follow_ups_for(rule, incident), updates)
         except APIRejected as exc:
             # Refused, not unreachable: failed (never "skipped"), so it shows and can be retried.
             error = f"cannot re-read the incident: {exc}"
@@ -838,245 +535,8 @@ class Engine:
             extra=action_fields(action, logged_as, error=str(exc)),
         )
 
-    def _follow_ups_for(
-        self, rule: AnyRule, incident: Incident
-    ) -> dict[str, list[FollowUp]] | None:
-        """The re-check's fresh follow-ups of one incident, in its own mode."""
-        if not rule.needs_follow_ups:
-            return None
-        return self._incident_follow_ups(incident)
-
-    def _incident_follow_ups(self, incident: Incident) -> dict[str, list[FollowUp]]:
-        """One incident's follow-ups, fetched for its own mode."""
-        mode = listing_mode(incident.mode)
-        items = self.client.iter_follow_ups(incident_id=incident.id, incident_mode=mode)
-        return {incident.id: list(items)}
-
     # -- reconcile ----------------------------------------------------------------------------
 
     def reconcile(self) -> list[tuple[Event, str]]:
-        """Settle claims left unconfirmed (a crash, a lost answer), before anything else acts.
-
-        Runs before every cycle, so an edit whose outcome was unknown is settled at the
-        next one, and at start-up. Only claims whose process is gone (or this one, whose
-        cycles never overlap) are settled: another live process's claim may be in flight
-        (see ledger/owners.py). APIUnavailable stops it: the rest stay unconfirmed.
-        """
-        settled: list[tuple[Event, str]] = []
-        now = self.clock()
-        for event in self.ledger.events.unconfirmed():
-            if not may_settle(event.owner, event.claimed_at, now):
-                self._leave_to_owner(event)
-                continue
-            if not (event.request_body or {}).get("incident"):
-                # A notify-only action: its notifications are queued in the same transaction
-                # that confirms it, so an unconfirmed one queued nothing.
-                settled.append(self._release(event, "its notifications were never queued"))
-                continue
-            try:
-                incident = self.client.get_incident(event.incident_id)
-            except APIRejected as exc:
-                # Whether the edit landed is unknown: failed, so it shows and can be retried.
-                error = f"reconcile: cannot re-read the incident: {exc}"
-                self.ledger.events.mark_failed(event.event_key, error=error, now=self.clock())
-                settled.append((event, "failed"))
-                fields = event_fields(event, "failed", reason=event.reason)
-                fields["fields"]["error"] = error
-                log.error(
-                    "could not settle %s on %s: the API refused the re-read: %s",
-                    event.event_key,
-                    event.incident_reference,
-                    exc,
-                    extra=fields,
-                )
-                continue
-            self.failpoints.hit("reconcile_after_read")
-            if edit_visible(event.request_body or {}, incident, self._updates_since(event)):
-                reason = "edit found applied after an interrupted run"
-                self.ledger.events.mark_reconciled(
-                    event.event_key,
-                    reason=reason,
-                    now=self.clock(),
-                    notices=self._reconciled_notices(event, incident),
-                )
-                settled.append((event, "reconciled"))
-                log.warning(
-                    "reconciled %s on %s: the edit had landed before the interruption",
-                    event.event_key,
-                    event.incident_reference,
-                    extra=event_fields(event, "reconciled", reason=reason),
-                )
-            elif unrecorded_edit_overwritten(event.request_body or {}, incident, event.claimed_at):
-                reason = (
-                    "after an interrupted run the incident does not show the edit, but it "
-                    "changed since the claim: someone may have changed the field back; left as is"
-                )
-                self.ledger.events.mark_skipped(event.event_key, reason=reason, now=self.clock())
-                settled.append((event, "skipped"))
-                log.warning(
-                    "left %s on %s: %s",
-                    event.event_key,
-                    event.incident_reference,
-                    reason,
-                    extra=event_fields(event, "skipped", reason=reason),
-                )
-            else:
-                settled.append(self._release(event, "the edit had not landed"))
-        return settled
-
-    def _reconciled_notices(self, event: Event, incident: Incident) -> list[QueuedNotice]:
-        """An interrupted edit that landed is announced as if it had been recorded then."""
-        if not event.notify:
-            return []
-        notice = Notice(
-            event_key=event.event_key,
-            type=ACTION_APPLIED,
-            rule=event.rule,
-            action="edit",
-            reason=event.reason,
-            occurred_at=self.clock(),
-            incident=IncidentSummary.of(incident),
-        )
-        return notices_for(event.notify, notice, self.channels)
-
-    def _release(self, event: Event, why: str) -> tuple[Event, str]:
-        """Nothing took effect: free the key so the rule re-checks it next cycle."""
-        self.ledger.events.release(event.event_key, now=self.clock())
-        log.warning(
-            "released %s on %s: %s; the rule will re-check it",
-            event.event_key,
-            event.incident_reference,
-            why,
-            extra=event_fields(event, "released", reason=why),
-        )
-        return event, "released"
-
-    def _leave_to_owner(self, event: Event) -> None:
-        """Another live process claimed it (two processes on one ledger): say so once."""
-        if event.event_key in self._left_to_owner:
-            return
-        self._left_to_owner.add(event.event_key)
-        log.warning(
-            "not settling %s on %s: it was claimed by %s, which may still be at work; "
-            "another automations process is using this ledger",
-            event.event_key,
-            event.incident_reference,
-            Owner.parse(event.owner) or "another process",
-            extra=event_fields(event, "left", reason="claimed by a live process"),
-        )
-
-    def _updates_since(self, event: Event) -> list[dict[str, Any]]:
-        """Severity/status changes made after the claim, to spot an edit a human undid since.
-
-        Unreachable: raised, so the claim stays unconfirmed; judging on the incident alone
-        could miss an edit that landed and was undone, and send it again. Refused (e.g. no
-        permission to read updates): judged on the incident alone.
-        """
-        try:
-            updates = list(self.client.iter_incident_updates(incident_id=event.incident_id))
-        except APIRejected:
-            return []
-        return [
-            {
-                "severity_id": u.new_severity.id if u.new_severity else None,
-                "incident_status_id": u.new_incident_status.id,
-            }
-            for u in updates
-            if u.created_at >= event.claimed_at
-        ]
-
-
-def sort_candidates(
-    candidates: Sequence[PlannedAction], done: Set[str]
-) -> tuple[list[PlannedAction], list[tuple[PlannedAction, str]], int]:
-    """A rule's candidates as (fresh, refused with the reason, how many were done before).
-
-    Done once means done: a key in ``done`` (the ledger's) is counted, not planned, even if
-    the rule refuses it now. A refused candidate is never claimed, so it comes back next
-    cycle. Order is kept: the brake holds back the last ones.
-    """
-    fresh: list[PlannedAction] = []
-    refused: list[tuple[PlannedAction, str]] = []
-    already_done = 0
-    for action in candidates:
-        if action.event_key in done:
-            already_done += 1
-        elif action.refused is not None:
-            refused.append((action, action.refused))
-        else:
-            fresh.append(action)
-    return fresh, refused, already_done
-
-
-def brake(
-    fresh: Sequence[PlannedAction], *, per_cycle: int, per_day: int, applied_today: int
-) -> tuple[list[PlannedAction], int, str]:
-    """The first actions the rule's limits allow, how many are held back, and which limit.
-
-    At most ``per_cycle`` now, and at most ``per_day`` over the last 24 hours counting the
-    ``applied_today`` edits that already landed. The limit is named only when one held
-    actions back, e.g. "max_actions_per_cycle=10".
-    """
-    room = max(per_day - applied_today, 0)
-    planned = list(fresh[: min(per_cycle, room)])
-    braked = len(fresh) - len(planned)
-    if not braked:
-        return planned, 0, ""
-    limit = (
-        f"max_actions_per_day={per_day} ({applied_today} edits in the last 24 hours)"
-        if room < per_cycle
-        else f"max_actions_per_cycle={per_cycle}"
-    )
-    return planned, braked, limit
-
-
-def notify_spec(action: PlannedAction) -> NotifySpec:
-    """Whom an action tells: kept on its claim, turned into outbox rows when it is recorded."""
-    return NotifySpec(action.notify, action.announce)
-
-
-# What incident updates record: an edit of these shows in the updates even after a human
-# undid it. Anything else (custom fields) leaves no trace once overwritten.
-RECORDED_IN_UPDATES = frozenset({"severity_id", "incident_status_id"})
-
-
-def unrecorded_edit_overwritten(
-    body: Mapping[str, Any], incident: Incident, claimed_at: datetime
-) -> bool:
-    """Could an edit the incident does not show have landed and been changed back since?
-
-    For a field the updates do not record, the only trace is that the incident changed
-    after the claim. Then releasing the claim could re-apply an edit a human undid, so
-    reconcile leaves it instead (at worst one edit that never landed is not retried).
-    """
-    edited = set(body.get("incident", {}))
-    return bool(edited - RECORDED_IN_UPDATES) and incident.updated_at >= claimed_at
-
-
-def edit_visible(
-    body: Mapping[str, Any], incident: Incident, updates: Sequence[Mapping[str, Any]]
-) -> bool:
-    """Did this edit body land? Checked on the incident now, or in the updates since the claim."""
-    wanted = body.get("incident", {})
-    if not wanted:
-        return False
-    for key, value in wanted.items():
-        if key == "severity_id":
-            ok = (incident.severity is not None and incident.severity.id == value) or any(
-                u.get("severity_id") == value for u in updates
-            )
-        elif key == "incident_status_id":
-            ok = incident.incident_status.id == value or any(
-                u.get("incident_status_id") == value for u in updates
-            )
-        elif key == "custom_field_entries":
-            ok = all(
-                sorted(v.get("value_option_id", "") for v in entry["values"])
-                == sorted(incident.custom_field_option_ids(entry["custom_field_id"]))
-                for entry in value
-            )
-        else:
-            ok = getattr(incident, key, None) == value
-        if not ok:
-            return False
-    return True
+        """Settle claims left unconfirmed before anything else acts (automations/reconcile.py)."""
+        return self.reconciler.settle()

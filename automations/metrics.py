@@ -24,7 +24,7 @@ from automations.errors import APIError, LedgerError
 from automations.incidentio.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
-    from automations.engine import CycleReport
+    from automations.cycle_report import CycleReport
     from automations.incidentio import IncidentIOClient
     from automations.rules.base import AnyRule
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from automations.engine import CycleReport, Engine
+from automations.cycle_report import CycleReport
+from automations.engine import Engine
 from automations.errors import APIError, LedgerError
 from automations.failures import RuleFailure, described
 from automations.history import iso
@@ -89,7 +90,9 @@ def adopt(engine: Engine, rules: Sequence[AnyRule]) -> list[Adopted]:
     results = [Adopted(rule.name) for rule in rules]
     seen = 0
     try:
-        found = engine.poll_and_evaluate(rules, engine.clock(), engine.follow_ups(rules))
+        found = engine.poller.poll_and_evaluate(
+            rules, engine.clock(), engine.poller.follow_ups(rules)
+        )
         seen = found.incidents_seen
         for rule, result in zip(rules, results, strict=True):
             result.failure = found.failures.get(rule.name)

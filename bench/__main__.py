@@ -171,7 +171,7 @@ def render(
         "`automations/incidentio/models.py`) use pydantic's `defer_build=True`, so their "
         "validators are built on the first response parsed, not at import.",
         "- Memory (benchmark 3, was 408 MB): the engine evaluates each page of a query with "
-        "every rule sharing it and drops the page (`Engine.poll_and_evaluate`), so only one "
+        "every rule sharing it and drops the page (`Poller.poll_and_evaluate`), so only one "
         "page of 250 incidents is held at a time.",
         "",
         "## Open gaps",

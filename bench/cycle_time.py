@@ -93,7 +93,7 @@ def _cycle(
 PROFILE_PARTS: dict[str, tuple[tuple[str, str], ...]] = {
     "HTTP (httpx request/response)": (("httpx/_client.py", "request"),),
     "JSON -> models (pydantic validate_json)": (("~", "validate_json"),),
-    "rules' evaluate": (("automations/engine.py", "evaluate"),),
+    "rules' evaluate": (("automations/poll.py", "_evaluate_page"),),
     "ledger (run rows, done keys)": (
         ("automations/ledger/runs.py", "start"),
         ("automations/ledger/runs.py", "finish"),

@@ -1,6 +1,6 @@
 """Which planned actions a cycle claims: not done before, not refused, within the brakes.
 
-Pure: ``sort_candidates`` and ``brake`` from automations/engine.py, with no ledger and
+Pure: ``sort_candidates`` and ``brake`` from automations/selection.py, with no ledger and
 no HTTP (the engine feeds them the ledger's done keys and the day's applied count).
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from automations.engine import brake, sort_candidates
 from automations.incidentio import IncidentEdit
 from automations.rules.base import PlannedAction
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
+from automations.selection import brake, sort_candidates
 from tests.factories import CATALOG, incident
 
 

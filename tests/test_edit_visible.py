@@ -1,7 +1,7 @@
 """Whether an edit that may have landed shows on the re-read incident (reconcile's question).
 
 Pure: ``edit_visible`` (and ``unrecorded_edit_overwritten``, what reconcile asks next)
-from automations/engine.py, on incidents built in memory; no HTTP, no ledger. Bodies are
+from automations/reconcile.py, on incidents built in memory; no HTTP, no ledger. Bodies are
 built the way rules build them, from ``IncidentEdit``.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from automations.engine import edit_visible, unrecorded_edit_overwritten
 from automations.incidentio import (
     CustomFieldEntryPayload,
     Incident,
@@ -18,6 +17,7 @@ from automations.incidentio import (
     IncidentRoleAssignmentPayload,
     UserReference,
 )
+from automations.reconcile import edit_visible, unrecorded_edit_overwritten
 from tests.factories import NOW, incident
 
 NO_UPDATES: list[dict[str, Any]] = []

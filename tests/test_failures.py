@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pytest
 
 from automations.clock import host_now
-from automations.engine import CycleReport, RuleOutcome
+from automations.cycle_report import CycleReport, RuleOutcome
 from automations.errors import APIRejected, LedgerError
 from automations.failures import RuleFailure, described
 from automations.ledger import Ledger

@@ -23,9 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from automations.clock import host_now
 from automations.config import load_config
+from automations.cycle_report import CycleReport, RuleOutcome
 from automations.daemon import Daemon
 from automations.digest.service import Digests
-from automations.engine import CycleReport, RuleOutcome
 from automations.errors import APIRejected, APIUnavailable, LedgerError
 from automations.failures import RuleFailure
 from automations.incidentio import IncidentEdit

@@ -130,7 +130,7 @@ def test_a_team_change_before_the_edit_releases_the_claim(harness: Harness) -> N
     runtime = harness.runtime()
     try:
         (rule,) = runtime.rules
-        found = runtime.engine.poll_and_evaluate([rule], runtime.engine.clock(), None)
+        found = runtime.engine.poller.poll_and_evaluate([rule], runtime.engine.clock(), None)
         assert [a.incident_id for a in found.candidates[rule.name]] == [payments["id"]]
         harness.sandbox.update_incident(payments["id"], teams=["Platform"])
         outcome = runtime.engine._run_rule(rule, found, None, None)

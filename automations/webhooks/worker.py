@@ -29,7 +29,7 @@ from datetime import timedelta
 
 from automations.backoff import Backoff
 from automations.clock import Clock
-from automations.engine import IncidentsRun
+from automations.cycle_report import IncidentsRun
 from automations.errors import APIRejected, APIUnavailable, AutomationsError
 from automations.failpoints import Failpoints
 from automations.ledger.webhooks import (
