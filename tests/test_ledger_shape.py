@@ -39,7 +39,6 @@ def test_the_ledger_itself_only_opens_closes_and_describes() -> None:
     assert own == {
         "open",
         "name",
-        "owner",
         "path",
         "engine",
         "applied_migrations",

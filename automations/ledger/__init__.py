@@ -127,11 +127,6 @@ class Ledger(Closing):
         return self.database.name
 
     @property
-    def owner(self) -> str:
-        """This process, as recorded on the claims and runs it writes (see owners.py)."""
-        return self.database.owner
-
-    @property
     def path(self) -> Path | None:
         """The SQLite file; None in memory and on PostgreSQL."""
         return self.database.backend.file
