@@ -1,8 +1,9 @@
-"""APScheduler wiring: one job per distinct schedule, signals, one log line per cycle.
+"""APScheduler wiring: a job per distinct schedule, signals, reload, leadership, a line per cycle.
 
 Rules with the same schedule run in one job, so they share one poll. Job
 defaults are set on purpose (coalesce, one instance, misfire grace, jitter),
-and a skipped or missed run becomes a log line rather than silence.
+and a skipped or missed run becomes a log line rather than silence. Digests, notifications and
+/healthz have modules of their own (digest/jobs.py, notify/jobs.py, daemon_health.py).
 """
 
 from __future__ import annotations
@@ -10,19 +11,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from automations.clock import host_now
 from automations.cycle_report import CycleReport, IncidentsRun
 from automations.digest.jobs import DigestJobs
-from automations.durations import format_duration
 from automations.errors import AutomationsError, LedgerError, LedgerReplaced
 from automations.leadership import RETRY_EVERY
 from automations.ledger.watch import LedgerFile
 from automations.notify.jobs import NotificationJobs
+from automations.rule_schedules import group_by_schedule, rule_trigger
 from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime, reconcile_at_startup
 
@@ -37,21 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MISFIRE_GRACE = timedelta(minutes=5)
-
-
-def schedule_key(rule: AnyRule) -> str:
-    """A readable, stable job name for the rule's schedule."""
-    opts = rule.options
-    if opts.every is not None:
-        return f"every {format_duration(opts.every)}"
-    return f"cron {opts.cron} {opts.timezone}"
-
-
-def group_by_schedule(rules: Sequence[AnyRule]) -> dict[str, list[AnyRule]]:
-    groups: dict[str, list[AnyRule]] = defaultdict(list)
-    for rule in rules:
-        groups[schedule_key(rule)].append(rule)
-    return dict(groups)
 
 
 def log_cycle(report: CycleReport) -> None:
@@ -209,21 +193,7 @@ class Daemon:
 
     def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
         """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        from automations.cron_trigger import cron_trigger
-
-        trigger: Any
-        first_run: datetime | None = None
-        if opts.every is not None:
-            seconds = int(opts.every.total_seconds())
-            jitter = min(self.jitter_seconds, seconds // 10) or None
-            trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
-            first_run = host_now()
-        else:
-            assert opts.cron is not None  # the options' validator pairs cron and timezone
-            assert opts.timezone is not None
-            trigger = cron_trigger(opts.cron, opts.timezone, jitter=self.jitter_seconds or None)
+        trigger, first_run = rule_trigger(opts, self.jitter_seconds)
         # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
         start = {"next_run_time": first_run} if first_run else {}
         self.scheduler.add_job(self._job, trigger, id=name, name=name, args=(name,), **start)
