@@ -188,7 +188,7 @@ def once(config_path: Path) -> None:
 def _deliver_notifications(runtime: Any) -> bool:
     """`once` sends the notifications that are due before it exits (what fails for now stays
     queued for the next run); False if one failed or expired for good."""
-    from automations.daemon import deliver_notifications
+    from automations.notify.jobs import deliver_notifications
 
     deliveries = deliver_notifications(runtime.ledger, runtime.notifications)
     return not any(d.outcome in ("failed", "expired") for d in deliveries)

@@ -1,8 +1,9 @@
-"""APScheduler wiring: one job per distinct schedule, signals, one log line per cycle.
+"""APScheduler wiring: a job per distinct schedule, signals, reload, leadership, a line per cycle.
 
 Rules with the same schedule run in one job, so they share one poll. Job
 defaults are set on purpose (coalesce, one instance, misfire grace, jitter),
-and a skipped or missed run becomes a log line rather than silence.
+and a skipped or missed run becomes a log line rather than silence. Digests, notifications and
+/healthz have modules of their own (digest/jobs.py, notify/jobs.py, daemon_health.py).
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from operator import methodcaller
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from automations.clock import host_now
 from automations.cycle_report import CycleReport, IncidentsRun
-from automations.durations import format_duration
+from automations.digest.jobs import DigestJobs
 from automations.errors import AutomationsError, LedgerError, LedgerReplaced
 from automations.leadership import RETRY_EVERY
 from automations.ledger.watch import LedgerFile
+from automations.notify.jobs import NotificationJobs
+from automations.rule_schedules import group_by_schedule, rule_trigger
 from automations.rules.base import AnyRule, RuleOptions
 from automations.runtime import Runtime, reconcile_at_startup
 
@@ -29,31 +29,13 @@ if TYPE_CHECKING:
     from automations.digest.service import Digests
     from automations.health_server import HealthServer
     from automations.leadership import Election, Leadership
-    from automations.ledger import Ledger
     from automations.metrics import Metrics
-    from automations.notify.outbox import NoticeDelivery, NotificationOutbox
+    from automations.notify.outbox import NotificationOutbox
     from automations.webhooks.service import WebhookService
 
 log = logging.getLogger(__name__)
 
 MISFIRE_GRACE = timedelta(minutes=5)
-OUTBOX_EVERY = timedelta(seconds=30)  # how often queued digests are retried and schedules checked
-NOTIFY_EVERY = timedelta(seconds=5)  # how often due notifications are sent: a page must not wait
-
-
-def schedule_key(rule: AnyRule) -> str:
-    """A readable, stable job name for the rule's schedule."""
-    opts = rule.options
-    if opts.every is not None:
-        return f"every {format_duration(opts.every)}"
-    return f"cron {opts.cron} {opts.timezone}"
-
-
-def group_by_schedule(rules: Sequence[AnyRule]) -> dict[str, list[AnyRule]]:
-    groups: dict[str, list[AnyRule]] = defaultdict(list)
-    for rule in rules:
-        groups[schedule_key(rule)].append(rule)
-    return dict(groups)
 
 
 def log_cycle(report: CycleReport) -> None:
@@ -74,18 +56,6 @@ def run_once(runtime: Runtime) -> list[CycleReport]:
                 log.error("the API is unreachable: not running %s this time", ", ".join(rest))
             break
     return reports
-
-
-def deliver_notifications(
-    ledger: Ledger, outbox: NotificationOutbox | None
-) -> list[NoticeDelivery]:
-    """Send what is due (the daemon's job, and ``once`` before it exits); nothing while paused:
-    the rows stay queued, and go after ``automations resume`` unless they expired."""
-    from automations.pause import digests_paused
-
-    if outbox is None or digests_paused(ledger, "notifications", quiet=True):
-        return []
-    return outbox.deliver_due()
 
 
 class Daemon:
@@ -111,7 +81,6 @@ class Daemon:
 
         self.runtime = runtime
         self.notifications = notifications or runtime.notifications
-        self.digests = digests if digests is not None else runtime.digests
         self.jitter_seconds = jitter_seconds
         self.stopping = threading.Event()
         # PostgreSQL: one replica of several acts (automations/leadership.py); None on SQLite.
@@ -126,7 +95,6 @@ class Daemon:
                 on_standby=self._standby,
                 retry_every=retry_every,
             )
-        self._lend_stop()
         self.ledger_file = LedgerFile(runtime.ledger.path)
         self.fatal: AutomationsError | None = None  # what stopped the daemon, if not a signal
         self.scheduler = BackgroundScheduler(
@@ -138,19 +106,29 @@ class Daemon:
             timezone="UTC",
         )
         self._lock = threading.Lock()  # rule cycles share one client and ledger: one at a time
-        # Digests have their own lock: a slow or silent SMTP server (up to smtp.timeout_seconds
-        # per attempt) must not hold back an escalation. Ledger and client are thread-safe.
-        self._digest_lock = threading.Lock()
-        # Notifications too: a stuck receiver (up to one lease) must not hold back a cycle, and
-        # a slow SMTP server must not hold back a page.
-        self._notify_lock = threading.Lock()
-        self._wake_pending = threading.Event()  # a pass asked for by _wake_notifications waits
+        # Digests and notifications have jobs and locks of their own (see their modules).
+        self.digest_jobs = DigestJobs(
+            digests if digests is not None else runtime.digests,
+            runtime.ledger,
+            self.scheduler,
+            self.stopping,
+            self._ledger_intact,
+        )
+        self.notification_jobs = NotificationJobs(
+            self.notifications, runtime.ledger, self.scheduler, self.stopping, self._ledger_intact
+        )
+        self._lend_stop()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None
         self.webhooks: WebhookService | None = None  # [webhooks]: receiver and worker
         self.first_cycle_done = threading.Event()
         self.groups: dict[str, list[AnyRule]] = {}  # the rules of each scheduled job
         self.reload_requested = threading.Event()  # SIGHUP; the main loop reloads
+
+    @property
+    def digests(self) -> Digests | None:
+        """The running digests (a reload replaces them)."""
+        return self.digest_jobs.digests
 
     def _lend_stop(self) -> None:
         """The parts that wait end their waits when the daemon stops; again after a reload,
@@ -189,7 +167,7 @@ class Daemon:
             if self.metrics is not None:
                 self.metrics.observe_cycle(report)
         self.first_cycle_done.set()
-        self._wake_notifications(report.applied)
+        self.notification_jobs.wake(report.applied)
 
     def evaluate_incidents(self, incidents: Mapping[str, bool], label: str) -> IncidentsRun | None:
         """The rules for incidents webhooks named (``Engine.run_incidents``), under the cycles'
@@ -202,141 +180,23 @@ class Daemon:
             run = runtime.engine.run_incidents(runtime.rules, incidents, label, self.stopping)
         if self.metrics is not None:
             self.metrics.observe_actions(run.report)
-        self._wake_notifications(run.report.applied)
+        self.notification_jobs.wake(run.report.applied)
         return run
-
-    def _wake_notifications(self, applied: int) -> None:
-        """Actions were just recorded (with their notifications, in the same transaction): send
-        them now, in a thread of their own, rather than at the next pass up to NOTIFY_EVERY
-        later. Wakes that come while one is still waiting for the lock are folded into it."""
-        if self.notifications is None or not applied or self._wake_pending.is_set():
-            return
-        self._wake_pending.set()
-        threading.Thread(
-            target=self._notification_job, name="notifications-now", daemon=True
-        ).start()
 
     def add_jobs(self) -> None:
         """One job per schedule; interval schedules also run once right away."""
         self.groups = group_by_schedule(self.runtime.rules)
         for name, rules in self.groups.items():
             self._add_rule_job(name, rules[0].options)
-        self.add_digest_jobs()
-        self.add_notification_job()
+        self.digest_jobs.add_jobs()
+        self.notification_jobs.add_job()
 
     def _add_rule_job(self, name: str, opts: RuleOptions) -> None:
         """The job of one schedule; it finds its rules in ``self.groups`` when it runs."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        from automations.cron_trigger import cron_trigger
-
-        trigger: Any
-        first_run: datetime | None = None
-        if opts.every is not None:
-            seconds = int(opts.every.total_seconds())
-            jitter = min(self.jitter_seconds, seconds // 10) or None
-            trigger = IntervalTrigger(seconds=seconds, jitter=jitter)
-            first_run = host_now()
-        else:
-            assert opts.cron is not None  # the options' validator pairs cron and timezone
-            assert opts.timezone is not None
-            trigger = cron_trigger(opts.cron, opts.timezone, jitter=self.jitter_seconds or None)
+        trigger, first_run = rule_trigger(opts, self.jitter_seconds)
         # APScheduler reads an explicit next_run_time=None as "paused": pass it only when set.
         start = {"next_run_time": first_run} if first_run else {}
         self.scheduler.add_job(self._job, trigger, id=name, name=name, args=(name,), **start)
-
-    def add_digest_jobs(self) -> None:
-        """Each digest on its own cron (its grace as misfire grace), and the outbox every 30s.
-
-        The outbox job retries failed sends and also queues any digest whose
-        occurrence is due but missing (e.g. the host slept through the cron). Its
-        first run is at once, in a scheduler thread: at start-up a digest missed
-        while down is queued and queued ones are retried, beside the first rule
-        cycles (a silent SMTP server must not hold them back).
-        """
-        if self.digests is None:
-            return
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        for name in self.digests.names():
-            job = self.digests.job(name)
-            self.scheduler.add_job(
-                self._digest_job,
-                job.schedule.trigger,
-                id=f"digest {name}",
-                name=f"digest {name}",
-                args=(name,),
-                misfire_grace_time=int(job.options.catch_up_grace.total_seconds()),
-            )
-        self.scheduler.add_job(
-            self._outbox_job,
-            IntervalTrigger(seconds=int(OUTBOX_EVERY.total_seconds())),
-            id="digest outbox",
-            name="digest outbox",
-            next_run_time=host_now(),
-        )
-
-    def _digest_job(self, name: str) -> None:
-        self._digest_work(f"digest {name}", methodcaller("run_scheduled", name), name)
-
-    def _outbox_job(self) -> None:
-        self._digest_work("digest outbox", methodcaller("tick"))
-
-    def send_digests_now(self) -> None:
-        """Every enabled digest now, through the outbox (the demo: after its first cycle)."""
-        if self.digests is None:
-            return
-        for name in self.digests.names():
-            self._digest_work(f"digest {name}", methodcaller("send_now", name), name)
-
-    def _digest_work(
-        self, label: str, work: Callable[[Digests], object], name: str | None = None
-    ) -> None:
-        """One digest job at a time, never after a stop; its errors are logged, not raised.
-
-        The digests are looked up under the lock: a job that fired during a reload
-        runs on the new config, or not at all if its digest is gone.
-        """
-        from automations.pause import digests_paused
-
-        with self._digest_lock:
-            digests = self.digests
-            if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
-                return
-            if not self._ledger_intact():
-                return
-            try:
-                if digests_paused(self.runtime.ledger, label, quiet=name is None):
-                    return
-                work(digests)
-            except AutomationsError as exc:
-                log.error("%s: %s", label, exc)
-
-    def add_notification_job(self) -> None:
-        """Due notifications every few seconds, from start-up on, in their own scheduler job and
-        lock (never inside a cycle's), so neither waits for the other."""
-        if self.notifications is None:
-            return
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        self.scheduler.add_job(
-            self._notification_job,
-            IntervalTrigger(seconds=int(NOTIFY_EVERY.total_seconds())),
-            id="notifications",
-            name="notifications",
-            next_run_time=host_now(),
-        )
-
-    def _notification_job(self) -> None:
-        """One delivery pass, never after a stop; its errors are logged, not raised."""
-        with self._notify_lock:
-            self._wake_pending.clear()  # this pass sees every row recorded before the wake
-            if self.stopping.is_set() or not self._ledger_intact():
-                return
-            try:
-                deliver_notifications(self.runtime.ledger, self.notifications)
-            except AutomationsError as exc:
-                log.error("notifications: %s", exc)
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
@@ -357,15 +217,7 @@ class Daemon:
             "; ".join(f"{k}: {', '.join(r.name for r in v)}" for k, v in self.groups.items()),
         )
         if self.digests is not None:
-            log.info(
-                "digests: %s",
-                "; ".join(
-                    f"{name} at {job.options.cron} {job.options.timezone}"
-                    for name, job in self.digests.jobs.items()
-                    if job.options.enabled
-                )
-                or "none enabled",
-            )
+            log.info("digests: %s", self.digest_jobs.describe())
 
     # -- SIGHUP ---------------------------------------------------------------------------------
 
@@ -398,19 +250,17 @@ class Daemon:
             log.error("reload refused, still running the previous config: %s", one_line)
             return False
         # Between cycles and digest sends: both locks, so no job sees half of each config.
-        with self._lock, self._digest_lock:
+        with self._lock, self.digest_jobs.lock:
             before = self.groups
-            self.runtime, self.digests = new.runtime, new.digests
+            self.runtime, self.digest_jobs.digests = new.runtime, new.digests
             self._lend_stop()
             self.groups = group_by_schedule(new.runtime.rules)
             if self.acting:  # a standby adds its jobs when it leads
                 self._replace_jobs(before)
         if self.metrics is not None:
-            self.metrics.expects_cycles = bool(self.runtime.rules)
-        if self.metrics is not None and self.runtime.config.server.stale_after is None:
-            from automations.metrics import default_stale_after
+            from automations.daemon_health import metrics_after_reload
 
-            self.metrics.stale_after = default_stale_after(self.runtime.rules)
+            metrics_after_reload(self.metrics, self.runtime)
         self._log_schedules("config reloaded")
         if new.restart_needed:
             log.warning(
@@ -421,17 +271,13 @@ class Daemon:
 
     def _replace_jobs(self, before: dict[str, list[AnyRule]]) -> None:
         """A schedule that stays keeps its job and timing (no extra cycle); a new one starts
-        like at start-up; a gone one stops. Digest jobs are rebuilt: should a digest's time
-        pass during the swap, the outbox job queues it (it sends what is due but missing)."""
+        like at start-up; a gone one stops. Digest jobs are rebuilt."""
         for name in before.keys() - self.groups.keys():
             self.scheduler.remove_job(name)
         for name, rules in self.groups.items():
             if name not in before:
                 self._add_rule_job(name, rules[0].options)
-        for job in self.scheduler.get_jobs():
-            if job.id.startswith("digest "):
-                job.remove()
-        self.add_digest_jobs()
+        self.digest_jobs.replace_jobs()
 
     # -- leadership (PostgreSQL) ----------------------------------------------------------------
 
@@ -472,38 +318,23 @@ class Daemon:
         settings = self.runtime.config.server
         if not settings.enabled:
             return
-        from automations.health_server import HealthServer
-        from automations.metrics import Metrics, default_stale_after
-
-        stale_after = settings.stale_after or default_stale_after(self.runtime.rules)
-        self.metrics = Metrics(stale_after=stale_after, expects_cycles=bool(self.runtime.rules))
-        self.metrics.watch_client(self.runtime.client)
-        # The runtime's, which a reload's digests keep: a reload may add digests.
-        events = self.runtime.digest_events
-        events.delivery_listeners.append(self.metrics.observe_digest)
-        events.failure_listeners.append(self.metrics.observe_digest_failure)
-        if self.notifications is not None and self.notifications.on_outcome is None:
-            self.notifications.on_outcome = self.metrics.observe_notification
-        from automations.digest.changes_page import ChangesPages
+        from automations.daemon_health import start_metrics, start_server
         from automations.webhooks.service import webhook_service
 
+        self.metrics = start_metrics(self.runtime, self.notifications)
         self.webhooks = webhook_service(self)
-        self.health_server = HealthServer(
-            self.metrics,
-            host=settings.host,
-            port=settings.port,
-            webhook=self.webhooks.receiver if self.webhooks is not None else None,
-            pages=ChangesPages(lambda: self.digests),
-        ).start()
+        self.health_server = start_server(
+            settings, self.metrics, self.webhooks, lambda: self.digest_jobs.digests
+        )
 
     def stop_health(self) -> None:
         if self.health_server is not None:
             self.health_server.stop()
             self.health_server = None
         if self.metrics is not None:
-            events = self.runtime.digest_events
-            events.delivery_listeners.remove(self.metrics.observe_digest)
-            events.failure_listeners.remove(self.metrics.observe_digest_failure)
+            from automations.daemon_health import stop_metrics
+
+            stop_metrics(self.metrics, self.runtime.digest_events)
 
     def _catch_stop(self) -> dict[int, Any]:
         """SIGTERM and SIGINT set ``stopping``; the previous handlers, to restore."""

@@ -178,7 +178,7 @@ def _digest_after_first_cycle(daemon: Daemon) -> None:
         while not daemon.stopping.is_set():
             if daemon.first_cycle_done.wait(0.2):
                 if not daemon.stopping.is_set():  # the runtime closes once it is stopping
-                    daemon.send_digests_now()
+                    daemon.digest_jobs.send_now()
                 return
 
     threading.Thread(target=send, name="demo-first-digest", daemon=True).start()

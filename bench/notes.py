@@ -221,7 +221,7 @@ while the daemon handles the webhooks its own edits set off.
 
 A delivered notification follows its edit within a fraction of a second: the run
 that recorded the action (a cycle, or a webhook's run) wakes the notification
-pass at once (`Daemon._wake_notifications`). Before that change the notification
+pass at once (`NotificationJobs.wake`). Before that change the notification
 waited for the next pass, every 5 s (`NOTIFY_EVERY`): 2.96 s p50 and 4.99 s p99,
 both targets missed; the pass every 5 s remains for retries."""
 

@@ -169,7 +169,7 @@ def test_daemon_cron_job_delivers_once(
         assert set(jobs) == {"digest daily", "digest outbox"}
         assert jobs["digest daily"].trigger.get_next_fire_time(None, clock.now) == ahead
 
-        daemon._outbox_job()  # start-up: nothing due yet
+        daemon.digest_jobs.run_outbox()  # start-up: nothing due yet
         assert smtp.received == []
 
         ran: list[str] = []
@@ -182,7 +182,7 @@ def test_daemon_cron_job_delivers_once(
             while ran.count("digest daily") < count and time.monotonic() < deadline:
                 time.sleep(0.02)
         assert ran.count("digest daily") == 2
-        daemon._outbox_job()
+        daemon.digest_jobs.run_outbox()
     finally:
         if daemon.scheduler.running:
             daemon.scheduler.shutdown(wait=True)

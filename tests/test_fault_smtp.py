@@ -219,7 +219,7 @@ def test_a_silent_smtp_server_does_not_hold_back_rule_cycles(harness: Harness) -
         daemon = Daemon(runtime)
         daemon.add_jobs()  # the scheduler is not started: the test runs the jobs itself
         try:
-            sending = threading.Thread(target=daemon._outbox_job)
+            sending = threading.Thread(target=daemon.digest_jobs.run_outbox)
             sending.start()
             time.sleep(0.5)
             assert sending.is_alive(), "the digest is waiting for the SMTP greeting"

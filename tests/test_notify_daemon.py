@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.daemon import NOTIFY_EVERY, Daemon, deliver_notifications
+from automations.daemon import Daemon
+from automations.notify.jobs import NOTIFY_EVERY, deliver_notifications
 from automations.runtime import Runtime, make_notification_outbox
 from tests.engine_harness import Harness
 from tests.notify_support import PUBLIC, RecordingSender, apply
@@ -53,7 +54,7 @@ def test_the_daemon_job_sends_while_a_cycle_holds_its_lock(harness: Harness) -> 
         job = daemon.scheduler.get_job("notifications")
         assert job is not None
         assert job.trigger.interval == NOTIFY_EVERY
-        with daemon._lock, daemon._digest_lock:  # a long cycle, a slow SMTP server
+        with daemon._lock, daemon.digest_jobs.lock:  # a long cycle, a slow SMTP server
             daemon.scheduler.start()
             wait_until(lambda: sender.keys == [key], "the notification")
     finally:
@@ -72,7 +73,7 @@ def test_a_stuck_receiver_does_not_hold_back_a_rule_cycle(harness: Harness) -> N
     outbox = make_notification_outbox(runtime, {HOOK: sender}, {HOOK: PUBLIC})
     daemon = Daemon(runtime, notifications=outbox)
     daemon.add_jobs()  # the scheduler is not started: the test runs the jobs itself
-    sending = threading.Thread(target=daemon._notification_job)
+    sending = threading.Thread(target=daemon.notification_jobs.run)
     try:
         sending.start()
         wait_until(lambda: sender.keys == [key], "the receiver to get it")
@@ -99,7 +100,7 @@ def test_the_daemon_counts_notifications_in_metrics(harness: Harness) -> None:
         apply(runtime.ledger, KEY, [HOOK, "mail"], policies, now=now)
         daemon.serve_health()
         assert daemon.health_server is not None
-        daemon._notification_job()
+        daemon.notification_jobs.run()
         samples = metric_samples(httpx.get(f"{daemon.health_server.url}/metrics").text)
     finally:
         daemon.stop_health()

@@ -165,11 +165,11 @@ def test_pause_holds_digest_mail_until_resume(
         daemon = Daemon(runtime, digests=digests)
         runtime.ledger.kill_switch.pause(by="test", reason="holiday", now=MONDAY_0800)
         with caplog.at_level(logging.WARNING):
-            daemon._digest_job("daily")  # the cron job fires
-            daemon._outbox_job()  # the 30-second outbox job
+            daemon.digest_jobs.run_scheduled("daily")  # the cron job fires
+            daemon.digest_jobs.run_outbox()  # the 30-second outbox job
         held = (len(smtp.received), runtime.ledger.outbox.periods("daily"))
         runtime.ledger.kill_switch.resume()
-        daemon._outbox_job()
+        daemon.digest_jobs.run_outbox()
     finally:
         runtime.close()
 

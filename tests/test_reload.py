@@ -127,7 +127,7 @@ def test_a_job_that_fired_before_the_reload_runs_on_the_new_config(
 
     with caplog.at_level(logging.INFO, logger="automations"):
         daemon._job("every 1m")  # as if it had fired just before the swap
-        daemon._digest_job("daily")
+        daemon.digest_jobs.run_scheduled("daily")
 
     assert harness.severity(stuck["id"]) == "Critical"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
