@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from automations.cycle_report import CycleReport, IncidentsRun
 from automations.digest.jobs import DigestJobs
 from automations.errors import AutomationsError, LedgerError, LedgerReplaced
+from automations.job_host import JobHost
 from automations.leadership import RETRY_EVERY
 from automations.ledger.watch import LedgerFile
 from automations.notify.jobs import NotificationJobs
@@ -107,16 +108,9 @@ class Daemon:
         )
         self._lock = threading.Lock()  # rule cycles share one client and ledger: one at a time
         # Digests and notifications have jobs and locks of their own (see their modules).
-        self.digest_jobs = DigestJobs(
-            digests if digests is not None else runtime.digests,
-            runtime.ledger,
-            self.scheduler,
-            self.stopping,
-            self._ledger_intact,
-        )
-        self.notification_jobs = NotificationJobs(
-            self.notifications, runtime.ledger, self.scheduler, self.stopping, self._ledger_intact
-        )
+        host = JobHost(runtime.ledger, self.scheduler, self.stopping, self._ledger_intact)
+        self.digest_jobs = DigestJobs(digests if digests is not None else runtime.digests, host)
+        self.notification_jobs = NotificationJobs(self.notifications, host)
         self._lend_stop()
         self.metrics: Metrics | None = None
         self.health_server: HealthServer | None = None

@@ -1,7 +1,7 @@
 """The daemon's digest jobs: each digest on its cron, and the outbox every 30 seconds.
 
-Owned by the daemon (automations/daemon.py), which hands it the scheduler, the
-stop event and its ledger check. Digests have a lock of their own, apart from
+Owned by the daemon (automations/daemon.py), which hands it its side (job_host.py:
+the scheduler, the ledger, whether it may still run). Digests have a lock of their own, apart from
 the rule cycles': a slow or silent SMTP server (up to smtp.timeout_seconds per
 attempt) must not hold back an escalation; the ledger and client are
 thread-safe. ``digests`` is replaced by a reload, under that lock.
@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING
 
 from automations.clock import host_now
 from automations.errors import AutomationsError
+from automations.job_host import JobHost
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.base import BaseScheduler
-
     from automations.digest.service import Digests
-    from automations.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +31,9 @@ OUTBOX_EVERY = timedelta(seconds=30)  # how often queued digests are retried and
 class DigestJobs:
     """Schedules the digests' jobs and runs each one at a time, never after a stop."""
 
-    def __init__(
-        self,
-        digests: Digests | None,
-        ledger: Ledger,
-        scheduler: BaseScheduler,
-        stopping: threading.Event,
-        ledger_intact: Callable[[], bool],
-    ) -> None:
-        """``ledger_intact``: the daemon's check, False (and the daemon stopping) once the
-        ledger file was deleted or replaced."""
+    def __init__(self, digests: Digests | None, host: JobHost) -> None:
         self.digests = digests
-        self.ledger = ledger
-        self.scheduler = scheduler
-        self.stopping = stopping
-        self.ledger_intact = ledger_intact
+        self.host = host
         self.lock = threading.Lock()
 
     def add_jobs(self) -> None:
@@ -65,7 +51,7 @@ class DigestJobs:
 
         for name in self.digests.names():
             job = self.digests.job(name)
-            self.scheduler.add_job(
+            self.host.scheduler.add_job(
                 self.run_scheduled,
                 job.schedule.trigger,
                 id=f"digest {name}",
@@ -73,7 +59,7 @@ class DigestJobs:
                 args=(name,),
                 misfire_grace_time=int(job.options.catch_up_grace.total_seconds()),
             )
-        self.scheduler.add_job(
+        self.host.scheduler.add_job(
             self.run_outbox,
             IntervalTrigger(seconds=int(OUTBOX_EVERY.total_seconds())),
             id="digest outbox",
@@ -84,7 +70,7 @@ class DigestJobs:
     def replace_jobs(self) -> None:
         """After a reload: every digest job rebuilt. Should a digest's time pass during the
         swap, the outbox job queues it (it sends what is due but missing)."""
-        for job in self.scheduler.get_jobs():
+        for job in self.host.scheduler.get_jobs():
             if job.id.startswith("digest "):
                 job.remove()
         self.add_jobs()
@@ -125,12 +111,10 @@ class DigestJobs:
 
         with self.lock:
             digests = self.digests
-            if self.stopping.is_set() or digests is None or name not in (None, *digests.jobs):
-                return
-            if not self.ledger_intact():
+            if digests is None or name not in (None, *digests.jobs) or not self.host.may_run():
                 return
             try:
-                if digests_paused(self.ledger, label, quiet=name is None):
+                if digests_paused(self.host.ledger, label, quiet=name is None):
                     return
                 work(digests)
             except AutomationsError as exc:

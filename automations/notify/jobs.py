@@ -1,7 +1,7 @@
 """The daemon's notification job: due notifications every few seconds, and at once on a wake.
 
-Owned by the daemon (automations/daemon.py), which hands it the scheduler, the
-stop event and its ledger check. It has its own scheduler job and lock, never
+Owned by the daemon (automations/daemon.py), which hands it its side (job_host.py:
+the scheduler, the ledger, whether it may still run). It has its own scheduler job and lock, never
 inside a cycle's, so neither waits for the other: a stuck receiver (up to one
 lease) must not hold back a cycle, and a slow SMTP server must not hold back a
 page. ``deliver_notifications`` is the one pass, shared with ``once``.
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from automations.clock import host_now
 from automations.errors import AutomationsError
+from automations.job_host import JobHost
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.base import BaseScheduler
-
     from automations.ledger import Ledger
     from automations.notify.outbox import NoticeDelivery, NotificationOutbox
 
@@ -44,21 +42,9 @@ def deliver_notifications(
 class NotificationJobs:
     """Schedules the delivery pass and runs one at a time, never after a stop."""
 
-    def __init__(
-        self,
-        outbox: NotificationOutbox | None,
-        ledger: Ledger,
-        scheduler: BaseScheduler,
-        stopping: threading.Event,
-        ledger_intact: Callable[[], bool],
-    ) -> None:
-        """``ledger_intact``: the daemon's check, False (and the daemon stopping) once the
-        ledger file was deleted or replaced."""
+    def __init__(self, outbox: NotificationOutbox | None, host: JobHost) -> None:
         self.outbox = outbox
-        self.ledger = ledger
-        self.scheduler = scheduler
-        self.stopping = stopping
-        self.ledger_intact = ledger_intact
+        self.host = host
         self.lock = threading.Lock()
         self._wake_pending = threading.Event()  # a pass asked for by wake waits
 
@@ -68,7 +54,7 @@ class NotificationJobs:
             return
         from apscheduler.triggers.interval import IntervalTrigger
 
-        self.scheduler.add_job(
+        self.host.scheduler.add_job(
             self.run,
             IntervalTrigger(seconds=int(NOTIFY_EVERY.total_seconds())),
             id="notifications",
@@ -89,9 +75,9 @@ class NotificationJobs:
         """One delivery pass, never after a stop; its errors are logged, not raised."""
         with self.lock:
             self._wake_pending.clear()  # this pass sees every row recorded before the wake
-            if self.stopping.is_set() or not self.ledger_intact():
+            if not self.host.may_run():
                 return
             try:
-                deliver_notifications(self.ledger, self.outbox)
+                deliver_notifications(self.host.ledger, self.outbox)
             except AutomationsError as exc:
                 log.error("notifications: %s", exc)
