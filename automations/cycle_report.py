@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from automations.errors import APIError, APIRejected, APIUnavailable, AutomationsError, NotLeader
-from automations.failures import RuleFailure
+from automations.failures import CycleFailure, RuleFailure
 from automations.incidentio import IncidentUpdate
 from automations.ledger import Pause
 from automations.rules.base import PlannedAction
@@ -68,17 +68,23 @@ class CycleReport:
     queries: int = 0
     api_requests: int = 0
     rules: list[RuleOutcome] = field(default_factory=list)
-    error: str | None = None
     # The cycle stopped at the first unreachable answer; `once` stops there too.
     unreachable: bool = False
     stopped: bool = False  # the daemon is stopping: the cycle ended between two steps
     # This replica lost the leader lock (PostgreSQL): the cycle ended before an effect.
     lost_leadership: str | None = None
-    # The exception behind ``error``: /healthz describes it in its own words, since the
-    # text of an API error is the API's (or a proxy's) and may echo anything.
-    cause: AutomationsError | None = field(default=None, repr=False)
+    # What ended the cycle early, if anything (``error`` in words, ``cause`` the exception).
+    failure: CycleFailure | None = None
     # `automations pause`: the cycle polled and planned but held its edits.
     paused: Pause | None = None
+
+    @property
+    def error(self) -> str | None:
+        return None if self.failure is None else self.failure.describe()
+
+    @property
+    def cause(self) -> AutomationsError | None:
+        return None if self.failure is None else self.failure.error
 
     def finish(self, now: datetime) -> None:
         self.finished_at = now

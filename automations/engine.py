@@ -34,7 +34,7 @@ from automations.errors import (
     NotLeader,
 )
 from automations.failpoints import Failpoints
-from automations.failures import described
+from automations.failures import CycleFailure
 from automations.incidentio import (
     FollowUp,
     Incident,
@@ -189,8 +189,8 @@ class Engine:
                 now=report.finished_at,
             )
         except LedgerError as exc:
-            report.error = report.error or f"LedgerError: {exc}"
-            report.cause = report.cause or exc
+            if report.failure is None:
+                report.failure = CycleFailure("record", exc)
         return report
 
     def _run_rules(
@@ -215,7 +215,6 @@ class Engine:
                 report.stopped = True
                 break
             if outcome.gave_up is not None:
-                report.cause = outcome.gave_up
                 self._give_up(report, outcome.gave_up, [r.name for r in rules[index + 1 :]])
                 break
 
@@ -224,8 +223,7 @@ class Engine:
         report: CycleReport, exc: APIError | LedgerError, stop: threading.Event | None
     ) -> None:
         """A page, a read or the ledger failed: the cycle ends with this error."""
-        report.error = described(exc)
-        report.cause = exc
+        report.failure = CycleFailure("read", exc)
         report.unreachable = isinstance(exc, APIUnavailable)
         report.stopped = stop_requested(stop)
 
@@ -349,7 +347,7 @@ class Engine:
 
     def _give_up(self, report: CycleReport, error: APIUnavailable, not_run: Sequence[str]) -> None:
         """One unreachable answer ends the cycle: every other request would wait just as long."""
-        report.error = f"gave up the cycle, the API is unreachable: {error}"
+        report.failure = CycleFailure("apply", error)
         report.unreachable = True
         log.error(
             "giving up this cycle: the API is unreachable (%s); the remaining actions%s wait "

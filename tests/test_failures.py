@@ -16,8 +16,8 @@ import pytest
 
 from automations.clock import host_now
 from automations.cycle_report import CycleReport, RuleOutcome
-from automations.errors import APIRejected, LedgerError
-from automations.failures import RuleFailure, described
+from automations.errors import APIRejected, APIUnavailable, LedgerError, LedgerReplaced
+from automations.failures import CycleFailure, RuleFailure, described
 from automations.ledger import Ledger
 from automations.recovery import Adopted, adopt
 from automations.rules.escalate import EscalateSeverity, EscalateSeverityOptions
@@ -152,3 +152,25 @@ def test_a_refused_edit_keeps_the_apis_exception(harness: Harness) -> None:
     with Ledger(harness.ledger_path) as ledger:
         (event,) = ledger.events.history()
     assert event.error == str(error)
+
+
+def test_what_ended_a_cycle_is_kept_as_the_exception_and_said_in_the_same_words() -> None:
+    """A cycle's failure is a CycleFailure (the step and the exception); its text is the one
+    the ledger's run row, the cycle line and --json always had."""
+    down = APIUnavailable("GET /v2/incidents failed: HTTP 503", status=503)
+    report = CycleReport(schedule="every 1m", started_at=host_now())
+    assert (report.error, report.cause, report.ok) == (None, None, True)
+
+    report.failure = CycleFailure("read", down)
+    assert report.error == f"APIUnavailable: {down}"
+    assert report.cause is down
+    assert not report.ok
+    assert report.summary()["error"] == report.error
+
+    report.failure = CycleFailure("apply", down)
+    assert report.error == f"gave up the cycle, the API is unreachable: {down}"
+
+    # The run row could not be written: named LedgerError whatever the subclass.
+    report.failure = CycleFailure("record", LedgerReplaced("ledger.db is another file now"))
+    assert report.error == "LedgerError: ledger.db is another file now"
+    assert isinstance(report.cause, LedgerReplaced)

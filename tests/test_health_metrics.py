@@ -27,7 +27,7 @@ from automations.cycle_report import CycleReport, RuleOutcome
 from automations.daemon import Daemon
 from automations.digest.service import Digests
 from automations.errors import APIRejected, APIUnavailable, LedgerError
-from automations.failures import RuleFailure
+from automations.failures import CycleFailure, RuleFailure
 from automations.incidentio import IncidentEdit
 from automations.metrics import (
     DIGEST_FAILING_AFTER,
@@ -49,10 +49,15 @@ def _report(ok: bool) -> CycleReport:
     report = CycleReport("every 1m", datetime(2026, 1, 1, tzinfo=UTC))
     report.rules.append(RuleOutcome("r"))
     if not ok:
-        report.cause = APIUnavailable(
-            "GET /v2/incidents failed: HTTP 503", status=503, method="GET", route="/v2/incidents"
+        report.failure = CycleFailure(
+            "read",
+            APIUnavailable(
+                "GET /v2/incidents failed: HTTP 503",
+                status=503,
+                method="GET",
+                route="/v2/incidents",
+            ),
         )
-        report.error = f"APIUnavailable: {report.cause}"
     return report
 
 
