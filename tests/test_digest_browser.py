@@ -87,6 +87,14 @@ def measure(browser: Browser, page: Path, *, width: int, dark: bool) -> Measure:
         return tab.measure()
 
 
+@pytest.fixture(scope="module")
+def on_a_phone(browser: Browser, digest: tuple[Rendered, Path]) -> dict[bool, Measure]:
+    """The digest measured once at 375 px, light (False) and dark (True): the checks below
+    each read it rather than loading the page again."""
+    _, page = digest
+    return {dark: measure(browser, page, width=PHONE, dark=dark) for dark in (False, True)}
+
+
 def test_the_page_is_the_pinned_full_digest_with_the_long_names(
     digest: tuple[Rendered, Path],
 ) -> None:
@@ -103,12 +111,9 @@ def test_the_page_is_the_pinned_full_digest_with_the_long_names(
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_no_sideways_scrolling_at_375_px(
-    browser: Browser, digest: tuple[Rendered, Path], dark: bool
-) -> None:
+def test_no_sideways_scrolling_at_375_px(on_a_phone: dict[bool, Measure], dark: bool) -> None:
     """At 375 CSS px the page is no wider than the screen: long names wrap, nothing overflows."""
-    _, page = digest
-    seen = measure(browser, page, width=PHONE, dark=dark)
+    seen = on_a_phone[dark]
     assert seen.inner_width == PHONE
     assert seen.scroll_width <= seen.inner_width, (
         f"the digest is {seen.scroll_width} px wide at {PHONE} px; past the edge: "
@@ -118,20 +123,15 @@ def test_no_sideways_scrolling_at_375_px(
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_no_short_word_is_split_at_375_px(
-    browser: Browser, digest: tuple[Rendered, Path], dark: bool
-) -> None:
+def test_no_short_word_is_split_at_375_px(on_a_phone: dict[bool, Measure], dark: bool) -> None:
     """Wrapping long names never splits a short word or number ("15" as "1", "5") in a column."""
-    _, page = digest
-    seen = measure(browser, page, width=PHONE, dark=dark)
+    seen = on_a_phone[dark]
     assert seen.split == (), "split across lines (give the cell nowrap): " + ", ".join(seen.split)
 
 
-def test_dark_mode_applies(browser: Browser, digest: tuple[Rendered, Path]) -> None:
+def test_dark_mode_applies(on_a_phone: dict[bool, Measure]) -> None:
     """prefers-color-scheme: dark matches, and the page and the card are painted dark."""
-    _, page = digest
-    light = measure(browser, page, width=PHONE, dark=False)
-    dark = measure(browser, page, width=PHONE, dark=True)
+    light, dark = on_a_phone[False], on_a_phone[True]
     assert (light.dark, dark.dark) == (False, True)
     assert light.body_background != dark.body_background
     assert light.card_background != dark.card_background
